@@ -1,0 +1,80 @@
+"""The error vocabulary: small and flat, each named for the condition that raises it.
+
+Messages name the object (``kind "name"``) the way the Kubernetes API server does, so
+that a user who knows ``kubectl`` recognises them. No message ever contains a Secret's
+data: code that builds a message from an object's content must not include
+``data``/``stringData`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class OrchestraError(Exception):
+    """Base of every error orchestra raises on purpose."""
+
+
+class NotFound(OrchestraError):
+    """The named object does not exist (``pods "web" not found``)."""
+
+
+class AlreadyExists(OrchestraError):
+    """``create`` of an object whose namespace/name is taken (``pods "web" already exists``)."""
+
+
+class Conflict(OrchestraError):
+    """An update carried a stale ``metadata.resourceVersion``: re-read and try again."""
+
+
+class Gone(OrchestraError):
+    """A watch asked to resume from a resourceVersion older than the kept history."""
+
+
+class Timeout(OrchestraError):
+    """``wait_for`` (or another bounded wait) ran out of time; the message says why."""
+
+
+class Forbidden(OrchestraError):
+    """Admission refused the object: a quota, a limit range or another policy."""
+
+
+class RuntimeUnavailable(OrchestraError):
+    """A container runtime or network backend cannot be used here; the message says how to fix it."""
+
+
+class FieldError:
+    """One failed field: its path (``spec.containers[0].image``) and what was wrong."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"FieldError({self.path!r}, {self.message!r})"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class Invalid(OrchestraError):
+    """An object failed validation. ``errors`` lists every failed field path.
+
+    The message reads like the API server's:
+    ``Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be >= 0``.
+    """
+
+    def __init__(self, what: str, errors: Sequence[FieldError] | str) -> None:
+        if isinstance(errors, str):
+            errors = [FieldError("", errors)]
+        self.what = what
+        self.errors: list[FieldError] = list(errors)
+        detail = "; ".join(str(e) for e in self.errors)
+        super().__init__(f"{what} is invalid: {detail}" if what else detail)
+
+    @property
+    def paths(self) -> list[str]:
+        """The failed field paths, in the order they were found."""
+        return [e.path for e in self.errors]

@@ -1,0 +1,87 @@
+"""The pod network contract, shared by the ``loopback`` and ``bridge`` networks.
+
+A network gives each pod an address (and, if it isolates, a network namespace), hands
+out Service ClusterIPs and NodePorts at admission time, and programs Services from
+Endpoints so that traffic to ``clusterIP:port`` (and ``127.0.0.1:nodePort``) reaches
+Ready endpoints. It never reads or writes the store: the endpoints loop calls
+``sync_service`` with the current objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from orchestra._clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class PodNetwork:
+    ip: str
+    netns_path: str | None = None  # None: the pod shares the host's namespace
+    hosts_file: str | None = None  # a file to mount at /etc/hosts (isolating networks)
+    resolv_conf: str | None = None  # a file to mount at /etc/resolv.conf
+
+
+@runtime_checkable
+class Network(Protocol):
+    name: str
+    isolated: bool  # True: each pod has its own network namespace
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None:
+        """Tear down every pod network, proxy and rule this network made."""
+        ...
+
+    async def setup_pod(self, uid: str, namespace: str, name: str, hostname: str) -> PodNetwork:
+        """Give the pod an address; idempotent for the same uid."""
+        ...
+
+    async def teardown_pod(self, uid: str) -> None:
+        """Release the pod's address and namespace; idempotent."""
+        ...
+
+    def allocate_cluster_ip(self, requested: str | None = None) -> str:
+        """A free ClusterIP (or ``requested`` if free); ValueError when taken/out of range."""
+        ...
+
+    def release_cluster_ip(self, ip: str) -> None: ...
+
+    def allocate_node_port(self, requested: int | None = None) -> int:
+        """A free port in 30000-32767 (or ``requested``); ValueError when taken."""
+        ...
+
+    def release_node_port(self, port: int) -> None: ...
+
+    async def sync_service(self, service: Any, endpoints: Any | None) -> None:
+        """Program ``service`` (an ``objects.Service``) to forward to the Ready
+        addresses of ``endpoints`` (an ``objects.Endpoints``); idempotent."""
+        ...
+
+    async def remove_service(self, namespace: str, name: str) -> None: ...
+
+    def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
+        """An address the embedding process can connect to now for that service port."""
+        ...
+
+
+def load_network(name: str, *, clock: Clock, cluster_name: str, state_dir: str,
+                 **options: Any) -> Network:
+    """Import a network backend by name, lazily."""
+    if name == "loopback":
+        from orchestra.net.loopback import LoopbackNetwork
+
+        return LoopbackNetwork(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
+                               **options)
+    if name == "bridge":
+        from orchestra.net.bridge import BridgeNetwork
+
+        return BridgeNetwork(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
+                             **options)
+    raise ValueError(f"unknown network {name!r}: choose loopback or bridge")
+
+
+NetworkFactory = Callable[..., Network]

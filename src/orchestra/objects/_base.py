@@ -1,0 +1,570 @@
+"""The base of every Kubernetes-shaped model: deeply immutable, camelCase on the wire.
+
+Invariants, relied on by the store to hand out shared snapshots without copying:
+
+- A model instance never changes after validation: attribute assignment raises, lists
+  are validated into tuples and maps into :class:`FrozenDict`, which refuses mutation.
+  The only mutable models are the *thawed* copies made by :meth:`Model.thaw` for
+  ``Cluster.edit``; they are never stored (writing one back validates it again).
+- ``to_dict()`` is Kubernetes JSON: camelCase keys, no ``None`` values, lists not tuples.
+- Validation errors surface as :class:`orchestra.Invalid` naming every failed path in
+  Kubernetes' notation (``spec.containers[0].resources.limits.cpu``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
+
+from orchestra._errors import FieldError, Invalid
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenDict(dict[K, V]):
+    """A ``dict`` that refuses every mutation; what maps in stored objects are made of."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            "objects from the store are immutable: change a copy (to_dict(), model_copy) "
+            "and update it, or use Cluster.edit"
+        )
+
+    __setitem__ = _refuse
+    __delitem__ = _refuse
+    __ior__ = _refuse  # type: ignore[assignment]
+    clear = _refuse
+    pop = _refuse
+    popitem = _refuse
+    setdefault = _refuse
+    update = _refuse
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        args = get_args(source) or (Any, Any)
+        inner = handler.generate_schema(dict[args[0], args[1]])  # type: ignore[valid-type]
+        return core_schema.no_info_after_validator_function(cls, inner)
+
+
+EMPTY: FrozenDict[Any, Any] = FrozenDict()
+
+# A thawed model carries this (otherwise unused) private-state marker.
+_THAWED: dict[str, Any] = {"__orchestra_thawed__": True}
+
+
+def _thaw_value(v: Any) -> Any:
+    if isinstance(v, Model):
+        return v.thaw()
+    if isinstance(v, tuple):
+        return [_thaw_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _thaw_value(x) for k, x in v.items()}
+    return v
+
+
+class Model(BaseModel):
+    """Base of all nested Kubernetes structures (not only top-level kinds)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        serialize_by_alias=True,
+        validate_default=False,
+        revalidate_instances="never",
+        protected_namespaces=(),
+        defer_build=False,
+    )
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__pydantic_private__ is not _THAWED:
+            raise TypeError(
+                f"{type(self).__name__} objects are immutable: change a copy "
+                "(to_dict(), model_copy(update=...)) or use Cluster.edit"
+            )
+        object.__getattribute__(self, "__dict__")[name] = value
+        self.__pydantic_fields_set__.add(name)
+
+    def __delattr__(self, name: str) -> None:
+        raise TypeError(f"{type(self).__name__} objects are immutable")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Kubernetes JSON: camelCase keys, no ``None`` fields, plain lists and dicts."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True, warnings=False)
+
+    def thaw(self) -> Self:
+        """A deep, mutable copy (lists and dicts, assignable attributes) for editing.
+
+        Never store a thawed copy directly: write it back through ``update``/``edit``,
+        which validates it into a new immutable object.
+        """
+        new = self.__class__.__new__(self.__class__)
+        object.__setattr__(
+            new, "__dict__", {k: _thaw_value(v) for k, v in self.__dict__.items()}
+        )
+        object.__setattr__(new, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(new, "__pydantic_extra__", None)
+        object.__setattr__(new, "__pydantic_private__", _THAWED)
+        return new
+
+    @property
+    def is_thawed(self) -> bool:
+        return self.__pydantic_private__ is _THAWED
+
+
+# ---------------------------------------------------------------------------
+# Scalar types shared by all kinds
+
+
+def _to_time(v: Any) -> Any:
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.UTC)
+        return v.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return v
+
+
+Time = Annotated[str, BeforeValidator(_to_time)]
+"""An RFC 3339 timestamp, kept as the string Kubernetes puts on the wire."""
+
+
+def format_time(seconds_since_epoch: float) -> str:
+    """RFC 3339 with second precision and ``Z``, as Kubernetes writes ``metav1.Time``."""
+    return _dt.datetime.fromtimestamp(seconds_since_epoch, _dt.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+
+
+def parse_time(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp."""
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+_QUANTITY_RE = re.compile(
+    r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$"
+)
+
+
+def _to_quantity(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"Invalid value: {v!r}: quantities must match the regular expression "
+                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v) if not v.is_integer() else str(int(v))
+    if isinstance(v, str) and _QUANTITY_RE.match(v):
+        return v
+    raise ValueError(
+        f"Invalid value: {v!r}: quantities must match the regular expression "
+        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    )
+
+
+QuantityValue = Annotated[str, BeforeValidator(_to_quantity)]
+"""A resource quantity as written (``"500m"``, ``"1Gi"``); numbers become their string.
+
+Parse with ``orchestra.objects.Quantity`` for arithmetic and comparison.
+"""
+
+
+def _to_int_or_string(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError(f"Invalid value: {v!r}: must be an integer or a string")
+    if isinstance(v, int | str):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    raise ValueError(f"Invalid value: {v!r}: must be an integer or a string")
+
+
+IntOrString = Annotated[int | str, BeforeValidator(_to_int_or_string)]
+
+
+# ---------------------------------------------------------------------------
+# Names and labels, validated as Kubernetes validates them
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def dns1123_label_error(value: str) -> str | None:
+    if len(value) > 63:
+        return "must be no more than 63 characters"
+    if not _DNS1123_LABEL.match(value):
+        return (
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+            "or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  "
+            "or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    return None
+
+
+def dns1123_subdomain_error(value: str) -> str | None:
+    if len(value) > 253:
+        return "must be no more than 253 characters"
+    if not _DNS1123_SUBDOMAIN.match(value):
+        return (
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+            "characters, '-' or '.', and must start and end with an alphanumeric character "
+            "(e.g. 'example.com', regex used for validation is "
+            "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+        )
+    return None
+
+
+def dns1035_label_error(value: str) -> str | None:
+    if len(value) > 63:
+        return "must be no more than 63 characters"
+    if not _DNS1035_LABEL.match(value):
+        return (
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+            "start with an alphabetic character, and end with an alphanumeric character "
+            "(e.g. 'my-name',  or 'abc-123', regex used for validation is "
+            "'[a-z]([-a-z0-9]*[a-z0-9])?')"
+        )
+    return None
+
+
+def label_key_error(key: str) -> str | None:
+    """Kubernetes' qualified-name rule for label and annotation keys."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        if not prefix:
+            return "prefix part must be non-empty"
+        err = dns1123_subdomain_error(prefix)
+        if err:
+            return f"prefix part {err}"
+    if not name:
+        return "name part must be non-empty"
+    if len(name) > 63:
+        return "name part must be no more than 63 characters"
+    if not _QUALIFIED_NAME.match(name):
+        return (
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+            "start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  "
+            "or '123-abc', regex used for validation is "
+            "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        )
+    return None
+
+
+def label_value_error(value: str) -> str | None:
+    if len(value) > 63:
+        return "must be no more than 63 characters"
+    if not _LABEL_VALUE.match(value):
+        return (
+            "a valid label must be an empty string or consist of alphanumeric characters, "
+            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+            "'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+            "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Metadata
+
+
+class OwnerReference(Model):
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool | None = None
+    block_owner_deletion: bool | None = None
+
+
+class ManagedFieldsEntry(Model):
+    api_version: str | None = None
+    fields_type: str | None = None
+    fields_v1: FrozenDict[str, Any] | None = None
+    manager: str | None = None
+    operation: str | None = None
+    subresource: str | None = None
+    time: Time | None = None
+
+
+class ObjectMeta(Model):
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: Time | None = None
+    deletion_timestamp: Time | None = None
+    deletion_grace_period_seconds: int | None = None
+    labels: FrozenDict[str, str] | None = None
+    annotations: FrozenDict[str, str] | None = None
+    owner_references: tuple[OwnerReference, ...] | None = None
+    finalizers: tuple[str, ...] | None = None
+    managed_fields: tuple[ManagedFieldsEntry, ...] | None = None
+    self_link: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
+        if v:
+            errors = []
+            for key, value in v.items():
+                err = label_key_error(key)
+                if err:
+                    errors.append(f"Invalid value: {key!r}: {err}")
+                err = label_value_error(value)
+                if err:
+                    errors.append(f"Invalid value: {value!r}: {err}")
+            if errors:
+                raise ValueError("; ".join(errors))
+        return v
+
+    @field_validator("annotations")
+    @classmethod
+    def _check_annotations(
+        cls, v: FrozenDict[str, str] | None
+    ) -> FrozenDict[str, str] | None:
+        if v:
+            for key in v:
+                err = label_key_error(key)
+                if err:
+                    raise ValueError(f"Invalid value: {key!r}: {err}")
+        return v
+
+    def controller_ref(self) -> OwnerReference | None:
+        """The owner reference with ``controller: true``, if any."""
+        for ref in self.owner_references or ():
+            if ref.controller:
+                return ref
+        return None
+
+
+class ListMeta(Model):
+    resource_version: str | None = None
+    continue_: str | None = Field(None, alias="continue")
+    remaining_item_count: int | None = None
+
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: str
+    values: tuple[str, ...] | None = None
+
+
+class LabelSelector(Model):
+    match_labels: FrozenDict[str, str] | None = None
+    match_expressions: tuple[LabelSelectorRequirement, ...] | None = None
+
+
+# ---------------------------------------------------------------------------
+# Top-level kinds and their registry
+
+
+class KindInfo:
+    """What the registry knows of a kind: names for references and the REST path."""
+
+    __slots__ = ("api_version", "cls", "group", "kind", "name_check", "namespaced",
+                 "plural", "short_names")
+
+    def __init__(
+        self,
+        cls: type[KubeObject],
+        api_version: str,
+        kind: str,
+        plural: str,
+        short_names: tuple[str, ...],
+        namespaced: bool,
+        name_check: Callable[[str], str | None],
+    ) -> None:
+        self.cls = cls
+        self.api_version = api_version
+        self.kind = kind
+        self.plural = plural
+        self.short_names = short_names
+        self.namespaced = namespaced
+        self.group = api_version.rpartition("/")[0]
+        self.name_check = name_check
+
+    @property
+    def resource(self) -> str:
+        """``deployments.apps``: how the API server names the kind in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def __repr__(self) -> str:
+        return f"KindInfo({self.kind})"
+
+
+KINDS: dict[str, KindInfo] = {}
+"""Kind name -> KindInfo, filled by :func:`register` as kind modules are imported."""
+
+
+class KubeObject(Model):
+    """A top-level object: apiVersion, kind, metadata. Subclasses are one kind each."""
+
+    INFO: ClassVar[KindInfo]
+
+    api_version: str = Field("", alias="apiVersion")
+    kind: str = ""
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate a Kubernetes dict; failures raise :class:`orchestra.Invalid`."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise invalid_from(cls, obj, exc) from None
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name or ""
+
+    @property
+    def namespace(self) -> str | None:
+        return self.metadata.namespace
+
+    @property
+    def labels(self) -> FrozenDict[str, str]:
+        return self.metadata.labels or EMPTY
+
+    @property
+    def annotations(self) -> FrozenDict[str, str]:
+        return self.metadata.annotations or EMPTY
+
+    @property
+    def uid(self) -> str:
+        return self.metadata.uid or ""
+
+    @property
+    def ref(self) -> str:
+        """``kind/name`` (with ``namespace/`` in front for namespaced kinds)."""
+        if self.metadata.namespace:
+            return f"{self.metadata.namespace}/{self.kind.lower()}/{self.name}"
+        return f"{self.kind.lower()}/{self.name}"
+
+    def __repr__(self) -> str:
+        ns = f"{self.metadata.namespace}/" if self.metadata.namespace else ""
+        return f"<{self.kind} {ns}{self.metadata.name} rv={self.metadata.resource_version}>"
+
+
+T = TypeVar("T", bound=type[KubeObject])
+
+
+def register(
+    *,
+    plural: str,
+    short_names: Iterable[str] = (),
+    namespaced: bool = True,
+    name_check: Callable[[str], str | None] = dns1123_subdomain_error,
+) -> Callable[[T], T]:
+    """Class decorator: add a kind to :data:`KINDS`.
+
+    The class must default its ``api_version`` and ``kind`` fields, e.g.
+    ``api_version: Literal["apps/v1"] = Field("apps/v1", alias="apiVersion")``.
+    """
+
+    def deco(cls: T) -> T:
+        fields = cls.model_fields
+        api_version = fields["api_version"].default
+        kind = fields["kind"].default
+        assert isinstance(api_version, str) and api_version, cls
+        assert isinstance(kind, str) and kind, cls
+        info = KindInfo(cls, api_version, kind, plural, tuple(short_names), namespaced,
+                        name_check)
+        cls.INFO = info
+        KINDS[kind] = info
+        return cls
+
+    return deco
+
+
+# ---------------------------------------------------------------------------
+# Validation errors in Kubernetes' words
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in _UNION_TAGS:
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+_UNION_TAGS = frozenset({"int", "str", "float", "bool", "constrained-str", "lax-str"})
+
+
+def describe_kind(cls: type[KubeObject], obj: Any) -> str:
+    """``Deployment.apps "web"``: how the API server names an object in an error."""
+    info = getattr(cls, "INFO", None)
+    name = ""
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            name = str(meta.get("name") or meta.get("generateName") or "")
+    if info is None:
+        return f'{cls.__name__} "{name}"'
+    what = f"{info.kind}.{info.group}" if info.group else info.kind
+    return f'{what} "{name}"'
+
+
+def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Invalid:
+    """Turn pydantic's error list into one :class:`Invalid` naming every failed path."""
+    errors: list[FieldError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False, include_input=False):
+        path = _path(err["loc"])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = f'unknown field "{path}"'
+        elif kind == "missing":
+            msg = "Required value"
+        elif kind == "value_error":
+            msg = str(err["msg"]).removeprefix("Value error, ")
+        elif kind == "literal_error":
+            msg = f"Unsupported value: {err['msg']}"
+        else:
+            msg = f"Invalid value: {err['msg']}"
+        if (path, msg) not in seen:
+            seen.add((path, msg))
+            errors.append(FieldError(path, msg))
+    return Invalid(describe_kind(cls, obj), errors)
