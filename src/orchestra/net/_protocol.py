@@ -76,12 +76,17 @@ def load_network(name: str, *, clock: Clock, cluster_name: str, state_dir: str,
 
         return LoopbackNetwork(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
                                **options)
+    if name == "fake":
+        from orchestra.net.fake import FakeNetwork
+
+        return FakeNetwork(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
+                           **options)
     if name == "bridge":
         from orchestra.net.bridge import BridgeNetwork
 
         return BridgeNetwork(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
                              **options)
-    raise ValueError(f"unknown network {name!r}: choose loopback or bridge")
+    raise ValueError(f"unknown network {name!r}: choose fake, loopback or bridge")
 
 
 NetworkFactory = Callable[..., Network]

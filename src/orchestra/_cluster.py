@@ -1,0 +1,484 @@
+"""``orchestra.Cluster``: the store, the loops, a runtime and a network, wired together.
+
+The cluster owns one supervisor task running a task group with every informer,
+controller, node agent and periodic loop; ``stop()`` cancels it, then closes the runtime
+(which stops and removes every container it made) and the network, and removes the
+cluster's state directory, so nothing of the cluster's is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from orchestra import _admission
+from orchestra._apply import LAST_APPLIED, apply_patch, as_objects, with_last_applied
+from orchestra._clock import Clock, RealClock
+from orchestra._errors import Conflict, NotFound, OrchestraError, Timeout
+from orchestra._store import Store
+from orchestra._wait import predicate, summarize
+from orchestra.loops._context import Context, Runnable
+from orchestra.loops._engine import Informers
+from orchestra.loops._events import EventRecorder
+from orchestra.loops._nodes import NodeManager, setup_lifecycle
+from orchestra.net import Network, load_network
+from orchestra.objects._base import KubeObject
+from orchestra.objects._registry import parse_ref, to_object
+from orchestra.runtime import ExecResult, Runtime, load_runtime
+
+log = logging.getLogger("orchestra")
+
+KINDS_WATCHED = ("Pod", "Node", "ConfigMap", "Secret", "Service", "Endpoints", "ReplicaSet",
+                 "Deployment", "Namespace", "Job", "CronJob", "DaemonSet", "StatefulSet",
+                 "PodDisruptionBudget", "HorizontalPodAutoscaler")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node to add: its name, capacity, labels and taints (Kubernetes taint dicts)."""
+
+    name: str
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 110
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: Sequence[Mapping[str, Any]] = ()
+
+
+def _controller_setups() -> list[Callable[[Context], list[Runnable]]]:
+    from orchestra.loops import _controllers
+
+    return [*_controllers.SETUPS, setup_lifecycle]
+
+
+class Cluster:
+    """A Kubernetes-like cluster inside this process (see API.md)."""
+
+    def __init__(
+        self,
+        runtime: str | Runtime = "fake",
+        nodes: int | Sequence[NodeSpec] = 1,
+        network: str | Network | None = None,
+        *,
+        clock: Clock | None = None,
+        name: str | None = None,
+        scheduler: str = "LeastAllocated",
+        events: bool = True,
+        state_dir: str | None = None,
+        runtime_options: Mapping[str, Any] | None = None,
+        network_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.name = name or f"c{uuid.uuid4().hex[:8]}"
+        self.clock: Clock = clock or RealClock()
+        self._runtime_arg = runtime
+        if network is None:
+            rname = runtime if isinstance(runtime, str) else getattr(runtime, "name", "")
+            network = {"fake": "fake", "containerd": "bridge"}.get(rname, "loopback")
+        self._network_arg = network
+        self._nodes_arg = nodes
+        self._runtime_options = dict(runtime_options or {})
+        self._network_options = dict(network_options or {})
+        self._state_parent = state_dir
+        self.options: dict[str, Any] = dict(options)
+        self.options["scheduler"] = scheduler
+        self.store = Store(clock=self.clock)
+        self.recorder = EventRecorder(self.store, self.clock, enabled=events)
+        self.runtime: Runtime | None = None
+        self.network: Network | None = None
+        self.nodes: NodeManager | None = None
+        self._ctx: Context | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._state_dir: str | None = None
+        self._started = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> Cluster:
+        if self._started:
+            return self
+        self._state_dir = tempfile.mkdtemp(prefix=f"orchestra-{self.name}-",
+                                           dir=self._state_parent)
+        try:
+            await self._start()
+        except BaseException:
+            await self._close_backends()
+            raise
+        self._started = True
+        return self
+
+    async def _start(self) -> None:
+        assert self._state_dir is not None
+        common = {"clock": self.clock, "cluster_name": self.name}
+        if isinstance(self._runtime_arg, str):
+            self.runtime = load_runtime(self._runtime_arg, state_dir=os.path.join(
+                self._state_dir, "runtime"), **common, **self._runtime_options)
+        else:
+            self.runtime = self._runtime_arg
+        if isinstance(self._network_arg, str):
+            self.network = load_network(self._network_arg, state_dir=os.path.join(
+                self._state_dir, "net"), **common, **self._network_options)
+        else:
+            self.network = self._network_arg
+        await self.runtime.start()
+        await self.network.start()
+        _admission.install(self.store, self.network)
+        informers = Informers(self.store)
+        ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
+                                  self.network, self.options)
+        self.nodes = NodeManager(ctx, self.runtime, self._state_dir)
+        runnables: list[Runnable] = []
+        for setup in _controller_setups():
+            runnables.extend(setup(ctx))
+        for kind in KINDS_WATCHED:
+            informers[kind]
+        ready = asyncio.get_running_loop().create_future()
+
+        async def supervise() -> None:
+            async with anyio.create_task_group() as tg:
+                for inf in informers.all():
+                    tg.start_soon(inf.run)
+                for run in runnables:
+                    tg.start_soon(run)
+                assert self.nodes is not None
+                await tg.start(self.nodes.run)
+                if not ready.done():
+                    ready.set_result(None)
+
+        self._supervisor = asyncio.create_task(supervise(), name=f"orchestra-{self.name}")
+        self._supervisor.add_done_callback(self._supervisor_done)
+        await ready
+        for inf in informers.all():
+            await inf.synced.wait()
+        nodes = self._nodes_arg
+        specs = ([NodeSpec(f"node-{i + 1}") for i in range(nodes)] if isinstance(nodes, int)
+                 else list(nodes))
+        for spec in specs:
+            await self.add_node(spec)
+
+    def _supervisor_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cluster %s: a loop failed", self.name, exc_info=task.exception())
+
+    async def stop(self) -> None:
+        """Stop every loop, container, proxy and network namespace; remove all files."""
+        sup, self._supervisor = self._supervisor, None
+        error: BaseException | None = None
+        if sup is not None:
+            sup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                try:
+                    await sup
+                except Exception as exc:
+                    error = exc
+        await self._close_backends()
+        self._started = False
+        if error is not None:
+            raise error
+
+    async def _close_backends(self) -> None:
+        with anyio.CancelScope(shield=True):
+            if self.runtime is not None:
+                try:
+                    await self.runtime.close()
+                except Exception:
+                    log.exception("closing the runtime failed")
+            if self.network is not None:
+                try:
+                    await self.network.close()
+                except Exception:
+                    log.exception("closing the network failed")
+        if self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
+    async def __aenter__(self) -> Cluster:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        rt = self.runtime.name if self.runtime else self._runtime_arg
+        nodes = len(self.nodes.agents) if self.nodes else 0
+        return f"<Cluster {self.name} runtime={rt} nodes={nodes}>"
+
+    # -- objects ------------------------------------------------------------------------
+
+    async def apply(self, x: Any, *, namespace: str | None = None) -> list[KubeObject]:
+        out = []
+        for obj in as_objects(x):
+            info = obj.INFO
+            ns = (obj.metadata.namespace or namespace or "default") if info.namespaced else None
+            current = self.store.get_or_none(info.kind, obj.metadata.name, namespace=ns) \
+                if obj.metadata.name else None
+            if current is None:
+                out.append(self.store.create(with_last_applied(obj), namespace=ns))
+                continue
+            last = (current.metadata.annotations or {}).get(LAST_APPLIED)
+            out.append(self.store.patch(info.kind, apply_patch(obj, last), namespace=ns or "",
+                                        name=current.metadata.name))
+        return out
+
+    async def create(self, obj: Any, *, namespace: str | None = None) -> KubeObject:
+        return self.store.create(obj, namespace=namespace)
+
+    async def get(self, ref: Any, name: str | None = None, *, namespace: str = "default"
+                  ) -> Any:
+        return self.store.get(ref, name, namespace=namespace)
+
+    async def list(self, kind: Any, namespace: str | None = None, selector: Any = None,
+                   field_selector: Any = None) -> list[Any]:
+        return self.store.list(kind, namespace=namespace, selector=selector,
+                               field_selector=field_selector)
+
+    async def update(self, obj: Any) -> Any:
+        return self.store.update(obj)
+
+    async def patch(self, ref: Any, patch: dict[str, Any], *, namespace: str = "default",
+                    name: str | None = None) -> Any:
+        return self.store.patch(ref, patch, namespace=namespace, name=name)
+
+    async def delete(self, ref: Any, name: str | None = None, *, namespace: str = "default",
+                     propagation: str = "Background",
+                     grace_period_seconds: int | None = None) -> Any:
+        return self.store.delete(ref, name, namespace=namespace, propagation=propagation,
+                                 grace_period_seconds=grace_period_seconds)
+
+    async def edit(self, ref: Any, fn: Callable[[Any], Any], *, namespace: str = "default",
+                   name: str | None = None, attempts: int = 20) -> Any:
+        """Read, call ``fn`` on a mutable copy, write back; on Conflict, do it again."""
+        for _ in range(attempts):
+            current = self.store.get(ref, name, namespace=namespace)
+            copy = current.thaw()
+            result = fn(copy)
+            if isinstance(result, KubeObject | dict):
+                copy = result
+            try:
+                return self.store.update(copy)
+            except Conflict:
+                await anyio.sleep(0)
+        raise Conflict(f"giving up on {ref} after {attempts} conflicting updates")
+
+    def watch(self, kind: Any, namespace: str | None = None, selector: Any = None,
+              resource_version: str | None = None, field_selector: Any = None
+              ) -> AsyncIterator[Any]:
+        return self.store.watch(kind, namespace=namespace, selector=selector,
+                                resource_version=resource_version,
+                                field_selector=field_selector)
+
+    async def wait_for(self, ref: Any, condition: Any, *, timeout: float = 60.0,
+                       namespace: str = "default", name: str | None = None) -> Any:
+        info, obj_name = parse_ref(ref, name)
+        if obj_name is None:
+            raise ValueError(f"wait_for needs a name: {ref!r}")
+        ns = namespace if info.namespaced else None
+        check = predicate(info.kind, condition)
+        current = self.store.get_or_none(info.kind, obj_name, namespace=ns)
+        if check(current):
+            return current
+        watch = self.store.watch(info.kind, namespace=ns,
+                                 field_selector=f"metadata.name={obj_name}",
+                                 resource_version=self.store.resource_version)
+        timed_out = False
+        with anyio.CancelScope() as scope:
+
+            def expire() -> None:
+                nonlocal timed_out
+                timed_out = True
+                scope.cancel()
+
+            handle = self.clock.call_later(timeout, expire)
+            try:
+                async for ev in watch:
+                    current = None if ev.type == "DELETED" else ev.object
+                    if check(current):
+                        return current
+            finally:
+                handle.cancel()
+                closer = getattr(watch, "aclose", None)
+                if closer is not None:
+                    await closer()
+        if not timed_out:
+            raise anyio.get_cancelled_exc_class()()
+        current = self.store.get_or_none(info.kind, obj_name, namespace=ns)
+        what = condition if isinstance(condition, str) else getattr(
+            condition, "__name__", "the condition")
+        raise Timeout(self._explain(info.kind, obj_name, ns, current, what, timeout))
+
+    def _explain(self, kind: str, name: str, ns: str | None, obj: Any, what: str,
+                 timeout: float) -> str:
+        from orchestra._describe import explain_failure
+
+        lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
+                 f"{what}", f"status: {summarize(obj)}"]
+        lines.extend(explain_failure(self, kind, name, ns, obj))
+        return "\n".join(lines)
+
+    # -- workloads ----------------------------------------------------------------------
+
+    async def scale(self, ref: Any, replicas: int, *, namespace: str = "default") -> Any:
+        return self.store.patch(ref, {"spec": {"replicas": replicas}}, namespace=namespace)
+
+    async def rollout_history(self, ref: Any, *, namespace: str = "default") -> list[Any]:
+        from orchestra.loops._deployment import rollout_history
+
+        return rollout_history(self.store, ref, namespace=namespace)
+
+    async def rollout_undo(self, ref: Any, to_revision: int | None = None, *,
+                           namespace: str = "default") -> Any:
+        from orchestra.loops._deployment import rollout_undo
+
+        return rollout_undo(self.store, ref, to_revision=to_revision, namespace=namespace,
+                            recorder=self.recorder)
+
+    # -- containers ---------------------------------------------------------------------
+
+    def _container(self, pod: Any, container: str | None, namespace: str, previous: bool
+                   ) -> tuple[Any, str, str]:
+        if isinstance(pod, KubeObject):
+            obj = pod
+        else:
+            ref = pod if "/" in str(pod) else f"pod/{pod}"
+            obj = self.store.get(ref, namespace=namespace)
+        if self.nodes is None or not obj.spec.node_name or \
+                obj.spec.node_name not in self.nodes.agents:
+            raise NotFound(f'pod "{obj.metadata.name}" is not running on a node yet')
+        agent = self.nodes.agents[obj.spec.node_name]
+        cid, cname = agent.container_ids(obj, container, previous)
+        return obj, cid, cname
+
+    async def logs(self, pod: Any, container: str | None = None, *, tail: int | None = None,
+                   previous: bool = False, since: float | None = None,
+                   timestamps: bool = False, namespace: str = "default") -> str:
+        _, cid, _ = self._container(pod, container, namespace, previous)
+        assert self.runtime is not None
+        return await self.runtime.logs(cid, tail=tail, since=since, timestamps=timestamps)
+
+    async def stream_logs(self, pod: Any, container: str | None = None, *,
+                          tail: int | None = None, namespace: str = "default"
+                          ) -> AsyncIterator[str]:
+        _, cid, _ = self._container(pod, container, namespace, False)
+        assert self.runtime is not None
+        async for line in self.runtime.stream_logs(cid, tail=tail):
+            yield line
+
+    async def exec(self, pod: Any, command: Sequence[str], container: str | None = None, *,
+                   namespace: str = "default", timeout: float | None = None) -> ExecResult:
+        _, cid, _ = self._container(pod, container, namespace, False)
+        assert self.runtime is not None
+        return await self.runtime.exec(cid, list(command), timeout=timeout)
+
+    # -- services -----------------------------------------------------------------------
+
+    def endpoint(self, service: Any, port: int | str | None = None, *,
+                 namespace: str = "default") -> tuple[str, int]:
+        if isinstance(service, KubeObject):
+            svc = service
+        else:
+            ref = service if "/" in str(service) else f"service/{service}"
+            svc = self.store.get(ref, namespace=namespace)
+        assert self.network is not None
+        return self.network.endpoint(svc, port)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def describe(self, ref: Any, name: str | None = None, *, namespace: str = "default"
+                 ) -> str:
+        from orchestra._describe import describe
+
+        return describe(self, ref, name, namespace=namespace)
+
+    def events(self, ref: Any = None, name: str | None = None, *,
+               namespace: str | None = None) -> list[Any]:
+        evs = self.store.list("Event", namespace=namespace)
+        if ref is not None:
+            if isinstance(ref, KubeObject):
+                obj = ref
+            else:
+                info, obj_name = parse_ref(ref, name)
+                obj = self.store.get_or_none(info.kind, obj_name,
+                                             namespace=namespace or "default")
+                if obj is None:
+                    return [e for e in evs if e.involved_object.kind == info.kind
+                            and e.involved_object.name == obj_name]
+            evs = [e for e in evs if e.involved_object.uid == obj.metadata.uid]
+        return sorted(evs, key=lambda e: (e.last_timestamp or e.first_timestamp or "",
+                                          e.metadata.resource_version or ""))
+
+    # -- nodes --------------------------------------------------------------------------
+
+    async def add_node(self, spec: NodeSpec | str) -> Any:
+        if isinstance(spec, str):
+            spec = NodeSpec(spec)
+        if self.nodes is None:
+            raise OrchestraError("the cluster is not started")
+        return self.nodes.add(spec.name, cpu=spec.cpu, memory=spec.memory, pods=spec.pods,
+                              labels=dict(spec.labels), taints=[dict(t) for t in spec.taints])
+
+    async def cordon(self, name: str) -> Any:
+        return self.store.patch("Node", {"spec": {"unschedulable": True}}, name=name,
+                                namespace="")
+
+    async def uncordon(self, name: str) -> Any:
+        return self.store.patch("Node", {"spec": {"unschedulable": None}}, name=name,
+                                namespace="")
+
+    async def drain(self, name: str, *, timeout: float = 60.0,
+                    delete_emptydir_data: bool = True) -> None:
+        """Cordon, then evict every pod but DaemonSet pods, honouring
+        PodDisruptionBudgets (an eviction that would break one is retried, as
+        ``kubectl drain`` does, until ``timeout``)."""
+        from orchestra.loops._disruption import evict
+
+        await self.cordon(name)
+        deadline = self.clock.monotonic() + timeout
+        while True:
+            pods = [p for p in self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+                    if p.metadata.deletion_timestamp is None
+                    and not _daemon_pod(p)
+                    and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+            if not pods:
+                break
+            blocked = []
+            for p in pods:
+                if not evict(self.store, p, self.recorder):
+                    blocked.append(p)
+            if not blocked:
+                continue
+            if self.clock.monotonic() >= deadline:
+                names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in blocked)
+                raise Timeout(f"drain of node {name} timed out: evicting {names} would "
+                              "violate their PodDisruptionBudget")
+            await self.clock.sleep(5.0)
+        # wait for the evicted pods to go
+        while self.clock.monotonic() < deadline:
+            left = [p for p in self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+                    if not _daemon_pod(p)
+                    and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+            if not left:
+                return
+            await self.clock.sleep(0.5)
+
+    async def fail_node(self, name: str) -> None:
+        if self.nodes is None:
+            raise OrchestraError("the cluster is not started")
+        await self.nodes.fail(name)
+
+
+def _daemon_pod(pod: Any) -> bool:
+    ref = pod.metadata.controller_ref()
+    return ref is not None and ref.kind == "DaemonSet"
+
+
+__all__ = ["Cluster", "NodeSpec", "to_object"]

@@ -1,0 +1,489 @@
+"""``kubectl describe``-style text, and the explanations attached to failures.
+
+Layout follows kubectl's describers: aligned ``Key: value`` lines, nested sections
+indented by two spaces, ``<none>`` for empty values, and an Events table with ages.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Any
+
+from orchestra.objects._base import KubeObject, parse_time
+from orchestra.objects._registry import parse_ref
+
+if TYPE_CHECKING:
+    from orchestra._cluster import Cluster
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def kv(self, pairs: list[tuple[str, Any]], indent: int = 0) -> None:
+        width = max((len(k) for k, _ in pairs), default=0) + 2
+        for k, v in pairs:
+            text = "<none>" if v in (None, "", [], {}) else str(v)
+            first, *rest = text.split("\n")
+            self.lines.append(" " * indent + f"{k + ':':<{width}}" + first)
+            for line in rest:
+                self.lines.append(" " * (indent + width) + line)
+
+    def line(self, text: str = "") -> None:
+        self.lines.append(text)
+
+    def table(self, header: list[str], rows: list[list[str]], indent: int = 2) -> None:
+        cols = [header, ["-" * len(h) for h in header], *rows]
+        widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
+        for r in cols:
+            self.lines.append(" " * indent + "  ".join(
+                c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _map(d: Any) -> str:
+    if not d:
+        return "<none>"
+    return "\n".join(f"{k}={v}" for k, v in sorted(d.items()))
+
+
+def _annotations(d: Any) -> str:
+    if not d:
+        return "<none>"
+    return "\n".join(f"{k}: {v}" for k, v in sorted(d.items())
+                     if k != "kubectl.kubernetes.io/last-applied-configuration") or "<none>"
+
+
+def _time(text: str | None) -> str:
+    if not text:
+        return "<none>"
+    t = _dt.datetime.fromtimestamp(parse_time(text), _dt.UTC)
+    return t.strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    if s < 3600 * 3:
+        return f"{s // 60}m" if s < 600 else f"{s // 60}m"
+    if s < 86400 * 2:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _events(cluster: Cluster, obj: KubeObject, out: _Out) -> None:
+    events = cluster.events(obj)
+    if not events:
+        out.line("Events:            <none>")
+        return
+    now = cluster.clock.now()
+    out.line("Events:")
+    rows = []
+    for e in events[-20:]:
+        first = parse_time(e.first_timestamp) if e.first_timestamp else now
+        last = parse_time(e.last_timestamp) if e.last_timestamp else now
+        age = _age(now - last)
+        if (e.count or 1) > 1:
+            age = f"{age} (x{e.count} over {_age(now - first)})"
+        source = e.source.component if e.source and e.source.component else ""
+        rows.append([e.type or "", e.reason or "", age, source, e.message or ""])
+    out.table(["Type", "Reason", "Age", "From", "Message"], rows)
+
+
+def _probe(p: Any) -> str:
+    if p.http_get is not None:
+        h = p.http_get
+        what = f"http-get {(h.scheme or 'HTTP').lower()}://{h.host or ''}:{h.port}{h.path or '/'}"
+    elif p.tcp_socket is not None:
+        what = f"tcp-socket :{p.tcp_socket.port}"
+    elif p.exec is not None:
+        what = "exec [" + " ".join(p.exec.command or ()) + "]"
+    elif p.grpc is not None:
+        what = f"grpc <pod>:{p.grpc.port} {p.grpc.service or ''}".rstrip()
+    else:
+        what = "unknown"
+    return (f"{what} delay={p.initial_delay_seconds or 0}s timeout={p.timeout_seconds or 1}s "
+            f"period={p.period_seconds or 10}s #success={p.success_threshold or 1} "
+            f"#failure={p.failure_threshold or 3}")
+
+
+def _state(state: Any) -> list[tuple[str, Any]]:
+    if state is None:
+        return [("State", "Waiting")]
+    if state.running is not None:
+        return [("State", "Running"), ("  Started", _time(state.running.started_at))]
+    if state.terminated is not None:
+        t = state.terminated
+        return [("State", "Terminated"), ("  Reason", t.reason), ("  Exit Code", t.exit_code),
+                ("  Started", _time(t.started_at)), ("  Finished", _time(t.finished_at))]
+    if state.waiting is not None:
+        w = state.waiting
+        out: list[tuple[str, Any]] = [("State", "Waiting"), ("  Reason", w.reason)]
+        if w.message:
+            out.append(("  Message", w.message))
+        return out
+    return [("State", "Waiting")]
+
+
+def _containers(out: _Out, title: str, containers: Any, statuses: Any) -> None:
+    if not containers:
+        return
+    by_name = {s.name: s for s in statuses or ()}
+    out.line(f"{title}:")
+    for c in containers:
+        out.line(f"  {c.name}:")
+        st = by_name.get(c.name)
+        ports = ", ".join(f"{p.container_port}/{p.protocol or 'TCP'}" for p in c.ports or ())
+        pairs: list[tuple[str, Any]] = [
+            ("Container ID", st.container_id if st else None),
+            ("Image", c.image),
+            ("Image ID", st.image_id if st else None),
+            ("Port", ports or "<none>"),
+        ]
+        if c.command:
+            pairs.append(("Command", "\n".join(c.command)))
+        if c.args:
+            pairs.append(("Args", "\n".join(c.args)))
+        pairs += _state(st.state if st else None)
+        if st is not None and st.last_state is not None and st.last_state.terminated:
+            t = st.last_state.terminated
+            pairs += [("Last State", "Terminated"), ("  Reason", t.reason),
+                      ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
+                      ("  Finished", _time(t.finished_at))]
+        pairs += [("Ready", str(bool(st and st.ready))),
+                  ("Restart Count", st.restart_count if st else 0)]
+        res = c.resources
+        if res is not None and res.limits:
+            pairs.append(("Limits", "\n".join(f"{k}: {v}" for k, v in res.limits.items())))
+        if res is not None and res.requests:
+            pairs.append(("Requests", "\n".join(f"{k}: {v}" for k, v in res.requests.items())))
+        for label, p in (("Liveness", c.liveness_probe), ("Readiness", c.readiness_probe),
+                         ("Startup", c.startup_probe)):
+            if p is not None:
+                pairs.append((label, _probe(p)))
+        env = []
+        for e in c.env or ():
+            if e.value_from is None:
+                env.append(f"{e.name}:  {e.value or ''}")
+            elif e.value_from.secret_key_ref is not None:
+                ref = e.value_from.secret_key_ref
+                env.append(f"{e.name}:  <set to the key '{ref.key}' in secret '{ref.name}'>")
+            elif e.value_from.config_map_key_ref is not None:
+                ref2 = e.value_from.config_map_key_ref
+                env.append(f"{e.name}:  <set to the key '{ref2.key}' of config map "
+                           f"'{ref2.name}'>")
+            elif e.value_from.field_ref is not None:
+                env.append(f"{e.name}:   ({e.value_from.field_ref.api_version or 'v1'}:"
+                           f"{e.value_from.field_ref.field_path})")
+            else:
+                env.append(f"{e.name}:  <set from a resource field>")
+        pairs.append(("Environment", "\n".join(env) if env else "<none>"))
+        mounts = [f"{m.mount_path} from {m.name} ({'ro' if m.read_only else 'rw'})"
+                  for m in c.volume_mounts or ()]
+        pairs.append(("Mounts", "\n".join(mounts) if mounts else "<none>"))
+        out.kv(pairs, indent=4)
+
+
+def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
+    st = pod.status
+    meta = pod.metadata
+    ctrl = meta.controller_ref()
+    node = pod.spec.node_name
+    pairs: list[tuple[str, Any]] = [
+        ("Name", meta.name), ("Namespace", meta.namespace), ("Priority", pod.spec.priority or 0),
+        ("Service Account", pod.spec.service_account_name or "default"),
+        ("Node", f"{node}/{st.host_ip}" if node and st and st.host_ip else node or "<none>"),
+        ("Start Time", _time(st.start_time) if st else None),
+        ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
+        ("Status", "Terminating" if meta.deletion_timestamp else (st.phase if st else
+                                                                    "Pending")),
+    ]
+    if meta.deletion_timestamp:
+        pairs.append(("Termination Grace Period",
+                      f"{meta.deletion_grace_period_seconds or 0}s"))
+    pairs += [("IP", st.pod_ip if st else None),
+              ("Controlled By", f"{ctrl.kind}/{ctrl.name}" if ctrl else None)]
+    out.kv(pairs)
+    _containers(out, "Init Containers", pod.spec.init_containers,
+                st.init_container_statuses if st else None)
+    _containers(out, "Containers", pod.spec.containers, st.container_statuses if st else None)
+    conds = st.conditions if st else None
+    if conds:
+        out.line("Conditions:")
+        out.table(["Type", "Status"], [[c.type, c.status] for c in conds])
+    vols = pod.spec.volumes or ()
+    if vols:
+        out.line("Volumes:")
+        for v in vols:
+            out.line(f"  {v.name}:")
+            d = v.to_dict()
+            d.pop("name")
+            for kind, body in d.items():
+                out.kv([("Type", kind)] + [(k, val) for k, val in (body or {}).items()
+                                           if not isinstance(val, list | dict)], indent=4)
+    else:
+        out.line("Volumes:                     <none>")
+    tols = [f"{t.key or ''}{':' + t.effect if t.effect else ''} op={t.operator or 'Equal'}"
+            + (f" for {t.toleration_seconds}s" if t.toleration_seconds is not None else "")
+            for t in pod.spec.tolerations or ()]
+    out.kv([("QoS Class", st.qos_class if st else None),
+            ("Node-Selectors", _map(pod.spec.node_selector)),
+            ("Tolerations", "\n".join(tols) if tols else "<none>")])
+    _events(cluster, pod, out)
+
+
+def _deployment(cluster: Cluster, d: Any, out: _Out) -> None:
+    from orchestra.objects._selector import Selector
+
+    st = d.status
+    want = d.spec.replicas if d.spec.replicas is not None else 1
+    strategy = d.spec.strategy
+    pairs: list[tuple[str, Any]] = [
+        ("Name", d.metadata.name), ("Namespace", d.metadata.namespace),
+        ("CreationTimestamp", _time(d.metadata.creation_timestamp)),
+        ("Labels", _map(d.metadata.labels)), ("Annotations", _annotations(d.metadata.annotations)),
+        ("Selector", str(Selector.from_label_selector(d.spec.selector))),
+        ("Replicas", f"{want} desired | {(st.updated_replicas or 0) if st else 0} updated | "
+                     f"{(st.replicas or 0) if st else 0} total | "
+                     f"{(st.available_replicas or 0) if st else 0} available | "
+                     f"{(st.unavailable_replicas or 0) if st else 0} unavailable"),
+        ("StrategyType", strategy.type if strategy else "RollingUpdate"),
+        ("MinReadySeconds", d.spec.min_ready_seconds or 0),
+    ]
+    if strategy and strategy.rolling_update is not None:
+        ru = strategy.rolling_update
+        pairs.append(("RollingUpdateStrategy", f"{ru.max_unavailable} max unavailable, "
+                                               f"{ru.max_surge} max surge"))
+    out.kv(pairs)
+    out.line("Pod Template:")
+    tmeta = d.spec.template.metadata
+    out.kv([("Labels", _map(tmeta.labels if tmeta else None))], indent=2)
+    _containers(out, "  Containers", d.spec.template.spec.containers, None)
+    if st and st.conditions:
+        out.line("Conditions:")
+        out.table(["Type", "Status", "Reason"],
+                  [[c.type, c.status, c.reason or ""] for c in st.conditions])
+    owned = [r for r in cluster.store.list_owned(d.metadata.uid) if r.kind == "ReplicaSet"]
+    from orchestra.loops._deployment import revision_of
+
+    owned.sort(key=revision_of)
+    new = owned[-1] if owned else None
+
+    def rs_line(rs: Any) -> str:
+        return (f"{rs.metadata.name} ({(rs.status.replicas or 0) if rs.status else 0}/"
+                f"{rs.spec.replicas} replicas created)")
+
+    olds = [rs_line(r) for r in owned[:-1] if r.spec.replicas]
+    out.kv([("OldReplicaSets", ", ".join(olds) if olds else "<none>"),
+            ("NewReplicaSet", rs_line(new) if new else "<none>")])
+    _events(cluster, d, out)
+
+
+def _node(cluster: Cluster, n: Any, out: _Out) -> None:
+    from orchestra.objects._quantity import Quantity
+
+    st = n.status
+    taints = [f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in n.spec.taints or ()]
+    out.kv([("Name", n.metadata.name), ("Roles", "<none>"), ("Labels", _map(n.metadata.labels)),
+            ("Annotations", _annotations(n.metadata.annotations)),
+            ("CreationTimestamp", _time(n.metadata.creation_timestamp)),
+            ("Taints", "\n".join(taints) if taints else "<none>"),
+            ("Unschedulable", str(bool(n.spec.unschedulable)).lower())])
+    if st and st.conditions:
+        out.line("Conditions:")
+        out.table(["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason",
+                   "Message"],
+                  [[c.type, c.status, _time(c.last_heartbeat_time),
+                    _time(c.last_transition_time), c.reason or "", c.message or ""]
+                   for c in st.conditions])
+    if st and st.addresses:
+        out.line("Addresses:")
+        out.kv([(a.type, a.address) for a in st.addresses], indent=2)
+    for title, table in (("Capacity", st.capacity if st else None),
+                         ("Allocatable", st.allocatable if st else None)):
+        if table:
+            out.line(f"{title}:")
+            out.kv(sorted(table.items()), indent=2)
+    if st and st.node_info:
+        i = st.node_info
+        out.line("System Info:")
+        out.kv([("Machine ID", i.machine_id), ("System UUID", i.system_uuid),
+                ("Boot ID", i.boot_id), ("Kernel Version", i.kernel_version),
+                ("OS Image", i.os_image), ("Operating System", i.operating_system),
+                ("Architecture", i.architecture),
+                ("Container Runtime Version", i.container_runtime_version),
+                ("Kubelet Version", i.kubelet_version)], indent=2)
+    pods = [p for p in cluster.store.list("Pod", field_selector=f"spec.nodeName={n.metadata.name}")
+            if not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+    out.line(f"Non-terminated Pods:          ({len(pods)} in total)")
+    alloc = (st.allocatable if st else None) or {}
+    totals = {"cpu": [Quantity(0), Quantity(0)], "memory": [Quantity(0), Quantity(0)]}
+    rows = []
+    now = cluster.clock.now()
+    for p in pods:
+        req = {"cpu": Quantity(0), "memory": Quantity(0)}
+        lim = {"cpu": Quantity(0), "memory": Quantity(0)}
+        for c in p.spec.containers:
+            for r in ("cpu", "memory"):
+                if c.resources and c.resources.requests and r in c.resources.requests:
+                    req[r] = req[r] + Quantity(c.resources.requests[r])
+                if c.resources and c.resources.limits and r in c.resources.limits:
+                    lim[r] = lim[r] + Quantity(c.resources.limits[r])
+        for r in ("cpu", "memory"):
+            totals[r][0] = totals[r][0] + req[r]
+            totals[r][1] = totals[r][1] + lim[r]
+
+        def pct(q: Any, r: str) -> str:
+            cap = Quantity(alloc.get(r, "0"))
+            return f"{q} ({int(q.fraction * 100 / cap.fraction) if cap.fraction else 0}%)"
+
+        age = _age(now - parse_time(p.metadata.creation_timestamp)) \
+            if p.metadata.creation_timestamp else ""
+        rows.append([p.metadata.namespace or "", p.metadata.name or "", pct(req["cpu"], "cpu"),
+                     pct(lim["cpu"], "cpu"), pct(req["memory"], "memory"),
+                     pct(lim["memory"], "memory"), age])
+    out.table(["Namespace", "Name", "CPU Requests", "CPU Limits", "Memory Requests",
+               "Memory Limits", "Age"], rows)
+    out.line("Allocated resources:")
+    out.line("  (Total limits may be over 100 percent, i.e., overcommitted.)")
+
+    def pct2(q: Any, r: str) -> str:
+        cap = Quantity(alloc.get(r, "0"))
+        return f"{q} ({int(q.fraction * 100 / cap.fraction) if cap.fraction else 0}%)"
+
+    out.table(["Resource", "Requests", "Limits"],
+              [[r, pct2(totals[r][0], r), pct2(totals[r][1], r)] for r in ("cpu", "memory")])
+    _events(cluster, n, out)
+
+
+def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
+    import yaml
+
+    meta = obj.metadata
+    pairs: list[tuple[str, Any]] = [("Name", meta.name)]
+    if meta.namespace:
+        pairs.append(("Namespace", meta.namespace))
+    pairs += [("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations))]
+    out.kv(pairs)
+    d = obj.to_dict()
+    for section in ("spec", "data", "subsets", "status"):
+        if section in d and section != "data" or (section == "data" and obj.kind != "Secret"
+                                                  and section in d):
+            out.line(f"{section.capitalize()}:")
+            for line in yaml.safe_dump(d[section], sort_keys=False).rstrip().split("\n"):
+                out.line("  " + line)
+    if obj.kind == "Secret":
+        out.line("Data")
+        out.line("====")
+        for k, v in (obj.data or {}).items():
+            import base64
+
+            out.line(f"{k}:  {len(base64.b64decode(v))} bytes")
+    _events(cluster, obj, out)
+
+
+def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
+             namespace: str = "default") -> str:
+    if isinstance(ref, KubeObject):
+        obj: Any = ref
+    else:
+        info, obj_name = parse_ref(ref, name)
+        obj = cluster.store.get(info.kind, obj_name, namespace=namespace)
+    out = _Out()
+    {"Pod": _pod, "Deployment": _deployment, "Node": _node}.get(obj.kind, _generic)(
+        cluster, obj, out)
+    return out.text()
+
+
+def _log_tail(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
+    out = []
+    agent = cluster.nodes.agents.get(pod.spec.node_name or "") if cluster.nodes else None
+    if agent is None or cluster.runtime is None:
+        return out
+    st = agent.pods.get(f"{pod.metadata.namespace}/{pod.metadata.name}")
+    if st is None:
+        return out
+    for rec in st.records.values():
+        for cid, label in ((rec.container_id, ""), (rec.previous_id, " (previous)")):
+            if cid is None:
+                continue
+            path = _log_path_guess(cluster, cid)
+            if path is None:
+                continue
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    tail = f.readlines()[-lines:]
+            except OSError:
+                continue
+            if tail:
+                out.append(f"last log lines of {pod.metadata.name}/{rec.name}{label}:")
+                out.extend("  " + _strip_cri(t.rstrip("\n")) for t in tail)
+    return out
+
+
+def _log_path_guess(cluster: Cluster, cid: str) -> str | None:
+    fn = getattr(cluster.runtime, "log_path", None)
+    if fn is None:
+        return None
+    try:
+        path = fn(cid)
+    except Exception:
+        return None
+    return str(path) if path else None
+
+
+def _strip_cri(line: str) -> str:
+    parts = line.split(" ", 3)
+    return parts[3] if len(parts) == 4 and parts[1] in ("stdout", "stderr") else line
+
+
+def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any
+                    ) -> list[str]:
+    """Events of the object and of its unhappy pods, and their last log lines."""
+    lines: list[str] = []
+    pods: list[Any] = []
+    if obj is not None:
+        evs = cluster.events(obj)[-8:]
+        if evs:
+            lines.append("events:")
+            lines += [f"  {e.type} {e.reason}: {e.message}" for e in evs]
+        if kind == "Pod":
+            pods = [obj]
+        else:
+            sel = getattr(getattr(obj, "spec", None), "selector", None)
+            if sel is not None:
+                from orchestra.objects._selector import Selector
+
+                s = Selector.from_labels(sel) if isinstance(sel, dict) else \
+                    Selector.from_label_selector(sel)
+                pods = cluster.store.list("Pod", namespace=ns, selector=s)
+    unhappy = [p for p in pods if not (p.status and any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or ()))]
+    for p in unhappy[:3]:
+        evs = [e for e in cluster.events(p) if e.type == "Warning"][-5:]
+        if evs:
+            lines.append(f"events of pod {p.metadata.name}:")
+            lines += [f"  {e.type} {e.reason}: {e.message}" for e in evs]
+        lines += _log_tail(cluster, p)
+    return lines
+
+
+def cluster_summary(cluster: Cluster) -> str:
+    """Every pod's status, recent warnings and log tails: for test failure reports."""
+    from orchestra._wait import summarize
+
+    lines = []
+    for pod in cluster.store.list("Pod"):
+        lines.append(f"pod {pod.metadata.namespace}/{pod.metadata.name} on "
+                     f"{pod.spec.node_name or '<unscheduled>'}: {summarize(pod)}")
+    warnings = [e for e in cluster.store.list("Event") if e.type == "Warning"][-15:]
+    if warnings:
+        lines.append("recent warnings:")
+        lines += [f"  {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: "
+                  f"{e.message}" for e in warnings]
+    for pod in cluster.store.list("Pod")[:10]:
+        lines += _log_tail(cluster, pod, 5)
+    return "\n".join(lines) if lines else "no pods"

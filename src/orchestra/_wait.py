@@ -1,0 +1,99 @@
+"""``wait_for``'s conditions, and the explanation a Timeout carries.
+
+A condition is a Kubernetes condition type (checked in ``status.conditions``), a pod
+phase, ``"Deleted"`` or a callable. For workloads, ``"Available"`` and ``"Ready"`` mean
+what ``kubectl rollout status`` waits for: the controller has seen the current
+generation and every replica is updated and available (resp. ready) — not merely that
+the minimum availability is met.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+PHASES = ("Pending", "Running", "Succeeded", "Failed")
+WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+
+
+def _condition_true(obj: Any, type_: str) -> bool:
+    status = getattr(obj, "status", None)
+    for c in (getattr(status, "conditions", None) or ()):
+        if c.type == type_:
+            return bool(c.status == "True")
+    return False
+
+
+def _rollout_done(obj: Any, field: str) -> bool:
+    status = obj.status
+    if status is None:
+        return False
+    if (status.observed_generation or 0) < (obj.metadata.generation or 0):
+        return False
+    kind = obj.kind
+    if kind == "DaemonSet":
+        want = status.desired_number_scheduled or 0
+        have = status.number_available if field == "available" else status.number_ready
+        return (status.updated_number_scheduled or 0) >= want and (have or 0) >= want
+    want = obj.spec.replicas if obj.spec.replicas is not None else 1
+    have = getattr(status, f"{field}_replicas", None) or 0
+    updated = getattr(status, "updated_replicas", None)
+    if kind == "ReplicaSet":
+        updated = status.replicas
+    total = status.replicas or 0
+    return (updated or 0) >= want and have >= want and total <= want
+
+
+def predicate(kind: str, condition: str | Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``fn(obj_or_None) -> bool`` for ``wait_for``."""
+    if callable(condition):
+        fn = condition
+        return lambda obj: obj is not None and bool(fn(obj))
+    if condition == "Deleted":
+        return lambda obj: obj is None
+    if kind in WORKLOADS and condition in ("Available", "Ready"):
+        field = "available" if condition == "Available" else "ready"
+
+        def workload(obj: Any) -> bool:
+            if obj is None:
+                return False
+            if kind == "Deployment" and not _condition_true(obj, "Available"):
+                return False
+            return _rollout_done(obj, field)
+
+        return workload
+    if kind == "Pod" and condition in PHASES:
+        return lambda obj: obj is not None and obj.status is not None and \
+            obj.status.phase == condition
+    return lambda obj: obj is not None and _condition_true(obj, condition)
+
+
+def summarize(obj: Any) -> str:
+    """A one-paragraph status for a Timeout message."""
+    if obj is None:
+        return "the object does not exist"
+    status = getattr(obj, "status", None)
+    if status is None:
+        return "no status yet"
+    parts = []
+    d = status.to_dict()
+    conds = d.pop("conditions", None) or []
+    for k in ("phase", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+              "unavailableReplicas", "active", "succeeded", "failed"):
+        if k in d:
+            parts.append(f"{k}={d[k]}")
+    for c in conds:
+        text = f"{c['type']}={c['status']}"
+        if c.get("reason"):
+            text += f" ({c['reason']}"
+            text += f": {c['message']})" if c.get("message") else ")"
+        parts.append(text)
+    for cs in d.get("containerStatuses", []) or []:
+        state = cs.get("state", {})
+        for name, detail in state.items():
+            reason = detail.get("reason", "")
+            msg = detail.get("message", "")
+            parts.append(f"container {cs['name']}: {name}"
+                         + (f" {reason}" if reason else "") + (f": {msg}" if msg else "")
+                         + (f" restarts={cs['restartCount']}" if cs.get("restartCount") else ""))
+    return "; ".join(parts) if parts else "empty status"

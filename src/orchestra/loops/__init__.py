@@ -1,0 +1,1 @@
+"""Reconcilers on a shared work-queue engine: the control plane's loops."""

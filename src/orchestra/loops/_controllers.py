@@ -1,0 +1,25 @@
+"""The controllers a cluster runs, in one list: each entry is a module's ``setup``."""
+
+from __future__ import annotations
+
+from orchestra.loops import (
+    _deployment,
+    _disruption,
+    _endpoints,
+    _gc,
+    _job,
+    _namespace,
+    _replicaset,
+    _scheduling,
+)
+
+SETUPS = [
+    _scheduling.setup,
+    _replicaset.setup,
+    _deployment.setup,
+    _gc.setup,
+    _namespace.setup,
+    _endpoints.setup,
+    _disruption.setup,
+    _job.setup,
+]

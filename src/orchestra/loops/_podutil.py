@@ -1,0 +1,75 @@
+"""Pod facts that several controllers need, computed as Kubernetes computes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.objects._base import parse_time
+
+
+def is_active(pod: Any) -> bool:
+    """Counts toward a controller's replicas: not terminal and not being deleted."""
+    return pod.metadata.deletion_timestamp is None and not (
+        pod.status is not None and pod.status.phase in ("Succeeded", "Failed"))
+
+
+def ready_condition(pod: Any) -> Any:
+    if pod.status is None:
+        return None
+    for c in pod.status.conditions or ():
+        if c.type == "Ready":
+            return c
+    return None
+
+
+def is_ready(pod: Any) -> bool:
+    c = ready_condition(pod)
+    return c is not None and c.status == "True"
+
+
+def is_available(pod: Any, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least ``min_ready_seconds`` (Kubernetes' IsPodAvailable)."""
+    c = ready_condition(pod)
+    if c is None or c.status != "True":
+        return False
+    if not min_ready_seconds:
+        return True
+    if not c.last_transition_time:
+        return False
+    return parse_time(c.last_transition_time) + min_ready_seconds <= now
+
+
+def controller_of(obj: Any) -> Any:
+    return obj.metadata.controller_ref()
+
+
+def pod_from_template(template: Any, *, namespace: str, generate_name: str | None = None,
+                      name: str | None = None, owner: Any = None,
+                      extra_labels: dict[str, str] | None = None) -> Any:
+    """A Pod object built from a PodTemplateSpec, owned by ``owner`` (controller ref)."""
+    from orchestra.objects import ObjectMeta, OwnerReference, Pod
+
+    tmeta = template.metadata
+    labels = dict((tmeta.labels if tmeta else None) or {})
+    if extra_labels:
+        labels.update(extra_labels)
+    owners = ()
+    if owner is not None:
+        owners = (OwnerReference(api_version=owner.api_version, kind=owner.kind,
+                                 name=owner.metadata.name, uid=owner.metadata.uid,
+                                 controller=True, block_owner_deletion=True),)
+    meta = ObjectMeta.model_construct(
+        name=name, generate_name=generate_name if name is None else None,
+        namespace=namespace, labels=_frozen(labels),
+        annotations=(tmeta.annotations if tmeta else None) or None,
+        owner_references=owners or None,
+        finalizers=(tmeta.finalizers if tmeta else None) or None,
+    )
+    return Pod.model_construct(api_version="v1", kind="Pod", metadata=meta,
+                               spec=template.spec, status=None)
+
+
+def _frozen(d: dict[str, str]) -> Any:
+    from orchestra.objects._base import FrozenDict
+
+    return FrozenDict(d) if d else None

@@ -1,0 +1,167 @@
+"""The scheduler loop: binds each pending pod to a node chosen by ``orchestra.scheduler``.
+
+The scheduler's cache follows the store through the node and pod informers. A pod that
+fits nowhere gets ``PodScheduled=False`` with reason ``Unschedulable`` and the exact
+message (``0/5 nodes are available: ...``), a ``FailedScheduling`` event, and waits in
+the unschedulable set until the cluster changes (a node added or updated, a pod
+deleted) or five minutes pass, as kube-scheduler's queue does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from orchestra._errors import Conflict, NotFound
+from orchestra.loops._context import Context, Runnable
+from orchestra.loops._engine import Controller, Result, key_of, split_key
+from orchestra.objects._base import format_time
+from orchestra.scheduler import Scheduler, Unschedulable
+
+if TYPE_CHECKING:
+    from orchestra.objects import Pod
+
+log = logging.getLogger("orchestra.scheduler")
+
+UNSCHEDULABLE_FLUSH = 300.0
+SCHEDULER_NAME = "default-scheduler"
+
+
+class SchedulingLoop:
+    def __init__(self, ctx: Context, scheduler: Scheduler) -> None:
+        self.ctx = ctx
+        self.scheduler = scheduler
+        self.controller = Controller("scheduler", self.reconcile, ctx.clock, workers=1)
+        self.unschedulable: set[str] = set()
+        ctx.informers["Node"].add_handler(self._on_node)
+        ctx.informers["Pod"].add_handler(self._on_pod)
+
+    # The cache follows the store; pending pods are queued.
+    def _on_node(self, typ: str, node: Any, old: Any) -> None:
+        if typ == "ADDED":
+            self.scheduler.add_node(node)
+        elif typ == "MODIFIED":
+            self.scheduler.update_node(node)
+        else:
+            self.scheduler.remove_node(node.metadata.name)
+            return
+        if typ == "ADDED" or _loosened(node, old):
+            self._retry_unschedulable()
+
+    def _on_pod(self, typ: str, pod: Pod, old: Pod | None) -> None:
+        bound = bool(pod.spec.node_name)
+        was_bound = old is not None and bool(old.spec.node_name)
+        if typ == "DELETED":
+            if bound:
+                self.scheduler.remove_pod(pod)
+                self._retry_unschedulable()
+            self.unschedulable.discard(key_of(pod))
+            return
+        if bound:
+            if was_bound and old is not None:
+                self.scheduler.update_pod(old, pod)
+            else:
+                self.scheduler.add_pod(pod)
+            if pod.status is not None and pod.status.phase in ("Succeeded", "Failed") and (
+                old is None or old.status is None or old.status.phase != pod.status.phase
+            ):
+                self._retry_unschedulable()
+            return
+        if (pod.spec.scheduler_name or SCHEDULER_NAME) != SCHEDULER_NAME:
+            return
+        if pod.metadata.deletion_timestamp is None:
+            key = key_of(pod)
+            if key not in self.unschedulable:
+                self.controller.enqueue(key)
+
+    def _retry_unschedulable(self) -> None:
+        for key in self.unschedulable:
+            self.controller.enqueue(key)
+        self.unschedulable.clear()
+
+    async def reconcile(self, key: str) -> Result | None:
+        ns, name = split_key(key)
+        store = self.ctx.store
+        pod = store.get_or_none("Pod", name, namespace=ns)
+        if pod is None or pod.spec.node_name or pod.metadata.deletion_timestamp is not None:
+            self.unschedulable.discard(key)
+            return None
+        try:
+            node = self.scheduler.schedule(pod)
+        except Unschedulable as exc:
+            self._mark_unschedulable(pod, exc.message)
+            self.unschedulable.add(key)
+            return Result(requeue_after=UNSCHEDULABLE_FLUSH)
+        self.unschedulable.discard(key)
+        now = format_time(self.ctx.clock.now())
+        conditions = [c.to_dict() for c in (pod.status.conditions or ())] if pod.status else []
+        conditions = [c for c in conditions if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True",
+                           "lastTransitionTime": now})
+        status = pod.status.to_dict() if pod.status is not None else {}
+        status["conditions"] = conditions
+        status.setdefault("phase", "Pending")
+        from orchestra.objects import PodStatus
+
+        try:
+            store.update(pod.model_copy(update={
+                "spec": pod.spec.model_copy(update={"node_name": node}),
+                "status": PodStatus.model_validate(status),
+            }))
+        except (Conflict, NotFound):
+            self.scheduler.forget(pod)
+            raise
+        self.ctx.recorder.event(
+            pod, "Normal", "Scheduled",
+            f"Successfully assigned {pod.metadata.namespace}/{pod.metadata.name} to {node}",
+            component=SCHEDULER_NAME)
+        return None
+
+    def _mark_unschedulable(self, pod: Pod, message: str) -> None:
+        from orchestra.objects import PodStatus
+
+        old = pod.status.condition("PodScheduled") if pod.status is not None else None
+        if old is not None and old.status == "False" and old.message == message:
+            return
+        self.ctx.recorder.event(pod, "Warning", "FailedScheduling", message,
+                                component=SCHEDULER_NAME)
+        status = pod.status.to_dict() if pod.status is not None else {}
+        conds = [c for c in status.get("conditions", []) if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": message,
+                      "lastTransitionTime": format_time(self.ctx.clock.now())})
+        status["conditions"] = conds
+        status["phase"] = "Pending"
+        try:
+            self.ctx.store.update(pod.model_copy(update={"status": PodStatus.model_validate(status)}))
+        except (Conflict, NotFound):
+            pass
+
+
+def _loosened(node: Any, old: Any) -> bool:
+    """Did the node change in a way that may let a pending pod fit?"""
+    if old is None:
+        return True
+    return (
+        node.spec.unschedulable != old.spec.unschedulable
+        or node.spec.taints != old.spec.taints
+        or node.metadata.labels != old.metadata.labels
+        or (node.status and old.status and node.status.allocatable != old.status.allocatable)
+        or _ready(node) != _ready(old)
+    )
+
+
+def _ready(node: Any) -> bool:
+    for c in (node.status.conditions or ()) if node.status else ():
+        if c.type == "Ready":
+            return bool(c.status == "True")
+    return False
+
+
+def setup(ctx: Context) -> list[Runnable]:
+    strategy = ctx.options.get("scheduler", "LeastAllocated")
+    loop = SchedulingLoop(ctx, Scheduler(strategy=strategy,
+                                         percentage_of_nodes_to_score=ctx.options.get(
+                                             "percentage_of_nodes_to_score")))
+    ctx.controllers["scheduler"] = loop.controller
+    return [loop.controller.run]

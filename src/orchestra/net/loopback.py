@@ -1,0 +1,356 @@
+"""The ``loopback`` network: the embedded default, no root needed.
+
+Linux routes all of ``127.0.0.0/8`` to ``lo``, so every pod can have its own address
+(``127.X.y.z``) in the host's network namespace, and two pods can both listen on port
+8080. Services get ClusterIPs from a second ``/16``, where a :class:`ServiceProxy` on the
+cluster's event loop listens and forwards to Ready endpoints; NodePorts are listened on
+at ``127.0.0.1:<nodePort>``.
+
+Invariants:
+
+- Address ranges never collide between clusters, in this process or another: each
+  cluster claims one ``127.X.0.0/16`` for pods and one for services by ``flock`` (see
+  :func:`claim_loopback_block`), held until :meth:`LoopbackNetwork.close`.
+- A pod keeps its address from ``setup_pod`` to ``teardown_pod`` (idempotent per uid);
+  released addresses are reused lowest-first.
+- An allocated NodePort is *held*: a socket bound to ``127.0.0.1:<port>`` keeps other
+  processes off it until the Service listens there (the proxy takes that socket over)
+  or the port is released.
+- ``sync_service`` is level-triggered and idempotent: it computes the listeners and
+  backends a Service should have now and reconciles the proxy to exactly that.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestra.net._ipam import IPAllocator, LoopbackBlock, PortAllocator, claim_loopback_block
+from orchestra.net._protocol import PodNetwork
+from orchestra.net._proxy import Backend, ServiceProxy
+
+if TYPE_CHECKING:
+    from orchestra._clock import Clock
+
+__all__ = ["LoopbackNetwork"]
+
+log = logging.getLogger("orchestra.net.loopback")
+
+NODE_PORT_RANGE = (30000, 32767)
+DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinity: ClientIP
+
+
+@dataclass(slots=True)
+class _ServiceState:
+    service: Any
+    endpoints: Any | None
+    listeners: set[Backend] = field(default_factory=set)
+
+
+def _headless(service: Any) -> bool:
+    ip = getattr(service.spec, "cluster_ip", None)
+    return not ip or ip == "None"
+
+
+def _ports(service: Any) -> tuple[Any, ...]:
+    return tuple(getattr(service.spec, "ports", None) or ())
+
+
+def _protocol(port: Any) -> str:
+    return str(getattr(port, "protocol", None) or "TCP")
+
+
+def _ready_backends(endpoints: Any | None, port_name: str | None,
+                    protocol: str = "TCP") -> list[Backend]:
+    """Ready addresses of ``endpoints`` with the port named ``port_name``, in order,
+    without duplicates: kube-proxy matches an Endpoints port to a Service port by name."""
+    if endpoints is None:
+        return []
+    want = port_name or ""
+    out: list[Backend] = []
+    seen: set[Backend] = set()
+    for subset in getattr(endpoints, "subsets", None) or ():
+        match = None
+        for ep in getattr(subset, "ports", None) or ():
+            if (ep.name or "") == want and _protocol(ep) == protocol:
+                match = ep
+                break
+        if match is None:
+            continue
+        for addr in getattr(subset, "addresses", None) or ():
+            b = (str(addr.ip), int(match.port))
+            if b not in seen:
+                seen.add(b)
+                out.append(b)
+    return out
+
+
+def _affinity_timeout(service: Any) -> float | None:
+    if getattr(service.spec, "session_affinity", None) != "ClientIP":
+        return None
+    cfg = getattr(service.spec, "session_affinity_config", None)
+    client_ip = getattr(cfg, "client_ip", None) if cfg is not None else None
+    seconds = getattr(client_ip, "timeout_seconds", None) if client_ip is not None else None
+    return float(seconds) if seconds else float(DEFAULT_AFFINITY_TIMEOUT)
+
+
+def _key(service: Any) -> tuple[str, str]:
+    return (service.metadata.namespace or "default", service.metadata.name)
+
+
+def _pick_port(service: Any, port: int | str | None) -> Any:
+    ports = _ports(service)
+    if not ports:
+        raise ValueError(f'service "{service.metadata.name}" has no ports')
+    if port is None:
+        return ports[0]
+    for sp in ports:
+        if (isinstance(port, int) and sp.port == port) or \
+                (isinstance(port, str) and sp.name == port):
+            return sp
+    if isinstance(port, str) and port.isdigit():
+        return _pick_port(service, int(port))
+    raise ValueError(f'service "{service.metadata.name}" has no port {port!r}')
+
+
+def _bind_listener(addr: Backend) -> socket.socket:
+    """A socket bound to ``addr``; for a privileged port (< 1024) that this process may
+    not bind, one bound to a free port of the same address instead: the embedding process
+    still reaches it through :meth:`LoopbackNetwork.endpoint`, but pods using the
+    Service's own port will not."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except PermissionError:
+            log.warning("cannot listen on privileged port %s:%d without root; the service "
+                        "proxy listens on another port of that address (see endpoint())",
+                        *addr)
+            s.bind((addr[0], 0))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class LoopbackNetwork:
+    """Pods on ``127.X.y.z`` addresses of the host's ``lo``; Services through a proxy."""
+
+    name = "loopback"
+    isolated = False
+
+    def __init__(self, *, clock: Clock, cluster_name: str, state_dir: str,
+                 pod_cidr: str | None = None, service_cidr: str | None = None,
+                 node_port_range: tuple[int, int] = NODE_PORT_RANGE,
+                 **options: Any) -> None:
+        self.clock = clock
+        self.cluster_name = cluster_name
+        self.state_dir = state_dir
+        self.options = options
+        for cidr in (pod_cidr, service_cidr):
+            if cidr is not None and not ipaddress.IPv4Network(cidr, strict=False) \
+                    .subnet_of(ipaddress.IPv4Network("127.0.0.0/8")):
+                raise ValueError(f"loopback network: {cidr} is not inside 127.0.0.0/8")
+        self._pod_cidr = pod_cidr
+        self._service_cidr = service_cidr
+        self._blocks: list[LoopbackBlock] = []
+        self._pod_ips: IPAllocator | None = None
+        self._service_ips: IPAllocator | None = None
+        self._node_ports = PortAllocator(*node_port_range)
+        self._held_ports: dict[int, socket.socket] = {}
+        self._pods: dict[str, PodNetwork] = {}
+        self._services: dict[tuple[str, str], _ServiceState] = {}
+        self._proxy = ServiceProxy(clock=clock)
+        self._warned_udp: set[tuple[str, str, int]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (f"LoopbackNetwork(cluster={self.cluster_name!r}, pods={self.pod_cidr}, "
+                f"services={self.service_cidr})")
+
+    # -- ranges -----------------------------------------------------------------------
+
+    def _ensure_ranges(self) -> tuple[IPAllocator, IPAllocator]:
+        if self._closed:
+            raise RuntimeError("the loopback network is closed")
+        if self._pod_ips is None or self._service_ips is None:
+            pod_cidr = self._pod_cidr or self._claim()
+            service_cidr = self._service_cidr or self._claim()
+            self._pod_ips = IPAllocator(pod_cidr)
+            self._service_ips = IPAllocator(service_cidr)
+        return self._pod_ips, self._service_ips
+
+    def _claim(self) -> str:
+        block = claim_loopback_block(prefer=random.randint(16, 250))
+        self._blocks.append(block)
+        return block.cidr
+
+    @property
+    def pod_cidr(self) -> str | None:
+        return self._pod_ips.cidr if self._pod_ips is not None else self._pod_cidr
+
+    @property
+    def service_cidr(self) -> str | None:
+        return self._service_ips.cidr if self._service_ips is not None else self._service_cidr
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._ensure_ranges()
+
+    async def close(self) -> None:
+        """Close every listener and connection, drop held ports, release the ranges."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._proxy.close()
+        finally:
+            for s in self._held_ports.values():
+                s.close()
+            self._held_ports.clear()
+            self._services.clear()
+            self._pods.clear()
+            for block in self._blocks:
+                block.release()
+            self._blocks.clear()
+
+    # -- pods -------------------------------------------------------------------------
+
+    async def setup_pod(self, uid: str, namespace: str, name: str, hostname: str) -> PodNetwork:
+        net = self._pods.get(uid)
+        if net is None:
+            pod_ips, _ = self._ensure_ranges()
+            net = PodNetwork(ip=pod_ips.allocate())
+            self._pods[uid] = net
+        return net
+
+    async def teardown_pod(self, uid: str) -> None:
+        net = self._pods.pop(uid, None)
+        if net is not None and self._pod_ips is not None:
+            self._pod_ips.release(net.ip)
+
+    def pod_ip(self, uid: str) -> str | None:
+        net = self._pods.get(uid)
+        return None if net is None else net.ip
+
+    # -- allocation -------------------------------------------------------------------
+
+    def allocate_cluster_ip(self, requested: str | None = None) -> str:
+        _, service_ips = self._ensure_ranges()
+        return service_ips.allocate(requested)
+
+    def release_cluster_ip(self, ip: str) -> None:
+        if self._service_ips is not None:
+            self._service_ips.release(ip)
+
+    def allocate_node_port(self, requested: int | None = None) -> int:
+        """A free NodePort, held by a bound socket on ``127.0.0.1`` until used or
+        released (Kubernetes also picks NodePorts at random)."""
+        if self._closed:
+            raise RuntimeError("the loopback network is closed")
+
+        def hold(port: int) -> bool:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                return False
+            self._held_ports[port] = s
+            return True
+
+        lo, hi = self._node_ports.lo, self._node_ports.hi
+        return self._node_ports.allocate(requested, check=hold,
+                                         start=None if requested else random.randint(lo, hi))
+
+    def release_node_port(self, port: int) -> None:
+        s = self._held_ports.pop(port, None)
+        if s is not None:
+            s.close()
+        self._node_ports.release(port)
+
+    # -- services ---------------------------------------------------------------------
+
+    async def sync_service(self, service: Any, endpoints: Any | None) -> None:
+        key = _key(service)
+        state = self._services.get(key)
+        if state is None:
+            state = self._services[key] = _ServiceState(service, endpoints)
+        state.service, state.endpoints = service, endpoints
+        wanted: dict[Backend, tuple[list[Backend], float | None]] = {}
+        stype = getattr(service.spec, "type", None) or "ClusterIP"
+        if stype != "ExternalName":
+            affinity = _affinity_timeout(service)
+            for sp in _ports(service):
+                protocol = _protocol(sp)
+                if protocol != "TCP":
+                    note = (key[0], key[1], int(sp.port))
+                    if note not in self._warned_udp:
+                        self._warned_udp.add(note)
+                        log.warning("service %s/%s port %s/%s: only TCP is proxied by the "
+                                    "loopback network", key[0], key[1], sp.port, protocol)
+                    continue
+                backends = _ready_backends(endpoints, sp.name, protocol)
+                if not _headless(service):
+                    wanted[(str(service.spec.cluster_ip), int(sp.port))] = (backends,
+                                                                            affinity)
+                node_port = getattr(sp, "node_port", None)
+                if node_port and stype in ("NodePort", "LoadBalancer"):
+                    wanted[("127.0.0.1", int(node_port))] = (backends, affinity)
+        for addr in state.listeners - wanted.keys():
+            await self._proxy.remove(addr)
+            if addr[0] == "127.0.0.1":
+                # The port may still be allocated to the Service: hold it again.
+                self._rehold(addr[1])
+        for addr, (backends, affinity) in wanted.items():
+            sock = self._held_ports.pop(addr[1], None) if addr[0] == "127.0.0.1" else None
+            if sock is None and self._proxy.bound_address(addr) is None:
+                sock = _bind_listener(addr)
+            await self._proxy.set_backends(addr, backends, affinity_timeout=affinity,
+                                           sock=sock)
+        state.listeners = set(wanted)
+
+    def _rehold(self, port: int) -> None:
+        if self._node_ports.is_allocated(port) and port not in self._held_ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                return
+            self._held_ports[port] = s
+
+    async def remove_service(self, namespace: str, name: str) -> None:
+        state = self._services.pop((namespace, name), None)
+        if state is None:
+            return
+        for addr in state.listeners:
+            await self._proxy.remove(addr)
+            if addr[0] == "127.0.0.1":
+                self._rehold(addr[1])
+
+    def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
+        """``(clusterIP, port)``; for a headless service the first Ready endpoint's
+        ``(ip, targetPort)``. ValueError when the port is unknown or, for a headless
+        service, no endpoint is Ready."""
+        sp = _pick_port(service, port)
+        if not _headless(service):
+            addr = (str(service.spec.cluster_ip), int(sp.port))
+            return self._proxy.bound_address(addr) or addr
+        state = self._services.get(_key(service))
+        endpoints = state.endpoints if state is not None else None
+        backends = _ready_backends(endpoints, sp.name, _protocol(sp))
+        if not backends:
+            raise ValueError(
+                f'service "{service.metadata.name}" is headless and has no ready endpoints')
+        return backends[0]
+
+    @property
+    def proxy(self) -> ServiceProxy:
+        return self._proxy

@@ -1,0 +1,289 @@
+"""Resolving kind names, turning dicts into objects, and reading/writing manifests.
+
+Invariants:
+
+- :func:`kind_info` accepts every name ``kubectl`` accepts for a kind registered in
+  :data:`KINDS`: the kind, its plural, a short name, in any case, optionally qualified
+  by group (``deployments.apps``) or version and group (``deployment.v1.apps``). Its
+  lookup table is rebuilt whenever a kind module registers another kind.
+- :func:`load` returns objects in document order; empty documents are skipped but still
+  counted, so ``document 3`` in an error is the fourth ``---`` section of the file.
+- ``load(to_yaml(objs)) == objs`` for any list of objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestra._errors import FieldError, Invalid, NotFound
+from orchestra.objects._base import KINDS, KindInfo, KubeObject
+
+# libyaml is several times faster for large manifests.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+_index: dict[str, KindInfo] = {}
+_index_size = -1
+
+
+def _names(info: KindInfo) -> Iterator[str]:
+    yield info.kind.lower()
+    yield info.plural.lower()
+    for short in info.short_names:
+        yield short.lower()
+
+
+def _lookup_table(force: bool = False) -> dict[str, KindInfo]:
+    global _index, _index_size
+    if force or _index_size != len(KINDS):
+        table: dict[str, KindInfo] = {}
+        for info in KINDS.values():
+            for name in _names(info):
+                table.setdefault(name, info)
+        _index = table
+        _index_size = len(KINDS)
+    return _index
+
+
+def kind_info(name: str) -> KindInfo:
+    """The kind a kubectl-style resource name means (``deploy``, ``Pods``, ``deployments.apps``).
+
+    Unknown names raise :class:`orchestra.NotFound` with kubectl's message.
+    """
+    table = _lookup_table()
+    key = name.lower()
+    info = table.get(key)
+    if info is not None:
+        if KINDS.get(info.kind) is not info:  # a kind was registered again: rebuild
+            return kind_info_uncached(name)
+        return info
+    if "." in key:
+        resource, _, qualifier = key.partition(".")
+        info = table.get(resource)
+        if info is not None:
+            version = info.api_version.rpartition("/")[2]
+            group = info.group
+            if qualifier in (group, f"{version}.{group}") or (not group and qualifier in (
+                    version, f"{version}.")):
+                return info
+    raise NotFound(f'the server doesn\'t have a resource type "{name}"')
+
+
+def kind_info_uncached(name: str) -> KindInfo:
+    """:func:`kind_info` after rebuilding the lookup table from :data:`KINDS`."""
+    _lookup_table(force=True)
+    return kind_info(name)
+
+
+def parse_ref(ref: str | type[KubeObject] | KubeObject, name: str | None = None
+              ) -> tuple[KindInfo, str | None]:
+    """The kind and (if given) name a reference denotes.
+
+    ``ref`` is ``"kind/name"``, ``"kind"`` (with ``name=`` or without a name), a kind
+    class, or an object (whose own name is used). Passing a name both ways raises
+    :class:`ValueError` with kubectl's message.
+    """
+    if isinstance(ref, KubeObject):
+        if name is not None and name != ref.name:
+            raise ValueError(f"{ref.kind} {ref.name!r} given with a different name {name!r}")
+        return type(ref).INFO, ref.name
+    if isinstance(ref, type):
+        if not issubclass(ref, KubeObject) or not hasattr(ref, "INFO"):
+            raise TypeError(f"{ref.__name__} is not a registered kind")
+        return ref.INFO, name
+    if not isinstance(ref, str):
+        raise TypeError(f"cannot refer to an object by {type(ref).__name__}")
+    if "/" in ref:
+        kind, _, ref_name = ref.partition("/")
+        if not kind or not ref_name or "/" in ref_name:
+            raise ValueError(
+                "arguments in resource/name form must have a single resource and name")
+        if name is not None:
+            raise ValueError(
+                "there is no need to specify a resource type as a separate argument when "
+                "passing arguments in resource/name form (e.g. 'kubectl get "
+                "resource/<resource_name>' instead of 'kubectl get resource "
+                "resource/<resource_name>'")
+        return kind_info(kind), ref_name
+    return kind_info(ref), name
+
+
+def _describe(obj: Mapping[str, Any]) -> str:
+    kind = obj.get("kind")
+    meta = obj.get("metadata")
+    name = ""
+    if isinstance(meta, Mapping):
+        name = str(meta.get("name") or meta.get("generateName") or "")
+    label = kind if isinstance(kind, str) and kind else "object"
+    return f'{label} "{name}"' if name else label
+
+
+def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
+    """Validate a Kubernetes dict into the class of its ``kind``; objects pass through.
+
+    A missing or unknown ``kind``, or an ``apiVersion`` the kind does not have, raises
+    :class:`orchestra.Invalid` naming ``kind`` or ``apiVersion``.
+    """
+    if isinstance(x, KubeObject):
+        return x
+    if not isinstance(x, Mapping):
+        raise Invalid("object", f"expected a mapping, got {type(x).__name__}")
+    kind = x.get("kind")
+    api_version = x.get("apiVersion")
+    errors: list[FieldError] = []
+    if not isinstance(kind, str) or not kind:
+        errors.append(FieldError("kind", "Required value: kind not set" if not kind
+                                 else f"Invalid value: {kind!r}: must be a string"))
+    if not isinstance(api_version, str) or not api_version:
+        errors.append(FieldError("apiVersion", "Required value: apiVersion not set"
+                                 if not api_version
+                                 else f"Invalid value: {api_version!r}: must be a string"))
+    if errors:
+        raise Invalid(_describe(x), errors)
+    assert isinstance(kind, str) and isinstance(api_version, str)
+    info = KINDS.get(kind)
+    if info is None:
+        raise Invalid(_describe(x), [FieldError(
+            "kind", f'no matches for kind "{kind}" in version "{api_version}"')])
+    if info.api_version != api_version:
+        raise Invalid(_describe(x), [FieldError(
+            "apiVersion", f'no matches for kind "{kind}" in version "{api_version}"')])
+    return info.cls.model_validate(dict(x))
+
+
+# ---------------------------------------------------------------------------
+# Manifests
+
+
+def _looks_like_text(s: str) -> bool:
+    stripped = s.lstrip()
+    return ("\n" in s or stripped.startswith(("{", "[", "apiVersion", "kind:", "---"))
+            or stripped == "")
+
+
+def _read_source(source: str | bytes | os.PathLike[str]) -> tuple[str, str]:
+    """The text to parse and a label for messages (the path, or "" for text)."""
+    if isinstance(source, bytes):
+        return source.decode("utf-8"), ""
+    if isinstance(source, str) and _looks_like_text(source):
+        return source, ""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir()
+                       if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
+        return "\n---\n".join(p.read_text("utf-8") for p in files), str(path)
+    if path.is_file():
+        return path.read_text("utf-8"), str(path)
+    if isinstance(source, str) and ":" in source:
+        return source, ""  # a one-line YAML mapping
+    raise FileNotFoundError(f'the path "{source}" does not exist')
+
+
+def _documents(text: str, where: str) -> Iterator[tuple[int, Any]]:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            yield 0, json.loads(text)
+            return
+        except json.JSONDecodeError:
+            pass  # maybe a JSON stream or YAML flow style: let YAML try
+    count = 0
+    try:
+        for doc in yaml.load_all(text, Loader=_Loader):
+            yield count, doc
+            count += 1
+    except yaml.YAMLError as exc:
+        detail = str(exc)
+        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+            detail = f"line {exc.problem_mark.line + 1}: {exc.problem}"
+        raise Invalid(f"{where}document {count}", [FieldError(
+            "", f"error converting YAML to JSON: yaml: {detail}")]) from None
+
+
+def _relabel(exc: Invalid, prefix: str) -> Invalid:
+    what = f"{prefix} ({exc.what})" if exc.what not in ("", "object") else prefix
+    return Invalid(what, exc.errors)
+
+
+def _objects_of(doc: Any, prefix: str) -> Iterator[KubeObject]:
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            yield from _objects_of(item, f"{prefix}[{i}]")
+        return
+    if not isinstance(doc, Mapping):
+        raise Invalid(prefix, f"expected a Kubernetes object (a mapping), got "
+                      f"{type(doc).__name__}")
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and kind not in KINDS:
+        items = doc.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise Invalid(prefix, [FieldError("items", "Invalid value: must be a list")])
+        for i, item in enumerate(items):
+            yield from _objects_of(item, f"{prefix}, items[{i}]")
+        return
+    try:
+        yield to_object(doc)
+    except Invalid as exc:
+        raise _relabel(exc, prefix) from None
+
+
+def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
+    """Every object in a manifest: multi-document YAML or JSON, text or a path.
+
+    A string containing a newline, or starting with ``{``, ``[``, ``apiVersion`` or
+    ``kind:``, is text; otherwise it names a file (or a directory, whose ``.yaml``,
+    ``.yml`` and ``.json`` files are read in name order). ``kind: List`` (and any
+    ``*List`` with ``items``) is flattened. An invalid document raises
+    :class:`orchestra.Invalid` whose message starts with ``document <index>`` (0-based,
+    counting empty documents).
+    """
+    text, where = _read_source(source)
+    label = f"{where}: " if where else ""
+    out: list[KubeObject] = []
+    for index, doc in _documents(text, label):
+        if doc is None or doc == {}:
+            continue
+        out.extend(_objects_of(doc, f"{label}document {index}"))
+    return out
+
+
+def load_dicts(objs: Iterable[Mapping[str, Any] | KubeObject]) -> list[KubeObject]:
+    """:func:`to_object` over many, errors naming the item index like :func:`load`."""
+    out: list[KubeObject] = []
+    for i, x in enumerate(objs):
+        if isinstance(x, KubeObject):
+            out.append(x)
+        else:
+            out.extend(_objects_of(x, f"item {i}"))
+    return out
+
+
+def _as_dicts(objs: KubeObject | Iterable[KubeObject]) -> list[dict[str, Any]]:
+    if isinstance(objs, KubeObject):
+        return [objs.to_dict()]
+    return [o.to_dict() for o in objs]
+
+
+def to_yaml(objs: KubeObject | Iterable[KubeObject]) -> str:
+    """YAML for an object, or a multi-document stream (``---`` between) for several."""
+    text: str = yaml.dump_all(_as_dicts(objs), Dumper=_Dumper, sort_keys=False,
+                              default_flow_style=False, allow_unicode=True)
+    return text
+
+
+def dump_json(objs: KubeObject | Iterable[KubeObject], *, indent: int | None = 2) -> str:
+    """JSON for an object; several become a ``kind: List`` as ``kubectl get -o json`` prints."""
+    if isinstance(objs, KubeObject):
+        data: dict[str, Any] = objs.to_dict()
+    else:
+        data = {"apiVersion": "v1", "kind": "List", "items": _as_dicts(objs),
+                "metadata": {"resourceVersion": ""}}
+    return json.dumps(data, indent=indent)

@@ -1,0 +1,651 @@
+"""The ``process`` runtime: each container is a local process group. No root needed.
+
+What a container is here:
+
+- The process runs ``command + args`` directly: there is no image, so no image
+  entrypoint to fall back on; a container with neither fails with
+  ``ContainerCreateError("no command specified")``. ``image`` is metadata only.
+- Its environment is exactly the given env, plus ``PATH``, ``HOME`` and ``LANG`` from the
+  host when the env does not set them, plus ``ORCHESTRA_ROOT`` (below).
+- Volumes: a process cannot have paths remapped, so each container gets a *root*
+  directory, ``<sandbox dir>/root/<container>``, in which every mount appears as a
+  symlink at its container path (``<root>/etc/config -> <host path>``). The root is the
+  default working directory and is exported as ``ORCHESTRA_ROOT``, so a command reaches
+  its volumes with relative paths (``cat etc/config/key``) or ``$ORCHESTRA_ROOT/...``.
+  A ``workingDir`` is looked up under the root first, then on the host.
+- ``runAsUser``/``runAsGroup`` apply only when the host process is root; otherwise the
+  container runs as the host user. There is no isolation and no resource limits.
+- Output goes to CRI log files, one per attempt
+  (``<log dir>/<container>/<attempt>.log``), so previous attempts stay readable until
+  the sandbox is removed. The log dir is ``SandboxSpec.log_dir`` (owned by the caller,
+  never deleted here) or ``<sandbox dir>/logs``.
+- Stop sends SIGTERM to the group, SIGKILL after the grace period on the runtime's
+  clock. When the main process exits, the rest of its group is killed, as the kernel
+  does to a container's PID namespace. Signals map to exit codes 128+n (143, 137).
+
+Nothing leaks, however the host ends: children get ``PR_SET_PDEATHSIG=SIGKILL``; a reaper
+process (``_reaper.py``) holds a pipe from the host, knows every live process group and
+kills them and removes ``state_dir`` when the pipe closes without ``quit``; an ``atexit``
+handler does the same on a normal interpreter exit; ``close()`` does it in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from orchestra._clock import Clock, TimerHandle
+from orchestra._errors import NotFound, OrchestraError, Timeout
+from orchestra.runtime import _logs
+from orchestra.runtime._probe import exec_command, network_probe, probe_timeout
+from orchestra.runtime._protocol import (
+    Capabilities,
+    ContainerCreateError,
+    ContainerEvent,
+    ContainerSpec,
+    ContainerStats,
+    ContainerStatus,
+    ExecResult,
+    ImageInfo,
+    Listener,
+    ProbeKind,
+    ProbeOutcome,
+    SandboxInfo,
+    SandboxSpec,
+    State,
+)
+from orchestra.runtime.process._proc import group_usage, kill_group, pdeathsig_preexec
+
+_log = logging.getLogger(__name__)
+_PASSTHROUGH = ("PATH", "HOME", "LANG")
+_REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
+
+
+@dataclass(slots=True, eq=False)
+class _Sandbox:
+    id: str
+    spec: SandboxSpec
+    dir: str
+    log_dir: str
+    containers: dict[str, _Container] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class _Container:
+    id: str
+    sandbox: _Sandbox
+    spec: ContainerSpec
+    argv: list[str]
+    env: dict[str, str]
+    root: str
+    log_path: str
+    state: State = State.CREATED
+    pid: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    cwd: str | None = None
+    kill_timer: TimerHandle | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    removed: bool = False
+    real_start: float = 0.0
+    last_cpu: tuple[float, float] | None = None  # (real monotonic, cpu seconds)
+
+
+class _Reaper:
+    """The host's end of the reaper's pipe."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    def _send(self, line: str) -> None:
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.write(line.encode() + b"\n")
+
+    def add(self, pgid: int) -> None:
+        self._send(f"add {pgid}")
+
+    def remove(self, pgid: int) -> None:
+        self._send(f"del {pgid}")
+
+    async def stop(self) -> None:
+        self._send("quit")
+        stdin = self.proc.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):
+                await stdin.drain()
+            stdin.close()
+        try:
+            async with asyncio.timeout(5):
+                await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def _exit_code(returncode: int) -> int:
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+class _Sink(Protocol):
+    def __call__(self, stream: str, data: bytes) -> None: ...
+
+
+class _ProcessProtocol(asyncio.SubprocessProtocol):
+    """Output to ``sink`` as it arrives; ``exited`` resolves with the return code as soon
+    as the main process ends, even while a descendant still holds its pipes (which
+    ``Process.wait()`` would wait for); ``closed`` once every pipe is closed."""
+
+    def __init__(self, sink: _Sink) -> None:
+        loop = asyncio.get_running_loop()
+        self.sink = sink
+        self.exited: asyncio.Future[int] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.SubprocessTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self.transport = transport
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.sink(
+            "stdout" if fd == 1 else "stderr",
+            bytes(data, "utf-8") if isinstance(data, str) else data,
+        )
+
+    def process_exited(self) -> None:
+        assert self.transport is not None
+        code = self.transport.get_returncode()
+        if not self.exited.done():
+            self.exited.set_result(code if code is not None else 0)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    async def finish(self, pgid: int) -> int:
+        """Wait for the main process, kill the rest of its group (as the kernel does to a
+        container's PID namespace), let the pipes drain, close the transport."""
+        try:
+            return await self.exited
+        finally:
+            kill_group(pgid, signal.SIGKILL)
+            try:
+                async with asyncio.timeout(2):
+                    await asyncio.shield(self.closed)
+            except TimeoutError:
+                pass
+            if self.transport is not None:
+                self.transport.close()
+
+
+async def _spawn(
+    argv: list[str], sink: _Sink, **kwargs: Any
+) -> tuple[asyncio.SubprocessTransport, _ProcessProtocol]:
+    """Start ``argv`` in a new session (its own process group) with the parent-death
+    signal set, forking from the event-loop thread (see ``pdeathsig_preexec``)."""
+    loop = asyncio.get_running_loop()
+    return await loop.subprocess_exec(
+        lambda: _ProcessProtocol(sink),
+        *argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=pdeathsig_preexec(),
+        **kwargs,
+    )
+
+
+class ProcessRuntime:
+    """Containers as local process groups; see the module docstring for the model."""
+
+    name = "process"
+    capabilities = Capabilities(exec=True, logs=True, metrics=True)
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        cluster_name: str = "orchestra",
+        state_dir: str,
+        close_grace: float = 1.0,
+        **options: Any,
+    ) -> None:
+        self.clock = clock
+        self.cluster_name = cluster_name
+        self.state_dir = os.path.abspath(state_dir)
+        self.close_grace = close_grace
+        self._listener: Listener | None = None
+        self._sandboxes: dict[str, _Sandbox] = {}
+        self._containers: dict[str, _Container] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reaper: _Reaper | None = None
+        self._started = False
+        self._as_root = os.geteuid() == 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def set_listener(self, listener: Listener) -> None:
+        self._listener = listener
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        os.makedirs(os.path.join(self.state_dir, "pods"), exist_ok=True)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", _REAPER, self.state_dir,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd="/",
+            start_new_session=True,
+        )  # fmt: skip
+        self._reaper = _Reaper(proc)
+        self._started = True
+        atexit.register(self._atexit)
+
+    def _atexit(self) -> None:
+        """Interpreter exit without close(): kill everything, remove the state."""
+        for c in self._containers.values():
+            if c.pid is not None and c.state is State.RUNNING:
+                kill_group(c.pid, signal.SIGKILL)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        running = [c for c in self._containers.values() if c.state is State.RUNNING]
+        for c in running:
+            kill_group(c.pid or 0, signal.SIGTERM)
+        if running:
+            waits = [asyncio.ensure_future(c.exited.wait()) for c in running]
+            _, pending = await asyncio.wait(waits, timeout=self.close_grace)
+            for c in running:
+                if c.state is State.RUNNING:
+                    kill_group(c.pid or 0, signal.SIGKILL)
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+            for w in pending:
+                w.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for t in list(self._tasks):
+            t.cancel()
+        self._containers.clear()
+        self._sandboxes.clear()
+        await asyncio.to_thread(shutil.rmtree, self.state_dir, True)
+        if self._reaper is not None:
+            await self._reaper.stop()
+            self._reaper = None
+        atexit.unregister(self._atexit)
+        self._started = False
+
+    # ------------------------------------------------------------------ images
+
+    async def pull_image(self, sandbox: SandboxSpec, container: ContainerSpec) -> ImageInfo:
+        """Nothing to pull: the image is metadata only."""
+        return ImageInfo(ref=container.image, id=f"process://{container.image}")
+
+    # ------------------------------------------------------------------ sandboxes
+
+    async def create_sandbox(self, spec: SandboxSpec) -> str:
+        if not self._started:
+            raise OrchestraError("process runtime: start() was not called")
+        sid = secrets.token_hex(32)
+        sdir = os.path.join(self.state_dir, "pods", f"{spec.namespace}_{spec.name}_{spec.uid}")
+        log_dir = spec.log_dir or os.path.join(sdir, "logs")
+        await asyncio.to_thread(_makedirs, sdir, log_dir)
+        self._sandboxes[sid] = _Sandbox(sid, spec, sdir, log_dir)
+        return sid
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            return
+        for c in list(sandbox.containers.values()):
+            if c.state is State.RUNNING:
+                await self.stop_container(c.id, 0)
+            self._containers.pop(c.id, None)
+        self._sandboxes.pop(sandbox_id, None)
+        await asyncio.to_thread(shutil.rmtree, sandbox.dir, True)
+
+    async def list_sandboxes(self) -> list[SandboxInfo]:
+        return [
+            SandboxInfo(
+                id=s.id, uid=s.spec.uid, namespace=s.spec.namespace, name=s.spec.name,
+                containers=tuple(self._status(c) for c in s.containers.values()
+                                 if not c.removed),
+            )
+            for s in self._sandboxes.values()
+        ]  # fmt: skip
+
+    # ------------------------------------------------------------------ containers
+
+    def _get(self, container_id: str) -> _Container:
+        c = self._containers.get(container_id)
+        if c is None:
+            raise NotFound(f'container "{container_id}" not found')
+        return c
+
+    def _find(self, container_id: str) -> _Container:
+        """Also finds removed containers whose sandbox still exists (for their logs)."""
+        c = self._containers.get(container_id)
+        if c is not None:
+            return c
+        for sandbox in self._sandboxes.values():
+            found = sandbox.containers.get(container_id)
+            if found is not None:
+                return found
+        raise NotFound(f'container "{container_id}" not found')
+
+    async def create_container(self, sandbox_id: str, spec: ContainerSpec) -> str:
+        sandbox = self._sandboxes.get(sandbox_id)
+        if sandbox is None:
+            raise NotFound(f'sandbox "{sandbox_id}" not found')
+        argv = [*spec.command, *spec.args]
+        if not argv:
+            raise ContainerCreateError(
+                "no command specified: the process runtime has no image entrypoint, "
+                "set command (and args)"
+            )
+        root = os.path.join(sandbox.dir, "root", spec.name)
+        env = dict(spec.env)
+        for key in _PASSTHROUGH:
+            if key not in env and key in os.environ:
+                env[key] = os.environ[key]
+        env.setdefault("ORCHESTRA_ROOT", root)
+        try:
+            await asyncio.to_thread(_make_root, root, spec)
+        except OSError as exc:
+            raise ContainerCreateError(f"failed to prepare mounts: {exc}") from None
+        cid = secrets.token_hex(32)
+        log_path = os.path.join(sandbox.log_dir, spec.name, f"{spec.attempt}.log")
+        c = _Container(cid, sandbox, spec, argv, env, root, log_path)
+        sandbox.containers[cid] = c
+        self._containers[cid] = c
+        return cid
+
+    def _cwd(self, c: _Container) -> str:
+        wd = c.spec.working_dir
+        if not wd:
+            return c.root
+        mapped = os.path.join(c.root, wd.lstrip("/"))
+        if os.path.isdir(mapped):
+            return mapped
+        if os.path.isdir(wd):
+            return wd
+        raise ContainerCreateError(
+            f'chdir to cwd ("{wd}") set in config.json failed: no such file or directory'
+        )
+
+    async def start_container(self, container_id: str) -> None:
+        c = self._get(container_id)
+        if c.state is not State.CREATED:
+            raise ContainerCreateError(f"container {container_id} is not in created state")
+        cwd = self._cwd(c)
+        executable = _resolve(c.argv[0], c.env, cwd)
+        writer = _logs.CriLogWriter(c.log_path, self.clock)
+        kwargs: dict[str, Any] = {}
+        if self._as_root:
+            if c.spec.run_as_user is not None:
+                kwargs["user"] = c.spec.run_as_user
+            if c.spec.run_as_group is not None:
+                kwargs["group"] = c.spec.run_as_group
+        try:
+            transport, protocol = await _spawn(
+                c.argv, writer.write, executable=executable, cwd=cwd, env=c.env, **kwargs
+            )
+        except OSError as exc:
+            writer.close()
+            reason = (exc.strerror or str(exc)).lower()
+            raise ContainerCreateError(f'exec: "{c.argv[0]}": {reason}') from None
+        pid = transport.get_pid()
+        if self._reaper is not None:
+            self._reaper.add(pid)
+        c.pid = pid
+        c.cwd = cwd
+        c.state = State.RUNNING
+        c.started_at = self.clock.now()
+        c.real_start = time.monotonic()
+        task = asyncio.create_task(
+            self._supervise(c, protocol, writer), name=f"container {c.id[:12]}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._notify(c)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("process runtime: supervisor failed", exc_info=task.exception())
+
+    async def _supervise(
+        self, c: _Container, protocol: _ProcessProtocol, writer: _logs.CriLogWriter
+    ) -> None:
+        """Wait for the main process to exit, then end the container and report it."""
+        assert c.pid is not None
+        try:
+            returncode = await protocol.finish(c.pid)
+        finally:
+            writer.close()
+            if self._reaper is not None:
+                self._reaper.remove(c.pid)
+            if c.kill_timer is not None:
+                c.kill_timer.cancel()
+                c.kill_timer = None
+        c.exit_code = _exit_code(returncode)
+        c.finished_at = self.clock.now()
+        c.state = State.EXITED
+        c.exited.set()
+        self._notify(c)
+
+    def _notify(self, c: _Container) -> None:
+        if self._listener is None or c.removed:
+            return
+        try:
+            self._listener(ContainerEvent(c.sandbox.id, c.id, self._status(c)))
+        except Exception:
+            _log.exception("runtime listener failed")
+
+    async def stop_container(self, container_id: str, grace_period: float) -> None:
+        c = self._get(container_id)
+        if c.state is State.CREATED:
+            c.state = State.EXITED
+            c.exit_code = 143
+            c.finished_at = self.clock.now()
+            c.exited.set()
+            self._notify(c)
+            return
+        if c.state is not State.RUNNING or c.pid is None:
+            return
+        pgid = c.pid
+        if grace_period <= 0:
+            kill_group(pgid, signal.SIGKILL)
+        else:
+            kill_group(pgid, signal.SIGTERM)
+            if c.kill_timer is None:
+                c.kill_timer = self.clock.call_later(
+                    grace_period, lambda: kill_group(pgid, signal.SIGKILL)
+                )
+        await c.exited.wait()
+
+    async def remove_container(self, container_id: str) -> None:
+        c = self._containers.get(container_id)
+        if c is None:
+            return
+        if c.state is State.RUNNING:
+            await self.stop_container(container_id, 0)
+        self._containers.pop(container_id, None)
+        c.removed = True
+
+    def _status(self, c: _Container) -> ContainerStatus:
+        reason = None
+        if c.exit_code is not None:
+            reason = "Completed" if c.exit_code == 0 else "Error"
+        return ContainerStatus(
+            id=c.id, name=c.spec.name, state=c.state, exit_code=c.exit_code, reason=reason,
+            message=c.message, started_at=c.started_at, finished_at=c.finished_at,
+            pid=c.pid, image_id=f"process://{c.spec.image}",
+        )  # fmt: skip
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return self._status(self._get(container_id))
+
+    # ------------------------------------------------------------------ logs
+
+    async def logs(
+        self,
+        container_id: str,
+        *,
+        tail: int | None = None,
+        since: float | None = None,
+        timestamps: bool = False,
+    ) -> str:
+        c = self._find(container_id)
+        return await _logs.read_log(c.log_path, tail=tail, since=since, timestamps=timestamps)
+
+    async def stream_logs(
+        self, container_id: str, *, tail: int | None = None
+    ) -> AsyncIterator[str]:
+        c = self._find(container_id)
+        sandbox_id = c.sandbox.id
+
+        def finished() -> bool:
+            return c.state is State.EXITED or sandbox_id not in self._sandboxes
+
+        async for line in _logs.follow_log(c.log_path, finished=finished, tail=tail):
+            yield line
+
+    # ------------------------------------------------------------------ exec, probes, stats
+
+    async def exec(
+        self,
+        container_id: str,
+        argv: list[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> ExecResult:
+        """Run ``argv`` in the container's env and working directory (its own process
+        group, killed with its descendants on timeout, which raises ``Timeout``)."""
+        c = self._get(container_id)
+        if c.state is not State.RUNNING:
+            raise OrchestraError(f"container {container_id} is not running")
+        if not argv:
+            raise OrchestraError("exec: no command given")
+        cwd = c.cwd or c.root
+        try:
+            executable = _resolve(argv[0], c.env, cwd)
+        except ContainerCreateError as exc:
+            code = 126 if "permission denied" in str(exc) else 127
+            return ExecResult(exit_code=code, stdout="", stderr=str(exc) + "\n")
+        out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
+        transport, protocol = await _spawn(
+            argv, lambda stream, data: out[stream].append(data),
+            executable=executable, cwd=cwd, env=c.env,
+        )  # fmt: skip
+        pid = transport.get_pid()
+        if self._reaper is not None:
+            self._reaper.add(pid)
+        try:
+            async with asyncio.timeout(timeout):
+                returncode = await asyncio.shield(protocol.exited)
+        except TimeoutError:
+            raise Timeout(f'command "{" ".join(argv)}" timed out') from None
+        finally:
+            kill_group(pid, signal.SIGKILL)
+            await protocol.finish(pid)
+            if self._reaper is not None:
+                self._reaper.remove(pid)
+        return ExecResult(
+            exit_code=_exit_code(returncode),
+            stdout=b"".join(out["stdout"]).decode("utf-8", "replace"),
+            stderr=b"".join(out["stderr"]).decode("utf-8", "replace"),
+        )
+
+    async def probe(
+        self, sandbox: SandboxSpec, container_id: str, kind: ProbeKind, probe: Any
+    ) -> ProbeOutcome:
+        command = exec_command(probe)
+        if command is not None:
+            try:
+                result = await self.exec(container_id, command, timeout=probe_timeout(probe))
+            except Timeout as exc:
+                return ProbeOutcome(False, str(exc))
+            if result.exit_code == 0:
+                return ProbeOutcome(True, result.stdout)
+            output = (result.stdout + result.stderr).strip()
+            return ProbeOutcome(
+                False, output or f'command "{" ".join(command)}" exited with {result.exit_code}'
+            )
+        outcome = await network_probe(probe, sandbox.pod_ip)
+        if outcome is not None:
+            return outcome
+        return ProbeOutcome(False, "probe has no handler (exec, httpGet, tcpSocket or grpc)")
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        c = self._get(container_id)
+        now = self.clock.now()
+        if c.state is not State.RUNNING or c.pid is None:
+            return ContainerStats(0.0, 0, now)
+        usage = await asyncio.to_thread(group_usage, c.pid)
+        real = time.monotonic()
+        last_real, last_cpu = c.last_cpu or (c.real_start, 0.0)
+        c.last_cpu = (real, usage.cpu_seconds)
+        elapsed = real - last_real
+        rate = max(0.0, usage.cpu_seconds - last_cpu) / elapsed if elapsed > 0 else 0.0
+        return ContainerStats(cpu_milli=rate * 1000.0, memory_bytes=usage.rss_bytes, timestamp=now)
+
+
+def _makedirs(*paths: str) -> None:
+    for p in paths:
+        os.makedirs(p, exist_ok=True)
+
+
+def _make_root(root: str, spec: ContainerSpec) -> None:
+    """The container's root dir with a symlink per mount at its container path."""
+    os.makedirs(root, exist_ok=True)
+    for m in spec.mounts:
+        target = m.host_path
+        if m.sub_path:
+            target = os.path.join(target, m.sub_path)
+            if not os.path.exists(target):
+                os.makedirs(target, exist_ok=True)
+        link = os.path.join(root, m.container_path.lstrip("/"))
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.islink(link):
+            os.unlink(link)
+        os.symlink(target, link)
+
+
+def _resolve(program: str, env: dict[str, str], cwd: str) -> str:
+    """The executable for ``program`` as runc finds it, or a runc-worded error."""
+    if "/" in program:
+        path = program if os.path.isabs(program) else os.path.join(cwd, program)
+        if not os.path.exists(path):
+            raise ContainerCreateError(
+                f'exec: "{program}": stat {program}: no such file or directory'
+            )
+        if os.path.isdir(path) or not os.access(path, os.X_OK):
+            raise ContainerCreateError(f'exec: "{program}": permission denied')
+        return path
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise ContainerCreateError(f'exec: "{program}": executable file not found in $PATH')
+    if not os.path.isabs(found):
+        found = os.path.join(cwd, found)
+    return found

@@ -1,0 +1,212 @@
+"""The loopback network: pod addresses, service ClusterIPs/NodePorts, proxying."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestra._clock import RealClock
+from orchestra.net import Network, load_network
+from orchestra.net.loopback import LoopbackNetwork
+from orchestra.objects._core import Endpoints, Service
+
+from ._helpers import ask, servers
+
+pytestmark = pytest.mark.anyio
+
+PORT = 8080
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def net(tmp_path: Path) -> AsyncIterator[LoopbackNetwork]:
+    n = LoopbackNetwork(clock=RealClock(), cluster_name="t", state_dir=str(tmp_path))
+    await n.start()
+    try:
+        yield n
+    finally:
+        await n.close()
+
+
+def service(name: str, cluster_ip: str, ports: list[dict[str, Any]], **spec: Any) -> Service:
+    return Service.model_validate({"metadata": {"name": name, "namespace": "default"},
+                                   "spec": {"clusterIP": cluster_ip, "ports": ports, **spec}})
+
+
+def endpoints(name: str, ready: list[str], not_ready: list[str] = (),  # type: ignore[assignment]
+              ports: list[dict[str, Any]] | None = None) -> Endpoints:
+    subset: dict[str, Any] = {"ports": ports or [{"name": "http", "port": PORT}]}
+    if ready:
+        subset["addresses"] = [{"ip": ip} for ip in ready]
+    if not_ready:
+        subset["notReadyAddresses"] = [{"ip": ip} for ip in not_ready]
+    return Endpoints.model_validate({"metadata": {"name": name, "namespace": "default"},
+                                     "subsets": [subset]})
+
+
+async def pods(net: LoopbackNetwork, n: int) -> list[str]:
+    return [(await net.setup_pod(f"uid-{i}", "default", f"p{i}", f"p{i}")).ip
+            for i in range(n)]
+
+
+def test_it_is_a_network(tmp_path: Path) -> None:
+    n = load_network("loopback", clock=RealClock(), cluster_name="t", state_dir=str(tmp_path))
+    assert isinstance(n, Network) and isinstance(n, LoopbackNetwork)
+    assert n.name == "loopback" and n.isolated is False
+
+
+async def test_pods_get_distinct_addresses_that_share_a_port(net: LoopbackNetwork) -> None:
+    a, b = await pods(net, 2)
+    assert a != b and a.startswith("127.") and b.startswith("127.")
+    assert a not in ("127.0.0.1", "127.0.0.53", "127.0.1.1")
+    assert (await net.setup_pod("uid-0", "default", "p0", "p0")).ip == a  # idempotent
+    async with servers([a, b], PORT):  # both listen on 8080 at once
+        assert await ask(a, PORT) == a
+        assert await ask(b, PORT) == b
+
+
+async def test_addresses_are_released_and_reused(net: LoopbackNetwork) -> None:
+    _, b, _ = await pods(net, 3)
+    await net.teardown_pod("uid-1")
+    await net.teardown_pod("uid-1")  # idempotent
+    assert net.pod_ip("uid-1") is None
+    assert (await net.setup_pod("uid-9", "default", "p9", "p9")).ip == b
+
+
+async def test_two_networks_never_collide(net: LoopbackNetwork, tmp_path: Path) -> None:
+    other = LoopbackNetwork(clock=RealClock(), cluster_name="u", state_dir=str(tmp_path))
+    await other.start()
+    try:
+        cidrs = {net.pod_cidr, net.service_cidr, other.pod_cidr, other.service_cidr}
+        assert len(cidrs) == 4
+        ours = set(await pods(net, 3)) | {net.allocate_cluster_ip() for _ in range(3)}
+        theirs = set(await pods(other, 3)) | {other.allocate_cluster_ip() for _ in range(3)}
+        assert not ours & theirs
+    finally:
+        await other.close()
+
+
+async def test_cluster_ips_and_node_ports(net: LoopbackNetwork) -> None:
+    ip = net.allocate_cluster_ip()
+    assert net.service_cidr is not None and ip.startswith(net.service_cidr.rsplit(".", 2)[0])
+    with pytest.raises(ValueError, match="already allocated"):
+        net.allocate_cluster_ip(ip)
+    net.release_cluster_ip(ip)
+    assert net.allocate_cluster_ip(ip) == ip
+    with pytest.raises(ValueError, match="not in the valid range"):
+        net.allocate_cluster_ip("127.0.0.1")
+    port = net.allocate_node_port()
+    assert 30000 <= port <= 32767
+    with pytest.raises(ValueError, match="already allocated"):
+        net.allocate_node_port(port)
+    with pytest.raises(ValueError, match="valid range"):
+        net.allocate_node_port(80)
+    net.release_node_port(port)
+    assert net.allocate_node_port(port) == port
+
+
+async def test_service_balances_over_ready_endpoints_only(net: LoopbackNetwork) -> None:
+    a, b, c, d = await pods(net, 4)
+    ip = net.allocate_cluster_ip()
+    svc = service("web", ip, [{"name": "http", "port": 80, "targetPort": "http"}])
+    async with servers([a, b, c, d], PORT):
+        await net.sync_service(svc, endpoints("web", [a, b, c], not_ready=[d]))
+        assert net.endpoint(svc, 80) == net.endpoint(svc, "http") == net.endpoint(svc) \
+            == (ip, 80)
+        got = [await ask(*net.endpoint(svc)) for _ in range(6)]
+        assert sorted(got) == sorted([a, b, c] * 2) and d not in got
+        # Endpoints change: reprogrammed live.
+        await net.sync_service(svc, endpoints("web", [d]))
+        assert {await ask(ip, 80) for _ in range(3)} == {d}
+        await net.sync_service(svc, endpoints("web", [a, d]))  # idempotent re-sync
+        await net.sync_service(svc, endpoints("web", [a, d]))
+        assert {await ask(ip, 80) for _ in range(4)} == {a, d}
+
+
+async def test_endpoint_port_is_matched_by_name(net: LoopbackNetwork) -> None:
+    a, = await pods(net, 1)
+    ip = net.allocate_cluster_ip()
+    svc = service("multi", ip, [{"name": "web", "port": 80, "targetPort": 9},
+                                {"name": "alt", "port": 81, "targetPort": 9}])
+    eps = endpoints("multi", [a], ports=[{"name": "alt", "port": PORT},
+                                          {"name": "web", "port": 9999}])
+    async with servers([a], PORT):
+        await net.sync_service(svc, eps)
+        assert await ask(ip, 81) == a  # "alt" -> 8080, where the pod listens
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError, AssertionError)):
+            assert await ask(ip, 80) == a  # "web" -> 9999: nothing there, reset
+
+
+async def test_client_ip_affinity(net: LoopbackNetwork) -> None:
+    hosts = await pods(net, 3)
+    ip = net.allocate_cluster_ip()
+    svc = service("sticky", ip, [{"name": "http", "port": 80}], sessionAffinity="ClientIP")
+    async with servers(hosts, PORT):
+        await net.sync_service(svc, endpoints("sticky", hosts))
+        assert len({await ask(ip, 80) for _ in range(5)}) == 1
+
+
+async def test_node_port_listens_on_localhost(net: LoopbackNetwork) -> None:
+    a, = await pods(net, 1)
+    ip, node_port = net.allocate_cluster_ip(), net.allocate_node_port()
+    svc = service("np", ip, [{"name": "http", "port": 80, "nodePort": node_port}],
+                  type="NodePort")
+    async with servers([a], PORT):
+        await net.sync_service(svc, endpoints("np", [a]))
+        assert await ask("127.0.0.1", node_port) == a
+        assert await ask(ip, 80) == a
+        # Back to ClusterIP: the node port listener goes, the ClusterIP one stays.
+        await net.sync_service(service("np", ip, [{"name": "http", "port": 80}]),
+                               endpoints("np", [a]))
+        with pytest.raises(ConnectionRefusedError):
+            await ask("127.0.0.1", node_port)
+        assert await ask(ip, 80) == a
+        await net.remove_service("default", "np")
+        with pytest.raises(ConnectionRefusedError):
+            await ask(ip, 80)
+
+
+async def test_headless_endpoint_is_a_ready_pod(net: LoopbackNetwork) -> None:
+    a, b = await pods(net, 2)
+    svc = service("db", "None", [{"name": "http", "port": 80, "targetPort": PORT}])
+    await net.sync_service(svc, endpoints("db", [b], not_ready=[a]))
+    assert net.endpoint(svc, 80) == (b, PORT)
+    assert net.proxy.listening() == []
+    await net.sync_service(svc, endpoints("db", [], not_ready=[a]))
+    with pytest.raises(ValueError, match="no ready endpoints"):
+        net.endpoint(svc)
+    with pytest.raises(ValueError, match="no port"):
+        net.endpoint(svc, 5432)
+
+
+async def test_close_releases_everything(tmp_path: Path) -> None:
+    n = LoopbackNetwork(clock=RealClock(), cluster_name="t", state_dir=str(tmp_path))
+    await n.start()
+    a, = await pods(n, 1)
+    ip, node_port = n.allocate_cluster_ip(), n.allocate_node_port()
+    svc = service("np", ip, [{"name": "http", "port": 80, "nodePort": node_port}],
+                  type="NodePort")
+    async with servers([a], PORT):
+        await n.sync_service(svc, endpoints("np", [a]))
+        async with asyncio.timeout(5):
+            reader, writer = await asyncio.open_connection(ip, 80)
+            await reader.readline()
+            blocks = list(n._blocks)
+            await n.close()
+            await n.close()
+            assert await reader.read() == b""
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+    assert blocks and not any(b.held for b in blocks)
+    with pytest.raises(ConnectionRefusedError):
+        await ask("127.0.0.1", node_port)

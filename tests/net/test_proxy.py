@@ -1,0 +1,227 @@
+"""The service proxy on its own: balancing, affinity, retries, reprogramming, half-close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from orchestra._clock import ManualClock
+from orchestra.net._ipam import LoopbackBlock
+from orchestra.net._proxy import ServiceProxy
+
+from ._helpers import TIMEOUT, addr, ask, block, servers
+
+pytestmark = pytest.mark.anyio
+
+PORT = 8080
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def net() -> Iterator[LoopbackBlock]:
+    with block() as b:
+        yield b
+
+
+async def test_round_robin_across_backends(net: LoopbackBlock) -> None:
+    hosts = [addr(net, n) for n in (2, 3, 4)]
+    vip = addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers(hosts, PORT):
+        await proxy.set_backends((vip, 80), [(h, PORT) for h in hosts])
+        try:
+            got = [await ask(vip, 80) for _ in range(6)]
+        finally:
+            await proxy.close()
+    assert got == hosts + hosts
+
+
+async def test_reprogramming_keeps_established_connections(net: LoopbackBlock) -> None:
+    a, b = addr(net, 2), addr(net, 3)
+    vip = addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([a, b], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                assert (await reader.readline()).decode().strip() == a
+                await proxy.set_backends((vip, 80), [(b, PORT)])
+                assert await ask(vip, 80) == b
+                writer.write(b"still here\n")  # the old connection still reaches a
+                assert await reader.readline() == b"still here\n"
+                writer.close()
+                await proxy.set_backends((vip, 80), [(a, PORT), (b, PORT)])
+                assert sorted([await ask(vip, 80), await ask(vip, 80)]) == [a, b]
+        finally:
+            await proxy.close()
+
+
+async def test_client_ip_affinity_sticks_until_timeout(net: LoopbackBlock) -> None:
+    hosts = [addr(net, n) for n in (2, 3, 4)]
+    vip = addr(net, 100)
+    clock = ManualClock()
+    proxy = ServiceProxy(clock=clock)
+    c1, c2 = addr(net, 50), addr(net, 51)
+    async with servers(hosts, PORT):
+        await proxy.set_backends((vip, 80), [(h, PORT) for h in hosts], affinity_timeout=30)
+        try:
+            first = await ask(vip, 80, local=c1)
+            assert {await ask(vip, 80, local=c1) for _ in range(4)} == {first}
+            other = await ask(vip, 80, local=c2)
+            assert other != first  # a new client gets the next backend
+            await clock.advance(29)  # each connection renews the stickiness
+            assert await ask(vip, 80, local=c1) == first
+            await clock.advance(31)
+            assert await ask(vip, 80, local=c1) != first
+            # Without affinity, the same client is spread again.
+            await proxy.set_backends((vip, 80), [(h, PORT) for h in hosts])
+            assert len({await ask(vip, 80, local=c1) for _ in range(3)}) == 3
+        finally:
+            await proxy.close()
+
+
+async def test_refused_backend_is_retried_before_any_byte(net: LoopbackBlock) -> None:
+    alive, dead1, dead2 = addr(net, 2), addr(net, 3), addr(net, 4)
+    vip = addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([alive], PORT) as (server,):
+        await proxy.set_backends((vip, 80), [(dead1, PORT), (alive, PORT), (dead2, PORT)])
+        try:
+            for _ in range(6):
+                assert await ask(vip, 80) == alive
+        finally:
+            await proxy.close()
+    assert server.accepted == 6
+
+
+async def test_no_backend_resets_the_client(net: LoopbackBlock) -> None:
+    vip = addr(net, 100)
+    proxy = ServiceProxy()
+    await proxy.set_backends((vip, 80), [(addr(net, 3), PORT)])  # nothing listens there
+    try:
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                try:
+                    await reader.readexactly(1)
+                finally:
+                    writer.close()
+        await proxy.set_backends((vip, 80), [])
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                try:
+                    await reader.readexactly(1)
+                finally:
+                    writer.close()
+    finally:
+        await proxy.close()
+
+
+async def test_half_close_is_propagated(net: LoopbackBlock) -> None:
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([a], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                writer.write(b"x" * 100_000)
+                writer.write_eof()  # the backend echoes until EOF, then ends its side
+                data = await reader.read()  # until the backend's EOF
+                writer.close()
+        finally:
+            await proxy.close()
+    assert data == f"{a}\n".encode() + b"x" * 100_000
+
+
+@pytest.mark.parametrize("splice_threshold", [1 << 16, 1 << 40])
+async def test_bulk_transfer_is_intact(net: LoopbackBlock, splice_threshold: int) -> None:
+    """Megabytes both ways, in the loop and (past the threshold) in splice threads."""
+    a, vip = addr(net, 2), addr(net, 100)
+    payload = os.urandom(1 << 20) * 4
+    proxy = ServiceProxy(splice_threshold=splice_threshold)
+    async with servers([a], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        try:
+            async with asyncio.timeout(TIMEOUT * 4):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                await reader.readline()
+
+                async def send() -> None:
+                    writer.write(payload)
+                    await writer.drain()
+                    writer.write_eof()
+
+                sender = asyncio.ensure_future(send())
+                echoed = await reader.read()
+                await sender
+                writer.close()
+        finally:
+            await proxy.close()
+    assert hashlib.sha256(echoed).digest() == hashlib.sha256(payload).digest()
+    assert proxy.connections == 0
+
+
+async def test_remove_closes_the_listener_only(net: LoopbackBlock) -> None:
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([a], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(vip, 80)
+                await reader.readline()
+                await proxy.remove((vip, 80))
+                assert proxy.listening() == []
+                with pytest.raises(ConnectionRefusedError):
+                    await ask(vip, 80)
+                writer.write(b"ping\n")
+                assert await reader.readline() == b"ping\n"
+                writer.close()
+        finally:
+            await proxy.close()
+
+
+async def test_close_ends_established_connections(net: LoopbackBlock) -> None:
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy(splice_threshold=1)
+    async with servers([a], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        async with asyncio.timeout(TIMEOUT):
+            r1, w1 = await asyncio.open_connection(vip, 80)
+            await r1.readline()  # this one has moved to splice threads
+            r2, w2 = await asyncio.open_connection(vip, 80)
+            await asyncio.sleep(0.05)
+            await proxy.close()
+            assert await r1.read() == b""
+            with contextlib.suppress(ConnectionError):
+                assert await r2.read() in (b"", f"{a}\n".encode())
+            w1.close()
+            w2.close()
+    assert proxy.connections == 0
+
+
+async def test_a_taken_address_raises(net: LoopbackBlock) -> None:
+    vip = addr(net, 101)
+    s = socket.socket()
+    s.bind((vip, 80))
+    s.listen()
+    proxy = ServiceProxy()
+    try:
+        with pytest.raises(OSError):
+            await proxy.set_backends((vip, 80), [])
+    finally:
+        s.close()
+        await proxy.close()

@@ -1,0 +1,133 @@
+"""JSON merge patch (RFC 7386): the RFC's examples, a property test, and store.patch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchestra._errors import Conflict, Invalid, NotFound
+from orchestra._store import Store, merge_patch
+
+from ._helpers import pod
+
+# RFC 7386 appendix A, verbatim.
+RFC_EXAMPLES: list[tuple[Any, Any, Any]] = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"a": "foo"}, None, None),
+    ({"a": "foo"}, "bar", "bar"),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "patch", "expected"), RFC_EXAMPLES)
+def test_rfc_7386_examples(target: Any, patch: Any, expected: Any) -> None:
+    before = copy.deepcopy((target, patch))
+    assert merge_patch(target, patch) == expected
+    assert (target, patch) == before  # inputs untouched
+
+
+def test_nulls_inside_lists_are_values() -> None:
+    assert merge_patch({}, {"a": [{"b": None}]}) == {"a": [{"b": None}]}
+
+
+def _reference(target: Any, patch: Any) -> Any:
+    """RFC 7386 section 2's pseudo-code, transcribed as literally as possible."""
+    if isinstance(patch, dict):
+        target = copy.deepcopy(target) if isinstance(target, dict) else {}
+        for name, value in patch.items():
+            if value is None:
+                if name in target:
+                    del target[name]
+            else:
+                target[name] = _reference(target.get(name), value)
+        return target
+    return copy.deepcopy(patch)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["x", "y", ""]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from("abcd"), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values, json_values)
+def test_merge_patch_agrees_with_the_rfc_pseudo_code(target: Any, patch: Any) -> None:
+    assert merge_patch(target, patch) == _reference(target, patch)
+
+
+@given(json_values, json_values)
+def test_merge_patch_result_shares_nothing_mutable_with_the_patch(target: Any,
+                                                                  patch: Any) -> None:
+    out = merge_patch(target, patch)
+    before = copy.deepcopy(patch)
+    _scribble(out)
+    assert patch == before
+
+
+def _scribble(value: Any) -> None:
+    if isinstance(value, dict):
+        for v in value.values():
+            _scribble(v)
+        value["zz"] = 1
+    elif isinstance(value, list):
+        for v in value:
+            _scribble(v)
+        value.append(1)
+
+
+# -- Store.patch ------------------------------------------------------------------------
+
+
+def test_patch_labels_and_spec(store: Store) -> None:
+    p = store.create(pod("web", labels={"app": "web", "old": "x"}))
+    out = store.patch("pod/web", {"metadata": {"labels": {"tier": "fe", "old": None}}})
+    assert out.labels == {"app": "web", "tier": "fe"}
+    assert out.metadata.generation == 1
+    out = store.patch("pods", {"spec": {"activeDeadlineSeconds": 5}}, name="web")
+    assert out.metadata.generation == 2
+    assert out.metadata.uid == p.metadata.uid
+
+
+def test_patch_checks_resource_version_only_when_given(store: Store) -> None:
+    p = store.create(pod("web"))
+    store.patch("pod/web", {"metadata": {"labels": {"a": "1"}}})
+    with pytest.raises(Conflict):
+        store.patch("pod/web", {"metadata": {"resourceVersion": p.metadata.resource_version,
+                                             "labels": {"b": "2"}}})
+    now = store.get("pod/web").metadata.resource_version
+    out = store.patch("pod/web", {"metadata": {"resourceVersion": now, "labels": {"b": "2"}}})
+    assert out.labels == {"a": "1", "b": "2"}
+
+
+def test_patch_errors(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.patch("pod/web", {})
+    store.create(pod("web"))
+    with pytest.raises(Invalid):
+        store.patch("pod/web", {"spec": {"containers": [{"name": "c", "image": 3}]}})
+    with pytest.raises(Invalid, match="immutable"):
+        store.patch("pod/web", {"metadata": {"name": "other"}})
+    with pytest.raises(Invalid):
+        store.patch("pod/web", {"kind": "ConfigMap"})
+
+
+def test_empty_patch_is_a_no_op(store: Store) -> None:
+    p = store.create(pod("web"))
+    assert store.patch("pod/web", {}) is p
