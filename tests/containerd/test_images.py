@@ -7,11 +7,10 @@ import os
 import uuid
 
 import pytest
+from containerd_registry import push_archive
 
 from orchestra.runtime import ContainerSpec, ImagePullError, SandboxSpec, State
 from orchestra.runtime.containerd import ContainerdRuntime, Reference
-
-from containerd_registry import push_archive
 
 pytestmark = pytest.mark.anyio
 SB = SandboxSpec(uid="u", namespace="default", name="p", hostname="p", pod_ip="10.0.0.9")
@@ -79,9 +78,9 @@ async def test_corrupted_layer_is_rejected(runtime: ContainerdRuntime, busybox_a
                         [build_layer(files={"data": os.urandom(64 << 10)})], cmd=["x"])
     repo = f"corrupt{uuid.uuid4().hex[:6]}"
     push_archive(host, repo, "1", archive)
-    from containerd_registry import read_archive
-
     import json
+
+    from containerd_registry import read_archive
 
     index, blobs = read_archive(archive)
     layer = json.loads(blobs[index["manifests"][0]["digest"]])["layers"][0]["digest"]

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from orchestra._errors import RuntimeUnavailable
 from orchestra._clock import ManualClock, RealClock
+from orchestra._errors import RuntimeUnavailable
 from orchestra.runtime import ContainerSpec, Mount, Resources, SandboxSpec, State
 from orchestra.runtime.containerd import ContainerdRuntime
 

@@ -426,6 +426,33 @@ def test_ports_and_policies() -> None:
     assert 'Unsupported value: "Sometimes"' in str(err)
 
 
+def test_image_and_probe_handlers() -> None:
+    data = pod_dict()
+    del data["spec"]["containers"][0]["image"]
+    err = invalid(Pod, data)
+    assert err.paths == ["spec.containers[0].image"]
+    assert "spec.containers[0].image: Required value" in str(err)
+    err = invalid(Pod, pod_dict(livenessProbe={"periodSeconds": 5}))
+    assert err.paths == ["spec.containers[0].livenessProbe"]
+    assert "must specify a handler type" in str(err)
+    err = invalid(Pod, pod_dict(readinessProbe={"exec": {"command": ["true"]},
+                                                "httpGet": {"port": 80}}))
+    assert err.paths == ["spec.containers[0].readinessProbe.httpGet"]
+    err = invalid(Pod, pod_dict(lifecycle={"preStop": {}}))
+    assert err.paths == ["spec.containers[0].lifecycle.preStop"]
+
+
+def test_volume_mounts_name_volumes() -> None:
+    data = pod_dict(volumeMounts=[{"name": "data", "mountPath": "/data"}])
+    err = invalid(Pod, data)
+    assert err.paths == ["spec.containers[0].volumeMounts[0].name"]
+    assert 'Not found: "data"' in str(err)
+    data["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    Pod.model_validate(data)
+    data["spec"]["volumes"].append({"name": "data", "emptyDir": {}})
+    assert invalid(Pod, data).paths == ["spec.volumes[1].name"]
+
+
 def test_several_errors_reported_together() -> None:
     data = pod_dict(ports=[{"containerPort": 70000}], resources={"requests": {"memory": "x"}})
     data["metadata"]["labels"] = {"-bad": "v"}

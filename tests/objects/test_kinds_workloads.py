@@ -27,7 +27,14 @@ from orchestra.objects._apps import (
 )
 from orchestra.objects._autoscaling import HorizontalPodAutoscaler
 from orchestra.objects._base import KINDS, KubeObject
-from orchestra.objects._batch import CronJob, Job, next_cron_time, parse_cron
+from orchestra.objects._batch import (
+    CronJob,
+    Job,
+    cron_times_between,
+    generate_job_selector,
+    next_cron_time,
+    parse_cron,
+)
 from orchestra.objects._networking import Ingress, IngressClass
 from orchestra.objects._policy import PodDisruptionBudget
 
@@ -229,6 +236,32 @@ def test_job_takes_template_labels() -> None:
     assert Job.model_validate(doc).labels == {"app": "pi"}
     doc["metadata"]["labels"] = {"own": "x"}
     assert Job.model_validate(doc).labels == {"own": "x"}
+
+
+def test_generate_job_selector() -> None:
+    doc = _load("pi-job.yaml")
+    doc["metadata"]["uid"] = "1234-abcd"
+    job = generate_job_selector(Job.model_validate(doc))
+    assert job.spec.selector is not None
+    assert job.spec.selector.to_dict() == {
+        "matchLabels": {"batch.kubernetes.io/controller-uid": "1234-abcd"}}
+    assert job.spec.template.metadata.labels == {
+        "batch.kubernetes.io/controller-uid": "1234-abcd",
+        "batch.kubernetes.io/job-name": "pi",
+        "controller-uid": "1234-abcd",
+        "job-name": "pi",
+    }
+    # As `kubectl get job -o yaml` shows: the Job is defaulted with its template's labels.
+    assert job.labels == job.spec.template.metadata.labels
+    assert generate_job_selector(job) == job
+    doc["spec"]["selector"] = {"matchLabels": {"app": "pi"}}
+    doc["spec"]["template"]["metadata"] = {"labels": {"app": "pi"}}
+    with pytest.raises(Invalid) as info:
+        generate_job_selector(Job.model_validate(doc))
+    assert info.value.paths == ["spec.selector"]
+    doc["spec"]["manualSelector"] = True
+    manual = Job.model_validate(doc)
+    assert generate_job_selector(manual) is manual
 
 
 def test_cronjob_defaults_and_untouched_job_template() -> None:
@@ -650,6 +683,18 @@ def test_next_cron_time_skips_the_dst_gap_and_repeats_the_fold() -> None:
     assert second - first == 3600
     third = next_cron_time("30 2 * * *", second, "Europe/Berlin")
     assert third == _ts("2024-10-28T02:30:00", "Europe/Berlin")
+
+
+def test_next_cron_time_defaults_to_local_time() -> None:
+    after = dt.datetime(2024, 5, 1, 10, 0).timestamp()
+    assert next_cron_time("0 12 * * *", after) == dt.datetime(2024, 5, 1, 12, 0).timestamp()
+
+
+def test_cron_times_between() -> None:
+    start = _ts("2024-05-01T10:00:00")
+    times = list(cron_times_between("*/20 * * * *", start, start + 3600, "UTC"))
+    assert times == [start + 1200, start + 2400, start + 3600]
+    assert len(list(cron_times_between("* * * * *", start, start + 86400, "UTC"))) == 100
 
 
 def test_next_cron_time_every_and_never() -> None:

@@ -42,8 +42,8 @@ HOST = textwrap.dedent(
         pids.append(int((await rt.logs(cid)).strip()))  # a grandchild: no pdeathsig
         pids.append(rt._reaper.proc.pid)
         print(json.dumps(pids), flush=True)
+        await asyncio.to_thread(sys.stdin.readline)  # the test has seen them alive
         if mode == "close":
-            await asyncio.to_thread(sys.stdin.readline)
             await rt.close()
             print("closed", flush=True)
         elif mode == "exit":
@@ -63,12 +63,19 @@ def run_host(tmp_path: Path, mode: str) -> tuple[subprocess.Popen[str], list[int
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert host.stdout is not None
-    line = host.stdout.readline()
-    assert line, "the host process failed to start its containers"
-    pids = json.loads(line)
-    assert all(is_alive(p) for p in pids)
-    assert state.exists()
+    try:
+        assert host.stdout is not None and host.stdin is not None
+        line = host.stdout.readline()
+        assert line, "the host process failed to start its containers"
+        pids = json.loads(line)
+        assert all(is_alive(p) for p in pids)
+        assert state.exists()
+        host.stdin.write("go\n")
+        host.stdin.flush()
+    except BaseException:
+        host.kill()
+        host.wait()
+        raise
     return host, pids, state
 
 
@@ -84,6 +91,7 @@ def assert_all_gone(pids: list[int], state: Path) -> None:
 
 def test_sigkilled_host_leaves_nothing(tmp_path: Path) -> None:
     host, pids, state = run_host(tmp_path, "sleep")
+    assert host.stdout is not None
     os.kill(host.pid, signal.SIGKILL)
     host.wait()
     assert_all_gone(pids, state)
@@ -97,9 +105,7 @@ def test_host_exiting_without_close_leaves_nothing(tmp_path: Path) -> None:
 
 def test_close_leaves_nothing(tmp_path: Path) -> None:
     host, pids, state = run_host(tmp_path, "close")
-    assert host.stdout is not None and host.stdin is not None
-    host.stdin.write("close\n")
-    host.stdin.flush()
+    assert host.stdout is not None
     assert host.stdout.readline().strip() == "closed"
     try:
         assert not any(is_alive(p) for p in pids)

@@ -8,8 +8,9 @@ the only ways the store changes a table):
   bucket is ever empty (emptied buckets are dropped, so a churning cluster does not
   leak index entries). Buckets are dicts used as insertion-ordered sets, so that
   results are deterministic within a process (sets of str tuples are not: hash seeds).
-- Indexes: namespace, name, each label ``key -> value``, and for pods ``spec.nodeName``
-  (unbound pods under ``""``, which is what the scheduler asks for).
+- Indexes: namespace, each label ``key -> value``, and for pods ``spec.nodeName``
+  (unbound pods under ``""``, which is what the scheduler asks for). ``metadata.name``
+  needs no index: it is a key lookup per namespace.
 """
 
 from __future__ import annotations
@@ -77,14 +78,13 @@ class Filter:
 class Table:
     """The objects of one kind, their indexes and their change history."""
 
-    __slots__ = ("by_name", "by_namespace", "by_node", "info", "labels", "log", "node_indexed",
+    __slots__ = ("by_namespace", "by_node", "info", "labels", "log", "node_indexed",
                  "objects", "spec_fields")
 
     def __init__(self, info: KindInfo, history: int) -> None:
         self.info = info
         self.objects: dict[Key, KubeObject] = {}
         self.by_namespace: dict[str, Bucket] = {}
-        self.by_name: dict[str, Bucket] = {}
         self.by_node: dict[str, Bucket] = {}
         self.labels: dict[str, dict[str, Bucket]] = {}
         self.log = History(history)
@@ -100,7 +100,6 @@ class Table:
     def insert(self, key: Key, obj: KubeObject) -> None:
         self.objects[key] = obj
         _add(self.by_namespace, key[0], key)
-        _add(self.by_name, key[1], key)
         if self.node_indexed:
             _add(self.by_node, node_of(obj), key)
         labels = obj.metadata.labels
@@ -141,7 +140,6 @@ class Table:
     def remove(self, key: Key, old: KubeObject) -> None:
         del self.objects[key]
         _discard(self.by_namespace, key[0], key)
-        _discard(self.by_name, key[1], key)
         if self.node_indexed:
             _discard(self.by_node, node_of(old), key)
         labels = old.metadata.labels
@@ -220,7 +218,8 @@ class Table:
                     if path == "metadata.namespace":
                         index = self.by_namespace
                     elif path == "metadata.name":
-                        index = self.by_name
+                        candidates.append(self._named(value, namespace))
+                        continue
                     elif path == "spec.nodeName" and self.node_indexed:
                         index = self.by_node
                 if index is None:
@@ -248,6 +247,13 @@ class Table:
                 continue
             out.append(obj)
         return out
+
+    def _named(self, name: str, namespace: str | None) -> Bucket:
+        objects = self.objects
+        if namespace is not None:
+            key = (namespace, name)
+            return {key: None} if key in objects else {}
+        return {k: None for ns in self.by_namespace if (k := (ns, name)) in objects}
 
     def scan(
         self,

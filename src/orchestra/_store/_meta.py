@@ -17,6 +17,11 @@ M = TypeVar("M", bound=Model)
 
 _set = object.__setattr__
 
+# Fields-sets are shared between copies (nothing mutates the fields-set of an immutable
+# model: thaw() and model_copy() copy it first), and interned, because a new set per
+# stored object would cost hundreds of bytes per object for no use.
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
 
 def replace(model: M, changes: dict[str, Any]) -> M:
     """A copy of ``model`` with the fields in ``changes`` (attribute names) replaced."""
@@ -27,9 +32,13 @@ def replace(model: M, changes: dict[str, Any]) -> M:
     _set(new, "__dict__", fields)
     fields_set = model.__pydantic_fields_set__
     if not fields_set.issuperset(changes):
-        fields_set = fields_set | changes.keys()
-    # Shared between copies: nothing mutates the fields-set of an immutable model
-    # (thaw() and model_copy() copy it first).
+        union = frozenset(fields_set.union(changes))
+        shared = _FIELDS_SETS.get(union)
+        if shared is None:
+            shared = set(union)
+            if len(_FIELDS_SETS) < 4096:
+                _FIELDS_SETS[union] = shared
+        fields_set = shared
     _set(new, "__pydantic_fields_set__", fields_set)
     _set(new, "__pydantic_extra__", None)
     _set(new, "__pydantic_private__", None)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import random
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,6 +45,8 @@ from orchestra.objects._base import FrozenDict, KindInfo, KubeObject, LabelSelec
 from orchestra.objects._registry import kind_info, parse_ref, to_object
 from orchestra.objects._selector import FieldSelector, Selector
 
+_getrandbits = random.getrandbits
+
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 # Kubernetes' generateName suffix: 5 characters from an alphabet without vowels (so no
@@ -57,6 +58,15 @@ KindRef = str | type[KubeObject] | KubeObject | KindInfo
 SelectorLike = str | Selector | LabelSelector | Mapping[str, Any]
 FieldSelectorLike = str | FieldSelector | Mapping[str, str]
 Objects = list[KubeObject]
+
+
+def _new_uid() -> str:
+    """A random version-4 UUID, as ``str(uuid.uuid4())`` but without a system call each."""
+    n = _getrandbits(128)
+    n = (n & ~(0xF000 << 64)) | (0x4000 << 64)
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _what(info: KindInfo, name: str) -> str:
@@ -407,7 +417,7 @@ class Store:
             raise AlreadyExists(f'{prefix}{info.resource} "{name}" already exists')
         self._rv = rv = self._rv + 1
         meta = replace(obj.metadata, {
-            "uid": str(uuid.uuid4()),
+            "uid": _new_uid(),
             "resource_version": str(rv),
             "generation": 1,
             "creation_timestamp": self._now(),

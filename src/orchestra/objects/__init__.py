@@ -148,6 +148,24 @@ from orchestra.objects._core import (
     Taint,
     VolumeNodeAffinity,
 )
+from orchestra.objects._networking import (
+    HTTPIngressPath,
+    HTTPIngressRuleValue,
+    Ingress,
+    IngressBackend,
+    IngressClass,
+    IngressClassParametersReference,
+    IngressClassSpec,
+    IngressLoadBalancerIngress,
+    IngressLoadBalancerStatus,
+    IngressPortStatus,
+    IngressRule,
+    IngressServiceBackend,
+    IngressSpec,
+    IngressStatus,
+    IngressTLS,
+    ServiceBackendPort,
+)
 from orchestra.objects._pod import (
     Affinity,
     AppArmorProfile,
@@ -336,6 +354,8 @@ __all__ = [
     "HPAScalingRules",
     "HTTPGetAction",
     "HTTPHeader",
+    "HTTPIngressPath",
+    "HTTPIngressRuleValue",
     "HorizontalPodAutoscaler",
     "HorizontalPodAutoscalerBehavior",
     "HorizontalPodAutoscalerCondition",
@@ -346,6 +366,19 @@ __all__ = [
     "HostPathVolumeSource",
     "ISCSIVolumeSource",
     "ImageVolumeSource",
+    "Ingress",
+    "IngressBackend",
+    "IngressClass",
+    "IngressClassParametersReference",
+    "IngressClassSpec",
+    "IngressLoadBalancerIngress",
+    "IngressLoadBalancerStatus",
+    "IngressPortStatus",
+    "IngressRule",
+    "IngressServiceBackend",
+    "IngressSpec",
+    "IngressStatus",
+    "IngressTLS",
     "Job",
     "JobCondition",
     "JobSpec",
@@ -468,6 +501,7 @@ __all__ = [
     "Selector",
     "Service",
     "ServiceAccountTokenProjection",
+    "ServiceBackendPort",
     "ServicePort",
     "ServiceSpec",
     "ServiceStatus",
@@ -510,3 +544,7 @@ __all__ = [
     "to_object",
     "to_yaml",
 ]
+
+from orchestra.objects._files import config_map_from_files, secret_from_files  # noqa: E402
+
+__all__ += ["config_map_from_files", "secret_from_files"]

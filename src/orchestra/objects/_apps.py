@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, NoReturn, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.objects._base import (
@@ -36,7 +36,7 @@ from orchestra.objects._base import (
     register,
 )
 from orchestra.objects._core import PersistentVolumeClaim
-from orchestra.objects._pod import PodTemplateSpec
+from orchestra.objects._pod import Container, PodSpec, PodTemplateSpec, check_unique_names
 from orchestra.objects._selector import Selector
 
 # ---------------------------------------------------------------------------
@@ -644,10 +644,42 @@ class StatefulSetOrdinals(Checked):
     start: int = 0
 
 
+class StatefulSetPodSpec(PodSpec):
+    """A StatefulSet's pod spec: volume mounts may name ``volumeClaimTemplates``.
+
+    Kubernetes does not check a StatefulSet template's mounts against its volumes
+    (``ValidatePodTemplateSpecForStatefulSet``): the controller adds one volume per claim
+    template to each pod. These validators replace PodSpec's of the same name.
+    """
+
+    @field_validator("containers")
+    @classmethod
+    def _check_containers(cls, v: tuple[Container, ...], info: Any) -> tuple[Container, ...]:
+        if not v:
+            raise ValueError("Required value")
+        init = info.data.get("init_containers")
+        if len(v) > 1 or init:
+            check_unique_names(v, {c.name for c in init} if init else set())
+        return v
+
+    @field_validator("init_containers")
+    @classmethod
+    def _check_init_containers(
+        cls, v: tuple[Container, ...] | None, info: Any
+    ) -> tuple[Container, ...] | None:
+        if v and len(v) > 1:
+            check_unique_names(v)
+        return v
+
+
+class StatefulSetPodTemplateSpec(PodTemplateSpec):
+    spec: StatefulSetPodSpec
+
+
 class StatefulSetSpec(Checked):
     replicas: int = 1
     selector: LabelSelector | None = None
-    template: PodTemplateSpec | None = None
+    template: StatefulSetPodTemplateSpec | None = None
     volume_claim_templates: tuple[PersistentVolumeClaim, ...] | None = None
     service_name: str | None = None
     pod_management_policy: str = "OrderedReady"
@@ -737,6 +769,8 @@ __all__ = [
     "StatefulSetCondition",
     "StatefulSetOrdinals",
     "StatefulSetPersistentVolumeClaimRetentionPolicy",
+    "StatefulSetPodSpec",
+    "StatefulSetPodTemplateSpec",
     "StatefulSetSpec",
     "StatefulSetStatus",
     "StatefulSetUpdateStrategy",

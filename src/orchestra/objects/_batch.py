@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 
+from orchestra._errors import FieldError, Invalid
 from orchestra.objects._apps import (
     Checked,
     CheckedKind,
@@ -45,6 +46,7 @@ from orchestra.objects._base import (
     LabelSelector,
     ObjectMeta,
     Time,
+    describe_kind,
     dns1123_subdomain_error,
     register,
 )
@@ -251,6 +253,47 @@ class Job(CheckedKind):
             meta = self.metadata.model_copy(update={"labels": template_labels})
             return self.model_copy(update={"metadata": meta})
         return self
+
+
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+LEGACY_CONTROLLER_UID_LABEL = "controller-uid"
+LEGACY_JOB_NAME_LABEL = "job-name"
+JOB_COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+JOB_COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+def generate_job_selector(job: Job) -> Job:
+    """What the API server does to a new Job once it has a uid (``generateSelector``).
+
+    Unless ``spec.manualSelector`` is true: the template gets the ``job-name`` and
+    ``controller-uid`` labels (both the ``batch.kubernetes.io/`` and the legacy names,
+    keeping labels the user set), and the selector gets
+    ``batch.kubernetes.io/controller-uid: <uid>``. Raises :class:`orchestra.Invalid`
+    (``spec.selector: ... `selector` not auto-generated``) if a user-written selector
+    does not select that uid, and ValueError if the Job has no uid yet.
+    """
+    if job.spec.manual_selector:
+        return job
+    uid = job.metadata.uid
+    if not uid:
+        raise ValueError("generate_job_selector needs a Job with metadata.uid")
+    data = job.to_dict()
+    spec = data["spec"]
+    template_meta = spec["template"].setdefault("metadata", {})
+    labels = template_meta.setdefault("labels", {})
+    for key in (LEGACY_JOB_NAME_LABEL, JOB_NAME_LABEL):
+        labels.setdefault(key, job.name)
+    for key in (LEGACY_CONTROLLER_UID_LABEL, CONTROLLER_UID_LABEL):
+        labels.setdefault(key, uid)
+    selector = spec.setdefault("selector", {})
+    selector.setdefault("matchLabels", {}).setdefault(CONTROLLER_UID_LABEL, uid)
+    new = Job.model_validate(data)
+    assert new.spec.selector is not None
+    if not selector_matches(new.spec.selector, {CONTROLLER_UID_LABEL: uid}):
+        raise Invalid(describe_kind(Job, data), [FieldError(
+            "spec.selector", invalid(new.spec.selector, "`selector` not auto-generated"))])
+    return new
 
 
 # ---------------------------------------------------------------------------
@@ -488,6 +531,14 @@ class CronSchedule:
     dow_star: bool = False
     every: float | None = None
 
+    @functools.cached_property
+    def sorted_hours(self) -> tuple[int, ...]:
+        return tuple(sorted(self.hours))
+
+    @functools.cached_property
+    def sorted_minutes(self) -> tuple[int, ...]:
+        return tuple(sorted(self.minutes))
+
     def _day_matches(self, day: _dt.date) -> bool:
         dom = day.day in self.days_of_month
         dow = day.isoweekday() % 7 in self.days_of_week
@@ -533,8 +584,11 @@ class CronSchedule:
         best_wall: _dt.datetime | None = None
         # DST shifts move wall time by at most a few hours; look a little before "start".
         earliest = start - _dt.timedelta(hours=3)
-        for hour in sorted(self.hours):
-            for minute in sorted(self.minutes):
+        skip_before = earliest.hour if earliest.date() == day else -1
+        for hour in self.sorted_hours:
+            if hour < skip_before:
+                continue
+            for minute in self.sorted_minutes:
                 wall = _dt.datetime(day.year, day.month, day.day, hour, minute)
                 if wall < earliest:
                     continue
@@ -643,6 +697,7 @@ __all__ = [
     "SuccessPolicyRule",
     "UncountedTerminatedPods",
     "cron_times_between",
+    "generate_job_selector",
     "next_cron_time",
     "parse_cron",
     "time_zone_error",

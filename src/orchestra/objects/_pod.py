@@ -279,13 +279,11 @@ class ContainerPort(Model):
     host_port: int | None = None
     protocol: str = "TCP"
     host_ip: str | None = Field(None, alias="hostIP")
+    # Port numbers are checked by Container (one validator call per container, not per port).
 
-    @field_validator("container_port", "host_port")
-    @classmethod
-    def _check_port(cls, v: int | None) -> int | None:
-        if v is not None and not 1 <= v <= 65535:
-            raise ValueError(f"Invalid value: {v}: must be between 1 and 65535, inclusive")
-        return v
+
+def _port_number_error(v: int) -> str:
+    return f"Invalid value: {v}: must be between 1 and 65535, inclusive"
 
 
 class ResourceClaim(Model):
@@ -362,7 +360,25 @@ class SleepAction(Model):
     seconds: int
 
 
+def _check_handler(d: dict[str, Any], kinds: tuple[str, ...]) -> None:
+    given = [k for k in kinds if d[k] is not None]
+    if not given:
+        fail([((), "Required value: must specify a handler type")])
+    if len(given) > 1:
+        fail([((_HANDLER_ALIASES.get(k, k),), "Forbidden: may not specify more than 1 handler type")
+              for k in given[1:]])
+
+
+_HANDLER_ALIASES = {"http_get": "httpGet", "tcp_socket": "tcpSocket"}
+
+
+_PROBE_HANDLERS = ("exec", "http_get", "tcp_socket", "grpc")
+_HOOK_HANDLERS = ("exec", "http_get", "tcp_socket", "sleep")
+
+
 class Probe(Model):
+    """A probe: exactly one handler; Kubernetes' timing defaults (1s, 10s, 1, 3)."""
+
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
@@ -374,12 +390,22 @@ class Probe(Model):
     failure_threshold: int = 3
     termination_grace_period_seconds: int | None = None
 
+    @model_validator(mode="after")
+    def _one_handler(self) -> Probe:
+        _check_handler(self.__dict__, _PROBE_HANDLERS)
+        return self
+
 
 class LifecycleHandler(Model):
     exec: ExecAction | None = None
     http_get: HTTPGetAction | None = None
     tcp_socket: TCPSocketAction | None = None
     sleep: SleepAction | None = None
+
+    @model_validator(mode="after")
+    def _one_handler(self) -> LifecycleHandler:
+        _check_handler(self.__dict__, _HOOK_HANDLERS)
+        return self
 
 
 class Lifecycle(Model):
@@ -466,6 +492,9 @@ _EMPTY_POD_SECURITY = PodSecurityContext()
 # Containers
 
 
+_VALID_NAMES: set[str] = set()  # container names already found to be DNS-1123 labels
+
+
 def _default_pull_policy(image: str | None) -> str:
     """``Always`` for ``:latest`` or an untagged image without a digest, else ``IfNotPresent``."""
     if not image:
@@ -506,19 +535,35 @@ class Container(Model):
     stdin_once: bool | None = None
     tty: bool | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, v: str) -> str:
-        err = dns1123_label_error(v)
-        if err:
-            raise ValueError(f"Invalid value: {v!r}: {err}")
-        return v
-
     @model_validator(mode="after")
-    def _default_image_pull_policy(self) -> Container:
+    def _check_and_default(self) -> Container:
+        # One validator for the whole container: this runs for every container of every
+        # pod the store admits, and each Python call costs.
         d = self.__dict__
+        errors: list[tuple[tuple[int | str, ...], str]] = []
+        name = d["name"]
+        if name not in _VALID_NAMES:
+            err = dns1123_label_error(name)
+            if err:
+                errors.append((("name",), f'Invalid value: "{name}": {err}'))
+            elif len(_VALID_NAMES) < 4096:
+                _VALID_NAMES.add(name)
+        image = d["image"]
+        if not image:
+            errors.append((("image",), "Required value"))
+        ports = d["ports"]
+        if ports:
+            for i, p in enumerate(ports):
+                if not 0 < p.container_port <= 65535:
+                    errors.append(((("ports", i, "containerPort")),
+                                   _port_number_error(p.container_port)))
+                hp = p.host_port
+                if hp and not 0 < hp <= 65535:
+                    errors.append(((("ports", i, "hostPort")), _port_number_error(hp)))
+        if errors:
+            fail(errors)
         if d["image_pull_policy"] is None:
-            d["image_pull_policy"] = _default_pull_policy(d["image"])
+            d["image_pull_policy"] = _default_pull_policy(image)
         return self
 
 
@@ -926,6 +971,23 @@ _RESTART_POLICIES = ("Always", "OnFailure", "Never")
 _DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 
 
+def _check_mounts(containers: tuple[Container, ...], data: dict[str, Any]) -> None:
+    """Each volume mount names a volume of the pod (skipped if the volumes were invalid)."""
+    if "volumes" not in data:
+        return
+    names: set[str] | None = None
+    errors: list[tuple[tuple[int | str, ...], str]] = []
+    for i, c in enumerate(containers):
+        if c.volume_mounts:
+            if names is None:
+                names = {vol.name for vol in data["volumes"] or ()}
+            for j, m in enumerate(c.volume_mounts):
+                if m.name not in names:
+                    errors.append(((i, "volumeMounts", j, "name"), f'Not found: "{m.name}"'))
+    if errors:
+        fail(errors)
+
+
 class PodSpec(Model):
     """What a pod runs and where. Shared by Pods and all pod templates."""
 
@@ -997,18 +1059,22 @@ class PodSpec(Model):
     def _check_containers(cls, v: tuple[Container, ...], info: Any) -> tuple[Container, ...]:
         if not v:
             raise ValueError("Required value")
-        init = info.data.get("init_containers")
+        data = info.data
+        init = data.get("init_containers")
         if len(v) > 1 or init:
             check_unique_names(v, {c.name for c in init} if init else set())
+        _check_mounts(v, data)
         return v
 
     @field_validator("init_containers")
     @classmethod
     def _check_init_containers(
-        cls, v: tuple[Container, ...] | None
+        cls, v: tuple[Container, ...] | None, info: Any
     ) -> tuple[Container, ...] | None:
-        if v and len(v) > 1:
-            check_unique_names(v)
+        if v:
+            if len(v) > 1:
+                check_unique_names(v)
+            _check_mounts(v, info.data)
         return v
 
     @field_validator("volumes")

@@ -30,7 +30,6 @@ class NodeInfo:
     """One node and the pods on it (bound or assumed)."""
 
     __slots__ = (
-        "label_id",
         "affinity_pods",
         "alloc_cpu",
         "alloc_memory",
@@ -38,6 +37,7 @@ class NodeInfo:
         "alloc_pods",
         "anti_affinity_pods",
         "key",
+        "label_id",
         "labels",
         "name",
         "nz_cpu",

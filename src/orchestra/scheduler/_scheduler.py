@@ -190,6 +190,8 @@ class Scheduler:
         score -> normalize -> weigh -> select the best (ties broken at random)."""
         facts = PodFacts.of(pod)
         cache = self._cache
+        if facts.uid in cache.assumed:  # scheduling again supersedes the assumption
+            cache.remove_pod(facts.uid)
         if not cache.nodes:
             raise Unschedulable(NO_NODES, {}, 0)
         cycle = Cycle(facts, cache)

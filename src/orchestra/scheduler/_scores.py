@@ -189,31 +189,24 @@ class InterPodAffinityScore:
         if not mine and not cycle.cache.affinity_pod_count:
             return SKIP
         topo: dict[tuple[str, str], int] = defaultdict(int)
-
-        def add(key: str, labels: dict[str, str] | object, w: int) -> None:
-            value = labels.get(key) if isinstance(labels, dict) else None
-            if value is not None:
-                topo[(key, value)] += w
-
         for node in cycle.cache.nodes.values():
-            labels = dict(node.labels)
+            labels = node.labels
             others = node.pods if mine else node.affinity_pods
             for other in others.values():
-                for t in pod.preferred_affinity:
-                    if t.matches(other):
-                        add(t.topology_key, labels, t.weight)
-                for t in pod.preferred_anti_affinity:
-                    if t.matches(other):
-                        add(t.topology_key, labels, -t.weight)
-                for t in other.preferred_affinity:
-                    if t.matches(pod):
-                        add(t.topology_key, labels, t.weight)
-                for t in other.preferred_anti_affinity:
-                    if t.matches(pod):
-                        add(t.topology_key, labels, -t.weight)
-                for t in other.affinity:
-                    if t.matches(pod):
-                        add(t.topology_key, labels, HARD_POD_AFFINITY_WEIGHT)
+                weighed = [(t, t.weight) for t in pod.preferred_affinity if t.matches(other)]
+                weighed += [(t, -t.weight) for t in pod.preferred_anti_affinity
+                            if t.matches(other)]
+                if other.has_pod_affinity:
+                    weighed += [(t, t.weight) for t in other.preferred_affinity
+                                if t.matches(pod)]
+                    weighed += [(t, -t.weight) for t in other.preferred_anti_affinity
+                                if t.matches(pod)]
+                    weighed += [(t, HARD_POD_AFFINITY_WEIGHT) for t in other.affinity
+                                if t.matches(pod)]
+                for t, w in weighed:
+                    value = labels.get(t.topology_key)
+                    if value is not None:
+                        topo[(t.topology_key, value)] += w
         pairs = [(k, v, w) for (k, v), w in topo.items() if w]
         if not pairs:
             return SKIP

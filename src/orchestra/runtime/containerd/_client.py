@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2  # type: ignore[import-untyped]
 
 from orchestra._errors import RuntimeUnavailable
 from orchestra.runtime.containerd._gen import (
@@ -62,11 +62,11 @@ def code_of(exc: BaseException) -> grpc.StatusCode | None:
 
 
 def is_not_found(exc: BaseException) -> bool:
-    return code_of(exc) == grpc.StatusCode.NOT_FOUND
+    return bool(code_of(exc) == grpc.StatusCode.NOT_FOUND)
 
 
 def is_already_exists(exc: BaseException) -> bool:
-    return code_of(exc) == grpc.StatusCode.ALREADY_EXISTS
+    return bool(code_of(exc) == grpc.StatusCode.ALREADY_EXISTS)
 
 
 def details(exc: BaseException) -> str:
@@ -103,16 +103,16 @@ class Client:
                 ("grpc.max_send_message_length", 32 << 20),
             ],
         )
-        self.containers = containers_pb2_grpc.ContainersStub(self._channel)
-        self.tasks = tasks_pb2_grpc.TasksStub(self._channel)
-        self.content = content_pb2_grpc.ContentStub(self._channel)
-        self.images = images_pb2_grpc.ImagesStub(self._channel)
-        self.snapshots = snapshots_pb2_grpc.SnapshotsStub(self._channel)
-        self.diff = diff_pb2_grpc.DiffStub(self._channel)
-        self.leases = leases_pb2_grpc.LeasesStub(self._channel)
-        self.events = events_pb2_grpc.EventsStub(self._channel)
-        self.namespaces = namespaces_pb2_grpc.NamespacesStub(self._channel)
-        version = version_pb2_grpc.VersionStub(self._channel)
+        self.containers = containers_pb2_grpc.ContainersStub(self._channel)  # type: ignore[no-untyped-call]
+        self.tasks = tasks_pb2_grpc.TasksStub(self._channel)  # type: ignore[no-untyped-call]
+        self.content = content_pb2_grpc.ContentStub(self._channel)  # type: ignore[no-untyped-call]
+        self.images = images_pb2_grpc.ImagesStub(self._channel)  # type: ignore[no-untyped-call]
+        self.snapshots = snapshots_pb2_grpc.SnapshotsStub(self._channel)  # type: ignore[no-untyped-call]
+        self.diff = diff_pb2_grpc.DiffStub(self._channel)  # type: ignore[no-untyped-call]
+        self.leases = leases_pb2_grpc.LeasesStub(self._channel)  # type: ignore[no-untyped-call]
+        self.events = events_pb2_grpc.EventsStub(self._channel)  # type: ignore[no-untyped-call]
+        self.namespaces = namespaces_pb2_grpc.NamespacesStub(self._channel)  # type: ignore[no-untyped-call]
+        version = version_pb2_grpc.VersionStub(self._channel)  # type: ignore[no-untyped-call]
         try:
             resp = await version.Version(empty_pb2.Empty(), timeout=10)
         except grpc.aio.AioRpcError as exc:

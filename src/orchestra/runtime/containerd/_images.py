@@ -579,7 +579,7 @@ async def store_image(client: Client, lease: str, name: str, target: types_pb2.D
     except grpc.aio.AioRpcError as exc:
         if not is_already_exists(exc):
             raise
-        from google.protobuf import field_mask_pb2
+        from google.protobuf import field_mask_pb2  # type: ignore[import-untyped]
 
         await client.images.Update(
             images_pb2.UpdateImageRequest(
@@ -649,7 +649,7 @@ def _pick_platform(index: Mapping[str, Any]) -> Mapping[str, Any]:
     for m in index.get("manifests", ()):
         plat = m.get("platform") or {}
         if plat.get("os", "linux") == "linux" and plat.get("architecture", "amd64") == "amd64":
-            return m  # type: ignore[no-any-return]
+            return m
     raise ImagePullError("no matching manifest for linux/amd64 in the manifest list entries")
 
 

@@ -108,7 +108,9 @@ class Puller:
                 raise ImagePullError(
                     f"pulling from host {ref.registry} failed: 401 Unauthorized (no credentials)"
                 )
-            return httpx.BasicAuth(*creds)._auth_header  # type: ignore[attr-defined,no-any-return]
+            import base64
+
+            return "Basic " + base64.b64encode(":".join(creds).encode()).decode()
         realm = fields.get("realm")
         if scheme.lower() != "bearer" or not realm:
             raise ImagePullError(f"unsupported authentication challenge {challenge!r}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2  # type: ignore[import-untyped]
 
 from orchestra._errors import OrchestraError, Timeout
 from orchestra.runtime import _logs
@@ -236,9 +236,9 @@ class ContainerdRuntime:
         if not self._started:
             return
         try:
-            for c in await self._list_containers():
+            for record in await self._list_containers():
                 with contextlib.suppress(Exception):
-                    await self._destroy(c.id)
+                    await self._destroy(record.id)
             for sid in list(self._sandboxes):
                 await self._remove_sandbox_files(self._sandboxes.pop(sid))
             with contextlib.suppress(grpc.aio.AioRpcError):
@@ -256,11 +256,11 @@ class ContainerdRuntime:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            for c in self._containers.values():
-                if c.fifos is not None:
-                    c.fifos.close()
-                if c.writer is not None:
-                    c.writer.close()
+            for leftover in self._containers.values():
+                if leftover.fifos is not None:
+                    leftover.fifos.close()
+                if leftover.writer is not None:
+                    leftover.writer.close()
             self._containers.clear()
             await self.client.close()
             self._started = False
@@ -808,7 +808,7 @@ class ContainerdRuntime:
 
     async def exec(
         self, container_id: str, argv: list[str], *, timeout: float | None = None
-    ) -> ExecResult:  # noqa: ASYNC109
+    ) -> ExecResult:
         c = self._get(container_id)
         if c.state is not State.RUNNING:
             raise OrchestraError(f"container {container_id} is not running")
