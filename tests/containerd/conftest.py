@@ -1,3 +1,4 @@
+# ruff: noqa: SIM115
 """Fixtures for the containerd runtime: a private containerd (and a loopback
 ``docker-registry``) per test session, started with scripts/start-containerd and stopped
 at the end. Without root or the binaries the tests skip, saying what to install; under

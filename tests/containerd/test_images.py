@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC230, SIM115
 """Images: references, archives, and pulls from a loopback registry the tests push to."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# ruff: noqa: ASYNC110, ASYNC230, ASYNC240, SIM115
 """The containerd runtime runs real, isolated OCI containers from the busybox archive."""
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ async def test_pod_containers_share_network_ipc_uts(runtime: ContainerdRuntime) 
     sb = await runtime.create_sandbox(pod("pair"))
     a = await run(runtime, sb, "sleep 30", name="a")
     b = await run(runtime, sb, "sleep 30", name="b")
-    script = ["sh", "-c", "for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; hostname; ip -o -4 addr | awk '{print $4}'"]
+    script = ["sh", "-c", "for n in net ipc uts pid; do readlink /proc/self/ns/$n; done; "
+              "hostname; ip -o -4 addr | awk '{print $4}'"]
     ra, rb = await runtime.exec(a, script), await runtime.exec(b, script)
     na, nb = ra.stdout.splitlines(), rb.stdout.splitlines()
     assert na[:3] == nb[:3]  # same net, ipc, uts

@@ -10,6 +10,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestra._errors import Invalid
 from orchestra.objects._base import KINDS, KubeObject
@@ -218,6 +220,12 @@ def test_pod_requests_default_to_limits_but_templates_do_not() -> None:
     # but the template's spec gets the PodSpec defaults
     assert tmpl.spec.restart_policy == "Always"
     assert tmpl.spec.containers[0].image_pull_policy == "Always"
+    # a pod stamped from the template's (shared, immutable) spec leaves the template alone
+    stamped = Pod.model_validate({"metadata": {"name": "p"}, "spec": tmpl.spec})
+    res = stamped.spec.containers[0].resources
+    assert res is not None and res.requests == {"cpu": "1"}
+    res = tmpl.spec.containers[0].resources
+    assert res is not None and res.requests is None
 
 
 def test_service_defaults() -> None:
@@ -454,16 +462,29 @@ def test_volume_mounts_name_volumes() -> None:
 
 
 def test_several_errors_reported_together() -> None:
-    data = pod_dict(ports=[{"containerPort": 70000}], resources={"requests": {"memory": "x"}})
+    data = pod_dict(ports=[{"containerPort": 70000}, {"containerPort": 80, "hostPort": -1}])
+    data["spec"]["containers"][0]["name"] = "Web"
+    del data["spec"]["containers"][0]["image"]
     data["metadata"]["labels"] = {"-bad": "v"}
     data["spec"]["dnsPolicy"] = "Nope"
     err = invalid(Pod, data)
     assert set(err.paths) == {
         "metadata.labels",
+        "spec.containers[0].name",
+        "spec.containers[0].image",
         "spec.containers[0].ports[0].containerPort",
-        "spec.containers[0].resources.requests.memory",
+        "spec.containers[0].ports[1].hostPort",
         "spec.dnsPolicy",
     }
+
+
+def test_decoding_errors_come_before_semantic_checks() -> None:
+    # As in Kubernetes, a value that cannot be decoded (a bad quantity) is reported
+    # without the container's semantic checks; other fields are still checked.
+    data = pod_dict(ports=[{"containerPort": 0}], resources={"requests": {"memory": "x"}})
+    data["spec"]["dnsPolicy"] = "Nope"
+    assert set(invalid(Pod, data).paths) == {
+        "spec.containers[0].resources.requests.memory", "spec.dnsPolicy"}
 
 
 def test_template_errors_are_relative_to_the_template() -> None:
@@ -574,3 +595,47 @@ def test_thawed_copy_is_editable_and_validates_back() -> None:
     again = Pod.model_validate(draft.to_dict())
     assert again.spec.containers[0].image == "nginx:1.27"
     assert pod.spec.containers[0].image == "nginx:1.14.2"
+
+
+# ---------------------------------------------------------------------------
+# Properties
+
+_label = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?\Z")
+_image = st.tuples(
+    st.sampled_from(["", "localhost:5000/", "registry.k8s.io/e2e/"]),
+    _label,
+    st.sampled_from(["", ":latest", ":1.25", "@sha256:" + "0" * 64]),
+).map("".join)
+_quantity = st.one_of(
+    st.integers(0, 10**6).map(str),
+    st.tuples(st.integers(1, 4000), st.sampled_from(["m", "Mi", "Gi", "k", ""])).map(
+        lambda t: f"{t[0]}{t[1]}"),
+)
+_container = st.fixed_dictionaries(
+    {"name": _label, "image": _image},
+    optional={
+        "ports": st.lists(st.integers(1, 65535).map(lambda p: {"containerPort": p}),
+                          max_size=3),
+        "resources": st.fixed_dictionaries({}, optional={
+            "requests": st.dictionaries(st.sampled_from(["cpu", "memory"]), _quantity),
+            "limits": st.dictionaries(st.sampled_from(["cpu", "memory"]), _quantity),
+        }),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(containers=st.lists(_container, min_size=1, max_size=3, unique_by=lambda c: str(c["name"])))
+def test_generated_pods_round_trip(containers: list[dict[str, Any]]) -> None:
+    pod = Pod.model_validate({"metadata": {"name": "p"}, "spec": {"containers": containers}})
+    out = pod.to_dict()
+    assert Pod.model_validate(out) == pod
+    for src, c in zip(containers, pod.spec.containers, strict=True):
+        image = src["image"]
+        tag = image.rpartition("/")[2].partition(":")[2]
+        expected = "IfNotPresent" if "@" in image or tag not in ("", "latest") else "Always"
+        assert c.image_pull_policy == expected
+        limits = (src.get("resources") or {}).get("limits") or {}
+        res = c.resources
+        for name in limits:  # a limit stands in for a missing request
+            assert res is not None and res.requests is not None and name in res.requests

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import orchestra.objects._core  # noqa: F401  (registers Service for multi-document files)
@@ -399,6 +399,19 @@ def test_several_errors_reported_together() -> None:
         set(err.paths)
 
 
+def test_null_means_not_set() -> None:
+    doc = _load("nginx-deployment.yaml")
+    doc["spec"]["strategy"] = None
+    doc["spec"]["revisionHistoryLimit"] = None
+    doc["status"] = None
+    d = Deployment.model_validate(doc)
+    assert d.spec.strategy.type == "RollingUpdate"
+    assert d.spec.revision_history_limit == 10
+    del doc["spec"]["template"]["metadata"]
+    assert _messages(_invalid(Deployment, doc))["spec.template.metadata.labels"] == (
+        "Invalid value: map[string]string(nil): `selector` does not match template `labels`")
+
+
 def test_unknown_field() -> None:
     doc = _load("nginx-deployment.yaml")
     doc["spec"]["replica"] = 3
@@ -456,6 +469,54 @@ def test_job_validation() -> None:
     msgs = _messages(_invalid(Job, doc))
     assert msgs["spec.completionMode"].startswith('Unsupported value: "Sometimes"')
     assert "spec.template.metadata.labels" in msgs
+
+
+def test_job_pod_failure_policy_validation() -> None:
+    doc = _load("job-pod-failure-policy.yaml")
+    rules = doc["spec"]["podFailurePolicy"]["rules"]
+    rules[0]["onExitCodes"]["values"] = [3, 0, 0]
+    rules[1]["action"] = "Retry"
+    rules.append({"action": "Count"})
+    doc["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    msgs = _messages(_invalid(Job, doc))
+    base = "spec.podFailurePolicy.rules"
+    assert {str(e) for e in _invalid(Job, doc).errors} >= {
+        f"{base}[0].onExitCodes.values[1]: Invalid value: 0: must not be 0 for the In operator",
+        f"{base}[0].onExitCodes.values[1]: Invalid value: 0: must be ordered",
+        f"{base}[0].onExitCodes.values[2]: Duplicate value: 0",
+    }
+    assert msgs[f"{base}[1].action"].startswith('Unsupported value: "Retry"')
+    assert msgs[f"{base}[2]"].endswith(
+        "specifying one of OnExitCodes and OnPodConditions is required")
+    assert msgs["spec.template.spec.restartPolicy"] == \
+        'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified'
+
+
+def test_statefulset_mounts_may_name_claim_templates_only() -> None:
+    sts = StatefulSet.model_validate(_load("web-statefulset.yaml"))
+    assert sts.spec.template is not None
+    mounts = sts.spec.template.spec.containers[0].volume_mounts
+    assert mounts is not None and mounts[0].name == "www"
+    doc = _load("nginx-deployment.yaml")
+    doc["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "www", "mountPath": "/data"}]
+    assert "spec.template.spec.containers[0].volumeMounts[0].name" in \
+        _invalid(Deployment, doc).paths
+
+
+def test_controller_revision_data_is_deeply_immutable() -> None:
+    from orchestra.objects._apps import ControllerRevision
+
+    rev = ControllerRevision.model_validate({
+        "apiVersion": "apps/v1", "kind": "ControllerRevision",
+        "metadata": {"name": "web-5d8f7c"}, "revision": 2,
+        "data": {"spec": {"template": {"a": [1, {"b": 2}]}}}})
+    assert rev.data is not None
+    with pytest.raises(TypeError):
+        rev.data["spec"]["template"]["x"] = 1
+    assert isinstance(rev.data["spec"]["template"]["a"], tuple)
+    assert rev.to_dict()["data"] == {"spec": {"template": {"a": [1, {"b": 2}]}}}
+    assert ControllerRevision.model_validate(rev.to_dict()) == rev
 
 
 def test_cronjob_validation() -> None:
@@ -566,7 +627,7 @@ def test_wrong_kind_or_api_version() -> None:
 def test_objects_are_immutable(name: str, doc: dict[str, Any]) -> None:
     obj = KINDS[doc["kind"]].cls.model_validate(doc)
     with pytest.raises(TypeError):
-        obj.spec = None  # type: ignore[attr-defined]
+        obj.spec = None
     with pytest.raises(TypeError):
         obj.metadata.name = "other"
     with pytest.raises(TypeError):
@@ -576,11 +637,11 @@ def test_objects_are_immutable(name: str, doc: dict[str, Any]) -> None:
 def test_nested_workload_fields_are_immutable() -> None:
     d = Deployment.model_validate(_load("nginx-deployment.yaml"))
     with pytest.raises(TypeError):
-        d.spec.replicas = 5  # type: ignore[misc]
+        d.spec.replicas = 5
     assert d.spec.template is not None
     assert d.spec.selector is not None and d.spec.selector.match_labels is not None
     with pytest.raises(TypeError):
-        d.spec.selector.match_labels["app"] = "x"  # type: ignore[index]
+        d.spec.selector.match_labels["app"] = "x"
     assert isinstance(d.spec.template.spec.containers, tuple)
     thawed = d.thaw()
     thawed.spec.replicas = 7
@@ -728,3 +789,41 @@ def test_next_cron_time_matches_the_schedule(after: int) -> None:
     assert got > after
     assert when.minute % 7 == 0 and 1 <= when.hour <= 5 and when.isoweekday() <= 5
     assert when.second == 0
+
+
+def _brute_force_next(schedule: str, after: float, tz: str, limit_days: int = 9) -> float:
+    """Walk absolute minutes and test each one's wall time: the reference semantics."""
+    from zoneinfo import ZoneInfo
+
+    parsed = parse_cron(schedule)
+    zone = ZoneInfo(tz)
+    t = (math.floor(after) // 60 + 1) * 60
+    for _ in range(limit_days * 1440):
+        wall = dt.datetime.fromtimestamp(t, zone)
+        if (wall.minute in parsed.minutes and wall.hour in parsed.hours
+                and wall.month in parsed.months and parsed._day_matches(wall.date())):
+            return t
+        t += 60
+    return math.inf
+
+
+_TRANSITIONS = [
+    ("Europe/Berlin", "2024-03-31T01:00:00"), ("Europe/Berlin", "2024-10-27T01:00:00"),
+    ("America/New_York", "2024-03-10T07:00:00"), ("America/New_York", "2024-11-03T06:00:00"),
+    ("Australia/Lord_Howe", "2024-04-06T15:00:00"), ("UTC", "2024-02-29T00:00:00"),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["*/7 * * * *", "30 2 * * *", "0,30 1-3 * * *", "15 */2 * * *",
+                     "0 3 * * 0", "45 1 * * *", "0 0 * * *", "59 23 * * *"]),
+    st.sampled_from(_TRANSITIONS),
+    st.integers(-6 * 3600, 6 * 3600),
+)
+def test_next_cron_time_agrees_with_brute_force_near_dst(
+    schedule: str, transition: tuple[str, str], offset: int
+) -> None:
+    tz, utc_text = transition
+    after = _ts(utc_text) + offset
+    assert next_cron_time(schedule, after, tz) == _brute_force_next(schedule, after, tz)

@@ -43,6 +43,17 @@ def test_create_fills_metadata(store: Store, clock: ManualClock) -> None:
     assert store.get(Pod, "web", namespace="default") is p
 
 
+def test_new_pods_are_pending_with_a_qos_class(store: Store) -> None:
+    p = store.create(pod("web"))
+    assert isinstance(p, Pod) and p.status is not None
+    assert (p.status.phase, p.status.qos_class) == ("Pending", "BestEffort")
+    d = pod("given")
+    d["status"] = {"phase": "Running"}
+    given = store.create(d)
+    assert isinstance(given, Pod) and given.status is not None
+    assert given.status.phase == "Running"
+
+
 def test_create_accepts_objects_and_namespace_argument(store: Store) -> None:
     obj = Pod.model_validate(pod("a"))
     p = store.create(obj, namespace="kube-system")

@@ -79,6 +79,12 @@ def _not_found(info: KindInfo, name: str) -> NotFound:
     return NotFound(f'{info.resource} "{name}" not found')
 
 
+def _already_exists(info: KindInfo, name: str, existing: KubeObject) -> AlreadyExists:
+    deleting = existing.metadata.deletion_timestamp is not None
+    prefix = "object is being deleted: " if deleting else ""
+    return AlreadyExists(f'{prefix}{info.resource} "{name}" already exists')
+
+
 def _conflict(info: KindInfo, name: str) -> Conflict:
     return Conflict(
         f'Operation cannot be fulfilled on {info.resource} "{name}": the object has been '
@@ -397,37 +403,53 @@ class Store:
                     f'{info.resource} "{name}" is forbidden: unable to create new content in '
                     f"namespace {ns} because it is being terminated"
                 )
-        if name != meta.name or ns != meta.namespace:
-            meta = replace(meta, {"name": name, "namespace": ns})
-            obj = replace(obj, {"metadata": meta})
-        if info.kind == "Namespace":
+        key = (ns or "", name)
+        existing = table.objects.get(key)
+        if existing is not None:
+            raise _already_exists(info, name, existing)
+        # Everything the store sets goes into one copy of the metadata and one of the
+        # object: this is the hot path of every create.
+        changes: dict[str, Any] = {}
+        kind = info.kind
+        if kind == "Pod":
+            if obj.__dict__.get("status") is None:
+                changes["status"] = _pending_status(obj)
+        elif kind == "Namespace":
             obj = self._namespace_defaults(obj)
-        elif info.kind == "Secret":
+        elif kind == "Secret":
             obj = _merge_string_data(obj)
+        meta_changes: dict[str, Any] = {}
+        if name != meta.name or ns != meta.namespace:
+            meta_changes["name"] = name
+            meta_changes["namespace"] = ns
         if self._hooks and self._hooked(info):
+            if meta_changes:
+                changes["metadata"] = replace(obj.metadata, meta_changes)
+                meta_changes = {}
+            if changes:
+                obj = replace(obj, changes)
+                changes = {}
             admitted = self._admit("CREATE", info, obj, None)
             assert admitted is not None
             obj = admitted
             meta = obj.metadata
-        key = (ns or "", name)
-        existing = table.objects.get(key)
-        if existing is not None:
-            prefix = ("object is being deleted: "
-                      if existing.metadata.deletion_timestamp is not None else "")
-            raise AlreadyExists(f'{prefix}{info.resource} "{name}" already exists')
+            key = (key[0], meta.name or name)
+            existing = table.objects.get(key)
+            if existing is not None:
+                raise _already_exists(info, key[1], existing)
         self._rv = rv = self._rv + 1
-        meta = replace(obj.metadata, {
-            "uid": _new_uid(),
-            "resource_version": str(rv),
-            "generation": 1,
-            "creation_timestamp": self._now(),
-            "deletion_timestamp": None,
-            "deletion_grace_period_seconds": None,
-        })
-        obj = replace(obj, {"metadata": meta})
+        meta_changes["uid"] = _new_uid()
+        meta_changes["resource_version"] = str(rv)
+        meta_changes["generation"] = 1
+        meta_changes["creation_timestamp"] = self._now()
+        if meta.deletion_timestamp is not None or meta.deletion_grace_period_seconds is not None:
+            meta_changes["deletion_timestamp"] = None
+            meta_changes["deletion_grace_period_seconds"] = None
+        meta = changes["metadata"] = replace(obj.metadata, meta_changes)
+        obj = replace(obj, changes)
         table.insert(key, obj)
         if meta.owner_references:
-            self._index_owners(info.kind, key, None, obj)
+            self._index_owners(kind, key, None, obj)
         table.log.append(_Change(rv, WatchEvent("ADDED", obj), None))
         return obj
 
@@ -668,6 +690,23 @@ def _carry_system_fields(new: KubeObject, old: KubeObject) -> KubeObject:
     if not changes:
         return new
     return replace(new, {"metadata": replace(meta, changes)})
+
+
+_PENDING: dict[str, Any] = {}
+
+
+def _pending_status(pod: KubeObject) -> Any:
+    """A new pod's status, as the API server sets it: Pending, with its QoS class.
+
+    The three possible values are shared between pods: they are immutable.
+    """
+    from orchestra.objects._pod import PodStatus, pod_qos_class
+
+    qos = pod_qos_class(pod.spec)  # type: ignore[attr-defined]
+    status = _PENDING.get(qos)
+    if status is None:
+        status = _PENDING[qos] = PodStatus(phase="Pending", qos_class=qos)
+    return status
 
 
 def _spec_finalizers(ns: KubeObject) -> tuple[str, ...]:

@@ -148,6 +148,7 @@ from orchestra.objects._core import (
     Taint,
     VolumeNodeAffinity,
 )
+from orchestra.objects._files import config_map_from_files, secret_from_files
 from orchestra.objects._networking import (
     HTTPIngressPath,
     HTTPIngressRuleValue,
@@ -532,6 +533,7 @@ __all__ = [
     "VolumeResourceRequirements",
     "WeightedPodAffinityTerm",
     "WindowsSecurityContextOptions",
+    "config_map_from_files",
     "cpu_milli",
     "dump_json",
     "format_time",
@@ -540,11 +542,8 @@ __all__ = [
     "load_dicts",
     "parse_ref",
     "parse_time",
+    "secret_from_files",
     "to_bytes",
     "to_object",
     "to_yaml",
 ]
-
-from orchestra.objects._files import config_map_from_files, secret_from_files  # noqa: E402
-
-__all__ += ["config_map_from_files", "secret_from_files"]

@@ -10,18 +10,22 @@ Invariants:
   (``SetDefaults_Deployment`` and friends), so a stored object reads like
   ``kubectl get -o yaml``: ``replicas: 1``, ``strategy.rollingUpdate.maxSurge: 25%`` ...
 - A semantic error (selector does not match the template labels, negative replicas, ...)
-  is reported at the path Kubernetes names with Kubernetes' message; several errors in
-  one object are reported together.
+  is reported at the path Kubernetes names with Kubernetes' message. Nested models
+  (:class:`Checked`) only *describe* their errors; the kind (:class:`CheckedKind`)
+  collects and raises them all at once, so several errors in one object are reported
+  together, as the API server does.
+- ``null`` in a manifest means "not set", as it does to the API server.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, NoReturn, Self
+from typing import Annotated, Any, Literal, NoReturn, Self, get_args
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.objects._base import (
@@ -234,7 +238,8 @@ def template_errors(
         and not selector_matches(selector, labels)
     ):
         errors.append(((*loc, "metadata", "labels"),
-                       invalid(labels or {}, "`selector` does not match template `labels`")))
+                       f"Invalid value: {go_value(labels) if labels else 'map[string]string(nil)'}"
+                       ": `selector` does not match template `labels`"))
     spec = template.spec
     if spec is not None:
         policy = spec.restart_policy
@@ -280,6 +285,7 @@ def get_raw(data: Mapping[str, Any], alias: str) -> Any:
     return data.get(_snake(alias)) if value is None else value
 
 
+@functools.cache
 def _snake(alias: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", alias).lower()
 
@@ -296,15 +302,26 @@ class Checked(Model):
         """Errors at paths relative to this model; nested Checked models report their own."""
         return []
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return drop_nulls(data)
+
+
+def drop_nulls(data: Any) -> Any:
+    """A raw dict without its ``null`` values: to the API server, null means "not set"."""
+    if isinstance(data, dict) and any(v is None for v in data.values()):
+        return {k: v for k, v in data.items() if v is not None}
+    return data
+
 
 def collect_errors(model: Model) -> ErrorList:
     """``field_errors`` of ``model`` and of every Checked model below it, with full paths."""
     errors: ErrorList = []
     if isinstance(model, Checked | CheckedKind):
         errors += model.field_errors()
-    for name, info in type(model).model_fields.items():
+    for name, key in _checked_fields(type(model)):
         value = model.__dict__.get(name)
-        key = info.alias or name
         if isinstance(value, Checked):
             errors += [((key, *loc), msg) for loc, msg in collect_errors(value)]
         elif isinstance(value, tuple):
@@ -314,11 +331,39 @@ def collect_errors(model: Model) -> ErrorList:
     return errors
 
 
+@functools.cache
+def _checked_fields(cls: type[Model]) -> tuple[tuple[str, str], ...]:
+    """(attribute, wire name) of the fields that may hold a Checked model with checks."""
+    return tuple(
+        (name, info.alias or name)
+        for name, info in cls.model_fields.items()
+        if any(_has_checks(t) for t in _model_types(info.annotation))
+    )
+
+
+@functools.cache
+def _has_checks(cls: type[Model]) -> bool:
+    if not issubclass(cls, Checked):
+        return False
+    return cls.field_errors is not Checked.field_errors or bool(_checked_fields(cls))
+
+
+def _model_types(annotation: Any) -> list[type[Model]]:
+    if isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, Model) else []
+    return [t for arg in get_args(annotation) for t in _model_types(arg)]
+
+
 class CheckedKind(KubeObject):
     """A kind whose validation ends with every semantic check below it (see Checked)."""
 
     def field_errors(self) -> ErrorList:
         return []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        return drop_nulls(data)
 
     @model_validator(mode="after")
     def _check_fields(self) -> Self:
@@ -347,8 +392,8 @@ class ReplicaSetCondition(ConditionBase):
 class ReplicaSetSpec(Checked):
     replicas: int = 1
     min_ready_seconds: int | None = None
-    selector: LabelSelector | None = None
-    template: PodTemplateSpec | None = None
+    selector: LabelSelector
+    template: PodTemplateSpec
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
@@ -443,8 +488,8 @@ class DeploymentStrategy(Checked):
 
 class DeploymentSpec(Checked):
     replicas: int = 1
-    selector: LabelSelector | None = None
-    template: PodTemplateSpec | None = None
+    selector: LabelSelector
+    template: PodTemplateSpec
     strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
     min_ready_seconds: int | None = None
     revision_history_limit: int = 10
@@ -538,8 +583,8 @@ class DaemonSetUpdateStrategy(Checked):
 
 
 class DaemonSetSpec(Checked):
-    selector: LabelSelector | None = None
-    template: PodTemplateSpec | None = None
+    selector: LabelSelector
+    template: PodTemplateSpec
     update_strategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
     min_ready_seconds: int | None = None
     revision_history_limit: int = 10
@@ -678,8 +723,8 @@ class StatefulSetPodTemplateSpec(PodTemplateSpec):
 
 class StatefulSetSpec(Checked):
     replicas: int = 1
-    selector: LabelSelector | None = None
-    template: StatefulSetPodTemplateSpec | None = None
+    selector: LabelSelector
+    template: StatefulSetPodTemplateSpec
     volume_claim_templates: tuple[PersistentVolumeClaim, ...] | None = None
     service_name: str | None = None
     pod_management_policy: str = "OrderedReady"
@@ -733,11 +778,24 @@ class StatefulSet(CheckedKind):
 # record their template history in.
 
 
+def freeze_json(value: Any) -> Any:
+    """Arbitrary JSON made deeply immutable: dicts become FrozenDicts, lists tuples."""
+    if isinstance(value, dict):
+        return FrozenDict({k: freeze_json(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze_json(v) for v in value)
+    return value
+
+
+FrozenJSON = Annotated[FrozenDict[str, Any], AfterValidator(freeze_json)]
+"""A JSON object (RawExtension) that is immutable all the way down."""
+
+
 @register(plural="controllerrevisions", namespaced=True)
 class ControllerRevision(CheckedKind):
     api_version: Literal["apps/v1"] = Field("apps/v1", alias="apiVersion")
     kind: Literal["ControllerRevision"] = "ControllerRevision"
-    data: FrozenDict[str, Any] | None = None
+    data: FrozenJSON | None = None
     revision: int
 
     def field_errors(self) -> ErrorList:

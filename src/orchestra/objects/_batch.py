@@ -48,6 +48,7 @@ from orchestra.objects._base import (
     Time,
     describe_kind,
     dns1123_subdomain_error,
+    parse_time,
     register,
 )
 from orchestra.objects._core import ObjectReference
@@ -78,6 +79,35 @@ class PodFailurePolicyRule(Checked):
     action: str
     on_exit_codes: PodFailurePolicyOnExitCodesRequirement | None = None
     on_pod_conditions: tuple[PodFailurePolicyOnPodConditionsPattern, ...] | None = None
+
+    def field_errors(self) -> ErrorList:
+        errors: ErrorList = []
+        if self.action not in _FAILURE_ACTIONS:
+            errors.append((("action",), unsupported(self.action, _FAILURE_ACTIONS)))
+        if self.on_exit_codes is not None and self.on_pod_conditions:
+            errors.append(((), invalid(self, "specifying both OnExitCodes and "
+                                             "OnPodConditions is not supported")))
+        elif self.on_exit_codes is None and not self.on_pod_conditions:
+            errors.append(((), invalid(self, "specifying one of OnExitCodes and "
+                                             "OnPodConditions is required")))
+        codes = self.on_exit_codes
+        if codes is not None:
+            if codes.operator not in ("In", "NotIn"):
+                errors.append((("onExitCodes", "operator"),
+                               unsupported(codes.operator, ["In", "NotIn"])))
+            if not codes.values:
+                errors.append((("onExitCodes", "values"), "Required value"))
+            for j, value in enumerate(codes.values):
+                if codes.operator == "In" and value == 0:
+                    errors.append((("onExitCodes", "values", j), invalid(
+                        value, "must not be 0 for the In operator")))
+                if j and value == codes.values[j - 1]:
+                    errors.append((("onExitCodes", "values", j), "Duplicate value: "
+                                   f"{value}"))
+                elif j and value < codes.values[j - 1]:
+                    errors.append((("onExitCodes", "values", j),
+                                   invalid(value, "must be ordered")))
+        return errors
 
 
 class PodFailurePolicy(Checked):
@@ -126,9 +156,16 @@ class JobSpec(Checked):
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
-        for name in ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit",
-                     "backoffLimitPerIndex", "maxFailedIndexes", "ttlSecondsAfterFinished"):
-            nonnegative(errors, (name,), getattr(self, _snake(name)))
+        for alias, value in (
+            ("parallelism", self.parallelism),
+            ("completions", self.completions),
+            ("activeDeadlineSeconds", self.active_deadline_seconds),
+            ("backoffLimit", self.backoff_limit),
+            ("backoffLimitPerIndex", self.backoff_limit_per_index),
+            ("maxFailedIndexes", self.max_failed_indexes),
+            ("ttlSecondsAfterFinished", self.ttl_seconds_after_finished),
+        ):
+            nonnegative(errors, (alias,), value)
         indexed = self.completion_mode == "Indexed"
         if self.completion_mode is not None and self.completion_mode not in _COMPLETION_MODES:
             errors.append((("completionMode",),
@@ -169,9 +206,9 @@ class JobSpec(Checked):
                                unsupported(self.pod_replacement_policy, ["Failed"])))
         if self.pod_failure_policy is not None:
             for i, rule in enumerate(self.pod_failure_policy.rules):
-                if rule.action not in _FAILURE_ACTIONS:
-                    errors.append((("podFailurePolicy", "rules", i, "action"),
-                                   unsupported(rule.action, _FAILURE_ACTIONS)))
+                if rule.action == "FailIndex" and self.backoff_limit_per_index is None:
+                    errors.append((("podFailurePolicy", "rules", i, "action"), invalid(
+                        rule.action, "requires the backoffLimitPerIndex to be set")))
         if self.selector is not None:
             sel_errors = label_selector_errors(self.selector, ("selector",))
             errors += sel_errors
@@ -191,10 +228,6 @@ class JobSpec(Checked):
             errors.append((("template", "spec", "restartPolicy"), invalid(
                 policy, 'only "Never" is supported when podFailurePolicy is specified')))
         return errors
-
-
-def _snake(alias: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", alias).lower()
 
 
 class JobStatus(Checked):
@@ -558,6 +591,8 @@ class CronSchedule:
             return math.floor(after) + max(1.0, math.floor(self.every))
         to_wall, from_wall = _converters(tz)
         start = to_wall(after)
+        # Without a UTC offset change near "after", wall-clock order is time order there.
+        steady = to_wall(after + _WINDOW_S) - to_wall(after - _WINDOW_S) == 2 * _WINDOW
         day = start.date()
         last_year = start.year + 5
         while day.year <= last_year:
@@ -566,7 +601,7 @@ class CronSchedule:
                        else _dt.date(day.year, day.month + 1, 1))
                 continue
             if self._day_matches(day):
-                found = self._first_in_day(day, after, start, to_wall, from_wall)
+                found = self._first_in_day(day, after, start, steady, to_wall, from_wall)
                 if found is not None:
                     return found
             day += _dt.timedelta(days=1)
@@ -577,13 +612,15 @@ class CronSchedule:
         day: _dt.date,
         after: float,
         start: _dt.datetime,
+        steady: bool,
         to_wall: Callable[[float], _dt.datetime],
         from_wall: Callable[[_dt.datetime, int], float],
     ) -> float | None:
         best: float | None = None
         best_wall: _dt.datetime | None = None
-        # DST shifts move wall time by at most a few hours; look a little before "start".
-        earliest = start - _dt.timedelta(hours=3)
+        # A UTC offset change moves wall time by at most a few hours: near one, a wall
+        # time a little before "start" may come after it, and order may differ.
+        earliest = start if steady else start - _WINDOW
         skip_before = earliest.hour if earliest.date() == day else -1
         for hour in self.sorted_hours:
             if hour < skip_before:
@@ -592,7 +629,7 @@ class CronSchedule:
                 wall = _dt.datetime(day.year, day.month, day.day, hour, minute)
                 if wall < earliest:
                     continue
-                if best_wall is not None and wall > best_wall + _dt.timedelta(hours=3):
+                if best_wall is not None and wall > best_wall + _WINDOW:
                     return best
                 first = from_wall(wall, 0)
                 if to_wall(first) != wall:
@@ -600,7 +637,13 @@ class CronSchedule:
                 for ts in {first, from_wall(wall, 1)}:
                     if ts > after and (best is None or ts < best):
                         best, best_wall = ts, wall
+                if steady and best is not None and best <= after + _WINDOW_S:
+                    return best
         return best
+
+
+_WINDOW = _dt.timedelta(hours=3)
+_WINDOW_S = _WINDOW.total_seconds()
 
 
 def _converters(
@@ -679,6 +722,67 @@ def cron_times_between(
         yield t
 
 
+@dataclass(frozen=True)
+class ScheduleCheck:
+    """Where a CronJob stands at ``now`` (Kubernetes' ``mostRecentScheduleTime``).
+
+    ``earliest``: the time scheduling counts from (lastScheduleTime, else the creation
+    time, moved up to ``now - startingDeadlineSeconds``). ``most_recent``: the latest
+    fire time in ``(earliest, now]``, None if there is none. ``missed``: roughly how many
+    fire times passed since ``earliest`` (more than 1: some were missed; more than 100:
+    Kubernetes warns ``TooManyMissedTimes``).
+    """
+
+    earliest: float
+    most_recent: float | None
+    missed: int
+
+
+def most_recent_schedule_time(
+    cronjob: CronJob, now: float, *, include_starting_deadline: bool = True
+) -> ScheduleCheck:
+    """The CronJob controller's view of missed and due runs, computed as Kubernetes does.
+
+    Raises ValueError for a schedule whose fire times are less than a second apart or
+    that never fires in a useful way (like Kubernetes' "time difference between two
+    schedules is less than 1 second").
+    """
+    spec = cronjob.spec
+    schedule = parse_cron(spec.schedule)
+    tz = spec.time_zone
+    if cronjob.status is not None and cronjob.status.last_schedule_time:
+        earliest = parse_time(cronjob.status.last_schedule_time)
+    elif cronjob.metadata.creation_timestamp:
+        earliest = parse_time(cronjob.metadata.creation_timestamp)
+    else:
+        earliest = now
+    if include_starting_deadline and spec.starting_deadline_seconds is not None:
+        earliest = max(earliest, now - spec.starting_deadline_seconds)
+    t1 = schedule.next(earliest, tz)
+    if now < t1:
+        return ScheduleCheck(earliest, None, 0)
+    t2 = schedule.next(t1, tz)
+    if now < t2:
+        return ScheduleCheck(earliest, t1, 0)
+    between = round(t2 - t1)
+    if between < 1:
+        raise ValueError("time difference between two schedules is less than 1 second")
+    missed = int(now - t1) // between + 1
+    most_recent: float | None = None
+    t = schedule.next(t1 + (missed - 2) * between, tz)
+    while t <= now:
+        most_recent = t
+        t = schedule.next(t, tz)
+    return ScheduleCheck(earliest, most_recent, missed)
+
+
+def next_schedule_time(cronjob: CronJob, now: float) -> float:
+    """When the CronJob next fires after ``now``'s most recent due time (for requeueing)."""
+    check = most_recent_schedule_time(cronjob, now, include_starting_deadline=False)
+    base = check.most_recent if check.most_recent is not None else check.earliest
+    return parse_cron(cronjob.spec.schedule).next(base, cronjob.spec.time_zone)
+
+
 __all__ = [
     "CronJob",
     "CronJobSpec",
@@ -693,12 +797,15 @@ __all__ = [
     "PodFailurePolicyOnExitCodesRequirement",
     "PodFailurePolicyOnPodConditionsPattern",
     "PodFailurePolicyRule",
+    "ScheduleCheck",
     "SuccessPolicy",
     "SuccessPolicyRule",
     "UncountedTerminatedPods",
     "cron_times_between",
     "generate_job_selector",
+    "most_recent_schedule_time",
     "next_cron_time",
+    "next_schedule_time",
     "parse_cron",
     "time_zone_error",
 ]

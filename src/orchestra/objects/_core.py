@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as _dt
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from orchestra.objects._base import (
     FrozenDict,
@@ -66,6 +67,7 @@ __all__ = [
     "LoadBalancerIngress",
     "LoadBalancerStatus",
     "LocalVolumeSource",
+    "MicroTime",
     "ModifyVolumeStatus",
     "Namespace",
     "NamespaceCondition",
@@ -76,8 +78,12 @@ __all__ = [
     "NodeCondition",
     "NodeConfigSource",
     "NodeDaemonEndpoints",
+    "NodeFeatures",
+    "NodeRuntimeHandler",
+    "NodeRuntimeHandlerFeatures",
     "NodeSpec",
     "NodeStatus",
+    "NodeSwapStatus",
     "NodeSystemInfo",
     "ObjectReference",
     "PersistentVolume",
@@ -95,6 +101,7 @@ __all__ = [
     "Secret",
     "SecretReference",
     "Service",
+    "ServiceCondition",
     "ServicePort",
     "ServiceSpec",
     "ServiceStatus",
@@ -683,6 +690,18 @@ class Secret(KubeObject):
 # Event
 
 
+def _to_micro_time(v: Any) -> Any:
+    if isinstance(v, _dt.datetime):
+        if v.tzinfo is None:
+            v = v.replace(tzinfo=_dt.UTC)
+        return v.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return v
+
+
+MicroTime = Annotated[str, BeforeValidator(_to_micro_time)]
+"""``metav1.MicroTime``: RFC 3339 with microseconds (``2024-05-01T10:00:02.123456Z``)."""
+
+
 class EventSource(Model):
     component: str | None = None
     host: str | None = None
@@ -690,7 +709,7 @@ class EventSource(Model):
 
 class EventSeries(Model):
     count: int | None = None
-    last_observed_time: str | None = None
+    last_observed_time: MicroTime | None = None
 
 
 def _any_name(name: str) -> str | None:
@@ -712,7 +731,7 @@ class Event(KubeObject):
     last_timestamp: Time | None = None
     count: int | None = None
     type: str | None = None
-    event_time: str | None = None
+    event_time: MicroTime | None = None
     series: EventSeries | None = None
     action: str | None = None
     related: ObjectReference | None = None

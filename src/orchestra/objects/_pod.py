@@ -6,10 +6,18 @@ Invariants:
   applies them (``SetDefaults_PodSpec``, ``SetDefaults_Container``, probes, ports, volume
   sources), so a validated object reads as ``kubectl get -o yaml`` would show it. Fields the
   system fills (``spec.nodeName``, ``status.podIP``) stay ``None`` until set.
+  Only a Pod (not a pod template) gets its missing requests from its limits, as in
+  ``SetDefaults_Pod``; ``enableServiceLinks`` is left unset (``None`` means true).
 - ``PodSpec`` is shared by Pods and every pod template (Deployments, Jobs, ...), so its
-  validation runs on each of them with the template's path in front.
-- The hot path (one container, labels, requests, a port) avoids Python validators wherever a
-  pydantic-core default does the job: the store validates tens of thousands of pods a second.
+  validation runs on each of them with the template's path in front. Validators never
+  change a model they did not just build: a pod stamped from a template's spec instance
+  gets a copy where it differs.
+- Semantic checks (names, ports, required image, one probe handler) run after a container
+  decodes, like Kubernetes validating after decoding: a value that cannot be decoded (a bad
+  quantity) is reported without that container's semantic errors.
+- The hot path (one container, labels, requests, a port) makes one Python validator call
+  per container and two per pod; everything else is pydantic-core defaults and checks,
+  since the store validates tens of thousands of pods a second.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ __all__ = [
     "ContainerStateTerminated",
     "ContainerStateWaiting",
     "ContainerStatus",
+    "ContainerUser",
     "DownwardAPIProjection",
     "DownwardAPIVolumeFile",
     "DownwardAPIVolumeSource",
@@ -62,6 +71,7 @@ __all__ = [
     "EphemeralContainer",
     "EphemeralVolumeSource",
     "ExecAction",
+    "FileKeySelector",
     "GCEPersistentDiskVolumeSource",
     "GRPCAction",
     "GitRepoVolumeSource",
@@ -75,6 +85,7 @@ __all__ = [
     "KeyToPath",
     "Lifecycle",
     "LifecycleHandler",
+    "LinuxContainerUser",
     "LocalObjectReference",
     "NFSVolumeSource",
     "NodeAffinity",
@@ -90,6 +101,7 @@ __all__ = [
     "PodAffinity",
     "PodAffinityTerm",
     "PodAntiAffinity",
+    "PodCertificateProjection",
     "PodCondition",
     "PodDNSConfig",
     "PodDNSConfigOption",
@@ -97,6 +109,7 @@ __all__ = [
     "PodOS",
     "PodReadinessGate",
     "PodResourceClaim",
+    "PodResourceClaimStatus",
     "PodSchedulingGate",
     "PodSecurityContext",
     "PodSpec",
@@ -107,7 +120,10 @@ __all__ = [
     "ProjectedVolumeSource",
     "ResourceClaim",
     "ResourceFieldSelector",
+    "ResourceHealth",
+    "ResourceList",
     "ResourceRequirements",
+    "ResourceStatus",
     "SELinuxOptions",
     "SeccompProfile",
     "SecretEnvSource",
@@ -126,6 +142,7 @@ __all__ = [
     "Volume",
     "VolumeDevice",
     "VolumeMount",
+    "VolumeMountStatus",
     "VolumeProjection",
     "VolumeResourceRequirements",
     "WeightedPodAffinityTerm",
@@ -493,6 +510,7 @@ _EMPTY_POD_SECURITY = PodSecurityContext()
 
 
 _VALID_NAMES: set[str] = set()  # container names already found to be DNS-1123 labels
+_PULL_POLICIES: dict[str, str] = {}  # image -> its default pull policy
 
 
 def _default_pull_policy(image: str | None) -> str:
@@ -563,7 +581,12 @@ class Container(Model):
         if errors:
             fail(errors)
         if d["image_pull_policy"] is None:
-            d["image_pull_policy"] = _default_pull_policy(image)
+            policy = _PULL_POLICIES.get(image)
+            if policy is None:
+                policy = _default_pull_policy(image)
+                if len(_PULL_POLICIES) < 4096:
+                    _PULL_POLICIES[image] = policy
+            d["image_pull_policy"] = policy
         return self
 
 

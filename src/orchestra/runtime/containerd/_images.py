@@ -384,7 +384,7 @@ async def write_blob(
             )
         )
         stat = await call.read()
-        offset = int(stat.offset)  # type: ignore[union-attr]
+        offset = int(stat.offset)
         if offset > size:
             offset = 0
         hasher = hashlib.sha256() if offset == 0 else None
@@ -649,7 +649,8 @@ def _pick_platform(index: Mapping[str, Any]) -> Mapping[str, Any]:
     for m in index.get("manifests", ()):
         plat = m.get("platform") or {}
         if plat.get("os", "linux") == "linux" and plat.get("architecture", "amd64") == "amd64":
-            return m
+            chosen: Mapping[str, Any] = m
+            return chosen
     raise ImagePullError("no matching manifest for linux/amd64 in the manifest list entries")
 
 

@@ -78,11 +78,11 @@ class FifoSet:
         if not self._fds:
             self.closed.set()
 
-    async def drain(self, timeout: float) -> None:
+    async def drain(self, seconds: float) -> None:
         """Wait (real time, bounded) until both streams reached end-of-file."""
         self.release()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self.closed.wait()
 
     def close(self, *, remove: bool = True) -> None:

@@ -370,7 +370,7 @@ class ContainerdRuntime:
             own_namespace_files=list(pinned.values()),
             extra_mounts=mounts,
         )
-        with open(os.path.join(directory, "sandbox.json"), "w") as f:
+        with open(os.path.join(directory, "sandbox.json"), "w") as f:  # noqa: ASYNC230
             json.dump(sb.record(), f)
         self._sandboxes[sid] = sb
         return sid
@@ -807,7 +807,7 @@ class ContainerdRuntime:
             yield line
 
     async def exec(
-        self, container_id: str, argv: list[str], *, timeout: float | None = None
+        self, container_id: str, argv: list[str], *, timeout: float | None = None  # noqa: ASYNC109 - the Protocol names it
     ) -> ExecResult:
         c = self._get(container_id)
         if c.state is not State.RUNNING:

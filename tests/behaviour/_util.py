@@ -1,0 +1,35 @@
+"""Manifests and helpers shared by the behavioural tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def deployment(name: str = "web", replicas: int = 3, *, image: str = "busybox:1.36",
+               command: list[str] | None = None, annotations: dict[str, str] | None = None,
+               strategy: dict[str, Any] | None = None, requests: dict[str, str] | None = None,
+               **spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": image,
+                                 "command": command or ["sleep", "3600"]}
+    if requests:
+        container["resources"] = {"requests": requests}
+    template: dict[str, Any] = {"metadata": {"labels": {"app": name}},
+                                "spec": {"containers": [container],
+                                         "terminationGracePeriodSeconds": 2}}
+    if annotations:
+        template["metadata"]["annotations"] = annotations
+    body: dict[str, Any] = {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                            "template": template, **spec}
+    if strategy:
+        body["strategy"] = strategy
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": body}
+
+
+def pods_of(pods: list[Any], app: str) -> list[Any]:
+    return [p for p in pods if (p.metadata.labels or {}).get("app") == app]
+
+
+def ready(pod: Any) -> bool:
+    return bool(pod.status and any(c.type == "Ready" and c.status == "True"
+                                   for c in pod.status.conditions or ()))
