@@ -29,12 +29,11 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-import orchestra.objects  # noqa: F401
+import orchestra.objects
 import orchestra.objects._core
 import orchestra.objects._pod  # noqa: F401
 from orchestra._store import Store
 from orchestra.objects._base import FrozenDict, KubeObject
-
 
 _now = time.process_time
 
@@ -172,7 +171,7 @@ async def _fan_out(watchers: int, updates: int, batch: int) -> float:
 
 
 def bench_watch(watchers: int, updates: int) -> dict[str, float]:
-    out = {}
+    out: dict[str, float] = {}
     for batch in (100, 1):
         out[f"deliveries_per_s_batch_{batch}"] = round(
             asyncio.run(_fan_out(watchers, updates if batch > 1 else updates // 10, batch)))

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-BLOCK_LIMIT = float(os.environ.get("ORCHESTRA_TEST_BLOCK_LIMIT", "2.0"))
+BLOCK_LIMIT = float(os.environ.get("ORCHESTRA_TEST_BLOCK_LIMIT", "5.0"))
 
 
 @pytest.fixture

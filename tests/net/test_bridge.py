@@ -216,14 +216,14 @@ async def test_setup_is_idempotent_and_writes_hosts_and_resolv_conf(
                                         net.setup_pod("uid-a", "shop", "a", "web-0"))
     assert first == again == await net.setup_pod("uid-a", "shop", "a", "web-0")
     assert first.hosts_file and first.resolv_conf
-    hosts = Path(first.hosts_file).read_text()
+    hosts = await asyncio.to_thread(Path(first.hosts_file).read_text)
     assert "127.0.0.1\tlocalhost" in hosts and f"{first.ip}\tweb-0" in hosts
-    resolv = Path(first.resolv_conf).read_text()
+    resolv = await asyncio.to_thread(Path(first.resolv_conf).read_text)
     assert "search shop.svc.cluster.local svc.cluster.local cluster.local" in resolv
     assert f"nameserver {net.gateway}" in resolv
     await net.teardown_pod("uid-a")
     await net.teardown_pod("uid-a")
-    assert not os.path.exists(first.netns_path or "")
+    assert not await asyncio.to_thread(os.path.exists, first.netns_path or "")
     second = await net.setup_pod("uid-b", "shop", "b", "b")
     assert second.ip == first.ip  # released addresses are reused lowest-first
 
@@ -252,6 +252,8 @@ async def test_pod_reaches_cluster_ip_through_nat_and_host_through_proxy(
         host, port = net.endpoint(svc)
         assert host.startswith("127.")
         assert (await ask_from(None, host, port)).split()[0] in {"a", "b"}
+        # The host's own connections to the ClusterIP are DNATed too (output chain).
+        assert (await ask_from(None, str(svc.spec.cluster_ip), 80)).split()[0] in {"a", "b"}
         # Endpoints shrink: NAT follows.
         await net.sync_service(svc, endpoints("web", [b.ip]))
         for _ in range(5):
@@ -383,3 +385,17 @@ async def test_sysctls_are_set_while_running_and_restored_by_the_last_user(
         await n.close()
     if not await asyncio.to_thread(others):  # another cluster on this host may need it
         assert await asyncio.to_thread(read) == original
+
+
+async def test_refuses_to_configure_a_namespace_it_did_not_fill(net: BridgeNetwork) -> None:
+    from orchestra.net._bridge_netlink import NamespaceError, PodLink
+
+    a = await net.setup_pod("uid-a", "default", "a", "a")
+    assert a.netns_path and net._worker is not None and net._pod_ips is not None
+    _run("ip", "-n", os.path.basename(a.netns_path), "link", "add", "stray0",
+         "type", "veth", "peer", "name", "stray1")
+    link = PodLink(netns_path=a.netns_path, host_veth=net._veth_name("uid-a"), ip=a.ip,
+                   prefixlen=net._pod_ips.network.prefixlen, gateway=net.gateway,
+                   bridge=net.bridge_name)
+    with pytest.raises(NamespaceError, match="did not create"):
+        await net._worker.call(net._worker._t_setup_pod, link)

@@ -450,6 +450,18 @@ def test_image_and_probe_handlers() -> None:
     assert err.paths == ["spec.containers[0].lifecycle.preStop"]
 
 
+def test_resource_requirements() -> None:
+    err = invalid(Pod, pod_dict(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}))
+    assert err.paths == ["spec.containers[0].resources.requests.cpu"]
+    assert 'Invalid value: "2": must be less than or equal to cpu limit of 1' in str(err)
+    err = invalid(Pod, pod_dict(resources={"requests": {"memory": "-1Mi"}}))
+    assert err.paths == ["spec.containers[0].resources.requests.memory"]
+    assert "must be greater than or equal to 0" in str(err)
+    ok = Pod.model_validate(pod_dict(resources={"requests": {"memory": "1024Mi"},
+                                                "limits": {"memory": "1Gi"}}))
+    assert ok.spec.containers[0].resources is not None
+
+
 def test_volume_mounts_name_volumes() -> None:
     data = pod_dict(volumeMounts=[{"name": "data", "mountPath": "/data"}])
     err = invalid(Pod, data)
@@ -616,10 +628,10 @@ _container = st.fixed_dictionaries(
     optional={
         "ports": st.lists(st.integers(1, 65535).map(lambda p: {"containerPort": p}),
                           max_size=3),
-        "resources": st.fixed_dictionaries({}, optional={
-            "requests": st.dictionaries(st.sampled_from(["cpu", "memory"]), _quantity),
-            "limits": st.dictionaries(st.sampled_from(["cpu", "memory"]), _quantity),
-        }),
+        "resources": st.tuples(
+            st.dictionaries(st.sampled_from(["cpu", "memory"]), _quantity),
+            st.sampled_from([("requests",), ("limits",), ("requests", "limits")]),
+        ).map(lambda t: dict.fromkeys(t[1], t[0])),
     },
 )
 

@@ -31,9 +31,13 @@ from orchestra.objects._batch import (
     CronJob,
     Job,
     cron_times_between,
+    format_indexes,
     generate_job_selector,
+    most_recent_schedule_time,
     next_cron_time,
+    next_schedule_time,
     parse_cron,
+    parse_indexes,
 )
 from orchestra.objects._networking import Ingress, IngressClass
 from orchestra.objects._policy import PodDisruptionBudget
@@ -262,6 +266,23 @@ def test_generate_job_selector() -> None:
     doc["spec"]["manualSelector"] = True
     manual = Job.model_validate(doc)
     assert generate_job_selector(manual) is manual
+
+
+def test_job_index_lists() -> None:
+    assert parse_indexes("1,3-5,7") == {1, 3, 4, 5, 7}
+    assert parse_indexes("") == frozenset()
+    assert format_indexes([7, 1, 4, 3, 5]) == "1,3-5,7"
+    assert format_indexes([]) == ""
+    for bad in ("a", "3-1", "1,,2", "-1"):
+        with pytest.raises(ValueError):
+            parse_indexes(bad)
+    with pytest.raises(ValueError):
+        parse_indexes("0-5", completions=5)
+
+
+@given(st.sets(st.integers(0, 300)))
+def test_job_index_lists_round_trip(indexes: set[int]) -> None:
+    assert parse_indexes(format_indexes(indexes)) == indexes
 
 
 def test_cronjob_defaults_and_untouched_job_template() -> None:
@@ -758,6 +779,37 @@ def test_cron_times_between() -> None:
     assert len(list(cron_times_between("* * * * *", start, start + 86400, "UTC"))) == 100
 
 
+def _hourly_cronjob(created: str, last: str | None = None,
+                    deadline: int | None = None) -> CronJob:
+    doc = _load("hello-cronjob.yaml")
+    doc["spec"]["schedule"] = "0 * * * *"
+    doc["metadata"]["creationTimestamp"] = created
+    if last:
+        doc["status"] = {"lastScheduleTime": last}
+    if deadline is not None:
+        doc["spec"]["startingDeadlineSeconds"] = deadline
+    return CronJob.model_validate(doc)
+
+
+def test_most_recent_schedule_time() -> None:
+    cj = _hourly_cronjob("2024-05-01T10:00:30Z")
+    check = most_recent_schedule_time(cj, _ts("2024-05-01T10:30:00"))
+    assert (check.most_recent, check.missed) == (None, 0)
+    check = most_recent_schedule_time(cj, _ts("2024-05-01T11:00:05"))
+    assert (check.most_recent, check.missed) == (_ts("2024-05-01T11:00:00"), 0)
+    cj = _hourly_cronjob("2024-05-01T10:00:30Z", last="2024-05-01T11:00:00Z")
+    check = most_recent_schedule_time(cj, _ts("2024-05-01T14:10:00"))
+    assert check.earliest == _ts("2024-05-01T11:00:00")
+    assert (check.most_recent, check.missed) == (_ts("2024-05-01T14:00:00"), 3)
+    check = most_recent_schedule_time(cj, _ts("2024-05-10T14:10:00"))
+    assert check.missed > 100 and check.most_recent == _ts("2024-05-10T14:00:00")
+    cj = _hourly_cronjob("2024-05-01T10:00:30Z", last="2024-05-01T11:00:00Z", deadline=900)
+    check = most_recent_schedule_time(cj, _ts("2024-05-01T14:10:00"))
+    assert (check.earliest, check.most_recent) == (_ts("2024-05-01T13:55:00"),
+                                                   _ts("2024-05-01T14:00:00"))
+    assert next_schedule_time(cj, _ts("2024-05-01T14:10:00")) == _ts("2024-05-01T15:00:00")
+
+
 def test_next_cron_time_every_and_never() -> None:
     assert next_cron_time("@every 1h30m", 1000.5, "UTC") == 1000 + 5400
     assert next_cron_time("0 0 30 2 *", 0.0, "UTC") == math.inf
@@ -827,3 +879,41 @@ def test_next_cron_time_agrees_with_brute_force_near_dst(
     tz, utc_text = transition
     after = _ts(utc_text) + offset
     assert next_cron_time(schedule, after, tz) == _brute_force_next(schedule, after, tz)
+
+
+_int_or_percent = st.one_of(st.integers(0, 5), st.integers(0, 100).map(lambda n: f"{n}%"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    replicas=st.integers(0, 50),
+    labels=st.dictionaries(st.sampled_from(["app", "tier", "example.com/team"]),
+                           st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True), min_size=1),
+    recreate=st.booleans(),
+    surge=_int_or_percent,
+    unavailable=_int_or_percent,
+)
+def test_generated_deployments_round_trip_and_match_the_schema(
+    replicas: int, labels: dict[str, str], recreate: bool, surge: int | str,
+    unavailable: int | str,
+) -> None:
+    strategy: dict[str, Any] = {"type": "Recreate"} if recreate else {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+    doc = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gen"},
+        "spec": {
+            "replicas": replicas, "strategy": strategy,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                         "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+        },
+    }
+    both_zero = resolve_int_or_percent(surge, 100, True) == 0 and \
+        resolve_int_or_percent(unavailable, 100, True) == 0
+    if not recreate and both_zero:
+        assert "spec.strategy.rollingUpdate.maxUnavailable" in _invalid(Deployment, doc).paths
+        return
+    d = Deployment.model_validate(doc)
+    kubernetes_validate.validate(d.to_dict(), K8S_VERSION, strict=True)
+    assert Deployment.model_validate(d.to_dict()) == d

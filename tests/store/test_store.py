@@ -240,6 +240,9 @@ def test_finalizers_keep_an_object_until_the_last_is_removed(store: Store,
     again = store.update(d)
     assert again.metadata.deletion_timestamp == out.metadata.deletion_timestamp
     d = again.to_dict()
+    d["metadata"]["finalizers"] = ["example.com/b", "example.com/new"]
+    with pytest.raises(Invalid, match="no new finalizers can be added"):
+        store.update(d)
     d["metadata"]["finalizers"] = []
     last = store.update(d)
     assert store.get_or_none("cm/c") is None

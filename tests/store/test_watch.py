@@ -85,6 +85,31 @@ async def test_cancelling_one_watcher_does_not_disturb_others(store: Store) -> N
         await t1
 
 
+async def test_cancelled_and_closed_watches_leave_nothing_behind(store: Store) -> None:
+    for _ in range(20):
+        w = store.watch("configmaps")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(w), 0.001)
+    w = store.watch("configmaps")
+    task = asyncio.ensure_future(anext(w))
+    await asyncio.sleep(0)
+    await w.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await task
+    assert store._tables["ConfigMap"].log.waiters == []
+
+
+async def test_event_objects_are_immutable(store: Store) -> None:
+    w = store.watch("pods")
+    store.create(pod("a", labels={"x": "1"}))
+    ev = await anext(w)
+    with pytest.raises(TypeError):
+        ev.object.metadata.labels["x"] = "2"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        ev.type = "DELETED"  # type: ignore[misc]
+    assert ev.object is store.get("pod/a")
+
+
 async def test_resume_from_a_resource_version(store: Store) -> None:
     store.create(pod("a"))
     rv = store.resource_version

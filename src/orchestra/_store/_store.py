@@ -175,16 +175,11 @@ class Store:
         if isinstance(ref, str):
             kind, slash, ref_name = ref.partition("/")
             if slash:
-                if name is not None and name != ref_name:
-                    info, name_or_none = parse_ref(ref, name)
-                    name = name_or_none
+                if not kind or not ref_name or "/" in ref_name or (
+                        name is not None and name != ref_name):
+                    info, name = parse_ref(ref, name)  # raises kubectl's error
                 else:
-                    name = ref_name
-                    try:
-                        info = self._kinds[kind]
-                    except KeyError:
-                        info, name = parse_ref(ref, None)
-                        self._kinds[kind] = info
+                    info, name = self._info(kind), ref_name
             else:
                 info = self._info(kind)
         elif isinstance(ref, KubeObject):
@@ -233,11 +228,6 @@ class Store:
     def _hooked(self, info: KindInfo) -> bool:
         hooked = self._hooked_kinds
         return hooked is None or info.kind in hooked
-
-    def _emit(
-        self, table: Table, rv: int, type_: str, obj: KubeObject, old: KubeObject | None
-    ) -> None:
-        table.log.append(_Change(rv, WatchEvent(type_, obj), old))  # type: ignore[arg-type]
 
     def _index_owners(self, kind: str, key: Key, old: KubeObject | None,
                       new: KubeObject | None) -> None:
@@ -509,6 +499,12 @@ class Store:
             raise Invalid(_what(info, key[1]), [FieldError(
                 "metadata.creationTimestamp",
                 f'Invalid value: "{meta.creation_timestamp}": field is immutable')])
+        if om.deletion_timestamp is not None and meta.finalizers:
+            added = set(meta.finalizers).difference(om.finalizers or ())
+            if added:
+                raise Invalid(_what(info, key[1]), [FieldError(
+                    "metadata.finalizers", "Forbidden: no new finalizers can be added if the "
+                    "object is being deleted")])
         if info.kind == "Secret":
             new = _merge_string_data(new)
         new = _carry_system_fields(new, old)

@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Literal, NamedTuple, Protocol
@@ -176,6 +177,11 @@ class Watch:
                 await fut
             finally:
                 self._waiter = None
+                if fut.cancelled() or self._closed:
+                    # Not woken by a write: drop the future now, so that watches
+                    # cancelled on a quiet kind (wait_for timeouts) do not pile up.
+                    with contextlib.suppress(ValueError):
+                        self._log.waiters.remove(fut)
 
     def next_nowait(self) -> WatchEvent | None:
         """The next event if one is ready, else None (also once closed).

@@ -20,6 +20,7 @@ interfaces (this once put a pod address on the host's ``eth0``). So:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
@@ -100,8 +101,6 @@ class NetlinkWorker:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the worker thread (``fn`` is a ``_t_`` method)."""
-        import asyncio
-
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, fn, args)
 
@@ -192,15 +191,12 @@ class NetlinkWorker:
 
     @staticmethod
     def _is_netns(path: str) -> bool:
+        """Whether ``path`` has a namespace mounted on it (a bind mount of nsfs has
+        another device than the directory holding the mount point)."""
         try:
-            with open("/proc/self/mountinfo") as f:
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 4 and fields[4] == path:
-                        return True
-        except OSError:
-            pass
-        return False
+            return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+        except FileNotFoundError:
+            return False
 
     @staticmethod
     def _remove_netns(path: str) -> None:
@@ -218,10 +214,14 @@ class NetlinkWorker:
     def _host_link(self, ifname: str, kind: str) -> Any | None:
         """Our link called ``ifname`` on the host, or None; NamespaceError when a link
         of that name exists but is not of ``kind`` (so it is not ours)."""
-        links = self._host.get_links(ifname=ifname)
-        if not links:
-            return None
-        link = links[0]
+        from pyroute2 import NetlinkError
+
+        try:
+            link = self._host.link("get", ifname=ifname)[0]
+        except NetlinkError as e:
+            if e.code == errno.ENODEV:
+                return None
+            raise
         if _kind(link) != kind:
             raise NamespaceError(f"host link {ifname!r} exists and is not a {kind}: "
                                  f"it is not ours, refusing to touch it")
@@ -304,13 +304,12 @@ class NetlinkWorker:
             self._host.link("set", index=hidx, master=bridge["index"], state="up")
             self._host.brport("set", index=hidx, mode=BRIDGE_MODE_HAIRPIN)
 
-            eth = ns.get_links(ifname=POD_IFNAME)
-            if len(eth) != 1 or _kind(eth[0]) != "veth":
+            eth = ns.link("get", ifname=POD_IFNAME)[0]
+            if _kind(eth) != "veth":
                 raise NamespaceError(f"no veth {POD_IFNAME} in {pod.netns_path}")
-            eidx = eth[0]["index"]
-            lo = ns.get_links(ifname="lo")
-            if lo:
-                ns.link("set", index=lo[0]["index"], state="up")
+            eidx = eth["index"]
+            if "lo" in names:
+                ns.link("set", index=names["lo"]["index"], state="up")
             have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                     for a in ns.get_addr(index=eidx, family=socket.AF_INET)}
             for address, plen in have - {(pod.ip, pod.prefixlen)}:

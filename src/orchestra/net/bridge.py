@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import hashlib
 import ipaddress
 import json
@@ -44,6 +42,7 @@ from orchestra._errors import RuntimeUnavailable
 from orchestra.net import _bridge_sysctl as sysctl
 from orchestra.net._bridge_netlink import NetlinkWorker, PodLink, network_overlaps
 from orchestra.net._bridge_nft import NatService, apply_ruleset, delete_table, render
+from orchestra.net._bridge_state import Claim, load_json, remove_file, remove_tree
 from orchestra.net._ipam import IPAllocator, LoopbackBlock, claim_loopback_block
 from orchestra.net._protocol import PodNetwork
 from orchestra.net.loopback import (
@@ -65,7 +64,6 @@ __all__ = ["BridgeNetwork", "cleanup_stale", "names_for"]
 log = logging.getLogger("orchestra.net.bridge")
 
 NETNS_DIR = "/run/netns"
-CLAIM_DIR = "/run/orchestra"
 DEFAULT_BLOCKS = range(88, 128)  # default pod/service CIDRs: 10.X.0.0/17 + 10.X.128.0/17
 _NAT_PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
@@ -96,30 +94,6 @@ def _default_persist_dir(cluster_name: str) -> str:
 
 def _safe(uid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", uid)
-
-
-class _Claim:
-    """A pod CIDR held by ``flock`` for the life of a network."""
-
-    def __init__(self, cidr: str) -> None:
-        os.makedirs(CLAIM_DIR, exist_ok=True)
-        net = ipaddress.IPv4Network(cidr)
-        self.path = os.path.join(CLAIM_DIR, f"bridge-{net.network_address}-{net.prefixlen}.lock")
-        self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(self.fd)
-            self.fd = None
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ValueError(f"pod CIDR {cidr} is in use by another orchestra cluster "
-                                 f"on this host") from None
-            raise
-
-    def release(self) -> None:
-        fd, self.fd = self.fd, None
-        if fd is not None:
-            os.close(fd)
 
 
 class BridgeNetwork:
@@ -156,7 +130,7 @@ class BridgeNetwork:
         self._want_service_cidr = service_cidr
         self._node_port_range = node_port_range
         self._worker: NetlinkWorker | None = None
-        self._claim: _Claim | None = None
+        self._claim: Claim | None = None
         self._block: LoopbackBlock | None = None
         self._proxy_net: LoopbackNetwork | None = None
         self._pod_ips: IPAllocator | None = None
@@ -213,7 +187,7 @@ class BridgeNetwork:
         self._started = True
         self._worker = worker = NetlinkWorker(f"orchestra-netlink-{self.bridge_name}")
         try:
-            saved = await worker.call(worker._t_call, _load_json, self._ipam_path)
+            saved = await worker.call(worker._t_call, load_json, self._ipam_path)
             host_nets = await worker.call(worker._t_host_networks, self.bridge_name)
             pod_cidr, service_cidr = self._choose_cidrs(saved, host_nets)
             self._pod_ips = IPAllocator(pod_cidr, reserve_gateway=True)
@@ -244,14 +218,14 @@ class BridgeNetwork:
         if pod is not None:
             if network_overlaps(pod, host_nets):
                 raise ValueError(f"pod CIDR {pod} overlaps a network of this host")
-            self._claim = _Claim(str(ipaddress.IPv4Network(pod)))
+            self._claim = Claim(str(ipaddress.IPv4Network(pod)))
         else:
             for x in DEFAULT_BLOCKS:
                 cand = f"10.{x}.0.0/17"
                 if network_overlaps(f"10.{x}.0.0/16", host_nets):
                     continue
                 try:
-                    self._claim = _Claim(cand)
+                    self._claim = Claim(cand)
                 except ValueError:
                     continue
                 pod = cand
@@ -298,7 +272,7 @@ class BridgeNetwork:
                                    self.netns_dir, self._netns_prefix))
             if self._sysctl_token is not None:
                 await step(worker.call(worker._t_call, sysctl.release, self._sysctl_token))
-            await step(worker.call(worker._t_call, _remove_file, self._ipam_path))
+            await step(worker.call(worker._t_call, remove_file, self._ipam_path))
             await worker.close()
         if self._block is not None:
             self._block.release()
@@ -399,7 +373,7 @@ class BridgeNetwork:
         self._pods.pop(uid, None)
         self._stale.pop(uid, None)
         self._pod_ips.release(ip)
-        await worker.call(worker._t_call, _remove_tree,
+        await worker.call(worker._t_call, remove_tree,
                           os.path.join(self.state_dir, "pods", _safe(uid)))
         await self._persist()
 
@@ -502,38 +476,6 @@ class BridgeNetwork:
         return self._ready()[3].endpoint(self._alias(service), port)
 
 
-# -- helpers run in the worker thread -----------------------------------------------
-
-
-def _load_json(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as e:
-        log.warning("ignoring unreadable IPAM state %s: %s", path, e)
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _remove_file(path: str) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            os.rmdir(os.path.dirname(path))
-    return True
-
-
-def _remove_tree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
 async def cleanup_stale(cluster_name: str, *, persist_dir: str | None = None,
                         netns_dir: str = NETNS_DIR, bridge_name: str | None = None
                         ) -> list[str]:
@@ -548,7 +490,7 @@ async def cleanup_stale(cluster_name: str, *, persist_dir: str | None = None,
         if await delete_table(names["table"]):
             removed.append(f"table ip {names['table']}")
         path = os.path.join(persist_dir or _default_persist_dir(cluster_name), "ipam.json")
-        if await worker.call(worker._t_call, _remove_file, path):
+        if await worker.call(worker._t_call, remove_file, path):
             removed.append(path)
     finally:
         await worker.close()

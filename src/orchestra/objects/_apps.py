@@ -167,9 +167,6 @@ def resolve_int_or_percent(value: int | str, total: int, round_up: bool) -> int:
     return -(-scaled // 100) if round_up else scaled // 100
 
 
-_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-
 def label_selector_errors(selector: LabelSelector, loc: Loc) -> ErrorList:
     """Kubernetes' ``ValidateLabelSelector``: keys, values and operators."""
     errors: ErrorList = []
@@ -214,48 +211,34 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str] | None) 
 
 
 def template_errors(
-    template: PodTemplateSpec | None,
-    selector: LabelSelector | None,
-    loc: Loc,
-    kind: str,
-    *,
-    required: bool = True,
+    template: PodTemplateSpec, selector: LabelSelector, loc: Loc, kind: str
 ) -> ErrorList:
     """``ValidatePodTemplateSpecForReplicaSet``: labels match, restartPolicy Always.
 
     ``kind`` names the owner in "activeDeadlineSeconds in <kind> is not Supported".
     """
     errors: ErrorList = []
-    if template is None:
-        if required:
-            errors.append((loc, "Required value"))
-        return errors
-    labels = template.metadata.labels if template.metadata else None
+    labels = template.metadata.labels
     if (
-        selector is not None
-        and not selector_is_empty(selector)
+        not selector_is_empty(selector)
         and not label_selector_errors(selector, ())
         and not selector_matches(selector, labels)
     ):
+        shown = go_value(labels) if labels else "map[string]string(nil)"
         errors.append(((*loc, "metadata", "labels"),
-                       f"Invalid value: {go_value(labels) if labels else 'map[string]string(nil)'}"
-                       ": `selector` does not match template `labels`"))
-    spec = template.spec
-    if spec is not None:
-        policy = spec.restart_policy
-        if policy is not None and policy != "Always":
-            errors.append(((*loc, "spec", "restartPolicy"), unsupported(policy, ["Always"])))
-        if spec.active_deadline_seconds is not None:
-            errors.append(((*loc, "spec", "activeDeadlineSeconds"),
-                           invalid(spec.active_deadline_seconds,
-                                   f"activeDeadlineSeconds in {kind} is not Supported")))
+                       f"Invalid value: {shown}: `selector` does not match template `labels`"))
+    policy = template.spec.restart_policy
+    if policy != "Always":
+        errors.append(((*loc, "spec", "restartPolicy"), unsupported(policy, ["Always"])))
+    if template.spec.active_deadline_seconds is not None:
+        errors.append(((*loc, "spec", "activeDeadlineSeconds"),
+                       invalid(template.spec.active_deadline_seconds,
+                               f"activeDeadlineSeconds in {kind} is not Supported")))
     return errors
 
 
-def selector_errors(selector: LabelSelector | None, loc: Loc, kind: str) -> ErrorList:
-    """The selector is required, valid and not empty (``empty selector is invalid for ...``)."""
-    if selector is None:
-        return [(loc, "Required value")]
+def selector_errors(selector: LabelSelector, loc: Loc, kind: str) -> ErrorList:
+    """The selector is valid and not empty (``empty selector is invalid for ...``)."""
     errors = label_selector_errors(selector, loc)
     if selector_is_empty(selector):
         errors.append((loc, invalid(selector, f"empty selector is invalid for {kind}")))
@@ -449,6 +432,8 @@ class DeploymentStrategy(Checked):
         if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
             data = fill_defaults(data, {"rollingUpdate": dict})
             ru = get_raw(data, "rollingUpdate")
+            if isinstance(ru, Model):
+                ru = ru.to_dict()
             if isinstance(ru, dict):
                 data["rollingUpdate"] = fill_defaults(
                     ru, {"maxUnavailable": "25%", "maxSurge": "25%"}
@@ -557,6 +542,8 @@ class DaemonSetUpdateStrategy(Checked):
         if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
             data = fill_defaults(data, {"rollingUpdate": dict})
             ru = get_raw(data, "rollingUpdate")
+            if isinstance(ru, Model):
+                ru = ru.to_dict()
             if isinstance(ru, dict):
                 data["rollingUpdate"] = fill_defaults(ru, {"maxUnavailable": 1, "maxSurge": 0})
                 data.pop("rolling_update", None)
@@ -740,7 +727,9 @@ class StatefulSetSpec(Checked):
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
-        if self.pod_management_policy not in ("OrderedReady", "Parallel"):
+        if not self.pod_management_policy:
+            errors.append((("podManagementPolicy",), "Required value"))
+        elif self.pod_management_policy not in ("OrderedReady", "Parallel"):
             errors.append((("podManagementPolicy",), invalid(
                 self.pod_management_policy, "must be 'OrderedReady' or 'Parallel'")))
         nonnegative(errors, ("replicas",), self.replicas)

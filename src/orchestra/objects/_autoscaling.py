@@ -28,6 +28,7 @@ from orchestra.objects._apps import (
 )
 from orchestra.objects._base import (
     LabelSelector,
+    Model,
     QuantityValue,
     Time,
     register,
@@ -304,7 +305,10 @@ class HorizontalPodAutoscalerBehavior(Checked):
         for key, defaults in (("scaleUp", _SCALE_UP_DEFAULTS),
                               ("scaleDown", _SCALE_DOWN_DEFAULTS)):
             rules = get_raw(data, key)
+            if isinstance(rules, Model):
+                rules = rules.to_dict()
             if isinstance(rules, dict):
+                data.pop("scale_up" if key == "scaleUp" else "scale_down", None)
                 data[key] = fill_defaults(rules, defaults)
         return data
 

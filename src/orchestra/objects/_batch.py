@@ -110,6 +110,43 @@ class PodFailurePolicyRule(Checked):
         return errors
 
 
+def parse_indexes(text: str | None, completions: int | None = None) -> frozenset[int]:
+    """Indexes written as Kubernetes writes ``completedIndexes``: ``"1,3-5,7"``.
+
+    Raises ValueError for a malformed list, or an index >= ``completions`` when given.
+    """
+    out: set[int] = set()
+    if not text:
+        return frozenset()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"cannot convert string to integer for index: {part!r}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"first index {first} is greater than last index {last}")
+        if completions is not None and last >= completions:
+            raise ValueError(f"too large: {last}")
+        out.update(range(first, last + 1))
+    return frozenset(out)
+
+
+def format_indexes(indexes: Iterable[int]) -> str:
+    """The compact interval form of a set of indexes (``{1, 3, 4, 5, 7}`` -> ``"1,3-5,7"``)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for i in sorted(set(indexes)):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [i]
+    if run:
+        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(parts)
+
+
 class PodFailurePolicy(Checked):
     rules: tuple[PodFailurePolicyRule, ...]
 
@@ -117,6 +154,22 @@ class PodFailurePolicy(Checked):
 class SuccessPolicyRule(Checked):
     succeeded_indexes: str | None = None
     succeeded_count: int | None = None
+
+    def field_errors(self) -> ErrorList:
+        errors: ErrorList = []
+        if self.succeeded_indexes is None and self.succeeded_count is None:
+            errors.append(((), "Required value: at least one of succeededCount or "
+                           "succeededIndexes must be specified"))
+        if self.succeeded_indexes is not None:
+            try:
+                parse_indexes(self.succeeded_indexes)
+            except ValueError as exc:
+                errors.append((("succeededIndexes",), invalid(self.succeeded_indexes,
+                                                               f"error parsing indexes: {exc}")))
+        if self.succeeded_count is not None and self.succeeded_count < 0:
+            errors.append((("succeededCount",), invalid(
+                self.succeeded_count, "must be greater than or equal to 0")))
+        return errors
 
 
 class SuccessPolicy(Checked):
@@ -802,10 +855,12 @@ __all__ = [
     "SuccessPolicyRule",
     "UncountedTerminatedPods",
     "cron_times_between",
+    "format_indexes",
     "generate_job_selector",
     "most_recent_schedule_time",
     "next_cron_time",
     "next_schedule_time",
     "parse_cron",
+    "parse_indexes",
     "time_zone_error",
 ]

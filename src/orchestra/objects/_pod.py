@@ -509,6 +509,28 @@ _EMPTY_POD_SECURITY = PodSecurityContext()
 # Containers
 
 
+def _check_resources(
+    res: ResourceRequirements, errors: list[tuple[tuple[int | str, ...], str]]
+) -> None:
+    """No negative quantities, no request above its limit (ValidateResourceRequirements)."""
+    limits = res.limits
+    requests = res.requests
+    for field, values in (("limits", limits), ("requests", requests)):
+        if values:
+            for name, q in values.items():
+                if q.startswith("-") and Quantity(q).sign() < 0:
+                    errors.append((("resources", field, name),
+                                   f'Invalid value: "{q}": must be greater than or equal to 0'))
+    if limits and requests:
+        for name, q in requests.items():
+            lim = limits.get(name)
+            if lim is not None and lim != q and Quantity(q) > Quantity(lim):
+                errors.append((
+                    ("resources", "requests", name),
+                    f'Invalid value: "{q}": must be less than or equal to {name} limit of {lim}',
+                ))
+
+
 _VALID_NAMES: set[str] = set()  # container names already found to be DNS-1123 labels
 _PULL_POLICIES: dict[str, str] = {}  # image -> its default pull policy
 
@@ -578,6 +600,9 @@ class Container(Model):
                 hp = p.host_port
                 if hp and not 0 < hp <= 65535:
                     errors.append(((("ports", i, "hostPort")), _port_number_error(hp)))
+        res = d["resources"]
+        if res is not None:
+            _check_resources(res, errors)
         if errors:
             fail(errors)
         if d["image_pull_policy"] is None:
