@@ -113,3 +113,146 @@ async def test_deployment_rolling_update_without_failed_requests(cluster: oc.Clu
     assert ok >= 500
     async with httpx.AsyncClient() as client:
         assert (await client.get(url)).text.startswith("v2 web-")
+
+
+def container_status(p: Any) -> Any:
+    statuses = (p.status.container_statuses or ()) if p is not None and p.status else ()
+    return statuses[0] if statuses else None
+
+
+def waiting(reason: str) -> Any:
+    def check(p: Any) -> bool:
+        st = container_status(p)
+        return bool(st and st.state and st.state.waiting and st.state.waiting.reason == reason)
+
+    check.__name__ = f"waiting with reason {reason}"
+    return check
+
+
+async def test_crash_loop_backoff_and_previous_logs(cluster: oc.Cluster) -> None:
+    await cluster.apply(pod("crash", 'echo "run at $(date +%s%N)"; echo bad >&2; exit 3'))
+    p = await cluster.wait_for("pod/crash", waiting("CrashLoopBackOff"), timeout=60)
+    st = container_status(p)
+    assert st.restart_count >= 1
+    assert st.last_state.terminated.exit_code == 3
+    assert st.last_state.terminated.reason == "Error"
+    assert "back-off 10s restarting failed container=main pod=crash_default" \
+        in st.state.waiting.message
+    previous = await cluster.logs("crash", previous=True)
+    assert previous.startswith("run at ") and "bad\n" in previous
+    reasons = [e.reason for e in cluster.events("pod/crash")]
+    assert "BackOff" in reasons and "Started" in reasons
+
+
+async def test_liveness_exec_probe_restarts_and_exec(cluster: oc.Cluster) -> None:
+    probe = {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1,
+             "failureThreshold": 1}
+    await cluster.apply(pod("live", "touch /tmp/healthy; sleep 3600", livenessProbe=probe))
+    await cluster.wait_for("pod/live", "Ready", timeout=60)
+    r = await cluster.exec("live", ["sh", "-c", "rm /tmp/healthy; echo gone; echo err >&2"])
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "gone\n", "err\n")
+    p = await cluster.wait_for(
+        "pod/live", lambda p: p is not None and container_status(p).restart_count >= 1,
+        timeout=60)
+    assert container_status(p).last_state.terminated is not None
+    messages = [e.message for e in cluster.events("pod/live")]
+    assert any(m.startswith("Liveness probe failed: cat: can't open '/tmp/healthy'")
+               for m in messages), messages
+    assert any("failed liveness probe, will be restarted" in m for m in messages), messages
+    r = await cluster.exec("live", ["sh", "-c", "exit 7"])
+    assert r.exit_code == 7
+
+
+async def test_config_map_and_secret_volumes_and_env(cluster: oc.Cluster) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"},
+          "data": {"greeting": "hello", "app.conf": "port=8080\n"}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
+              "stringData": {"password": "s3cret"}}
+    spec = {"volumes": [{"name": "conf", "configMap": {"name": "conf"}},
+                        {"name": "creds", "secret": {"secretName": "creds"}}]}
+    env = [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "conf",
+                                                                  "key": "greeting"}}},
+           {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds",
+                                                               "key": "password"}}}]
+    mounts = [{"name": "conf", "mountPath": "/etc/conf"},
+              {"name": "creds", "mountPath": "/etc/creds", "readOnly": True}]
+    await cluster.apply([cm, secret, pod("vols", "sleep 3600", env=env, volumeMounts=mounts,
+                                         spec=spec)])
+    await cluster.wait_for("pod/vols", "Ready", timeout=60)
+    r = await cluster.exec("vols", ["sh", "-c", 'echo "$GREETING $PASSWORD"; '
+                                    "cat /etc/conf/app.conf /etc/creds/password; echo; "
+                                    "touch /etc/creds/x 2>/dev/null || echo read-only"])
+    assert r.stdout == "hello s3cret\nport=8080\ns3cret\nread-only\n", r
+
+
+async def test_images_from_the_registry_by_tag_and_digest(
+        cluster: oc.Cluster, busybox_archive: str, registry: tuple[str, str]) -> None:
+    host, _ = registry
+    repo = f"web{uuid.uuid4().hex[:6]}"
+    digest = push_archive(host, repo, "v1", busybox_archive)
+    await cluster.apply([pod("bytag", "echo tag; sleep 3600", image=f"{host}/{repo}:v1",
+                             imagePullPolicy="Always"),
+                         pod("bydigest", "echo digest; sleep 3600",
+                             image=f"{host}/{repo}@{digest}")])
+    for name in ("bytag", "bydigest"):
+        p = await cluster.wait_for(f"pod/{name}", "Ready", timeout=60)
+        assert container_status(p).image_id.endswith(digest)
+    msgs = [e.message for e in cluster.events("pod/bytag")]
+    assert f'Pulling image "{host}/{repo}:v1"' in msgs
+    assert any(m.startswith(f'Successfully pulled image "{host}/{repo}:v1"') for m in msgs)
+    assert await cluster.logs("bydigest") == "digest\n"
+
+
+async def test_missing_image_err_image_pull_then_back_off(
+        cluster: oc.Cluster, registry: tuple[str, str]) -> None:
+    image = f"{registry[0]}/missing:1"
+    await cluster.apply(pod("nope", "true", image=image))
+    p = await cluster.wait_for("pod/nope", waiting("ErrImagePull"), timeout=60)
+    name = f"{registry[0]}/missing:1"
+    assert container_status(p).state.waiting.message == (
+        f'failed to pull and unpack image "{name}": failed to resolve reference '
+        f'"{name}": {name}: not found')
+    p = await cluster.wait_for("pod/nope", waiting("ImagePullBackOff"), timeout=60)
+    assert container_status(p).state.waiting.message == f'Back-off pulling image "{image}"'
+    msgs = [e.message for e in cluster.events("pod/nope")]
+    assert f'Failed to pull image "{image}": failed to pull and unpack image' \
+        f' "{name}": failed to resolve reference "{name}": {name}: not found' in msgs
+    assert "Error: ErrImagePull" in msgs and "Error: ImagePullBackOff" in msgs
+
+
+async def test_pull_policy_never_with_an_absent_image(cluster: oc.Cluster) -> None:
+    await cluster.apply(pod("never", "true", image="absent/image:1", imagePullPolicy="Never"))
+    p = await cluster.wait_for("pod/never", waiting("ErrImageNeverPull"), timeout=60)
+    message = 'Container image "absent/image:1" is not present with pull policy of Never'
+    assert container_status(p).state.waiting.message == message
+    events = [(e.reason, e.message) for e in cluster.events("pod/never")]
+    assert ("ErrImageNeverPull", message) in events
+
+
+async def test_memory_limit_oom_killed(cluster: oc.Cluster) -> None:
+    await cluster.apply(pod("hog", "head -c 256m /dev/zero | tail > /dev/null",
+                            resources={"limits": {"memory": "32Mi"}}))
+    p = await cluster.wait_for(
+        "pod/hog", lambda p: p is not None and container_status(p) is not None
+        and container_status(p).last_state.terminated is not None, timeout=60)
+    terminated = container_status(p).last_state.terminated
+    assert (terminated.reason, terminated.exit_code) == ("OOMKilled", 137)
+
+
+async def test_pod_is_isolated_from_the_host(cluster: oc.Cluster) -> None:
+    marker = f"/tmp/orchestra-host-{uuid.uuid4().hex}"
+    with open(marker, "w") as f:
+        f.write("host only\n")
+    try:
+        await cluster.apply(pod("iso", "sleep 3600"))
+        await cluster.wait_for("pod/iso", "Ready", timeout=60)
+        r = await cluster.exec("iso", ["sh", "-c", f"ps -o pid,comm; hostname; id -u; "
+                                       f"test -e {marker} && echo visible || echo absent; "
+                                       f"test -e {os.path.abspath(__file__)} || echo no-tests"])
+        lines = r.stdout.splitlines()
+        pids = [int(line.split()[0]) for line in lines[1:] if line.split()[0].isdigit()]
+        assert 1 in pids and max(pids) < 100, r.stdout  # its own PID namespace
+        assert "pytest" not in r.stdout and "containerd" not in r.stdout
+        assert "iso" in lines and "absent" in lines and "no-tests" in lines, r.stdout
+    finally:
+        os.unlink(marker)

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-import orchestra.objects._apps
-import orchestra.objects._core
-import orchestra.objects._pod  # noqa: F401  (register the kinds the tests use)
+import orchestra.objects  # noqa: F401  (registers every kind)
 from orchestra._clock import ManualClock
 from orchestra._store import Store
 

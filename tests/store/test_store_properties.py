@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import orchestra.objects._core  # noqa: F401
+import orchestra.objects  # noqa: F401
 from orchestra._clock import ManualClock
 from orchestra._errors import AlreadyExists, Conflict, NotFound
 from orchestra._store import Store, Watch
@@ -24,9 +24,12 @@ SELECTOR = "app=x"
 Key = tuple[str, str]
 
 
-def cm(ns: str, name: str, labels: dict[str, str], data: dict[str, str]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": ns, "labels": labels}, "data": data}
+def cm(ns: str, name: str, labels: dict[str, str], data: dict[str, str],
+       finalizers: list[str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": ns, "labels": labels}
+    if finalizers:
+        meta["finalizers"] = finalizers
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -34,6 +37,8 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.store = Store(clock=ManualClock(), history=1000)
         self.model: dict[Key, tuple[dict[str, str], dict[str, str]]] = {}
+        self.finalizers: dict[Key, list[str]] = {}  # keys with finalizers
+        self.deleting: set[Key] = set()
         self.rv = int(self.store.resource_version)
         self.expected: list[tuple[str, Key, int]] = []  # every change, in order
         self.all = self.store.watch("configmaps")
@@ -56,11 +61,13 @@ class StoreMachine(RuleBasedStateMachine):
 
     # -- rules ------------------------------------------------------------------------
 
-    @rule(ns=NAMESPACES, name=NAMES, labels=LABELS, data=DATA)
-    def create(self, ns: str, name: str, labels: dict[str, str], data: dict[str, str]) -> None:
+    @rule(ns=NAMESPACES, name=NAMES, labels=LABELS, data=DATA, finalizer=st.booleans())
+    def create(self, ns: str, name: str, labels: dict[str, str], data: dict[str, str],
+               finalizer: bool) -> None:
         key = (ns, name)
+        finalizers = ["example.com/hold"] if finalizer else []
         try:
-            obj = self.store.create(cm(ns, name, labels, data))
+            obj = self.store.create(cm(ns, name, labels, data, finalizers))
         except AlreadyExists:
             assert key in self.model
             self.unchanged()
@@ -68,13 +75,15 @@ class StoreMachine(RuleBasedStateMachine):
         assert key not in self.model
         assert obj.metadata.generation == 1
         self.model[key] = (labels, data)
+        if finalizers:
+            self.finalizers[key] = finalizers
         self.committed("ADDED", key)
 
     @rule(ns=NAMESPACES, name=NAMES, labels=LABELS, data=DATA, stale=st.booleans())
     def update(self, ns: str, name: str, labels: dict[str, str], data: dict[str, str],
                stale: bool) -> None:
         key = (ns, name)
-        body = cm(ns, name, labels, data)
+        body = cm(ns, name, labels, data, self.finalizers.get(key))
         if stale:
             body["metadata"]["resourceVersion"] = "1"
         try:
@@ -116,13 +125,42 @@ class StoreMachine(RuleBasedStateMachine):
     def delete(self, ns: str, name: str) -> None:
         key = (ns, name)
         try:
-            assert self.store.delete("cm", name, namespace=ns) is None
+            out = self.store.delete("cm", name, namespace=ns)
         except NotFound:
             assert key not in self.model
             self.unchanged()
             return
+        if key in self.finalizers:
+            assert out is not None and out.metadata.deletion_timestamp
+            if key in self.deleting:
+                self.unchanged()
+            else:
+                self.deleting.add(key)
+                self.committed("MODIFIED", key)
+            return
+        assert out is None
         del self.model[key]
         self.committed("DELETED", key)
+
+    @rule(ns=NAMESPACES, name=NAMES)
+    def drop_finalizers(self, ns: str, name: str) -> None:
+        key = (ns, name)
+        try:
+            self.store.patch("cm", {"metadata": {"finalizers": None}}, name=name, namespace=ns)
+        except NotFound:
+            assert key not in self.model
+            self.unchanged()
+            return
+        if key not in self.finalizers:
+            self.unchanged()
+            return
+        del self.finalizers[key]
+        if key in self.deleting:
+            self.deleting.discard(key)
+            del self.model[key]
+            self.committed("DELETED", key)
+        else:
+            self.committed("MODIFIED", key)
 
     @precondition(lambda self: len(self.expected) > 0 and len(self.resumed) < 3)
     @rule(back=st.integers(0, 20))
@@ -140,6 +178,10 @@ class StoreMachine(RuleBasedStateMachine):
         got = {(o.metadata.namespace or "", o.name): (dict(o.labels), dict(o.to_dict().get(
             "data", {}))) for o in listed}
         assert got == self.model
+        for o in listed:
+            key = (o.metadata.namespace or "", o.name)
+            assert list(o.metadata.finalizers or ()) == self.finalizers.get(key, [])
+            assert (o.metadata.deletion_timestamp is not None) == (key in self.deleting)
         matching = {k for k, (labels, _) in self.model.items() if labels.get("app") == "x"}
         assert {(o.metadata.namespace or "", o.name)
                 for o in self.store.list("configmaps", selector=SELECTOR)} == matching

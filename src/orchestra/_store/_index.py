@@ -236,6 +236,8 @@ class Table:
         others = candidates[1:]
         labels_ok = selector.matches if check_labels and selector is not None else None
         fields_ok = fields.matches if check_fields and fields is not None else None
+        if not others and labels_ok is None and fields_ok is None:
+            return list(map(objects.__getitem__, smallest))
         out: list[KubeObject] = []
         for key in smallest:
             if others and not _in_all(key, others):

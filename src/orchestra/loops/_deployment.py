@@ -141,6 +141,7 @@ class DeploymentController:
             created = True
         else:
             new_rs = self._sync_revision(d, new_rs, olds)
+        d = self._sync_deployment_revision(d, new_rs)
         if (d.spec.strategy.type if d.spec.strategy else "RollingUpdate") == "Recreate":
             self._recreate(d, new_rs, olds)
         else:
@@ -220,6 +221,16 @@ class DeploymentController:
             ann[CHANGE_CAUSE] = cause
         return self.ctx.store.update(rs.model_copy(update={
             "metadata": rs.metadata.model_copy(update={"annotations": ann})}))
+
+    def _sync_deployment_revision(self, d: Any, rs: Any) -> Any:
+        """The Deployment carries its current revision, as Kubernetes sets it."""
+        revision = (rs.metadata.annotations or {}).get(REVISION)
+        if revision is None or (d.metadata.annotations or {}).get(REVISION) == revision:
+            return d
+        ann = dict(d.metadata.annotations or {})
+        ann[REVISION] = revision
+        return self.ctx.store.update(d.model_copy(update={
+            "metadata": d.metadata.model_copy(update={"annotations": ann})}))
 
     def _scale(self, d: Any, rs: Any, replicas: int) -> Any:
         current = _replicas(rs)

@@ -14,6 +14,7 @@ Invariants, relied on by the store to hand out shared snapshots without copying:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args
@@ -179,7 +180,12 @@ _QUANTITY_RE = re.compile(
 )
 
 
+_VALID_QUANTITIES: set[str] = set()
+
+
 def _to_quantity(v: Any) -> Any:
+    if v.__class__ is str and v in _VALID_QUANTITIES:
+        return v
     if isinstance(v, bool):
         raise ValueError(f"Invalid value: {v!r}: quantities must match the regular expression "
                          "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
@@ -188,6 +194,8 @@ def _to_quantity(v: Any) -> Any:
     if isinstance(v, float):
         return repr(v) if not v.is_integer() else str(int(v))
     if isinstance(v, str) and _QUANTITY_RE.match(v):
+        if len(_VALID_QUANTITIES) < 4096:
+            _VALID_QUANTITIES.add(v)
         return v
     raise ValueError(
         f"Invalid value: {v!r}: quantities must match the regular expression "
@@ -263,6 +271,7 @@ def dns1035_label_error(value: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def label_key_error(key: str) -> str | None:
     """Kubernetes' qualified-name rule for label and annotation keys."""
     prefix, slash, name = key.rpartition("/")
@@ -286,6 +295,7 @@ def label_key_error(key: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8192)
 def label_value_error(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
