@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Forbidden, Invalid
 from orchestra.objects._quantity import Quantity
@@ -18,6 +19,7 @@ from orchestra.objects._quantity import Quantity
 if TYPE_CHECKING:
     from orchestra._store import Store
     from orchestra.net import Network
+    from orchestra.objects import LimitRange, Pod, ResourceQuota, Service
     from orchestra.objects._base import KubeObject
 
 DEFAULT_TOLERATION_SECONDS = 300
@@ -27,7 +29,7 @@ def _service_hook(network: Network) -> Any:
     def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
         if op == "DELETE":
             if old is not None:
-                spec: Any = old.spec  # type: ignore[attr-defined]
+                spec = cast("Service", old).spec
                 if spec.cluster_ip and spec.cluster_ip != "None":
                     network.release_cluster_ip(spec.cluster_ip)
                 for p in spec.ports or ():
@@ -35,12 +37,12 @@ def _service_hook(network: Network) -> Any:
                         network.release_node_port(p.node_port)
             return None
         assert new is not None
-        spec = new.spec  # type: ignore[attr-defined]
+        spec = cast("Service", new).spec
         update: dict[str, Any] = {}
         if spec.type == "ExternalName":
             return None
         if op == "UPDATE" and old is not None:
-            old_ip = old.spec.cluster_ip  # type: ignore[attr-defined]
+            old_ip = cast("Service", old).spec.cluster_ip
             if not spec.cluster_ip and old_ip:
                 update["cluster_ip"] = old_ip
                 update["cluster_ips"] = (old_ip,)
@@ -57,8 +59,8 @@ def _service_hook(network: Network) -> Any:
             else:
                 update["cluster_ips"] = ("None",)
         if spec.type in ("NodePort", "LoadBalancer"):
-            old_ports = {p.port: p.node_port for p in (old.spec.ports or ())} if (
-                op == "UPDATE" and old is not None) else {}  # type: ignore[attr-defined]
+            old_ports = {p.port: p.node_port for p in (cast("Service", old).spec.ports or ())
+                         } if (op == "UPDATE" and old is not None) else {}
             ports = []
             for p in spec.ports or ():
                 if not p.node_port:
@@ -85,7 +87,7 @@ def _pod_tolerations(op: str, new: KubeObject | None, old: KubeObject | None
                      ) -> KubeObject | None:
     if op != "CREATE" or new is None:
         return None
-    spec: Any = new.spec  # type: ignore[attr-defined]
+    spec = cast("Pod", new).spec
     tols = list(spec.tolerations or ())
     have = {(t.key, t.effect) for t in tols if t.operator == "Exists" or t.key}
     from orchestra.objects import Toleration
@@ -105,10 +107,11 @@ def _limit_range_hook(store: Store) -> Any:
     def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
         if op != "CREATE" or new is None:
             return None
-        ranges = store.list("LimitRange", namespace=new.metadata.namespace)
+        ranges = cast("list[LimitRange]",
+                      store.list("LimitRange", namespace=new.metadata.namespace))
         if not ranges:
             return None
-        spec: Any = new.spec  # type: ignore[attr-defined]
+        spec = cast("Pod", new).spec
         containers = []
         changed = False
         for c in spec.containers:
@@ -147,12 +150,13 @@ def _limit_range_hook(store: Store) -> Any:
                 {"requests": req, "limits": lim})}) if changed else c)
         if not changed:
             return None
-        return new.model_copy(update={"spec": spec.model_copy(update={"containers": tuple(containers)})})
+        new_spec = spec.model_copy(update={"containers": tuple(containers)})
+        return new.model_copy(update={"spec": new_spec})
 
     return hook
 
 
-def _pod_requests(pod: Any) -> dict[str, Quantity]:
+def _pod_requests(pod: Pod) -> dict[str, Quantity]:
     total: dict[str, Quantity] = {"pods": Quantity(1)}
     for c in pod.spec.containers:
         res = c.resources
@@ -170,18 +174,19 @@ def _quota_hook(store: Store) -> Any:
     def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
         if op != "CREATE" or new is None:
             return None
-        quotas = store.list("ResourceQuota", namespace=new.metadata.namespace)
+        quotas = cast("list[ResourceQuota]",
+                      store.list("ResourceQuota", namespace=new.metadata.namespace))
         if not quotas:
             return None
-        want = _pod_requests(new)
-        pods = [p for p in store.list("Pod", namespace=new.metadata.namespace)
+        want = _pod_requests(cast("Pod", new))
+        pods = [p for p in cast("list[Pod]", store.list("Pod", namespace=new.metadata.namespace))
                 if not (p.status and p.status.phase in ("Succeeded", "Failed"))]
         used: dict[str, Quantity] = {}
         for p in pods:
             for k, v in _pod_requests(p).items():
                 used[k] = used.get(k, Quantity(0)) + v
         for quota in quotas:
-            hard = quota.spec.hard or {}
+            hard: Mapping[str, str] = quota.spec.hard or {}
             exceeded = []
             for r, limit in hard.items():
                 if r in want:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -100,6 +102,7 @@ class Cluster:
         self._ctx: Context | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._state_dir: str | None = None
+        self._lock_fd: int | None = None
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -107,8 +110,7 @@ class Cluster:
     async def start(self) -> Cluster:
         if self._started:
             return self
-        self._state_dir = tempfile.mkdtemp(prefix=f"orchestra-{self.name}-",
-                                           dir=self._state_parent)
+        self._state_dir = self._claim_state_dir()
         try:
             await self._start()
         except BaseException:
@@ -116,6 +118,53 @@ class Cluster:
             raise
         self._started = True
         return self
+
+    def _claim_state_dir(self) -> str:
+        """``<state_dir or $TMPDIR>/orchestra-<name>``, flock-ed for the cluster's life.
+
+        The name is stable so that a run killed before ``stop()`` (SIGKILL, a crash)
+        leaves its state where the next cluster of the same name looks: that one takes
+        the unlocked directory over, and its runtime and network find the earlier run's
+        containers, sandboxes and pod networks there (see :meth:`_remove_leftovers`).
+        A directory still locked belongs to a live cluster of that name: refuse.
+        """
+        parent = os.path.abspath(self._state_parent or tempfile.gettempdir())
+        path = os.path.join(parent, "orchestra-" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.name))
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            st = os.lstat(path)
+            if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.geteuid():
+                raise OrchestraError(f"{path} exists and is not this user's directory") from None
+        fd = os.open(os.path.join(path, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OrchestraError(f'a cluster named "{self.name}" is already running '
+                                 f"(its state directory {path} is locked)") from None
+        self._lock_fd = fd
+        return path
+
+    async def _remove_leftovers(self) -> None:
+        """Remove what an earlier run of this cluster's name left behind.
+
+        A Kubernetes node agent adopts the running containers its API server still
+        wants; this cluster's store is new and in memory, so it wants none of them: every
+        sandbox the runtime found (with its containers), every pod network the network
+        restored, and the earlier node agents' pod directories go.
+        """
+        assert self.runtime is not None and self.network is not None
+        assert self._state_dir is not None
+        for sandbox in await self.runtime.list_sandboxes():
+            log.info("cluster %s: removing pod %s/%s (uid %s) left by an earlier run",
+                     self.name, sandbox.namespace, sandbox.name, sandbox.uid)
+            await self.runtime.remove_sandbox(sandbox.id)
+        stale_pods = getattr(self.network, "stale_pods", None)
+        if callable(stale_pods):
+            for uid in stale_pods():
+                await self.network.teardown_pod(uid)
+        await asyncio.to_thread(shutil.rmtree, os.path.join(self._state_dir, "nodes"), True)
 
     async def _start(self) -> None:
         assert self._state_dir is not None
@@ -132,6 +181,7 @@ class Cluster:
             self.network = self._network_arg
         await self.runtime.start()
         await self.network.start()
+        await self._remove_leftovers()
         _admission.install(self.store, self.network)
         informers = Informers(self.store)
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
@@ -201,6 +251,9 @@ class Cluster:
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     async def __aenter__(self) -> Cluster:
         return await self.start()
@@ -314,15 +367,15 @@ class Cluster:
         current = self.store.get_or_none(info.kind, obj_name, namespace=ns)
         what = condition if isinstance(condition, str) else getattr(
             condition, "__name__", "the condition")
-        raise Timeout(self._explain(info.kind, obj_name, ns, current, what, timeout))
+        raise Timeout(await self._explain(info.kind, obj_name, ns, current, what, timeout))
 
-    def _explain(self, kind: str, name: str, ns: str | None, obj: Any, what: str,
+    async def _explain(self, kind: str, name: str, ns: str | None, obj: Any, what: str,
                  timeout: float) -> str:
         from orchestra._describe import explain_failure
 
         lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
                  f"{what}", f"status: {summarize(obj)}"]
-        lines.extend(explain_failure(self, kind, name, ns, obj))
+        lines.extend(await explain_failure(self, kind, name, ns, obj))
         return "\n".join(lines)
 
     # -- workloads ----------------------------------------------------------------------

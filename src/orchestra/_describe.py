@@ -440,8 +440,34 @@ def _strip_cri(line: str) -> str:
     return parts[3] if len(parts) == 4 and parts[1] in ("stdout", "stderr") else line
 
 
-def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any
-                    ) -> list[str]:
+async def _log_tail_async(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
+    """The last log lines of every container of ``pod`` (and of its previous instance),
+    read through the runtime's ``logs`` so that it works on every runtime."""
+    out: list[str] = []
+    agent = cluster.nodes.agents.get(pod.spec.node_name or "") if cluster.nodes else None
+    runtime = cluster.runtime
+    if agent is None or runtime is None:
+        return out
+    st = agent.pods.get(f"{pod.metadata.namespace}/{pod.metadata.name}")
+    if st is None:
+        return out
+    for rec in list(st.records.values()):
+        for cid, label in ((rec.previous_id, " (previous)"), (rec.container_id, "")):
+            if cid is None:
+                continue
+            try:
+                text = await runtime.logs(cid, tail=lines)
+            except Exception:  # the container may be gone already: explain what we can
+                continue
+            tail = text.splitlines()[-lines:]
+            if tail:
+                out.append(f"last log lines of {pod.metadata.name}/{rec.name}{label}:")
+                out.extend("  " + t for t in tail)
+    return out
+
+
+async def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any
+                          ) -> list[str]:
     """Events of the object and of its unhappy pods, and their last log lines."""
     lines: list[str] = []
     pods: list[Any] = []
@@ -464,10 +490,10 @@ def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None, obj:
         c.type == "Ready" and c.status == "True" for c in p.status.conditions or ()))]
     for p in unhappy[:3]:
         evs = [e for e in cluster.events(p) if e.type == "Warning"][-5:]
-        if evs:
+        if evs and kind != "Pod":  # a pod's own events are listed above
             lines.append(f"events of pod {p.metadata.name}:")
             lines += [f"  {e.type} {e.reason}: {e.message}" for e in evs]
-        lines += _log_tail(cluster, p)
+        lines += await _log_tail_async(cluster, p)
     return lines
 
 

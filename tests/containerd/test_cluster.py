@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -51,7 +53,8 @@ def service(name: str = "web") -> dict[str, Any]:
 
 def pod(name: str, script: str, **container: Any) -> dict[str, Any]:
     spec = container.pop("spec", {})
-    c = {"name": "main", "image": "busybox", "command": ["sh", "-c", script], **container}
+    c = {"name": "main", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+         "command": ["sh", "-c", script], **container}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [c], "terminationGracePeriodSeconds": 1, **spec}}
 
@@ -63,6 +66,23 @@ async def cluster(containerd_socket: str, busybox_archive: str, registry: tuple[
                           clock=oc.ScaledClock(4.0),
                           runtime_options=options(containerd_socket, busybox_archive,
                                                   registry[0])) as c:
+        yield c
+
+
+@pytest.fixture(params=["loopback", "bridge"])
+async def any_network_cluster(request: pytest.FixtureRequest, containerd_socket: str,
+                              busybox_archive: str) -> AsyncIterator[oc.Cluster]:
+    async with oc.Cluster(runtime="containerd", network=request.param, nodes=2,
+                          clock=oc.ScaledClock(4.0),
+                          runtime_options=options(containerd_socket, busybox_archive)) as c:
+        yield c
+
+
+@pytest.fixture
+async def bridge_cluster(containerd_socket: str, busybox_archive: str
+                         ) -> AsyncIterator[oc.Cluster]:
+    async with oc.Cluster(runtime="containerd", network="bridge", nodes=1,
+                          runtime_options=options(containerd_socket, busybox_archive)) as c:
         yield c
 
 
@@ -86,7 +106,9 @@ async def traffic(url: str, stop: asyncio.Event, minimum: int = 500,
     return ok, failed
 
 
-async def test_deployment_rolling_update_without_failed_requests(cluster: oc.Cluster) -> None:
+async def test_deployment_rolling_update_without_failed_requests(
+        any_network_cluster: oc.Cluster) -> None:
+    cluster = any_network_cluster
     await cluster.apply([web(replicas=2), service()])
     d = await cluster.wait_for("deployment/web", "Available", timeout=60)
     assert d.status.available_replicas == 2
@@ -130,7 +152,7 @@ def waiting(reason: str) -> Any:
 
 
 async def test_crash_loop_backoff_and_previous_logs(cluster: oc.Cluster) -> None:
-    await cluster.apply(pod("crash", 'echo "run at $(date +%s%N)"; echo bad >&2; exit 3'))
+    await cluster.apply(pod("crash", "echo to stdout; echo bad >&2; exit 3"))
     p = await cluster.wait_for("pod/crash", waiting("CrashLoopBackOff"), timeout=60)
     st = container_status(p)
     assert st.restart_count >= 1
@@ -139,7 +161,7 @@ async def test_crash_loop_backoff_and_previous_logs(cluster: oc.Cluster) -> None
     assert "back-off 10s restarting failed container=main pod=crash_default" \
         in st.state.waiting.message
     previous = await cluster.logs("crash", previous=True)
-    assert previous.startswith("run at ") and "bad\n" in previous
+    assert sorted(previous.splitlines()) == ["bad", "to stdout"]
     reasons = [e.reason for e in cluster.events("pod/crash")]
     assert "BackOff" in reasons and "Started" in reasons
 
@@ -256,3 +278,118 @@ async def test_pod_is_isolated_from_the_host(cluster: oc.Cluster) -> None:
         assert "iso" in lines and "absent" in lines and "no-tests" in lines, r.stdout
     finally:
         os.unlink(marker)
+
+
+def leftovers(socket: str, namespace: str, state_dir: str) -> dict[str, list[str]]:
+    """What of a cluster exists in containerd and on the host: containers, tasks, active
+    snapshots (image layers are committed ones, kept as a cache), leases, mounts."""
+    def ctr(*args: str) -> list[str]:
+        out = subprocess.run(["ctr", "-a", socket, "-n", namespace, *args], check=True,
+                             capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if state_dir in line.split()[4]]
+    return {
+        "containers": ctr("containers", "ls", "-q"),
+        "tasks": ctr("tasks", "ls", "-q"),
+        "snapshots": [s for s in ctr("snapshots", "ls")[1:] if "Active" in s.split()],
+        "leases": ctr("leases", "ls", "-q"),
+        "mounts": mounts,
+    }
+
+
+NOTHING: dict[str, list[str]] = {"containers": [], "tasks": [], "snapshots": [], "leases": [],
+                                 "mounts": []}
+
+CRASHING_HOST = """
+import asyncio, sys
+import orchestra as oc
+
+async def main(name, parent, socket, archive):
+    cluster = oc.Cluster(runtime="containerd", network="loopback", name=name, state_dir=parent,
+                         runtime_options={"address": socket, "image_archives": [archive]})
+    await cluster.start()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "left"},
+           "spec": {"containers": [{"name": "main", "image": "busybox",
+                                    "imagePullPolicy": "IfNotPresent",
+                                    "command": ["sleep", "3600"]}]}}
+    await cluster.apply(pod)
+    await cluster.wait_for("pod/left", "Ready", timeout=60)
+    print("ready", cluster.runtime.namespace, flush=True)
+    await asyncio.sleep(3600)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def test_restart_after_a_crash_removes_the_earlier_runs_leftovers(
+        containerd_socket: str, busybox_archive: str, tmp_path: os.PathLike[str]) -> None:
+    name = f"crash{uuid.uuid4().hex[:6]}"
+    parent = str(tmp_path)
+    host = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CRASHING_HOST, name, parent, containerd_socket, busybox_archive,
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert host.stdout is not None
+        line = (await asyncio.wait_for(host.stdout.readline(), 60)).decode().split()
+        assert line[0] == "ready", line
+        namespace = line[1]
+    finally:
+        host.kill()  # SIGKILL: no stop(), no cleanup
+        await host.wait()
+    state_dir = os.path.join(parent, f"orchestra-{name}")
+    left = leftovers(containerd_socket, namespace, state_dir)
+    assert left["containers"] and left["tasks"] and left["mounts"], left
+    async with oc.Cluster(runtime="containerd", network="loopback", name=name,
+                          state_dir=parent, runtime_options=options(containerd_socket,
+                                                                    busybox_archive)) as c:
+        assert leftovers(containerd_socket, namespace, state_dir) == NOTHING
+        assert os.listdir(os.path.join(state_dir)) != []
+        with pytest.raises(oc.OrchestraError, match="already running"):
+            await oc.Cluster(runtime="fake", name=name, state_dir=parent).start()
+        await c.apply(pod("again", "sleep 3600"))
+        await c.wait_for("pod/again", "Ready", timeout=60)
+    assert leftovers(containerd_socket, namespace, state_dir) == NOTHING
+    assert not os.path.exists(state_dir)
+
+
+async def test_stop_leaves_nothing_behind(containerd_socket: str, busybox_archive: str,
+                                          tmp_path: os.PathLike[str]) -> None:
+    cluster = oc.Cluster(runtime="containerd", network="loopback", state_dir=str(tmp_path),
+                         runtime_options=options(containerd_socket, busybox_archive))
+    async with cluster:
+        await cluster.apply([web(replicas=2), pod("once", "echo done", spec={"restartPolicy": "Never"})])
+        await cluster.wait_for("deployment/web", "Available", timeout=60)
+        await cluster.wait_for("pod/once", lambda p: p is not None and p.status is not None
+                               and p.status.phase == "Succeeded", timeout=60)
+        assert cluster.runtime is not None
+        namespace = cluster.runtime.namespace  # type: ignore[attr-defined]
+        state_dir = os.path.join(str(tmp_path), f"orchestra-{cluster.name}")
+        assert leftovers(containerd_socket, namespace, state_dir)["tasks"]
+    assert leftovers(containerd_socket, namespace, state_dir) == NOTHING
+    assert os.listdir(str(tmp_path)) == []
+    assert not os.path.exists(f"/sys/fs/cgroup/{namespace}")
+
+
+async def test_bridge_pods_reach_each_other_and_a_service_by_ip(
+        bridge_cluster: oc.Cluster) -> None:
+    cluster = bridge_cluster
+    await cluster.apply([web(replicas=2), service()])
+    await cluster.wait_for("deployment/web", "Available", timeout=60)
+    a, b = await cluster.list("pods", selector="app=web")
+    ip_a, ip_b = a.status.pod_ip, b.status.pod_ip
+    assert ip_a != ip_b and not ip_a.startswith("127.") and not ip_b.startswith("127.")
+    r = await cluster.exec(a, ["sh", "-c", "ip -4 -o addr show eth0; hostname -i"])
+    assert ip_a in r.stdout, r
+    r = await cluster.exec(a, ["wget", "-qO-", f"http://{ip_b}:8080/"])
+    assert (r.exit_code, r.stdout) == (0, f"v1 {b.metadata.name}\n"), r
+    svc = await cluster.get("service/web")
+    seen = set()
+    for _ in range(12):
+        r = await cluster.exec(b, ["wget", "-qO-", f"http://{svc.spec.cluster_ip}:80/"])
+        assert r.exit_code == 0, r
+        seen.add(r.stdout.strip())
+    assert seen <= {f"v1 {a.metadata.name}", f"v1 {b.metadata.name}"} and seen, seen
+    r = await cluster.exec(a, ["sh", "-c", "echo $WEB_SERVICE_HOST:$WEB_SERVICE_PORT"])
+    assert r.stdout.strip() in (f"{svc.spec.cluster_ip}:80", ":"), r

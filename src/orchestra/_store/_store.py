@@ -273,7 +273,7 @@ class Store:
         selector: SelectorLike | None = None,
         field_selector: FieldSelectorLike | None = None,
     ) -> Objects:
-        """The matching objects (all namespaces when ``namespace`` is None).
+        """The matching objects (all namespaces when ``namespace`` is None or ``""``).
 
         Costs O(matches) when any term is indexed (namespace, label equality or set
         membership, ``metadata.name``, ``metadata.namespace``, ``spec.nodeName``). The
@@ -281,7 +281,7 @@ class Store:
         """
         table = self._table(self._info(kind))
         return table.select(
-            namespace if table.info.namespaced else None,
+            (namespace or None) if table.info.namespaced else None,
             to_selector(selector),
             to_field_selector(field_selector),
         )
@@ -297,7 +297,7 @@ class Store:
         benchmarks."""
         table = self._table(self._info(kind))
         return table.scan(
-            namespace if table.info.namespaced else None,
+            (namespace or None) if table.info.namespaced else None,
             to_selector(selector),
             to_field_selector(field_selector),
         )
@@ -305,7 +305,7 @@ class Store:
     def count(self, kind: KindRef, namespace: str | None = None) -> int:
         """How many objects of ``kind`` there are (in ``namespace`` if given)."""
         table = self._table(self._info(kind))
-        return table.count(namespace if table.info.namespaced else None)
+        return table.count((namespace or None) if table.info.namespaced else None)
 
     def list_owned(self, owner_uid: str) -> Objects:
         """Objects of any kind with an ownerReference naming ``owner_uid``."""
@@ -331,7 +331,7 @@ class Store:
         stops matching as DELETED and one that starts matching as ADDED.
         """
         table = self._table(self._info(kind))
-        ns = namespace if table.info.namespaced else None
+        ns = (namespace or None) if table.info.namespaced else None
         labels = to_selector(selector)
         fields = to_field_selector(field_selector)
         matcher = None

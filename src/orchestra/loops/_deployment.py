@@ -13,7 +13,7 @@ ReplicaSet's template back. Progressing/Available carry Kubernetes' reasons, inc
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, Invalid, NotFound
 from orchestra.loops._context import Context, Runnable
@@ -22,6 +22,9 @@ from orchestra.loops._replicaset import claim_pods as claim_children
 from orchestra.objects._apps import resolve_int_or_percent
 from orchestra.objects._base import format_time, parse_time
 from orchestra.objects._selector import Selector
+
+if TYPE_CHECKING:
+    from orchestra.objects import Deployment, ReplicaSet
 
 REVISION = "deployment.kubernetes.io/revision"
 DESIRED = "deployment.kubernetes.io/desired-replicas"
@@ -96,7 +99,8 @@ class DeploymentController:
         if ref is not None and ref.kind == "Deployment":
             self.controller.enqueue(f"{rs.metadata.namespace}/{ref.name}")
         elif typ != "DELETED":
-            for d in self.ctx.store.list("Deployment", namespace=rs.metadata.namespace):
+            for d in cast("list[Deployment]",
+                          self.ctx.store.list("Deployment", namespace=rs.metadata.namespace)):
                 if Selector.from_label_selector(d.spec.selector).matches(rs.metadata.labels or {}):
                     self.controller.enqueue(key_of(d))
 
@@ -117,7 +121,7 @@ class DeploymentController:
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
         ns, name = split_key(key)
-        d = store.get_or_none("Deployment", name, namespace=ns)
+        d = cast("Deployment | None", store.get_or_none("Deployment", name, namespace=ns))
         if d is None or d.metadata.deletion_timestamp is not None:
             return None
         selector = Selector.from_label_selector(d.spec.selector)
@@ -125,7 +129,7 @@ class DeploymentController:
             return None
         candidates = {r.metadata.uid: r for r in store.list("ReplicaSet", namespace=ns,
                                                             selector=selector)}
-        for r in store.list_owned(d.metadata.uid):
+        for r in store.list_owned(d.uid):
             if r.kind == "ReplicaSet":
                 candidates.setdefault(r.metadata.uid, r)
         rss = claim_children(store, d, selector, list(candidates.values()))
@@ -194,13 +198,14 @@ class DeploymentController:
                      "selector": selector, "template": template},
         })
         try:
-            rs = store.create(rs)
+            rs = cast("ReplicaSet", store.create(rs))
         except Exception as exc:
             if type(exc).__name__ == "AlreadyExists":
-                existing = store.get_or_none("ReplicaSet", rs.metadata.name,
-                                             namespace=d.metadata.namespace)
+                existing = cast("ReplicaSet | None",
+                                store.get_or_none("ReplicaSet", rs.metadata.name,
+                                                  namespace=d.metadata.namespace))
                 ref = existing.metadata.controller_ref() if existing is not None else None
-                if ref is not None and ref.uid == d.metadata.uid and \
+                if existing is not None and ref is not None and ref.uid == d.metadata.uid and \
                         _template_without_hash(existing.spec.template) == \
                         _template_without_hash(d.spec.template):
                     return existing

@@ -81,10 +81,32 @@ class EndpointsController:
         self.ctx = ctx
         self.controller = Controller("endpoints", self.reconcile, ctx.clock,
                                      workers=int(ctx.options.get("endpoints_workers", 2)))
-        ctx.informers["Service"].add_handler(
-            lambda t, s, o: self.controller.enqueue(key_of(s)))
+        # Services with a selector, indexed by one (namespace, label, value) of it: a
+        # Service selector is a conjunction of equalities, so only Services indexed
+        # under one of a pod's labels can select it (a pod event costs O(its labels),
+        # not O(services)).
+        self._selectors: dict[str, tuple[tuple[str, str, str], Selector]] = {}
+        self._by_label: dict[tuple[str, str, str], set[str]] = {}
+        ctx.informers["Service"].add_handler(self._on_service)
         ctx.informers["Endpoints"].add_handler(self._on_endpoints)
         ctx.informers["Pod"].add_handler(self._on_pod)
+
+    def _on_service(self, typ: str, svc: Any, old: Any) -> None:
+        key = key_of(svc)
+        prev = self._selectors.pop(key, None)
+        if prev is not None:
+            keys = self._by_label.get(prev[0])
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_label[prev[0]]
+        sel = svc.spec.selector if typ != "DELETED" else None
+        if sel:
+            k, v = min(sel.items())
+            index = (svc.metadata.namespace or "", k, v)
+            self._selectors[key] = (index, Selector.from_labels(sel))
+            self._by_label.setdefault(index, set()).add(key)
+        self.controller.enqueue(key)
 
     def _on_endpoints(self, typ: str, ep: Any, old: Any) -> None:
         self.controller.enqueue(key_of(ep))
@@ -92,16 +114,19 @@ class EndpointsController:
     def _on_pod(self, typ: str, pod: Any, old: Any) -> None:
         if old is not None and typ == "MODIFIED" and _same_for_endpoints(pod, old):
             return
-        ns = pod.metadata.namespace
+        ns = pod.metadata.namespace or ""
         labels = pod.metadata.labels or {}
         old_labels = (old.metadata.labels or {}) if old is not None else {}
-        for svc in self.ctx.store.list("Service", namespace=ns):
-            sel = svc.spec.selector
-            if not sel:
-                continue
-            s = Selector.from_labels(sel)
+        candidates: set[str] = set()
+        for lbls in (labels, old_labels) if old_labels is not labels else (labels,):
+            for k, v in lbls.items():
+                keys = self._by_label.get((ns, k, v))
+                if keys:
+                    candidates.update(keys)
+        for key in candidates:
+            s = self._selectors[key][1]
             if s.matches(labels) or s.matches(old_labels):
-                self.controller.enqueue(key_of(svc))
+                self.controller.enqueue(key)
 
     async def reconcile(self, key: str) -> Result | None:
         from orchestra.objects import Endpoints

@@ -6,7 +6,7 @@ first, as Kubernetes 1.31 does)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import NotFound, OrchestraError
 from orchestra.loops._context import Context, Runnable
@@ -14,6 +14,9 @@ from orchestra.loops._engine import Controller, Expectations, Result, key_of, sp
 from orchestra.loops._podutil import is_ready, pod_from_template
 from orchestra.objects._base import format_time, parse_time
 from orchestra.objects._selector import Selector
+
+if TYPE_CHECKING:
+    from orchestra.objects import Job, Pod
 
 COMPONENT = "job-controller"
 
@@ -38,15 +41,15 @@ class JobController:
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
         ns, name = split_key(key)
-        job = store.get_or_none("Job", name, namespace=ns)
-        if job is None or job.metadata.deletion_timestamp is not None:
+        found = cast("Job | None", store.get_or_none("Job", name, namespace=ns))
+        if found is None or found.metadata.deletion_timestamp is not None:
             return None
-        job = self._ensure_selector(job)
+        job = self._ensure_selector(found)
         conds = {c.type: c for c in (job.status.conditions or ())} if job.status else {}
         if any(c in conds and conds[c].status == "True" for c in ("Complete", "Failed")):
             return None
         now = self.ctx.clock.now()
-        pods = [p for p in store.list_owned(job.metadata.uid) if p.kind == "Pod"]
+        pods = [cast("Pod", p) for p in store.list_owned(job.uid) if p.kind == "Pod"]
         succeeded = sum(1 for p in pods if p.status and p.status.phase == "Succeeded")
         failed = sum(1 for p in pods if p.status and p.status.phase == "Failed")
         active = [p for p in pods if p.metadata.deletion_timestamp is None and not (
@@ -83,9 +86,9 @@ class JobController:
                                             generate_name=f"{name}-", owner=job,
                                             extra_labels={"batch.kubernetes.io/job-name": name,
                                                           "job-name": name,
-                                                          "controller-uid": job.metadata.uid,
+                                                          "controller-uid": job.uid,
                                                           "batch.kubernetes.io/controller-uid":
-                                                          job.metadata.uid})
+                                                          job.uid})
                     try:
                         new = store.create(pod)
                     except OrchestraError as exc:
@@ -103,10 +106,10 @@ class JobController:
                      sum(1 for p in active if is_ready(p)), failure, done)
         return Result(requeue_after=requeue) if requeue is not None else None
 
-    def _ensure_selector(self, job: Any) -> Any:
+    def _ensure_selector(self, job: Job) -> Job:
         if job.spec.selector is not None and not job.spec.manual_selector and (
-                job.spec.template.metadata and (job.spec.template.metadata.labels or {}).get(
-                    "batch.kubernetes.io/controller-uid")):
+                job.spec.template.metadata and job.spec.template.metadata.labels
+                and job.spec.template.metadata.labels.get("batch.kubernetes.io/controller-uid")):
             return job
         if job.spec.manual_selector:
             return job
@@ -120,9 +123,9 @@ class JobController:
         tmeta = d["spec"]["template"].setdefault("metadata", {})
         tmeta["labels"] = {**tmeta.get("labels", {}), **labels}
         d["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-        return self.ctx.store.update(Job.model_validate(d))
+        return cast("Job", self.ctx.store.update(Job.model_validate(d)))
 
-    def _status(self, job: Any, start: str, now: float, active: int, succeeded: int,
+    def _status(self, job: Job, start: str, now: float, active: int, succeeded: int,
                 failed: int, ready: int, failure: tuple[str, str] | None, done: bool) -> None:
         from orchestra.objects import JobStatus
 

@@ -69,6 +69,26 @@ class PodState:
     started_mono: dict[str, float] = field(default_factory=dict)
 
 
+_env_cache: tuple[str | None, tuple[Any, ...], list[tuple[str, str]]] = (None, (), [])
+
+
+def _service_env(store: Store, namespace: str | None) -> list[tuple[str, str]]:
+    """The service links of ``namespace``, computed once per set of Service versions
+    (stored objects are immutable, so identity is version) and shared by every pod
+    started meanwhile: with hundreds of Services, building them per pod dominated."""
+    global _env_cache
+    from orchestra.net._env import service_env
+
+    services = tuple(store.list("Service", namespace=namespace))
+    ns, cached, env = _env_cache
+    if ns == namespace and len(cached) == len(services) and all(
+            a is b for a, b in zip(cached, services, strict=True)):
+        return env
+    env = service_env(services)
+    _env_cache = (namespace, services, env)
+    return env
+
+
 def _fmt_duration(seconds: float) -> str:
     s = int(seconds)
     if s < 60:
@@ -183,7 +203,10 @@ class NodeAgent:
                                                meta.name or "", hostname)
             st.pod_ip = net.ip
             pod_dir = os.path.join(self.state_dir, "pods", st.uid)
-            os.makedirs(pod_dir, exist_ok=True)
+            if not self.runtime.capabilities.simulated:
+                # Volumes create their own directories; a simulated runtime writes no
+                # logs, so thousands of simulated pods cost no directories.
+                os.makedirs(pod_dir, exist_ok=True)
             st.volumes = PodVolumes(pod_dir, self.state_dir)
             st.sandbox = SandboxSpec(
                 uid=st.uid,
@@ -289,11 +312,8 @@ class NodeAgent:
 
     def _container_spec(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
                         ) -> ContainerSpec:
-        services = self.store.list("Service", namespace=pod.metadata.namespace)
-        from orchestra.net._env import service_env
-
         env = container_env(self.store, pod, c, pod_ip=st.pod_ip, node_ip=self.node_ip,
-                            service_env=service_env(services))
+                            service_env=_service_env(self.store, pod.metadata.namespace))
         assert st.volumes is not None
         mounts = []
         for vm in c.volume_mounts or ():
@@ -340,6 +360,9 @@ class NodeAgent:
         assert st.sandbox is not None and st.sandbox_id is not None
         now = self.clock.monotonic()
         if rec.pull_backoff_until > now:
+            if rec.waiting_reason != "ImagePullBackOff":
+                self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{c.image}"')
+                self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
             rec.waiting_reason = "ImagePullBackOff"
             rec.waiting_message = f'Back-off pulling image "{c.image}"'
             return rec.pull_backoff_until - now
@@ -351,7 +374,8 @@ class NodeAgent:
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
             return 10.0
         image = c.image or ""
-        present = image in self.images and spec.image_pull_policy != "Always"
+        never = spec.image_pull_policy == "Never"
+        present = never or (image in self.images and spec.image_pull_policy != "Always")
         if present:
             self._event(pod, "Normal", "Pulled",
                         f'Container image "{image}" already present on machine')
@@ -361,16 +385,18 @@ class NodeAgent:
         try:
             info = await self.runtime.pull_image(st.sandbox, spec)
         except ImagePullError as exc:
+            if never:  # only an absent image fails with Never; retried, not backed off
+                rec.waiting_reason = "ErrImageNeverPull"
+                rec.waiting_message = str(exc)
+                self._event(pod, "Warning", "ErrImageNeverPull", str(exc))
+                self._event(pod, "Warning", "Failed", "Error: ErrImageNeverPull")
+                return INITIAL_BACKOFF
             rec.pull_backoff = min(MAX_BACKOFF, rec.pull_backoff * 2 or INITIAL_BACKOFF)
             rec.pull_backoff_until = self.clock.monotonic() + rec.pull_backoff
-            first = rec.waiting_reason not in ("ErrImagePull", "ImagePullBackOff")
             rec.waiting_reason = "ErrImagePull"
             rec.waiting_message = str(exc)
             self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}')
             self._event(pod, "Warning", "Failed", "Error: ErrImagePull")
-            if not first:
-                self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"')
-                self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
             return rec.pull_backoff
         rec.pull_backoff = 0.0
         rec.image_id = info.id
@@ -473,14 +499,15 @@ class NodeAgent:
         init_done = all(r.exited and r.status is not None and r.status.exit_code == 0
                         for r in inits)
         phase = compute_phase(pod, inits, mains, init_done)
-        ready = init_done and all(r.running and r.ready and (r.started or True) for r in mains)
+        # Without a startup probe a running container has started; without a readiness
+        # probe a started container is ready. Probe workers set the rest.
         for r in mains:
-            if r.running and not r.ready and r.container_id and not self._has_readiness(pod, r):
-                r.ready = r.started or not self._has_startup(pod, r)
+            if r.running:
+                if not self._has_startup(pod, r):
+                    r.started = True
+                if r.started and not self._has_readiness(pod, r):
+                    r.ready = True
         ready = init_done and all(r.running and r.ready for r in mains)
-        for r in mains:
-            if r.running and not self._has_startup(pod, r):
-                r.started = True
         old = pod.status
         old_conds = {c.type: c for c in (old.conditions or ())} if old else {}
         now = format_time(self.clock.now())

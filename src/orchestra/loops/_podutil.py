@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestra.objects._base import parse_time
+
+if TYPE_CHECKING:
+    from orchestra.objects import Pod, PodTemplateSpec
+    from orchestra.objects._base import KubeObject
 
 
 def is_active(pod: Any) -> bool:
@@ -43,9 +47,10 @@ def controller_of(obj: Any) -> Any:
     return obj.metadata.controller_ref()
 
 
-def pod_from_template(template: Any, *, namespace: str, generate_name: str | None = None,
-                      name: str | None = None, owner: Any = None,
-                      extra_labels: dict[str, str] | None = None) -> Any:
+def pod_from_template(template: PodTemplateSpec, *, namespace: str | None,
+                      generate_name: str | None = None, name: str | None = None,
+                      owner: KubeObject | None = None,
+                      extra_labels: dict[str, str] | None = None) -> Pod:
     """A Pod object built from a PodTemplateSpec, owned by ``owner`` (controller ref)."""
     from orchestra.objects import ObjectMeta, OwnerReference, Pod
 
@@ -53,7 +58,7 @@ def pod_from_template(template: Any, *, namespace: str, generate_name: str | Non
     labels = dict((tmeta.labels if tmeta else None) or {})
     if extra_labels:
         labels.update(extra_labels)
-    owners = ()
+    owners: tuple[OwnerReference, ...] = ()
     if owner is not None:
         owners = (OwnerReference(api_version=owner.api_version, kind=owner.kind,
                                  name=owner.metadata.name, uid=owner.metadata.uid,

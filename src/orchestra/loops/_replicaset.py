@@ -10,17 +10,31 @@ and reports replicas, fullyLabeled, ready and available counts.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, NotFound, OrchestraError
 from orchestra.loops._context import Context, Runnable
-from orchestra.loops._engine import Controller, Expectations, Result, key_of, slow_start_batch, split_key
-from orchestra.loops._podutil import is_active, is_available, is_ready, pod_from_template, ready_condition
+from orchestra.loops._engine import (
+    Controller,
+    Expectations,
+    Result,
+    key_of,
+    slow_start_batch,
+    split_key,
+)
+from orchestra.loops._podutil import (
+    is_active,
+    is_available,
+    is_ready,
+    pod_from_template,
+    ready_condition,
+)
 from orchestra.objects._base import OwnerReference, format_time, parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:
     from orchestra._store import Store
+    from orchestra.objects import ReplicaSet
 
 log = logging.getLogger("orchestra.replicaset")
 
@@ -119,17 +133,15 @@ class ReplicaSetController:
             key = f"{ns}/{ref.name}"
             if typ == "ADDED":
                 self.expectations.observed_add(key)
-            elif typ == "DELETED":
-                self.expectations.observed_del(key)
-            elif pod.metadata.deletion_timestamp is not None and (
-                    old is None or old.metadata.deletion_timestamp is None):
+            elif typ == "DELETED" or (pod.metadata.deletion_timestamp is not None and (
+                    old is None or old.metadata.deletion_timestamp is None)):
                 self.expectations.observed_del(key)
             self.controller.enqueue(key)
         if old_ref is not None and old_ref.kind == "ReplicaSet" and (
                 ref is None or ref.uid != old_ref.uid):
             self.controller.enqueue(f"{ns}/{old_ref.name}")
         if ref is None and typ != "DELETED":
-            for rs in self.ctx.store.list("ReplicaSet", namespace=ns):
+            for rs in cast("list[ReplicaSet]", self.ctx.store.list("ReplicaSet", namespace=ns)):
                 if Selector.from_label_selector(rs.spec.selector).matches(
                         pod.metadata.labels or {}):
                     self.controller.enqueue(key_of(rs))
@@ -137,14 +149,14 @@ class ReplicaSetController:
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
         ns, name = split_key(key)
-        rs = store.get_or_none("ReplicaSet", name, namespace=ns)
+        rs = cast("ReplicaSet | None", store.get_or_none("ReplicaSet", name, namespace=ns))
         if rs is None:
             self.expectations.forget(key)
             return None
         selector = Selector.from_label_selector(rs.spec.selector)
         candidates = {p.metadata.uid: p for p in store.list("Pod", namespace=ns,
                                                             selector=selector)}
-        for p in store.list_owned(rs.metadata.uid):
+        for p in store.list_owned(rs.uid):
             if p.kind == "Pod":
                 candidates.setdefault(p.metadata.uid, p)
         pods = claim_pods(store, rs, selector, list(candidates.values()))

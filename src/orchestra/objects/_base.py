@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args
@@ -50,7 +51,7 @@ class FrozenDict(dict[K, V]):
 
     __setitem__ = _refuse
     __delitem__ = _refuse
-    __ior__ = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse
     clear = _refuse
     pop = _refuse
     popitem = _refuse
@@ -163,11 +164,20 @@ Time = Annotated[str, BeforeValidator(_to_time)]
 """An RFC 3339 timestamp, kept as the string Kubernetes puts on the wire."""
 
 
+_last_formatted: tuple[int, str] = (-1, "")
+
+
 def format_time(seconds_since_epoch: float) -> str:
     """RFC 3339 with second precision and ``Z``, as Kubernetes writes ``metav1.Time``."""
-    return _dt.datetime.fromtimestamp(seconds_since_epoch, _dt.UTC).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
+    # A busy control plane stamps thousands of objects within the same second.
+    global _last_formatted
+    whole = math.floor(seconds_since_epoch)
+    last, text = _last_formatted
+    if whole == last:
+        return text
+    text = _dt.datetime.fromtimestamp(whole, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_formatted = (whole, text)
+    return text
 
 
 def parse_time(text: str) -> float:
@@ -493,7 +503,7 @@ class KubeObject(Model):
         return f"<{self.kind} {ns}{self.metadata.name} rv={self.metadata.resource_version}>"
 
 
-T = TypeVar("T", bound=type[KubeObject])
+T = TypeVar("T", bound=KubeObject)
 
 
 def register(
@@ -502,14 +512,14 @@ def register(
     short_names: Iterable[str] = (),
     namespaced: bool = True,
     name_check: Callable[[str], str | None] = dns1123_subdomain_error,
-) -> Callable[[T], T]:
+) -> Callable[[type[T]], type[T]]:
     """Class decorator: add a kind to :data:`KINDS`.
 
     The class must default its ``api_version`` and ``kind`` fields, e.g.
     ``api_version: Literal["apps/v1"] = Field("apps/v1", alias="apiVersion")``.
     """
 
-    def deco(cls: T) -> T:
+    def deco(cls: type[T]) -> type[T]:
         fields = cls.model_fields
         api_version = fields["api_version"].default
         kind = fields["kind"].default

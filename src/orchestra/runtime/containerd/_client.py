@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import empty_pb2  # type: ignore[import-untyped]
+from google.protobuf import empty_pb2
 
 from orchestra._errors import RuntimeUnavailable
 from orchestra.runtime.containerd._gen import (

@@ -579,7 +579,7 @@ async def store_image(client: Client, lease: str, name: str, target: types_pb2.D
     except grpc.aio.AioRpcError as exc:
         if not is_already_exists(exc):
             raise
-        from google.protobuf import field_mask_pb2  # type: ignore[import-untyped]
+        from google.protobuf import field_mask_pb2
 
         await client.images.Update(
             images_pb2.UpdateImageRequest(

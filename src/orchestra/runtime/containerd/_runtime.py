@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf import any_pb2  # type: ignore[import-untyped]
+from google.protobuf import any_pb2
 
 from orchestra._errors import OrchestraError, Timeout
 from orchestra.runtime import _logs
@@ -226,6 +226,7 @@ class ContainerdRuntime:
         self._started = True
         os.makedirs(os.path.join(self.state_dir, "sandboxes"), exist_ok=True)
         self._spawn(self._watch_events(), "containerd events")
+        await self._delete_leases()
         for archive in self.image_archives:
             await self.import_image(archive)
         await self._recover()
@@ -241,15 +242,7 @@ class ContainerdRuntime:
                     await self._destroy(record.id)
             for sid in list(self._sandboxes):
                 await self._remove_sandbox_files(self._sandboxes.pop(sid))
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                leases = await self.client.leases.List(
-                    leases_pb2.ListRequest(filters=[f'labels."{LEASE_LABEL}"']),
-                    metadata=self.client.md(),
-                )
-                for lease in leases.leases:
-                    await self.client.leases.Delete(
-                        leases_pb2.DeleteRequest(id=lease.id), metadata=self.client.md()
-                    )
+            await self._delete_leases()
             await asyncio.to_thread(_host.remove_cgroup_parent, self.namespace)
         finally:
             for task in list(self._tasks):
@@ -264,6 +257,20 @@ class ContainerdRuntime:
             self._containers.clear()
             await self.client.close()
             self._started = False
+
+    async def _delete_leases(self) -> None:
+        """Delete this runtime's leases (the namespace is the cluster's own), letting
+        containerd's GC take snapshots no container holds, e.g. one prepared by a run
+        that died before creating its container."""
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            leases = await self.client.leases.List(
+                leases_pb2.ListRequest(filters=[f'labels."{LEASE_LABEL}"']),
+                metadata=self.client.md(),
+            )
+            for lease in leases.leases:
+                await self.client.leases.Delete(
+                    leases_pb2.DeleteRequest(id=lease.id), metadata=self.client.md()
+                )
 
     async def _watch_events(self) -> None:
         """OOM events (Events.Subscribe is not scoped by namespace: filter on it)."""
@@ -434,21 +441,33 @@ class ContainerdRuntime:
             return None
 
     async def list_sandboxes(self) -> list[SandboxInfo]:
-        by_sandbox: dict[str, list[ContainerStatus]] = {sid: [] for sid in self._sandboxes}
+        """Every sandbox of this cluster: those with a record in the state directory and
+        those known only from their containers' labels (an earlier run's state directory
+        gone), so that recovery can remove them all."""
+        found: dict[str, SandboxInfo] = {
+            sid: SandboxInfo(id=sid, uid=sb.uid, namespace=sb.namespace, name=sb.name)
+            for sid, sb in self._sandboxes.items()
+        }
+        by_sandbox: dict[str, list[ContainerStatus]] = {sid: [] for sid in found}
         for c in await self._list_containers():
             sid = c.labels.get(L_SANDBOX, "")
-            if sid not in self._sandboxes:
+            if not sid:
                 continue
+            if sid not in found:
+                found[sid] = SandboxInfo(
+                    id=sid,
+                    uid=c.labels.get(L_UID, ""),
+                    namespace=c.labels.get(L_NAMESPACE, ""),
+                    name=c.labels.get(L_POD, ""),
+                )
+                by_sandbox[sid] = []
             by_sandbox[sid].append(await self.container_status(c.id))
         return [
             SandboxInfo(
-                id=sid,
-                uid=sb.uid,
-                namespace=sb.namespace,
-                name=sb.name,
+                id=sid, uid=info.uid, namespace=info.namespace, name=info.name,
                 containers=tuple(by_sandbox[sid]),
             )
-            for sid, sb in self._sandboxes.items()
+            for sid, info in found.items()
         ]
 
     async def _list_containers(self) -> list[containers_pb2.Container]:

@@ -1,0 +1,430 @@
+"""The ``orchestra`` command: ``validate`` manifests, run a cluster in the foreground (``up``).
+
+``orchestra up`` owns its cluster for the life of the command: SIGINT (Ctrl-C) or
+SIGTERM stops every loop, container, proxy and file of it before the command exits 0,
+so nothing it started outlives it. The live table is redrawn about once a second with
+plain ANSI escapes when stdout is a terminal; otherwise (a pipe, a log) it is printed
+only when it changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import yaml
+
+from orchestra._errors import Invalid, OrchestraError
+from orchestra.objects._base import KubeObject, parse_time
+from orchestra.objects._registry import load, load_dicts
+
+if TYPE_CHECKING:
+    from orchestra._cluster import Cluster
+
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+# -- reading manifests ---------------------------------------------------------------
+
+
+def _sources(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """``(label, text)`` for each manifest named: files, directories (their .yaml, .yml
+    and .json files in name order) and ``-`` for stdin."""
+    out: list[tuple[str, str]] = []
+    for p in paths:
+        if p == "-":
+            out.append(("<stdin>", sys.stdin.read()))
+            continue
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir()
+                           if f.is_file() and f.suffix in _MANIFEST_SUFFIXES)
+            out.extend((str(f), f.read_text()) for f in files)
+        else:
+            out.append((str(path), path.read_text()))
+    return out
+
+
+def _label(doc: Any) -> str:
+    if not isinstance(doc, dict):
+        return "not an object"
+    kind = doc.get("kind") or "object"
+    meta = doc.get("metadata")
+    name = meta.get("name") or meta.get("generateName") if isinstance(meta, dict) else None
+    return f'{kind} "{name}"' if name else str(kind)
+
+
+def _validate_text(label: str, text: str, out: TextIO) -> tuple[int, int]:
+    """(valid objects, invalid documents) of one source; errors printed to ``out``."""
+    try:
+        return len(load(text)), 0
+    except Invalid:
+        pass  # find every invalid document, not only the first
+    except yaml.YAMLError as exc:
+        print(f"{label}: not valid YAML or JSON: {exc}", file=out)
+        return 0, 1
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        print(f"{label}: not valid YAML or JSON: {exc}", file=out)
+        return 0, 1
+    valid = bad = 0
+    for index, doc in enumerate(docs):
+        if doc is None or doc == {}:
+            continue
+        try:
+            valid += len(load_dicts([doc]))
+        except Invalid as exc:
+            bad += 1
+            print(f"{label}: document {index} ({_label(doc)}) is invalid:", file=out)
+            for err in exc.errors:
+                print(f"  {err.path or '<object>'}: {err.message}", file=out)
+    return valid, bad
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    valid = bad = 0
+    try:
+        sources = _sources(args.filename)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for label, text in sources:
+        v, b = _validate_text(label, text, sys.stdout)
+        valid += v
+        bad += b
+    if bad:
+        print(f"{bad} invalid document{'s' if bad != 1 else ''}; {valid} objects valid")
+        return 1
+    print(f"{valid} objects valid")
+    return 0
+
+
+# -- the table -----------------------------------------------------------------------
+
+
+def human_duration(seconds: float) -> str:
+    """An age as ``kubectl get`` prints it (``45s``, ``3m12s``, ``25m``, ``5h3m``, ``3d``)."""
+    s = max(0, int(seconds))
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    h = m // 60
+    if h < 3:
+        return f"{m}m"
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    d = h // 24
+    if h < 48:
+        return f"{h}h"
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
+
+
+def _age(obj: Any, now: float) -> str:
+    ts = obj.metadata.creation_timestamp
+    return human_duration(now - parse_time(ts)) if ts else "<unknown>"
+
+
+def _name(obj: Any) -> str:
+    ns = obj.metadata.namespace
+    return obj.metadata.name if not ns or ns == "default" else f"{ns}/{obj.metadata.name}"
+
+
+def pod_status(pod: Any) -> str:
+    """The STATUS column of ``kubectl get pods``."""
+    st = pod.status
+    if pod.metadata.deletion_timestamp is not None:
+        return "Terminating"
+    if st is None:
+        return "Pending"
+    reason = st.reason or st.phase or "Unknown"
+    inits = st.init_container_statuses or ()
+    n_init = len(pod.spec.init_containers or ())
+    for i, cs in enumerate(inits):
+        state = cs.state
+        if state is not None and state.terminated is not None and \
+                state.terminated.exit_code == 0:
+            continue
+        if state is not None and state.terminated is not None:
+            return f"Init:{state.terminated.reason or 'Error'}"
+        if state is not None and state.waiting is not None and \
+                state.waiting.reason not in (None, "PodInitializing"):
+            return f"Init:{state.waiting.reason}"
+        return f"Init:{i}/{n_init}"
+    for cs in reversed(st.container_statuses or ()):
+        state = cs.state
+        if state is None:
+            continue
+        if state.waiting is not None and state.waiting.reason:
+            reason = state.waiting.reason
+        elif state.terminated is not None:
+            reason = state.terminated.reason or (
+                f"Signal:{state.terminated.signal}" if state.terminated.signal
+                else f"ExitCode:{state.terminated.exit_code}")
+    return str(reason)
+
+
+def _pod_row(pod: Any, now: float) -> list[str]:
+    statuses = (pod.status.container_statuses or ()) if pod.status else ()
+    ready = sum(1 for cs in statuses if cs.ready)
+    restarts = sum(cs.restart_count or 0 for cs in statuses)
+    ip = (pod.status.pod_ip if pod.status else None) or "<none>"
+    return [_name(pod), f"{ready}/{len(pod.spec.containers)}", pod_status(pod),
+            str(restarts), _age(pod, now), ip, pod.spec.node_name or "<none>"]
+
+
+def _deploy_row(d: Any, now: float) -> list[str]:
+    st = d.status
+    want = d.spec.replicas if d.spec.replicas is not None else 1
+    ready = (st.ready_replicas or 0) if st else 0
+    updated = (st.updated_replicas or 0) if st else 0
+    available = (st.available_replicas or 0) if st else 0
+    return [_name(d), f"{ready}/{want}", str(updated), str(available), _age(d, now)]
+
+
+def _ports(svc: Any) -> str:
+    parts = []
+    for p in svc.spec.ports or ():
+        text = f"{p.port}:{p.node_port}" if p.node_port else str(p.port)
+        parts.append(f"{text}/{p.protocol or 'TCP'}")
+    return ",".join(parts) or "<none>"
+
+
+def _endpoints(cluster: Cluster, svc: Any) -> str:
+    ep = cluster.store.get_or_none("Endpoints", svc.metadata.name,
+                                   namespace=svc.metadata.namespace)
+    addrs: list[str] = []
+    for subset in (ep.subsets or ()) if ep is not None else ():
+        ports = [p.port for p in subset.ports or ()] or [None]
+        for a in subset.addresses or ():
+            addrs.extend(f"{a.ip}:{p}" if p is not None else a.ip for p in ports)
+    if not addrs:
+        return "<none>"
+    return ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+
+
+def _local(cluster: Cluster, svc: Any) -> str:
+    out = []
+    for p in svc.spec.ports or () if svc.spec.cluster_ip != "None" else ():
+        try:
+            host, port = cluster.endpoint(svc, p.port)
+        except (OrchestraError, ValueError, KeyError, LookupError):
+            continue
+        out.append(f"{host}:{port}")
+    return ",".join(out) or "<none>"
+
+
+def _service_row(cluster: Cluster, svc: Any, now: float) -> list[str]:
+    return [_name(svc), svc.spec.type or "ClusterIP", svc.spec.cluster_ip or "<none>",
+            _ports(svc), _endpoints(cluster, svc), _local(cluster, svc), _age(svc, now)]
+
+
+def _format(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    rows = [list(r) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.extend("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                 for r in rows)
+    return lines
+
+
+def render(cluster: Cluster) -> str:
+    """The table ``orchestra up`` shows: deployments, pods (``-o wide``), services."""
+    store = cluster.store
+    now = cluster.clock.now()
+    out: list[str] = []
+    deploys = sorted(store.list("Deployment"), key=_name)
+    if deploys:
+        out += _format(["DEPLOYMENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+                       (_deploy_row(d, now) for d in deploys))
+        out.append("")
+    pods = sorted(store.list("Pod"), key=_name)
+    out += _format(["POD", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
+                   (_pod_row(p, now) for p in pods))
+    services = sorted((s for s in store.list("Service")
+                       if not (s.metadata.name == "kubernetes"
+                               and s.metadata.namespace == "default")), key=_name)
+    if services:
+        out.append("")
+        out += _format(["SERVICE", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "LOCAL",
+                        "AGE"], (_service_row(cluster, s, now) for s in services))
+    return "\n".join(out)
+
+
+# -- up ------------------------------------------------------------------------------
+
+
+def _settled(cluster: Cluster) -> bool:
+    """Every Deployment Available with all replicas updated, every other pod Ready or
+    finished."""
+    store = cluster.store
+    for d in store.list("Deployment"):
+        st = d.status
+        want = d.spec.replicas if d.spec.replicas is not None else 1
+        if st is None or (st.updated_replicas or 0) < want or \
+                (st.available_replicas or 0) < want or (st.replicas or 0) > want:
+            return False
+        if (st.observed_generation or 0) < (d.metadata.generation or 0):
+            return False
+        if not any(c.type == "Available" and c.status == "True" for c in st.conditions or ()):
+            return False
+    for p in store.list("Pod"):
+        if p.metadata.deletion_timestamp is not None:
+            return False
+        st = p.status
+        if st is not None and st.phase in ("Succeeded", "Failed"):
+            continue
+        if st is None or not any(c.type == "Ready" and c.status == "True"
+                                 for c in st.conditions or ()):
+            return False
+    return True
+
+
+def _manifests(paths: Sequence[str]) -> list[KubeObject]:
+    objs: list[KubeObject] = []
+    for label, text in _sources(paths):
+        try:
+            objs.extend(load(text))
+        except Invalid as exc:
+            raise Invalid(label, exc.errors) from None
+    return objs
+
+
+async def _up(args: argparse.Namespace, objs: list[KubeObject]) -> int:
+    from orchestra._cluster import Cluster
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    tty = sys.stdout.isatty() and not args.once
+    cluster = Cluster(runtime=args.runtime, nodes=args.nodes, network=args.network)
+    code = 0
+    try:
+        await cluster.start()
+        print(f"cluster {cluster.name}: runtime {args.runtime}, {args.nodes} node"
+              f"{'s' if args.nodes != 1 else ''}; Ctrl-C to stop", flush=True)
+        await cluster.apply(objs)
+        deadline = loop.time() + args.timeout if args.timeout else None
+        last = ""
+        while not stop.is_set():
+            if args.once and _settled(cluster):
+                print(render(cluster), flush=True)
+                break
+            if deadline is not None and loop.time() >= deadline:
+                if args.once:
+                    print(render(cluster))
+                    print(f"error: not everything became Available within {args.timeout:g}s",
+                          file=sys.stderr)
+                    code = 1
+                break
+            if not args.once:
+                table = render(cluster)
+                if tty:
+                    sys.stdout.write("\x1b[H\x1b[2J" + table + "\n")
+                    sys.stdout.flush()
+                elif table != last:
+                    print(table + "\n", flush=True)
+                last = table
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2 if args.once else 1.0)
+    except OrchestraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        print("stopping the cluster ...", file=sys.stderr, flush=True)
+        await cluster.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    print("stopped", file=sys.stderr)
+    return code
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        objs = _manifests(args.filename)
+    except Invalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.once and not args.timeout:
+        args.timeout = 120.0
+    return asyncio.run(_up(args, objs))
+
+
+def cmd_build_busybox(args: argparse.Namespace) -> int:
+    from orchestra.runtime.containerd._images import build_busybox_archive
+
+    built = build_busybox_archive(args.out, args.ref, args.busybox)
+    print(f"{args.out}: {built.name} {built.manifest_digest}")
+    return 0
+
+
+# -- main ----------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="orchestra",
+        description="Kubernetes' container orchestration as a library inside your process.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check manifests; print errors with field paths")
+    v.add_argument("-f", "--filename", action="append", required=True,
+                   help="a manifest file, a directory of them, or - for stdin (repeatable)")
+    v.set_defaults(func=cmd_validate)
+
+    u = sub.add_parser("up", help="run a cluster in the foreground with the manifests applied")
+    u.add_argument("-f", "--filename", action="append", required=True,
+                   help="a manifest file, a directory of them, or - for stdin (repeatable)")
+    u.add_argument("--runtime", default="process",
+                   choices=["process", "fake", "containerd"])
+    u.add_argument("--network", default=None,
+                   help="loopback, bridge or fake (default: the runtime's)")
+    u.add_argument("--nodes", type=int, default=1)
+    u.add_argument("--once", action="store_true",
+                   help="print the table once everything is Available, then stop")
+    u.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="stop after S seconds (with --once: give up, exit 1)")
+    u.set_defaults(func=cmd_up)
+
+    img = sub.add_parser("image", help="image helpers")
+    isub = img.add_subparsers(dest="image_command", required=True)
+    b = isub.add_parser("build-busybox", help="build a busybox OCI image archive")
+    b.add_argument("out", metavar="OUT.tar")
+    b.add_argument("--ref", default="busybox:latest")
+    b.add_argument("--busybox", default="/bin/busybox")
+    b.set_defaults(func=cmd_build_busybox)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # stdout went away (``orchestra ... | head``): no traceback
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

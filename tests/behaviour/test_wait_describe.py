@@ -1,0 +1,116 @@
+"""wait_for timeouts explain themselves; describe reads like kubectl describe; events()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import orchestra as oc
+from tests.behaviour._util import deployment
+
+pytestmark = pytest.mark.anyio
+
+
+def pod(name: str, command: list[str], annotations: dict[str, str] | None = None,
+        image: str = "busybox:1.36", **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {"app": name}}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": [{"name": "main", "image": image, "command": command}],
+                     "terminationGracePeriodSeconds": 1, **spec}}
+
+
+async def test_timeout_names_the_condition_status_and_events_of_a_pull_error() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply(pod("bad", ["sleep", "3600"], image="registry.example/nope:1",
+                                annotations={"fake.orchestra.dev/pull-error":
+                                             "manifest unknown"}))
+        with pytest.raises(oc.Timeout) as err:
+            await cluster.wait_for("pod/bad", "Ready", timeout=1)
+        msg = str(err.value)
+        assert "pod/bad" in msg and "Ready" in msg
+        assert "phase=Pending" in msg
+        assert "ErrImagePull" in msg or "ImagePullBackOff" in msg
+        assert 'Failed to pull image "registry.example/nope:1"' in msg
+        assert "manifest unknown" in msg
+
+
+async def test_timeout_of_a_crashing_process_shows_its_last_log_lines() -> None:
+    async with oc.Cluster(runtime="process", nodes=1) as cluster:
+        await cluster.apply(pod("crash", ["sh", "-c",
+                                          "echo starting up; echo 'config file missing' >&2; "
+                                          "exit 1"]))
+        with pytest.raises(oc.Timeout) as err:
+            # (not "Ready": a container without a readiness probe is Ready while it runs)
+            await cluster.wait_for("pod/crash", "Succeeded", timeout=3)
+        msg = str(err.value)
+        print(msg)
+        assert "pod/crash" in msg and "Succeeded" in msg
+        assert "config file missing" in msg
+        assert "BackOff" in msg or "CrashLoopBackOff" in msg or "Error" in msg
+
+
+async def test_timeout_of_a_deployment_and_a_missing_object() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        with pytest.raises(oc.Timeout, match="does not exist"):
+            await cluster.wait_for("deployment/ghost", "Available", timeout=0.2)
+        await cluster.apply(deployment(replicas=2, requests={"cpu": "3"}))
+        with pytest.raises(oc.Timeout) as err:
+            await cluster.wait_for("deployment/web", "Available", timeout=1)
+        msg = str(err.value)
+        assert "deployment/web" in msg and "Available" in msg
+        assert "Insufficient cpu" in msg  # why: the pending pod's FailedScheduling
+
+
+async def test_describe_pod_deployment_and_node(cluster: oc.Cluster) -> None:
+    await cluster.apply(deployment(replicas=2, requests={"cpu": "100m"}))
+    await cluster.wait_for("deployment/web", "Available", timeout=30)
+    p = (await cluster.list("pods", selector="app=web"))[0]
+
+    text = cluster.describe(p)
+    assert text == cluster.describe(f"pod/{p.metadata.name}")
+    for key in ("Name:", "Namespace:", "Node:", "Labels:", "Status:", "IP:",
+                "Controlled By:", "Containers:", "Conditions:", "Events:", "QoS Class:"):
+        assert key in text, key
+    assert f"Name:" in text and p.metadata.name in text
+    assert "Namespace:" in text and "default" in text
+    assert "Running" in text and "  main:" in text
+    assert f"ReplicaSet/{p.metadata.owner_references[0].name}" in text
+    assert "Scheduled" in text and "Started" in text  # the events table
+
+    text = cluster.describe("deployment/web")
+    for key in ("Name:", "Namespace:", "Selector:", "Replicas:", "StrategyType:",
+                "RollingUpdateStrategy:", "Pod Template:", "Conditions:",
+                "NewReplicaSet:", "Events:"):
+        assert key in text, key
+    assert "2 desired | 2 updated | 2 total | 2 available | 0 unavailable" in text
+    assert "ScalingReplicaSet" in text
+    assert "MinimumReplicasAvailable" in text
+
+    text = cluster.describe("node", p.spec.node_name)
+    for key in ("Name:", "Roles:", "Labels:", "Taints:", "Unschedulable:", "Conditions:",
+                "Capacity:", "Allocatable:", "System Info:", "Non-terminated Pods:",
+                "Allocated resources:", "Events:"):
+        assert key in text, key
+    assert "KubeletReady" in text
+    assert p.metadata.name in text
+
+
+async def test_events_filter_by_object(cluster: oc.Cluster) -> None:
+    await cluster.apply(deployment(replicas=1))
+    await cluster.wait_for("deployment/web", "Available", timeout=30)
+    p = (await cluster.list("pods", selector="app=web"))[0]
+    everything = cluster.events()
+    mine = cluster.events(p)
+    assert mine and set(e.metadata.uid for e in mine) <= set(e.metadata.uid for e in everything)
+    assert all(e.involved_object.uid == p.metadata.uid for e in mine)
+    assert [e.reason for e in mine][:1] == ["Scheduled"]
+    assert {"Pulled", "Created", "Started"} <= {e.reason for e in mine}
+    for e in mine:
+        assert e.count >= 1 and e.first_timestamp and e.last_timestamp
+        assert e.source.component in ("default-scheduler", "kubelet")
+    by_name = cluster.events("deployment/web")
+    assert [e.reason for e in by_name] == ["ScalingReplicaSet"]
+    assert by_name[0].message.startswith("Scaled up replica set web-")

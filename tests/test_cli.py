@@ -1,0 +1,193 @@
+"""The ``orchestra`` command line: validate, up --once, and up's teardown on SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from orchestra._cli import human_duration, main
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        ports: [{containerPort: 80, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"""
+
+BAD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+        resources: {limits: {cpu: lots}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: fine}
+data: {a: b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers: [{name: c, image: x, bogus: 1}]
+"""
+
+
+def _orchestra(*args: str, timeout: float = 60, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestra._cli", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False, **kw)  # type: ignore[call-overload]
+
+
+def test_validate_good(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app.yaml").write_text(DEPLOYMENT)
+    assert main(["validate", "-f", str(tmp_path / "app.yaml")]) == 0
+    assert capsys.readouterr().out.strip() == "2 objects valid"
+
+
+def test_validate_directory_and_stdin(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(DEPLOYMENT)
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    r = _orchestra("validate", "-f", str(tmp_path), "-f", "-", input=DEPLOYMENT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "4 objects valid"
+
+
+def test_validate_bad_reports_every_field_path(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD)
+    assert main(["validate", "-f", str(tmp_path / "bad.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert 'document 0 (Deployment "web") is invalid' in out
+    assert "spec.template.spec.containers[0].resources.limits.cpu:" in out
+    assert 'document 2 (Pod "p") is invalid' in out
+    assert "spec.containers[0].bogus:" in out
+    assert "fine" not in out
+    assert out.strip().endswith("2 invalid documents; 1 objects valid")
+
+
+def test_validate_broken_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.yaml").write_text("kind: [unclosed\n")
+    assert main(["validate", "-f", str(tmp_path / "x.yaml")]) == 1
+    assert "not valid YAML" in capsys.readouterr().out
+
+
+def test_human_duration() -> None:
+    assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
+                                        3 * 86400 + 3600, 20 * 86400)] == \
+        ["5s", "119s", "2m5s", "10m", "3h1m", "30h", "3d1h", "20d"]
+
+
+def test_up_once_fake_runtime(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text(DEPLOYMENT)
+    r = _orchestra("up", "-f", str(tmp_path / "app.yaml"), "--runtime", "fake", "--nodes", "2",
+                   "--once", "--timeout", "30")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert any(line.split()[:4] == ["web", "2/2", "2", "2"] for line in lines), r.stdout
+    pods = [line.split() for line in lines if line.startswith("web-")]
+    assert len(pods) == 2
+    assert all(p[1] == "1/1" and p[2] == "Running" and p[6].startswith("node-") for p in pods)
+    svc = next(line.split() for line in lines if line.startswith("web ") and "ClusterIP" in line)
+    assert svc[3] == "80/TCP"
+    assert "stopped" in r.stderr
+
+
+def test_up_rejects_invalid_manifest(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BAD)
+    r = _orchestra("up", "-f", str(tmp_path / "bad.yaml"), "--runtime", "fake", "--once")
+    assert r.returncode == 1
+    assert "spec.template.spec.containers[0].resources.limits.cpu" in r.stderr
+
+
+def _procs_with(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def test_up_sigint_tears_down_process_runtime(tmp_path: Path) -> None:
+    marker = f"orchestra-cli-test-{uuid.uuid4().hex}"
+    (tmp_path / "app.yaml").write_text(f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: sleeper}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: sleeper}}}}
+  template:
+    metadata: {{labels: {{app: sleeper}}}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: sleeper
+        image: python
+        command: ["{sys.executable}", "-c", "import time; time.sleep(600)  # {marker}"]
+""")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestra._cli", "up", "-f",
+                             str(tmp_path / "app.yaml"), "--runtime", "process"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # bounded: the table is printed when it changes
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen += line
+            if line.startswith("sleeper ") and line.split()[1] == "2/2":
+                break
+        else:
+            pytest.fail(f"the deployment never became ready:\n{seen}")
+        assert len(_procs_with(marker)) == 2, seen
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "stopped" in err
+        assert _procs_with(marker) == []
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in _procs_with(marker):
+            os.kill(pid, signal.SIGKILL)
