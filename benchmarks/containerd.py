@@ -1,12 +1,16 @@
+# ruff: noqa: ASYNC210, ASYNC220, ASYNC221, ASYNC230, ASYNC240, ASYNC251
+# (a sequential script: its blocking setup and cleanup run outside the measured windows)
 """containerd runtime figures, as JSON (needs root, containerd, runc, busybox-static,
 docker-registry). Starts its own private containerd and registry and removes them.
 
 - create+start to running for 1 and 20 containers (concurrently) through
-  ContainerdRuntime, against ``ctr run -d`` (then removed, as ``--rm`` would) of the same image and command on the
-  same private socket, in the same run (ratio; aim <= 1.25);
+  ContainerdRuntime, against ``ctr run -d`` (then removed, as ``--rm`` would) of the
+  same image and command on the same private socket, in the same run (ratio; aim <= 1.25);
+- apply-to-Running for 1 and 20 pods through the Cluster (containerd runtime, loopback
+  network, one node): from ``cluster.apply`` of the Pods until every one reports phase
+  Running, against the same ``ctr run -d`` baseline measured in the same run (ratio);
 - pull throughput from the loopback registry against a plain copy of the same bytes.
 
-The pod-level apply-to-Running figure needs the Cluster; this measures the runtime.
 Usage: .venv/bin/python benchmarks/containerd.py
 """
 
@@ -27,6 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "containerd"))
 
 from containerd_registry import push_archive  # noqa: E402
 
+import orchestra as oc  # noqa: E402
 from orchestra._clock import RealClock  # noqa: E402
 from orchestra.runtime import ContainerSpec, SandboxSpec  # noqa: E402
 from orchestra.runtime.containerd import (  # noqa: E402
@@ -85,6 +90,52 @@ async def ctr_start(socket: str, namespace: str, n: int) -> float:
     return elapsed
 
 
+def _pod(name: str) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "c", "image": "busybox",
+                                     "imagePullPolicy": "IfNotPresent", "command": list(CMD)}]}}
+
+
+def _running(pod: object) -> bool:
+    status = getattr(pod, "status", None)
+    return status is not None and status.phase == "Running"
+
+
+async def cluster_start(cluster: oc.Cluster, n: int) -> float:
+    """Seconds from applying ``n`` Pods to all of them Running; then deletes them."""
+    names = [f"p{uuid.uuid4().hex[:8]}" for _ in range(n)]
+    t = time.perf_counter()
+    await cluster.apply([_pod(name) for name in names])
+    await asyncio.gather(*(cluster.wait_for(f"pod/{name}", _running, timeout=120)
+                           for name in names))
+    elapsed = time.perf_counter() - t
+    for name in names:
+        await cluster.delete(f"pod/{name}", grace_period_seconds=0)
+    await asyncio.gather(*(cluster.wait_for(f"pod/{name}", "Deleted", timeout=120)
+                           for name in names))
+    return elapsed
+
+
+async def pod_figures(socket: str, archive: str, work: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    async with oc.Cluster(runtime="containerd", network="loopback", name="bench-pods",
+                          state_dir=work, kubelet_workers=32,
+                          runtime_options={"address": socket, "image_archives": [archive]}
+                          ) as cluster:
+        assert cluster.runtime is not None
+        namespace = cluster.runtime.namespace  # type: ignore[attr-defined]
+        await cluster_start(cluster, 1)  # warm up
+        await ctr_start(socket, namespace, 1)
+        for n in (1, 20):
+            ours = min([await cluster_start(cluster, n) for _ in range(3)])
+            raw = min([await ctr_start(socket, namespace, n) for _ in range(3)])
+            out[f"apply_to_running_{n}_pods"] = {"orchestra_s": round(ours, 4),
+                                                 "ctr_run_s": round(raw, 4),
+                                                 "ratio": round(ours / raw, 3)}
+    return out
+
+
 async def main() -> dict[str, object]:
     work = tempfile.mkdtemp(prefix="orchestra-bench-")
     cd_dir = os.path.join(work, "containerd")
@@ -94,6 +145,8 @@ async def main() -> dict[str, object]:
     try:
         archive = os.path.join(work, "busybox.tar")
         build_busybox_archive(archive)
+        if "--pods-only" in sys.argv:
+            return await pod_figures(socket, archive, work)
         rt = ContainerdRuntime(clock=RealClock(), cluster_name="bench",
                                state_dir=os.path.join(work, "state"), address=socket,
                                image_archives=[archive])
@@ -144,6 +197,7 @@ async def main() -> dict[str, object]:
                                  "ratio_of_copy": round(copy / pull, 3)}
         finally:
             await rt.close()
+        out.update(await pod_figures(socket, archive, work))
         return out
     finally:
         if registry is not None:

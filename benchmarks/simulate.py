@@ -84,7 +84,7 @@ def _available(d: Any) -> bool:
 
 
 async def run(nodes: int, deployments: int, replicas: int, events: bool,
-              services: bool, timeout: float) -> dict[str, Any]:
+              services: bool, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
     baseline = _rss_mb("VmRSS")
     specs = [oc.NodeSpec(f"node-{i:05d}", cpu="32", memory="128Gi", pods=110)
              for i in range(nodes)]

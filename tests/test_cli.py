@@ -181,7 +181,7 @@ spec:
             pytest.fail(f"the deployment never became ready:\n{seen}")
         assert len(_procs_with(marker)) == 2, seen
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "stopped" in err
         assert _procs_with(marker) == []

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import yaml
 
@@ -27,6 +27,7 @@ from orchestra.objects._registry import load, load_dicts
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
+    from orchestra.objects import Deployment, Endpoints, Pod
 
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -202,11 +203,12 @@ def _ports(svc: Any) -> str:
 
 
 def _endpoints(cluster: Cluster, svc: Any) -> str:
-    ep = cluster.store.get_or_none("Endpoints", svc.metadata.name,
-                                   namespace=svc.metadata.namespace)
+    ep = cast("Endpoints | None",
+              cluster.store.get_or_none("Endpoints", svc.metadata.name,
+                                        namespace=svc.metadata.namespace))
     addrs: list[str] = []
     for subset in (ep.subsets or ()) if ep is not None else ():
-        ports = [p.port for p in subset.ports or ()] or [None]
+        ports: list[int | None] = [p.port for p in subset.ports or ()] or [None]
         for a in subset.addresses or ():
             addrs.extend(f"{a.ip}:{p}" if p is not None else a.ip for p in ports)
     if not addrs:
@@ -270,7 +272,7 @@ def _settled(cluster: Cluster) -> bool:
     """Every Deployment Available with all replicas updated, every other pod Ready or
     finished."""
     store = cluster.store
-    for d in store.list("Deployment"):
+    for d in cast("list[Deployment]", store.list("Deployment")):
         st = d.status
         want = d.spec.replicas if d.spec.replicas is not None else 1
         if st is None or (st.updated_replicas or 0) < want or \
@@ -280,14 +282,14 @@ def _settled(cluster: Cluster) -> bool:
             return False
         if not any(c.type == "Available" and c.status == "True" for c in st.conditions or ()):
             return False
-    for p in store.list("Pod"):
+    for p in cast("list[Pod]", store.list("Pod")):
         if p.metadata.deletion_timestamp is not None:
             return False
-        st = p.status
-        if st is not None and st.phase in ("Succeeded", "Failed"):
+        pst = p.status
+        if pst is not None and pst.phase in ("Succeeded", "Failed"):
             continue
-        if st is None or not any(c.type == "Ready" and c.status == "True"
-                                 for c in st.conditions or ()):
+        if pst is None or not any(c.type == "Ready" and c.status == "True"
+                                  for c in pst.conditions or ()):
             return False
     return True
 

@@ -9,19 +9,24 @@ cluster's state directory, so nothing of the cluster's is left behind.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fcntl
 import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.lowlevel
 
 from orchestra import _admission
 from orchestra._apply import LAST_APPLIED, apply_patch, as_objects, with_last_applied
@@ -37,6 +42,9 @@ from orchestra.net import Network, load_network
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
 from orchestra.runtime import ExecResult, Runtime, load_runtime
+
+if TYPE_CHECKING:
+    from orchestra.objects import Event, Pod
 
 log = logging.getLogger("orchestra")
 
@@ -103,6 +111,7 @@ class Cluster:
         self._supervisor: asyncio.Task[None] | None = None
         self._state_dir: str | None = None
         self._lock_fd: int | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -110,7 +119,7 @@ class Cluster:
     async def start(self) -> Cluster:
         if self._started:
             return self
-        self._state_dir = self._claim_state_dir()
+        self._state_dir = await asyncio.to_thread(self._claim_state_dir)
         try:
             await self._start()
         except BaseException:
@@ -136,15 +145,25 @@ class Cluster:
             st = os.lstat(path)
             if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.geteuid():
                 raise OrchestraError(f"{path} exists and is not this user's directory") from None
-        fd = os.open(os.path.join(path, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OrchestraError(f'a cluster named "{self.name}" is already running '
-                                 f"(its state directory {path} is locked)") from None
-        self._lock_fd = fd
-        return path
+        lock_path = os.path.join(path, ".lock")
+        for _ in range(40):  # a dead run's watchdog may hold the lock while it cleans up
+            os.makedirs(path, 0o700, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                time.sleep(0.05)
+                continue
+            try:
+                if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                    self._lock_fd = fd
+                    return path
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # the directory was removed under us: claim the new one
+        raise OrchestraError(f'a cluster named "{self.name}" is already running '
+                             f"(its state directory {path} is locked)")
 
     async def _remove_leftovers(self) -> None:
         """Remove what an earlier run of this cluster's name left behind.
@@ -168,25 +187,29 @@ class Cluster:
 
     async def _start(self) -> None:
         assert self._state_dir is not None
-        common = {"clock": self.clock, "cluster_name": self.name}
         if isinstance(self._runtime_arg, str):
             self.runtime = load_runtime(self._runtime_arg, state_dir=os.path.join(
-                self._state_dir, "runtime"), **common, **self._runtime_options)
+                self._state_dir, "runtime"), clock=self.clock, cluster_name=self.name,
+                **self._runtime_options)
         else:
             self.runtime = self._runtime_arg
         if isinstance(self._network_arg, str):
             self.network = load_network(self._network_arg, state_dir=os.path.join(
-                self._state_dir, "net"), **common, **self._network_options)
+                self._state_dir, "net"), clock=self.clock, cluster_name=self.name,
+                **self._network_options)
         else:
             self.network = self._network_arg
         await self.runtime.start()
         await self.network.start()
+        if not self.runtime.capabilities.simulated:
+            self._watchdog = await asyncio.to_thread(_start_watchdog, self._state_dir)
         await self._remove_leftovers()
         _admission.install(self.store, self.network)
         informers = Informers(self.store)
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
                                   self.network, self.options)
         self.nodes = NodeManager(ctx, self.runtime, self._state_dir)
+        self.options.setdefault("metrics", self._pod_metrics)
         runnables: list[Runnable] = []
         for setup in _controller_setups():
             runnables.extend(setup(ctx))
@@ -248,12 +271,17 @@ class Cluster:
                     await self.network.close()
                 except Exception:
                     log.exception("closing the network failed")
+        if self.nodes is not None:
+            await asyncio.to_thread(self.nodes.release_volumes)
         if self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            await asyncio.to_thread(_stop_watchdog, watchdog)
 
     async def __aenter__(self) -> Cluster:
         return await self.start()
@@ -278,7 +306,7 @@ class Cluster:
             if current is None:
                 out.append(self.store.create(with_last_applied(obj), namespace=ns))
                 continue
-            last = (current.metadata.annotations or {}).get(LAST_APPLIED)
+            last = current.annotations.get(LAST_APPLIED)
             out.append(self.store.patch(info.kind, apply_patch(obj, last), namespace=ns or "",
                                         name=current.metadata.name))
         return out
@@ -313,14 +341,14 @@ class Cluster:
         """Read, call ``fn`` on a mutable copy, write back; on Conflict, do it again."""
         for _ in range(attempts):
             current = self.store.get(ref, name, namespace=namespace)
-            copy = current.thaw()
+            copy: KubeObject | dict[str, Any] = current.thaw()
             result = fn(copy)
             if isinstance(result, KubeObject | dict):
                 copy = result
             try:
                 return self.store.update(copy)
             except Conflict:
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         raise Conflict(f"giving up on {ref} after {attempts} conflicting updates")
 
     def watch(self, kind: Any, namespace: str | None = None, selector: Any = None,
@@ -330,7 +358,7 @@ class Cluster:
                                 resource_version=resource_version,
                                 field_selector=field_selector)
 
-    async def wait_for(self, ref: Any, condition: Any, *, timeout: float = 60.0,
+    async def wait_for(self, ref: Any, condition: Any, *, timeout: float = 60.0,  # noqa: ASYNC109
                        namespace: str = "default", name: str | None = None) -> Any:
         info, obj_name = parse_ref(ref, name)
         if obj_name is None:
@@ -370,7 +398,7 @@ class Cluster:
         raise Timeout(await self._explain(info.kind, obj_name, ns, current, what, timeout))
 
     async def _explain(self, kind: str, name: str, ns: str | None, obj: Any, what: str,
-                 timeout: float) -> str:
+                 timeout: float) -> str:  # noqa: ASYNC109 - only reported, never waited on
         from orchestra._describe import explain_failure
 
         lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
@@ -383,7 +411,8 @@ class Cluster:
     async def scale(self, ref: Any, replicas: int, *, namespace: str = "default") -> Any:
         return self.store.patch(ref, {"spec": {"replicas": replicas}}, namespace=namespace)
 
-    async def rollout_history(self, ref: Any, *, namespace: str = "default") -> list[Any]:
+    async def rollout_history(self, ref: Any, *, namespace: str = "default"
+                              ) -> builtins.list[Any]:
         from orchestra.loops._deployment import rollout_history
 
         return rollout_history(self.store, ref, namespace=namespace)
@@ -400,10 +429,10 @@ class Cluster:
     def _container(self, pod: Any, container: str | None, namespace: str, previous: bool
                    ) -> tuple[Any, str, str]:
         if isinstance(pod, KubeObject):
-            obj = pod
+            obj = cast("Pod", pod)
         else:
             ref = pod if "/" in str(pod) else f"pod/{pod}"
-            obj = self.store.get(ref, namespace=namespace)
+            obj = cast("Pod", self.store.get(ref, namespace=namespace))
         if self.nodes is None or not obj.spec.node_name or \
                 obj.spec.node_name not in self.nodes.agents:
             raise NotFound(f'pod "{obj.metadata.name}" is not running on a node yet')
@@ -427,10 +456,30 @@ class Cluster:
             yield line
 
     async def exec(self, pod: Any, command: Sequence[str], container: str | None = None, *,
-                   namespace: str = "default", timeout: float | None = None) -> ExecResult:
+                   namespace: str = "default",
+                   timeout: float | None = None) -> ExecResult:  # noqa: ASYNC109 - API.md
         _, cid, _ = self._container(pod, container, namespace, False)
         assert self.runtime is not None
         return await self.runtime.exec(cid, list(command), timeout=timeout)
+
+    async def _pod_metrics(self, pod: Any) -> dict[str, tuple[float, int]] | None:
+        """What metrics-server would report for ``pod``: each running container's CPU
+        (millicores) and memory (bytes) from the runtime's stats; None when the pod has
+        no running container (the HPA then treats its metrics as missing)."""
+        if self.nodes is None or self.runtime is None or not pod.spec.node_name:
+            return None
+        agent = self.nodes.agents.get(pod.spec.node_name)
+        if agent is None or not agent.alive:
+            return None
+        out: dict[str, tuple[float, int]] = {}
+        for c in pod.spec.containers:
+            try:
+                cid, _ = agent.container_ids(pod, c.name, False)
+                stats = await self.runtime.stats(cid)
+            except OrchestraError:
+                continue
+            out[c.name] = (stats.cpu_milli, stats.memory_bytes)
+        return out or None
 
     # -- services -----------------------------------------------------------------------
 
@@ -453,18 +502,19 @@ class Cluster:
         return describe(self, ref, name, namespace=namespace)
 
     def events(self, ref: Any = None, name: str | None = None, *,
-               namespace: str | None = None) -> list[Any]:
-        evs = self.store.list("Event", namespace=namespace)
+               namespace: str | None = None) -> builtins.list[Event]:
+        evs = cast("builtins.list[Event]", self.store.list("Event", namespace=namespace))
         if ref is not None:
             if isinstance(ref, KubeObject):
                 obj = ref
             else:
                 info, obj_name = parse_ref(ref, name)
-                obj = self.store.get_or_none(info.kind, obj_name,
-                                             namespace=namespace or "default")
-                if obj is None:
+                found = self.store.get_or_none(info.kind, obj_name,
+                                               namespace=namespace or "default")
+                if found is None:
                     return [e for e in evs if e.involved_object.kind == info.kind
                             and e.involved_object.name == obj_name]
+                obj = found
             evs = [e for e in evs if e.involved_object.uid == obj.metadata.uid]
         return sorted(evs, key=lambda e: (e.last_timestamp or e.first_timestamp or "",
                                           e.metadata.resource_version or ""))
@@ -487,7 +537,7 @@ class Cluster:
         return self.store.patch("Node", {"spec": {"unschedulable": None}}, name=name,
                                 namespace="")
 
-    async def drain(self, name: str, *, timeout: float = 60.0,
+    async def drain(self, name: str, *, timeout: float = 60.0,  # noqa: ASYNC109 - API.md
                     delete_emptydir_data: bool = True) -> None:
         """Cordon, then evict every pod but DaemonSet pods, honouring
         PodDisruptionBudgets (an eviction that would break one is retried, as
@@ -497,7 +547,8 @@ class Cluster:
         await self.cordon(name)
         deadline = self.clock.monotonic() + timeout
         while True:
-            pods = [p for p in self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+            on_node = self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+            pods = [p for p in cast("builtins.list[Pod]", on_node)
                     if p.metadata.deletion_timestamp is None
                     and not _daemon_pod(p)
                     and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
@@ -516,7 +567,8 @@ class Cluster:
             await self.clock.sleep(5.0)
         # wait for the evicted pods to go
         while self.clock.monotonic() < deadline:
-            left = [p for p in self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+            on_node = self.store.list("Pod", field_selector=f"spec.nodeName={name}")
+            left = [p for p in cast("builtins.list[Pod]", on_node)
                     if not _daemon_pod(p)
                     and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
             if not left:
@@ -527,6 +579,75 @@ class Cluster:
         if self.nodes is None:
             raise OrchestraError("the cluster is not started")
         await self.nodes.fail(name)
+
+
+# The cluster's watchdog: a tiny process holding a pipe from the host. If the pipe closes
+# without "quit" (the host died, SIGKILL included), it removes the cluster's state
+# directory and the host's tmpfs volume directories. The runtime's own reaper kills the
+# containers; this removes what the node agents and the network wrote beside them.
+_WATCHDOG = r"""
+import fcntl, glob, os, shutil, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+try:
+    lock = os.open(os.path.join(sys.argv[1], ".lock"), os.O_RDWR)
+except OSError:
+    lock = None
+for line in sys.stdin.buffer:
+    if line.strip() == b"quit":
+        sys.exit(0)
+if lock is not None:
+    # A new cluster of the same name may have claimed the state directory already: it
+    # removes what this one left (Cluster._remove_leftovers); cleaning now would delete
+    # its files. Otherwise hold the lock while cleaning, so that none starts meanwhile.
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.argv[1:2] = []
+def unmount_under(root):
+    # Mounts under the state dir (a containerd pod's pinned namespaces) first, deepest
+    # first and lazily: rmtree cannot remove a mount point, and would leave it mounted.
+    import ctypes, ctypes.util, re
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    with open("/proc/self/mountinfo") as f:
+        points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+                  for line in f]
+    for point in sorted((p for p in points if p.startswith(root.rstrip("/") + "/")),
+                        key=len, reverse=True):
+        libc.umount2(point.encode(), 2)
+for _ in range(2):  # twice: a dying container may still write once
+    for pattern in sys.argv[1:]:
+        for path in glob.glob(pattern):
+            try:
+                unmount_under(path)
+            except Exception:
+                pass
+            shutil.rmtree(path, ignore_errors=True)
+    time.sleep(0.3)
+"""
+
+
+def _start_watchdog(state_dir: str) -> subprocess.Popen[bytes]:
+    """Start the watchdog of ``state_dir`` (blocking: run it in a thread)."""
+    shm = f"/dev/shm/orchestra-{os.getpid()}-*"
+    return subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, state_dir, shm],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            start_new_session=True, close_fds=True)
+
+
+def _stop_watchdog(proc: subprocess.Popen[bytes]) -> None:
+    """Tell the watchdog the cluster cleaned up after itself, and reap it."""
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"quit\n")
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _daemon_pod(pod: Any) -> bool:

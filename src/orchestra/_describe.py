@@ -7,13 +7,14 @@ indented by two spaces, ``<none>`` for empty values, and an Events table with ag
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra.objects._base import KubeObject, parse_time
 from orchestra.objects._registry import parse_ref
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
+    from orchestra.objects import Event, Pod, ReplicaSet
 
 
 class _Out:
@@ -68,7 +69,7 @@ def _age(seconds: float) -> str:
     if s < 120:
         return f"{s}s"
     if s < 3600 * 3:
-        return f"{s // 60}m" if s < 600 else f"{s // 60}m"
+        return f"{s // 60}m"
     if s < 86400 * 2:
         return f"{s // 3600}h"
     return f"{s // 86400}d"
@@ -266,7 +267,8 @@ def _deployment(cluster: Cluster, d: Any, out: _Out) -> None:
         out.line("Conditions:")
         out.table(["Type", "Status", "Reason"],
                   [[c.type, c.status, c.reason or ""] for c in st.conditions])
-    owned = [r for r in cluster.store.list_owned(d.metadata.uid) if r.kind == "ReplicaSet"]
+    owned = [cast("ReplicaSet", r) for r in cluster.store.list_owned(d.metadata.uid)
+             if r.kind == "ReplicaSet"]
     from orchestra.loops._deployment import revision_of
 
     owned.sort(key=revision_of)
@@ -316,7 +318,8 @@ def _node(cluster: Cluster, n: Any, out: _Out) -> None:
                 ("Architecture", i.architecture),
                 ("Container Runtime Version", i.container_runtime_version),
                 ("Kubelet Version", i.kubelet_version)], indent=2)
-    pods = [p for p in cluster.store.list("Pod", field_selector=f"spec.nodeName={n.metadata.name}")
+    on_node = cluster.store.list("Pod", field_selector=f"spec.nodeName={n.metadata.name}")
+    pods = [p for p in cast("list[Pod]", on_node)
             if not (p.status and p.status.phase in ("Succeeded", "Failed"))]
     out.line(f"Non-terminated Pods:          ({len(pods)} in total)")
     alloc = (st.allocatable if st else None) or {}
@@ -370,8 +373,8 @@ def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
     out.kv(pairs)
     d = obj.to_dict()
     for section in ("spec", "data", "subsets", "status"):
-        if section in d and section != "data" or (section == "data" and obj.kind != "Secret"
-                                                  and section in d):
+        if (section in d and section != "data") or (section == "data" and obj.kind != "Secret"
+                                                    and section in d):
             out.line(f"{section.capitalize()}:")
             for line in yaml.safe_dump(d[section], sort_keys=False).rstrip().split("\n"):
                 out.line("  " + line)
@@ -399,7 +402,7 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
 
 
 def _log_tail(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
-    out = []
+    out: list[str] = []
     agent = cluster.nodes.agents.get(pod.spec.node_name or "") if cluster.nodes else None
     if agent is None or cluster.runtime is None:
         return out
@@ -425,11 +428,16 @@ def _log_tail(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
 
 
 def _log_path_guess(cluster: Cluster, cid: str) -> str | None:
+    """The container's log file, for synchronous callers that cannot await
+    ``runtime.logs``: the runtime's ``log_path(cid)`` if it has one, else the
+    ``log_path`` of the container its ``_find(cid)`` returns (the process runtime)."""
     fn = getattr(cluster.runtime, "log_path", None)
-    if fn is None:
-        return None
     try:
-        path = fn(cid)
+        if fn is not None:
+            path = fn(cid)
+        else:
+            finder = getattr(cluster.runtime, "_find", None)
+            path = getattr(finder(cid), "log_path", None) if finder is not None else None
     except Exception:
         return None
     return str(path) if path else None
@@ -502,14 +510,16 @@ def cluster_summary(cluster: Cluster) -> str:
     from orchestra._wait import summarize
 
     lines = []
-    for pod in cluster.store.list("Pod"):
+    all_pods = cast("list[Pod]", cluster.store.list("Pod"))
+    for pod in all_pods:
         lines.append(f"pod {pod.metadata.namespace}/{pod.metadata.name} on "
                      f"{pod.spec.node_name or '<unscheduled>'}: {summarize(pod)}")
-    warnings = [e for e in cluster.store.list("Event") if e.type == "Warning"][-15:]
+    warnings = [e for e in cast("list[Event]", cluster.store.list("Event"))
+                if e.type == "Warning"][-15:]
     if warnings:
         lines.append("recent warnings:")
         lines += [f"  {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: "
                   f"{e.message}" for e in warnings]
-    for pod in cluster.store.list("Pod")[:10]:
+    for pod in all_pods[:10]:
         lines += _log_tail(cluster, pod, 5)
     return "\n".join(lines) if lines else "no pods"

@@ -40,7 +40,8 @@ class Forbidden(OrchestraError):
 
 
 class RuntimeUnavailable(OrchestraError):
-    """A container runtime or network backend cannot be used here; the message says how to fix it."""
+    """A container runtime or network backend cannot be used here; the message says how
+    to fix it."""
 
 
 class FieldError:

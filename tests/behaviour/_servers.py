@@ -61,3 +61,16 @@ def http_probe(path: str, port: Any = "http", period: int = 1, failures: int = 1
                **extra: Any) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": period,
             "failureThreshold": failures, **extra}
+
+
+async def eventually(fn: Any, timeout: float = 30.0,  # noqa: ASYNC109 - polls real time
+                     interval: float = 0.05) -> Any:
+    """Poll ``fn()`` (real time) until it returns something truthy; fail after ``timeout``."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while True:
+            value = fn()
+            if value:
+                return value
+            await anyio.sleep(interval)

@@ -152,7 +152,7 @@ async def test_init_containers_run_in_order_before_the_main_containers(
     spec = pod("p", ["sleep", "3600"])
     inits = []
     for i in (1, 2):
-        command, ann = exits(runtime, 0, after=0.1, say=f"init-{i}")
+        command, _ann = exits(runtime, 0, after=0.1, say=f"init-{i}")
         inits.append({"name": f"init-{i}", "image": "busybox", "command": command})
     spec["spec"]["initContainers"] = inits
     if runtime == "fake":

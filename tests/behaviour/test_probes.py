@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from tests.behaviour._servers import http_probe, server_container
+from tests.behaviour._servers import eventually, http_probe, server_container
 from tests.behaviour._util import ready
 
 pytestmark = pytest.mark.anyio
@@ -48,10 +48,10 @@ async def test_readiness_gates_the_ready_condition_and_the_endpoints(
                              timeout=30)
     assert addresses(ep) == [] and addresses(ep, "not_ready_addresses") == [p.status.pod_ip]
     # (before the server listens, the probe fails with "connection refused")
-    await proc.wait_for("pod/web", lambda p: any(
+    await eventually(lambda: any(
         e.reason == "Unhealthy" and e.message ==
         "Readiness probe failed: HTTP probe failed with statuscode: 503"
-        for e in proc.events(p)), timeout=30)
+        for e in proc.events("pod/web")))
     assert not ready(await proc.get("pod/web"))
 
     assert (await proc.exec("web", ["touch", "ready"])).exit_code == 0
@@ -126,8 +126,8 @@ async def test_tcp_socket_and_numbered_http_probes(proc: oc.Cluster) -> None:
     ])
     await proc.wait_for("pod/tcp", "Ready", timeout=30)
     await proc.wait_for("pod/num", "Ready", timeout=30)
-    p = await proc.wait_for("pod/closed", lambda p: any(
-        e.reason == "Unhealthy" for e in proc.events(p)), timeout=30)
+    await eventually(lambda: any(e.reason == "Unhealthy" for e in proc.events("pod/closed")))
+    p = await proc.get("pod/closed")
     assert not ready(p)
     msg = next(e.message for e in proc.events(p) if e.reason == "Unhealthy")
     assert msg == (f"Readiness probe failed: dial tcp {p.status.pod_ip}:9999: connect: "

@@ -74,7 +74,7 @@ async def test_describe_pod_deployment_and_node(cluster: oc.Cluster) -> None:
     for key in ("Name:", "Namespace:", "Node:", "Labels:", "Status:", "IP:",
                 "Controlled By:", "Containers:", "Conditions:", "Events:", "QoS Class:"):
         assert key in text, key
-    assert f"Name:" in text and p.metadata.name in text
+    assert "Name:" in text and p.metadata.name in text
     assert "Namespace:" in text and "default" in text
     assert "Running" in text and "  main:" in text
     assert f"ReplicaSet/{p.metadata.owner_references[0].name}" in text

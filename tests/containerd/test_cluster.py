@@ -1,4 +1,4 @@
-# ruff: noqa: ASYNC110, ASYNC210, ASYNC230, ASYNC240
+# ruff: noqa: ASYNC230, ASYNC240
 """The Cluster on containerd: Deployments of real busybox containers, rolling updates
 through a Service without a failed request, restarts, probes, logs, exec, volumes,
 images from the loopback registry, OOM kills, isolation and recovery after a crash."""
@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from containerd_registry import push_archive  # type: ignore[import-not-found]
 
 import orchestra as oc
-from containerd_registry import push_archive  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.anyio
 
@@ -339,13 +339,14 @@ async def test_restart_after_a_crash_removes_the_earlier_runs_leftovers(
         host.kill()  # SIGKILL: no stop(), no cleanup
         await host.wait()
     state_dir = os.path.join(parent, f"orchestra-{name}")
+    # The dead host's watchdog may have removed its files and mounts by now; its
+    # containers still run in containerd.
     left = leftovers(containerd_socket, namespace, state_dir)
-    assert left["containers"] and left["tasks"] and left["mounts"], left
+    assert left["containers"] and left["tasks"] and left["snapshots"], left
     async with oc.Cluster(runtime="containerd", network="loopback", name=name,
                           state_dir=parent, runtime_options=options(containerd_socket,
                                                                     busybox_archive)) as c:
         assert leftovers(containerd_socket, namespace, state_dir) == NOTHING
-        assert os.listdir(os.path.join(state_dir)) != []
         with pytest.raises(oc.OrchestraError, match="already running"):
             await oc.Cluster(runtime="fake", name=name, state_dir=parent).start()
         await c.apply(pod("again", "sleep 3600"))
@@ -359,7 +360,8 @@ async def test_stop_leaves_nothing_behind(containerd_socket: str, busybox_archiv
     cluster = oc.Cluster(runtime="containerd", network="loopback", state_dir=str(tmp_path),
                          runtime_options=options(containerd_socket, busybox_archive))
     async with cluster:
-        await cluster.apply([web(replicas=2), pod("once", "echo done", spec={"restartPolicy": "Never"})])
+        await cluster.apply([web(replicas=2),
+                             pod("once", "echo done", spec={"restartPolicy": "Never"})])
         await cluster.wait_for("deployment/web", "Available", timeout=60)
         await cluster.wait_for("pod/once", lambda p: p is not None and p.status is not None
                                and p.status.phase == "Succeeded", timeout=60)

@@ -8,7 +8,7 @@ talk to each other only through the store.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from orchestra.loops._events import EventRecorder
     from orchestra.net import Network
 
-Runnable = Callable[[], Awaitable[None]]
+Runnable = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -30,4 +30,5 @@ class Context:
     recorder: EventRecorder
     network: Network
     options: dict[str, Any] = field(default_factory=dict)
-    controllers: dict[str, Any] = field(default_factory=dict)  # name -> Controller (for idle checks)
+    # name -> Controller (for idle checks)
+    controllers: dict[str, Any] = field(default_factory=dict)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from orchestra.loops import (
+    _cronjob,
+    _daemonset,
     _deployment,
     _disruption,
     _endpoints,
     _gc,
+    _hpa,
     _job,
     _namespace,
     _replicaset,
     _scheduling,
+    _statefulset,
 )
 
 SETUPS = [
@@ -22,4 +26,8 @@ SETUPS = [
     _endpoints.setup,
     _disruption.setup,
     _job.setup,
+    _daemonset.setup,
+    _statefulset.setup,
+    _cronjob.setup,
+    _hpa.setup,
 ]

@@ -7,13 +7,16 @@ overshoot."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._podutil import is_active, is_ready
 from orchestra.objects._selector import Selector
+
+if TYPE_CHECKING:
+    from orchestra.objects import PodDisruptionBudget
 
 
 def _scaled(value: Any, total: int, round_up: bool) -> int:
@@ -99,7 +102,8 @@ class DisruptionController:
         ctx.informers["Pod"].add_handler(self._on_pod)
 
     def _on_pod(self, typ: str, pod: Any, old: Any) -> None:
-        for pdb in self.ctx.store.list("PodDisruptionBudget", namespace=pod.metadata.namespace):
+        pdbs = self.ctx.store.list("PodDisruptionBudget", namespace=pod.metadata.namespace)
+        for pdb in cast("list[PodDisruptionBudget]", pdbs):
             if Selector.from_label_selector(pdb.spec.selector).matches(pod.metadata.labels or {}):
                 self.controller.enqueue(key_of(pdb))
 

@@ -11,13 +11,16 @@ Services without a selector route to their hand-written Endpoints.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import AlreadyExists, Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._podutil import is_ready
 from orchestra.objects._selector import Selector
+
+if TYPE_CHECKING:
+    from orchestra.objects import Service
 
 log = logging.getLogger("orchestra.endpoints")
 
@@ -134,8 +137,8 @@ class EndpointsController:
         store = self.ctx.store
         network = self.ctx.network
         ns, name = split_key(key)
-        svc = store.get_or_none("Service", name, namespace=ns)
-        current = store.get_or_none("Endpoints", name, namespace=ns)
+        svc = cast("Service | None", store.get_or_none("Service", name, namespace=ns))
+        current = cast("Endpoints | None", store.get_or_none("Endpoints", name, namespace=ns))
         if svc is None:
             await network.remove_service(ns or "default", name)
             if current is not None and _managed(current):

@@ -273,7 +273,7 @@ async def slow_start_batch(
             try:
                 await fn()
             except Exception as exc:
-                errors.append(exc)
+                errors.append(exc)  # noqa: B023 - awaited within this iteration
 
         async with anyio.create_task_group() as tg:
             for _ in range(batch):

@@ -9,11 +9,13 @@ pod's history.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
 from orchestra._clock import Clock
 from orchestra._errors import OrchestraError
+from orchestra._store._meta import replace
 from orchestra.objects._base import KubeObject, format_time
 
 if TYPE_CHECKING:
@@ -21,8 +23,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orchestra.events")
 
+_SEEN_MAX = 65536
+
 Normal = "Normal"
-Warning = "Warning"  # noqa: A001 - Kubernetes' event type name
+Warning = "Warning"  # Kubernetes' event type name (shadows the builtin on purpose)
 
 
 class EventRecorder:
@@ -35,6 +39,9 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str, str, str], str] = {}
         self._seq = 0
         self.enabled = enabled
+        self._template: Any = None
+        self._last_ref: tuple[tuple[Any, ...], Any] | None = None
+        self._sources: dict[tuple[str, str | None], Any] = {}
 
     def event(
         self,
@@ -63,7 +70,7 @@ class EventRecorder:
         component: str,
         host: str | None,
     ) -> None:
-        from orchestra.objects import Event
+        from orchestra.objects import Event, EventSource, ObjectReference
 
         meta = obj.metadata
         namespace = meta.namespace or "default"
@@ -93,20 +100,50 @@ class EventRecorder:
         }
         if meta.namespace:
             involved["namespace"] = meta.namespace
-        ev = Event.model_validate(
-            {
-                "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": involved,
-                "reason": reason,
-                "message": message,
-                "type": type_,
-                "source": source,
-                "count": 1,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-                "reportingComponent": component,
-                "reportingInstance": host or "",
-            }
-        )
+        data = {
+            "metadata": {"name": name, "namespace": namespace},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": source,
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        template = self._template
+        if template is None or not isinstance(reason, str) or not isinstance(message, str):
+            ev = Event.model_validate(data)
+            self._template = ev
+        else:
+            # Every field but the references is a plain string, so a validated event
+            # with them replaced is valid: validating each of the hundreds of
+            # thousands of events a large simulation records would dominate it.
+            ref_key = (meta.uid, meta.resource_version, obj.kind, meta.name, meta.namespace)
+            cached = self._last_ref
+            if cached is not None and cached[0] == ref_key:
+                ref = cached[1]
+            else:
+                ref = ObjectReference.model_validate(involved)
+                self._last_ref = (ref_key, ref)
+            src = self._sources.get((component, host))
+            if src is None:
+                src = EventSource.model_validate(source)
+                if len(self._sources) < 1024:
+                    self._sources[(component, host)] = src
+            ev = replace(template, {
+                "metadata": replace(template.metadata, {"name": name,
+                                                        "namespace": namespace}),
+                "involved_object": ref, "reason": reason, "message": message,
+                "type": type_, "source": src, "first_timestamp": now,
+                "last_timestamp": now, "reporting_component": component,
+                "reporting_instance": host or ""})
         self._store.create(ev)
+        if len(self._seen) >= _SEEN_MAX:
+            # client-go's event correlator keeps an LRU of 4096; dropping the oldest
+            # half keeps memory bounded (a later repeat creates a new Event).
+            for k in list(itertools.islice(self._seen, _SEEN_MAX // 2)):
+                del self._seen[k]
         self._seen[key] = name

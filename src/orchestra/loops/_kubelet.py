@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.net import Network
-    from orchestra.objects import Container, Pod
+    from orchestra.objects import Container, Endpoints, Pod
 
 log = logging.getLogger("orchestra.kubelet")
 
@@ -67,6 +67,9 @@ class PodState:
     terminating: bool = False
     exit_mono: dict[str, float] = field(default_factory=dict)
     started_mono: dict[str, float] = field(default_factory=dict)
+    # The last status dict written and the stored status it became, so that a sync
+    # that changes nothing skips building and comparing a PodStatus.
+    written: tuple[dict[str, Any], Any] | None = None
 
 
 _env_cache: tuple[str | None, tuple[Any, ...], list[tuple[str, str]]] = (None, (), [])
@@ -102,8 +105,8 @@ def qos_class(pod: Pod) -> str:
     guaranteed = True
     for c in pod.spec.all_containers:
         res = c.resources
-        req = (res.requests if res else None) or {}
-        lim = (res.limits if res else None) or {}
+        req: Mapping[str, str] = (res.requests if res else None) or {}
+        lim: Mapping[str, str] = (res.limits if res else None) or {}
         requests |= bool(req)
         limits |= bool(lim)
         for r in ("cpu", "memory"):
@@ -167,7 +170,7 @@ class NodeAgent:
 
     async def sync_pod(self, key: str) -> Result | None:
         ns, name = split_key(key)
-        pod = self.store.get_or_none("Pod", name, namespace=ns)
+        pod = cast("Pod | None", self.store.get_or_none("Pod", name, namespace=ns))
         st = self.pods.get(key)
         if st is not None and (pod is None or pod.metadata.uid != st.uid):
             await self._teardown(st, grace=0.0)
@@ -250,7 +253,7 @@ class NodeAgent:
             if rec.exited and rec.status is not None and rec.status.exit_code == 0:
                 rec.waiting_reason = ""
                 continue
-            if rec.running:
+            if rec.running or rec.starting:
                 return requeue
             if rec.exited:
                 if policy == "Never":
@@ -260,16 +263,18 @@ class NodeAgent:
                 if delay > 0:
                     later(delay)
                     return requeue
-            delay = await self._start(pod, st, c, rec)
-            if delay:
-                later(delay)
+            retry = await self._start(pod, st, c, rec)
+            if retry:
+                later(retry)
             return requeue
         for c in pod.spec.containers:
             rec = st.records[c.name]
-            if rec.running:
+            if rec.running or rec.starting:
                 continue
             if rec.exited:
                 code = rec.status.exit_code if rec.status is not None else 1
+                if code != 0:
+                    await self._explain_exit(pod, rec)
                 restart = policy == "Always" or (policy == "OnFailure" and code != 0)
                 if not restart:
                     rec.waiting_reason = ""
@@ -279,10 +284,34 @@ class NodeAgent:
                 if delay > 0:
                     later(delay)
                     continue
-            delay = await self._start(pod, st, c, rec)
-            if delay:
-                later(delay)
+            retry = await self._start(pod, st, c, rec)
+            if retry:
+                later(retry)
         return requeue
+
+    async def _explain_exit(self, pod: Pod, rec: ContainerRecord) -> None:
+        """Once per failed container: if its last log lines say the address was in use
+        and the runtime shares the host's network (no isolation), tell the user to bind
+        ``$POD_IP`` (replicas that bind the wildcard address collide on one host)."""
+        cid = rec.container_id
+        if cid is None or rec.exit_explained == cid:
+            return
+        rec.exit_explained = cid
+        caps = self.runtime.capabilities
+        if caps.isolation or caps.simulated or not caps.logs:
+            return
+        try:
+            tail = await self.runtime.logs(cid, tail=20)
+        except OrchestraError:
+            return
+        if "Address already in use" not in tail and "EADDRINUSE" not in tail:
+            return
+        self._event(pod, "Warning", "AddressInUse",
+                    f"Container {rec.name} exited because the address it binds is already "
+                    "in use (EADDRINUSE). Pods on this runtime share the host's network: a "
+                    "server that binds 0.0.0.0 collides with its replicas. Bind $POD_IP "
+                    f"({pod.status.pod_ip if pod.status and pod.status.pod_ip else 'the pod IP'}"
+                    ") instead of 0.0.0.0.")
 
     def _backoff_delay(self, pod: Pod, st: PodState, rec: ContainerRecord) -> float:
         """Seconds still to wait before restarting ``rec`` (0: restart now); sets the
@@ -322,8 +351,8 @@ class NodeAgent:
                 raise ConfigError(f'volume "{vm.name}" not found')
             mounts.append(Mount(host, vm.mount_path, bool(vm.read_only), vm.sub_path or None))
         res = c.resources
-        req = (res.requests if res else None) or {}
-        lim = (res.limits if res else None) or {}
+        req: Mapping[str, str] = (res.requests if res else None) or {}
+        lim: Mapping[str, str] = (res.limits if res else None) or {}
         sc = c.security_context
         psc = pod.spec.security_context
         caps = sc.capabilities if sc is not None else None
@@ -561,13 +590,18 @@ class NodeAgent:
         if inits:
             status["initContainerStatuses"] = [
                 container_status_dict(r, images[r.name], self.runtime.name) for r in inits]
+        written = st.written
+        if written is not None and old is written[1] and status == written[0]:
+            return  # the stored status is the one this dict produced
         new = PodStatus.model_validate(status)
         if old is not None and new == old:
+            st.written = (status, old)
             return
         try:
-            self.store.update(pod.model_copy(update={"status": new}))
+            stored = cast("Pod", self.store.update(pod.model_copy(update={"status": new})))
         except NotFound:
             return
+        st.written = (status, stored.status)
 
     @staticmethod
     def _has_readiness(pod: Pod, rec: ContainerRecord) -> bool:
@@ -604,7 +638,8 @@ class NodeAgent:
             return
         for _ in range(200):
             listed = False
-            for ep in self.store.list("Endpoints", namespace=pod.metadata.namespace):
+            eps = self.store.list("Endpoints", namespace=pod.metadata.namespace)
+            for ep in cast("list[Endpoints]", eps):
                 for subset in ep.subsets or ():
                     for addr in subset.addresses or ():
                         if addr.ip == st.pod_ip:

@@ -17,7 +17,7 @@ import logging
 import os
 import platform
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 
@@ -29,7 +29,8 @@ from orchestra.objects._base import format_time, parse_time
 from orchestra.runtime import ContainerEvent, Runtime
 
 if TYPE_CHECKING:
-    from orchestra.objects import Node, Pod
+    from orchestra.objects import Lease, Node, Pod
+    from orchestra.objects._base import KubeObject
 
 log = logging.getLogger("orchestra.nodes")
 
@@ -108,7 +109,8 @@ class NodeManager:
         ctx.informers["Secret"].add_handler(self._on_config)
         runtime.set_listener(self._on_container)
 
-    def _on_pod(self, typ: str, pod: Pod, old: Pod | None) -> None:
+    def _on_pod(self, typ: str, obj: KubeObject, old: KubeObject | None) -> None:
+        pod = cast("Pod", obj)
         node = pod.spec.node_name
         if node:
             agent = self.agents.get(node)
@@ -130,7 +132,7 @@ class NodeManager:
         if key is None:
             return
         ns, _, name = key.partition("/")
-        pod = self.ctx.store.get_or_none("Pod", name, namespace=ns)
+        pod = cast("Pod | None", self.ctx.store.get_or_none("Pod", name, namespace=ns))
         if pod is None or not pod.spec.node_name:
             return
         agent = self.agents.get(pod.spec.node_name)
@@ -152,9 +154,9 @@ class NodeManager:
         store = self.ctx.store
         now = format_time(self.ctx.clock.now())
         ip = "127.0.0.1"
-        node = store.create(node_object(name, cpu=cpu, memory=memory, pods=pods,
+        node = cast("Node", store.create(node_object(name, cpu=cpu, memory=memory, pods=pods,
                                         labels=labels, taints=taints,
-                                        runtime=self.runtime.name, now=now, ip=ip))
+                                        runtime=self.runtime.name, now=now, ip=ip)))
         self._renew(name)
         agent = NodeAgent(name, store=store, runtime=self.runtime, network=self.ctx.network,
                           clock=self.ctx.clock, recorder=self.ctx.recorder,
@@ -169,12 +171,12 @@ class NodeManager:
         self.ctx.recorder.event(node, "Normal", "NodeReady",
                                 f"Node {name} status is now: NodeReady",
                                 component="kubelet", host=name)
-        return node  # type: ignore[no-any-return]
+        return node
 
     def _renew(self, name: str) -> None:
         store = self.ctx.store
         now = format_time(self.ctx.clock.now())
-        lease = store.get_or_none("Lease", name, namespace="kube-node-lease")
+        lease = cast("Lease | None", store.get_or_none("Lease", name, namespace="kube-node-lease"))
         if lease is None:
             store.create({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -202,7 +204,7 @@ class NodeManager:
         """A live kubelet reports Ready again after the lifecycle controller doubted it."""
         from orchestra.objects import NodeStatus
 
-        node = self.ctx.store.get_or_none("Node", name)
+        node = cast("Node | None", self.ctx.store.get_or_none("Node", name))
         if node is None or node.status is None:
             return
         ready = node.condition("Ready")
@@ -216,6 +218,14 @@ class NodeManager:
                          message="kubelet is posting ready status",
                          lastHeartbeatTime=now, lastTransitionTime=now)
         self.ctx.store.update(node.model_copy(update={"status": NodeStatus.model_validate(status)}))
+
+    def release_volumes(self) -> None:
+        """Remove every pod's volume directories (tmpfs ones live outside the cluster's
+        state directory); for the cluster's stop, after the containers are gone."""
+        for agent in self.agents.values():
+            for st in list(agent.pods.values()):
+                if st.volumes is not None:
+                    st.volumes.cleanup()
 
     async def fail(self, name: str) -> None:
         agent = self.agents.get(name)
@@ -244,11 +254,11 @@ class NodeLifecycle:
         from orchestra.objects import Node
 
         store = self.ctx.store
-        node = store.get_or_none("Node", key)
+        node = cast("Node | None", store.get_or_none("Node", key))
         if node is None:
             return None
         now = self.ctx.clock.now()
-        lease = store.get_or_none("Lease", key, namespace="kube-node-lease")
+        lease = cast("Lease | None", store.get_or_none("Lease", key, namespace="kube-node-lease"))
         renew = parse_time(lease.spec.renew_time) if lease and lease.spec.renew_time else now
         silent = now - renew > self.grace
         d = node.to_dict()
@@ -290,7 +300,7 @@ class NodeLifecycle:
             changed = True
         if changed:
             try:
-                node = store.update(Node.model_validate(d))
+                node = cast("Node", store.update(Node.model_validate(d)))
             except Conflict:
                 return Result(requeue=True)
         return self._evict(node)
@@ -321,7 +331,8 @@ class NodeLifecycle:
             if deadline <= now:
                 self.ctx.recorder.event(pod, "Normal", "TaintManagerEviction",
                                         f"Marking for deletion Pod {pod.metadata.namespace}/"
-                                        f"{pod.metadata.name}", component="taint-eviction-controller")
+                                        f"{pod.metadata.name}",
+                                        component="taint-eviction-controller")
                 try:
                     self.ctx.store.delete("Pod", pod.metadata.name,
                                           namespace=pod.metadata.namespace)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import OrchestraError
 from orchestra.objects._quantity import Quantity
 
 if TYPE_CHECKING:
     from orchestra._store import Store
-    from orchestra.objects import Container, Pod
+    from orchestra.objects import ConfigMap, Container, Pod, Secret
 
 
 class ConfigError(OrchestraError):
@@ -48,7 +48,8 @@ def field_value(pod: Pod, path: str, node_ip: str = "", pod_ip: str = "") -> str
     meta = pod.metadata
     m = re.fullmatch(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if m:
-        source = (meta.labels if m.group(1) == "labels" else meta.annotations) or {}
+        source: Mapping[str, str] = (
+            meta.labels if m.group(1) == "labels" else meta.annotations) or {}
         return source.get(m.group(2), "")
     status = pod.status
     simple: dict[str, Any] = {
@@ -76,32 +77,32 @@ def resource_value(container: Container, resource: str, divisor: str | None) -> 
     kind, _, name = resource.partition(".")
     res = container.resources
     table = (res.limits if kind == "limits" else res.requests) if res else None
-    raw = (table or {}).get(name)
+    raw = table.get(name) if table else None
     if raw is None and kind == "limits":
         raw = "0"  # Kubernetes reports node allocatable; we report "unlimited" as 0
     q = Quantity(raw or "0")
-    d = Quantity(divisor or ("1" if name != "cpu" else "1"))
+    d = Quantity(divisor or "1")
     value = q.fraction / d.fraction
     whole = -(-value.numerator // value.denominator)  # ceil, as the kubelet rounds up
     return str(max(int(whole), 1 if q.fraction > 0 and name == "cpu" else int(whole)))
 
 
-def _config_map(store: Store, namespace: str, name: str, optional: bool) -> Any:
-    cm = store.get_or_none("ConfigMap", name, namespace=namespace)
+def _config_map(store: Store, namespace: str, name: str, optional: bool) -> ConfigMap | None:
+    cm = cast("ConfigMap | None", store.get_or_none("ConfigMap", name, namespace=namespace))
     if cm is None and not optional:
         raise ConfigError(f'configmap "{name}" not found')
     return cm
 
 
-def _secret(store: Store, namespace: str, name: str, optional: bool) -> Any:
-    sec = store.get_or_none("Secret", name, namespace=namespace)
+def _secret(store: Store, namespace: str, name: str, optional: bool) -> Secret | None:
+    sec = cast("Secret | None", store.get_or_none("Secret", name, namespace=namespace))
     if sec is None and not optional:
         raise ConfigError(f'secret "{name}" not found')
     return sec
 
 
-def secret_value(secret: Any, key: str) -> str | None:
-    data = secret.data or {}
+def secret_value(secret: Secret, key: str) -> str | None:
+    data: Mapping[str, str] = secret.data or {}
     if key not in data:
         return None
     return base64.b64decode(data[key]).decode("utf-8", "replace")
@@ -161,7 +162,7 @@ def container_env(
             ck = vf.config_map_key_ref
             cm = _config_map(store, ns, ck.name or "", bool(ck.optional))
             if cm is not None:
-                value = (cm.data or {}).get(ck.key)
+                value = cm.data.get(ck.key) if cm.data else None
                 if value is None and not ck.optional:
                     raise ConfigError(f"couldn't find key {ck.key} in ConfigMap {ns}/{ck.name}")
                 if value is not None:

@@ -33,10 +33,18 @@ class ContainerRecord:
     started: bool = False
     image_id: str = ""
     probe_scope: Any = None  # anyio CancelScope of this container's probe workers
+    exit_explained: str | None = None  # last exited container id whose logs were checked
 
     @property
     def running(self) -> bool:
         return self.status is not None and self.status.state is State.RUNNING
+
+    @property
+    def starting(self) -> bool:
+        """Started but not yet running (a runtime may take a while): wait, don't start
+        another instance."""
+        return (self.container_id is not None and self.status is not None
+                and self.status.state is State.CREATED and self.waiting_reason == "")
 
     @property
     def exited(self) -> bool:

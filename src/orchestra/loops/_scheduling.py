@@ -10,7 +10,7 @@ deleted) or five minutes pass, as kube-scheduler's queue does.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
@@ -20,6 +20,7 @@ from orchestra.scheduler import Scheduler, Unschedulable
 
 if TYPE_CHECKING:
     from orchestra.objects import Pod
+    from orchestra.objects._base import KubeObject
 
 log = logging.getLogger("orchestra.scheduler")
 
@@ -48,7 +49,9 @@ class SchedulingLoop:
         if typ == "ADDED" or _loosened(node, old):
             self._retry_unschedulable()
 
-    def _on_pod(self, typ: str, pod: Pod, old: Pod | None) -> None:
+    def _on_pod(self, typ: str, obj: KubeObject, old_obj: KubeObject | None) -> None:
+        pod = cast("Pod", obj)
+        old = cast("Pod | None", old_obj)
         bound = bool(pod.spec.node_name)
         was_bound = old is not None and bool(old.spec.node_name)
         if typ == "DELETED":
@@ -82,7 +85,7 @@ class SchedulingLoop:
     async def reconcile(self, key: str) -> Result | None:
         ns, name = split_key(key)
         store = self.ctx.store
-        pod = store.get_or_none("Pod", name, namespace=ns)
+        pod = cast("Pod | None", store.get_or_none("Pod", name, namespace=ns))
         if pod is None or pod.spec.node_name or pod.metadata.deletion_timestamp is not None:
             self.unschedulable.discard(key)
             return None
@@ -133,7 +136,8 @@ class SchedulingLoop:
         status["conditions"] = conds
         status["phase"] = "Pending"
         try:
-            self.ctx.store.update(pod.model_copy(update={"status": PodStatus.model_validate(status)}))
+            new_status = PodStatus.model_validate(status)
+            self.ctx.store.update(pod.model_copy(update={"status": new_status}))
         except (Conflict, NotFound):
             pass
 

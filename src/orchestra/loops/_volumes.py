@@ -15,13 +15,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra.loops._podenv import ConfigError, field_value, resource_value
 
 if TYPE_CHECKING:
     from orchestra._store import Store
-    from orchestra.objects import Pod
+    from orchestra.objects import ConfigMap, Pod, Secret
 
 _SHM = "/dev/shm"
 
@@ -110,7 +110,7 @@ def _items(
 
 
 def _config_map_data(store: Store, ns: str, name: str, optional: bool) -> dict[str, bytes]:
-    cm = store.get_or_none("ConfigMap", name, namespace=ns)
+    cm = cast("ConfigMap | None", store.get_or_none("ConfigMap", name, namespace=ns))
     if cm is None:
         if optional:
             return {}
@@ -122,7 +122,7 @@ def _config_map_data(store: Store, ns: str, name: str, optional: bool) -> dict[s
 
 
 def _secret_data(store: Store, ns: str, name: str, optional: bool) -> dict[str, bytes]:
-    sec = store.get_or_none("Secret", name, namespace=ns)
+    sec = cast("Secret | None", store.get_or_none("Secret", name, namespace=ns))
     if sec is None:
         if optional:
             return {}
@@ -167,7 +167,8 @@ class PodVolumes:
             name = vol.name
             if vol.host_path is not None:
                 path = vol.host_path.path
-                if vol.host_path.type in ("DirectoryOrCreate", None, "") and not os.path.exists(path):
+                if vol.host_path.type in ("DirectoryOrCreate", None, "") and \
+                        not os.path.exists(path):
                     os.makedirs(path, exist_ok=True)
                 self.paths[name] = path
             elif vol.empty_dir is not None:

@@ -1,5 +1,6 @@
 """Container runtimes: one Protocol, chosen by name and imported lazily."""
 
+from orchestra.runtime._load import load_runtime
 from orchestra.runtime._protocol import (
     Capabilities,
     ContainerCreateError,
@@ -19,7 +20,6 @@ from orchestra.runtime._protocol import (
     SandboxInfo,
     SandboxSpec,
     State,
-    load_runtime,
 )
 
 __all__ = [

@@ -16,12 +16,9 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from orchestra._errors import OrchestraError
-
-if TYPE_CHECKING:
-    from orchestra._clock import Clock
 
 ProbeKind = Literal["liveness", "readiness", "startup"]
 
@@ -237,7 +234,8 @@ class Runtime(Protocol):
         ...
 
     async def exec(
-        self, container_id: str, argv: list[str], *, timeout: float | None = None
+        self, container_id: str, argv: list[str], *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a per-call limit the runtime enforces
     ) -> ExecResult: ...
 
     async def probe(
@@ -254,25 +252,3 @@ class Runtime(Protocol):
 
 
 RuntimeFactory = Callable[..., Runtime]
-
-
-def load_runtime(
-    name: str, *, clock: Clock, cluster_name: str, state_dir: str, **options: Any
-) -> Runtime:
-    """Import a runtime by name, lazily: runtimes never import each other."""
-    if name == "fake":
-        from orchestra.runtime.fake import FakeRuntime
-
-        return FakeRuntime(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
-                           **options)
-    if name == "process":
-        from orchestra.runtime.process import ProcessRuntime
-
-        return ProcessRuntime(clock=clock, cluster_name=cluster_name, state_dir=state_dir,
-                              **options)
-    if name == "containerd":
-        from orchestra.runtime.containerd import ContainerdRuntime
-
-        return ContainerdRuntime(clock=clock, cluster_name=cluster_name,
-                                 state_dir=state_dir, **options)
-    raise ValueError(f"unknown runtime {name!r}: choose fake, process or containerd")

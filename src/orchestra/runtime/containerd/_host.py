@@ -11,29 +11,84 @@ no process is left in them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
-import sys
+import socket
+import struct
+import threading
+from collections.abc import Callable
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 MNT_DETACH = 2
 
-# Runs inside the new namespaces: set the pod's hostname and bring loopback up (a new
-# network namespace starts with ``lo`` down), with nothing but the standard library.
-_SETUP = """
-import fcntl, socket, struct, sys
-socket.sethostname(sys.argv[1])
-if sys.argv[2] == "1":
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    ifr = struct.pack("16sH", b"lo", 0)
-    flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, ifr))[1]
-    fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
-"""
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
 
 
 class NamespaceError(Exception):
     pass
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _pin(paths: dict[str, str], hostname: str, network: bool) -> None:
+    """Runs in a thread of its own that ends right after (so that no other work ever
+    runs in the namespaces it moves into): unshare ipc/uts (and net), check that this
+    thread really is in new namespaces before touching anything, set the hostname,
+    bring ``lo`` up, and bind-mount the thread's namespace files onto ``paths``."""
+    libc = _libc()
+    flags = CLONE_NEWIPC | CLONE_NEWUTS | (CLONE_NEWNET if network else 0)
+    if libc.unshare(flags) != 0:
+        raise NamespaceError(f"unshare: {os.strerror(ctypes.get_errno())}")
+    kinds = {"ipc": "ipc", "uts": "uts", "network": "net"}
+    for kind in paths:
+        mine = os.stat(f"/proc/thread-self/ns/{kinds[kind]}").st_ino
+        if mine == os.stat(f"/proc/self/ns/{kinds[kind]}").st_ino:  # the main thread's
+            raise NamespaceError(f"unshare left this thread in the host's {kind} namespace")
+    socket.sethostname(hostname)
+    if network:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifr = struct.pack("16sH", b"lo", 0)
+            current = struct.unpack("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", current | IFF_UP))
+    for kind, path in paths.items():
+        source = f"/proc/thread-self/ns/{kinds[kind]}".encode()
+        if libc.mount(source, path.encode(), None, MS_BIND, None) != 0:
+            raise NamespaceError(f"pinning the {kind} namespace at {path}: "
+                                 f"{os.strerror(ctypes.get_errno())}")
+
+
+def _in_new_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+    """Run ``fn`` in a new thread that exits afterwards, never in a pooled one."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="orchestra-pin-namespaces", daemon=True).start()
+    return done
 
 
 async def make_namespaces(directory: str, hostname: str, *, network: bool) -> dict[str, str]:
@@ -46,30 +101,22 @@ async def make_namespaces(directory: str, hostname: str, *, network: bool) -> di
     for path in paths.values():
         with open(path, "a"):  # noqa: ASYNC230 - creating empty local files
             pass
-    args = [f"--ipc={paths['ipc']}", f"--uts={paths['uts']}"]
-    if network:
-        args.append(f"--net={paths['network']}")
-    proc = await asyncio.create_subprocess_exec(
-        "unshare",
-        *args,
-        sys.executable,
-        "-S",
-        "-c",
-        _SETUP,
-        hostname,
-        "1" if network else "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
+    pinned = _in_new_thread(lambda: _pin(paths, hostname, network))
+    try:
+        await asyncio.shield(pinned)
+    except (OSError, NamespaceError) as exc:
         await asyncio.to_thread(unmount_all, list(paths.values()))
-        raise NamespaceError(f"creating the pod's namespaces failed: {err.decode().strip()}")
+        raise NamespaceError(f"creating the pod's namespaces failed: {exc}") from None
+    except asyncio.CancelledError:  # the thread still mounts: undo that, then go
+        with contextlib.suppress(Exception):
+            await pinned
+        unmount_all(list(paths.values()))
+        raise
     return paths
 
 
 def _umount(path: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = _libc()
     libc.umount2(path.encode(), MNT_DETACH)
 
 
