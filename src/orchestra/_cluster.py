@@ -596,14 +596,16 @@ except OSError:
 for line in sys.stdin.buffer:
     if line.strip() == b"quit":
         sys.exit(0)
+state = sys.argv[1]
 if lock is not None:
     # A new cluster of the same name may have claimed the state directory already: it
     # removes what this one left (Cluster._remove_leftovers); cleaning now would delete
-    # its files. Otherwise hold the lock while cleaning, so that none starts meanwhile.
+    # its files. Otherwise hold the lock while cleaning, so that none starts meanwhile,
+    # and keep the lock file until the end (Cluster._claim_state_dir waits for it).
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        sys.argv[1:2] = []
+        state = None
 def unmount_under(root):
     # Mounts under the state dir (a containerd pod's pinned namespaces) first, deepest
     # first and lazily: rmtree cannot remove a mount point, and would leave it mounted.
@@ -615,15 +617,27 @@ def unmount_under(root):
     for point in sorted((p for p in points if p.startswith(root.rstrip("/") + "/")),
                         key=len, reverse=True):
         libc.umount2(point.encode(), 2)
+def clean(path):
+    try:
+        unmount_under(path)
+    except Exception:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
 for _ in range(2):  # twice: a dying container may still write once
-    for pattern in sys.argv[1:]:
+    if state is not None and os.path.isdir(state):
+        for name in os.listdir(state):
+            if name != ".lock":
+                clean(os.path.join(state, name))
+    for pattern in sys.argv[2:]:
         for path in glob.glob(pattern):
-            try:
-                unmount_under(path)
-            except Exception:
-                pass
-            shutil.rmtree(path, ignore_errors=True)
+            clean(path)
     time.sleep(0.3)
+if state is not None:
+    for remove in (lambda: os.unlink(os.path.join(state, ".lock")), lambda: os.rmdir(state)):
+        try:
+            remove()  # rmdir, not rmtree: a new cluster may be claiming it right now
+        except OSError:
+            pass
 """
 
 

@@ -49,11 +49,11 @@ def statefulset(name: str = "web", replicas: int = 3, annotations: dict[str, str
                      **spec}}
 
 
-async def eventually(cluster: oc.Cluster, check: Callable[[], Any], *, timeout: float = 20.0,
+async def eventually(cluster: oc.Cluster, check: Callable[[], Any], *, within: float = 20.0,
                      step: float | None = None) -> Any:
     """Poll ``check`` until truthy; on a ManualClock, advance it by ``step`` each round."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         value = check()
         if value:
@@ -251,7 +251,7 @@ async def test_cronjob_runs_on_schedule_and_forbids_overlap() -> None:
         assert "JobAlreadyActive" in _reasons(cluster, "cj/tick")
         # The first Job finishes at +90 s; the run after that starts a new Job.
         await eventually(cluster, lambda: len(cluster.store.list("Job")) >= 2, step=5,
-                         timeout=30)
+                         within=30)
         await eventually(cluster, lambda: "SawCompletedJob" in _reasons(cluster, "cj/tick"),
                          step=1)
         cj = await cluster.get("cj/tick")
@@ -259,7 +259,7 @@ async def test_cronjob_runs_on_schedule_and_forbids_overlap() -> None:
         assert "SuccessfulCreate" in _reasons(cluster, "cj/tick")
         # History limit 1: once the second Job completes, the first is deleted.
         await eventually(cluster, lambda: "SuccessfulDelete" in _reasons(cluster, "cj/tick"),
-                         step=5, timeout=30)
+                         step=5, within=30)
         assert f"tick-{first_due // 60}" not in {j.metadata.name
                                                    for j in cluster.store.list("Job")}
 
@@ -313,7 +313,7 @@ async def test_hpa_scales_up_on_cpu_and_down_after_stabilization() -> None:
             "annotations": {"fake.orchestra.dev/cpu": "10m"}}}}})
         dropped = clock.monotonic()
         await eventually(cluster, lambda: cluster.store.get("deploy/web").spec.replicas == 1,
-                         step=15, timeout=40)
+                         step=15, within=40)
         assert clock.monotonic() - dropped >= 285
         assert cluster.store.get("deploy/web").spec.replicas == 1
         assert any(e.message == "New size: 1; reason: All metrics below target"

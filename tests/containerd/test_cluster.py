@@ -339,10 +339,15 @@ async def test_restart_after_a_crash_removes_the_earlier_runs_leftovers(
         host.kill()  # SIGKILL: no stop(), no cleanup
         await host.wait()
     state_dir = os.path.join(parent, f"orchestra-{name}")
-    # The dead host's watchdog may have removed its files and mounts by now; its
-    # containers still run in containerd.
+    # The dead host's watchdog removes its files and unmounts its pods' namespaces;
+    # its containers still run in containerd.
+    for _ in range(100):
+        if not os.path.exists(state_dir):
+            break
+        await asyncio.sleep(0.05)
     left = leftovers(containerd_socket, namespace, state_dir)
     assert left["containers"] and left["tasks"] and left["snapshots"], left
+    assert left["mounts"] == [] and not os.path.exists(state_dir)
     async with oc.Cluster(runtime="containerd", network="loopback", name=name,
                           state_dir=parent, runtime_options=options(containerd_socket,
                                                                     busybox_archive)) as c:
