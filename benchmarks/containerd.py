@@ -128,8 +128,8 @@ async def pod_figures(socket: str, archive: str, work: str) -> dict[str, object]
         await cluster_start(cluster, 1)  # warm up
         await ctr_start(socket, namespace, 1)
         for n in (1, 20):
-            ours = min([await cluster_start(cluster, n) for _ in range(3)])
-            raw = min([await ctr_start(socket, namespace, n) for _ in range(3)])
+            ours = min([await cluster_start(cluster, n) for _ in range(5)])
+            raw = min([await ctr_start(socket, namespace, n) for _ in range(5)])
             out[f"apply_to_running_{n}_pods"] = {"orchestra_s": round(ours, 4),
                                                  "ctr_run_s": round(raw, 4),
                                                  "ratio": round(ours / raw, 3)}

@@ -122,15 +122,16 @@ async def run(nodes: int, deployments: int, replicas: int, events: bool,
         except TimeoutError:
             timed_out = True
         finally:
-            await watch.aclose()  # type: ignore[attr-defined]
+            await watch.aclose()
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-        pods = store.list("Pod")
+        pods: list[Any] = store.list("Pod")
         running = sum(1 for p in pods if p.status is not None and p.status.phase == "Running")
         n_events = len(store.list("Event"))
         endpoints = 0
         if services:
-            for ep in store.list("Endpoints"):
+            eps: list[Any] = store.list("Endpoints")
+            for ep in eps:
                 for subset in ep.subsets or ():
                     endpoints += len(subset.addresses or ())
         result = {

@@ -602,9 +602,15 @@ if lock is not None:
     # removes what this one left (Cluster._remove_leftovers); cleaning now would delete
     # its files. Otherwise hold the lock while cleaning, so that none starts meanwhile,
     # and keep the lock file until the end (Cluster._claim_state_dir waits for it).
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    # The dead host's lock goes with its last file reference, which the kernel may
+    # release a little after the pipe's: retry briefly before concluding it is taken.
+    for _ in range(20):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
         state = None
 def unmount_under(root):
     # Mounts under the state dir (a containerd pod's pinned namespaces) first, deepest

@@ -65,14 +65,22 @@ def _time(text: str | None) -> str:
 
 
 def _age(seconds: float) -> str:
+    """kubectl's HumanDuration."""
     s = max(0, int(seconds))
     if s < 120:
         return f"{s}s"
+    m, h, d = s // 60, s // 3600, s // 86400
+    if s < 600:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
     if s < 3600 * 3:
-        return f"{s // 60}m"
+        return f"{m}m"
+    if s < 3600 * 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
     if s < 86400 * 2:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
+        return f"{h}h"
+    if s < 86400 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d"
 
 
 def _events(cluster: Cluster, obj: KubeObject, out: _Out) -> None:

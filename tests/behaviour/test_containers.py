@@ -63,8 +63,12 @@ async def test_crash_loop_backoff_doubles_to_the_cap(runtime: str) -> None:
                 if cs.state.waiting and cs.state.waiting.reason == "CrashLoopBackOff":
                     saw_backoff = True
                 last = cs.last_state.terminated if cs.last_state else None
-                if cs.state.running and last is not None and cs.restart_count not in gaps:
-                    gaps[cs.restart_count] = (parse_time(cs.state.running.started_at)
+                # the current attempt's start: running, or already exited again (a short
+                # run may never be seen running)
+                current = cs.state.running or cs.state.terminated
+                if current is not None and last is not None and \
+                        cs.restart_count not in gaps:
+                    gaps[cs.restart_count] = (parse_time(current.started_at)
                                               - parse_time(last.finished_at))
                     if cs.restart_count >= restarts:
                         return
@@ -75,7 +79,7 @@ async def test_crash_loop_backoff_doubles_to_the_cap(runtime: str) -> None:
         for n, gap in sorted(gaps.items()):
             want = expected[n]
             # second-precision timestamps; scheduling latency is multiplied by the speed
-            assert want - 1.5 <= gap <= want * 1.3 + 4, (n, gap, gaps)
+            assert want - 1.5 <= gap <= want * 1.3 + 6, (n, gap, gaps)
         p = await cluster.get("pod/crash")
         assert p.status.phase == "Running"
         events = [e for e in cluster.events(p) if e.reason == "BackOff"]

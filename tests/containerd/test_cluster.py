@@ -6,6 +6,7 @@ images from the loopback registry, OOM kills, isolation and recovery after a cra
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import subprocess
 import sys
@@ -87,10 +88,11 @@ async def bridge_cluster(containerd_socket: str, busybox_archive: str
 
 
 async def traffic(url: str, stop: asyncio.Event, minimum: int = 500,
-                  maximum: int = 20000) -> tuple[int, list[str]]:
+                  maximum: int = 20000) -> tuple[collections.Counter[str], list[str]]:
     """Sequential requests until ``stop`` is set and ``minimum`` were sent (at most
-    ``maximum``); returns (successes, failures)."""
-    ok, failed = 0, []
+    ``maximum``); returns (successes by version answered, failures)."""
+    ok: collections.Counter[str] = collections.Counter()
+    failed: list[str] = []
     async with httpx.AsyncClient(timeout=5) as client:
         for n in range(maximum):
             if stop.is_set() and n >= minimum:
@@ -98,7 +100,7 @@ async def traffic(url: str, stop: asyncio.Event, minimum: int = 500,
             try:
                 r = await client.get(url, headers={"Connection": "close"})
                 if r.status_code == 200:
-                    ok += 1
+                    ok[r.text.split()[0]] += 1
                 else:
                     failed.append(f"status {r.status_code}")
             except httpx.HTTPError as exc:
@@ -127,12 +129,13 @@ async def test_deployment_rolling_update_without_failed_requests(
     await cluster.wait_for(
         "deployment/web",
         lambda d: d is not None and d.status is not None
+        and d.status.observed_generation == d.metadata.generation
         and d.status.updated_replicas == 2 and d.status.replicas == 2
         and d.status.available_replicas == 2, timeout=90)
     stop.set()
     ok, failed = await load
     assert failed == [], failed[:5]
-    assert ok >= 500
+    assert sum(ok.values()) >= 500 and set(ok) == {"v1", "v2"}, ok
     async with httpx.AsyncClient() as client:
         assert (await client.get(url)).text.startswith("v2 web-")
 

@@ -196,6 +196,7 @@ class ContainerdRuntime:
         self._containers: dict[str, _Container] = {}
         self._log_paths: dict[str, tuple[str, str]] = {}  # removed id -> (sandbox, path)
         self._images: dict[str, _images.ImageConfig] = {}
+        self._configs: dict[tuple[str, str], _images.ImageConfig] = {}
         self._pull_locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ooms: set[str] = set()
@@ -319,7 +320,11 @@ class ContainerdRuntime:
                         f'failed to pull and unpack image "{ref.name}": '
                         "image record missing after pull"
                     )
-            cfg = await _images.image_config(self.client, ref.name, target)
+            # An image record names its content by digest: same digest, same config.
+            cfg = self._configs.get((ref.name, target.digest))
+            if cfg is None:
+                cfg = await _images.image_config(self.client, ref.name, target)
+                self._configs[(ref.name, target.digest)] = cfg
             self._images[ref.name] = cfg
             return ImageInfo(ref=ref.name, id=cfg.digest, size=int(target.size))
 

@@ -1,0 +1,46 @@
+"""The benchmarks still run (small sizes): their figures go into the README."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script: str, *args: str) -> dict[str, object]:
+    r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    result: dict[str, object] = json.loads(r.stdout)
+    return result
+
+
+def test_simulate_quick() -> None:
+    result = _run("simulate.py", "--quick")
+    assert result["all_available"] is True
+    assert result["pods_running"] == result["pods"] == 200
+    assert result["ready_endpoints"] == 200
+    assert isinstance(result["seconds_to_available"], float | int)
+    assert isinstance(result["peak_rss_mb"], int)
+
+
+def test_simulate_quick_without_events() -> None:
+    result = _run("simulate.py", "--quick", "--no-events", "--no-services")
+    assert result["all_available"] is True
+    assert result["event_objects"] == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the process runtime needs Linux")
+def test_process_quick() -> None:
+    result = _run("process.py", "--quick")
+    startup = result["startup"]
+    assert isinstance(startup, list) and [s["pods"] for s in startup] == [1, 5]
+    assert all(s["orchestra_seconds"] > 0 and s["plain_spawn_seconds"] > 0 for s in startup)
+    proxy = result["proxy"]
+    assert isinstance(proxy, dict)
+    assert proxy["short_http"]["proxy_rps"] > 0 and proxy["bulk"]["proxy_mb_s"] > 0
