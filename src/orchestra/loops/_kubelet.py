@@ -14,6 +14,7 @@ sends SIGTERM.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,22 +73,23 @@ class PodState:
     written: tuple[dict[str, Any], Any] | None = None
 
 
-_env_cache: tuple[str | None, tuple[Any, ...], list[tuple[str, str]]] = (None, (), [])
+_env_cache: tuple[str | None, tuple[Any, ...], dict[str, str]] = (None, (), {})
 
 
-def _service_env(store: Store, namespace: str | None) -> list[tuple[str, str]]:
+def _service_env(store: Store, namespace: str | None) -> dict[str, str]:
     """The service links of ``namespace``, computed once per set of Service versions
     (stored objects are immutable, so identity is version) and shared by every pod
-    started meanwhile: with hundreds of Services, building them per pod dominated."""
+    started meanwhile: with hundreds of Services, building them per pod dominated.
+    Callers must not change the dict."""
     global _env_cache
     from orchestra.net._env import service_env
 
     services = tuple(store.list("Service", namespace=namespace))
     ns, cached, env = _env_cache
     if ns == namespace and len(cached) == len(services) and all(
-            a is b for a, b in zip(cached, services, strict=True)):
+            map(operator.is_, cached, services)):
         return env
-    env = service_env(services)
+    env = dict(service_env(services))
     _env_cache = (namespace, services, env)
     return env
 

@@ -115,20 +115,27 @@ def container_env(
     *,
     pod_ip: str,
     node_ip: str,
-    service_env: list[tuple[str, str]],
+    service_env: Mapping[str, str] | list[tuple[str, str]],
 ) -> list[tuple[str, str]]:
     """The container's environment, in the kubelet's order: service links, then
     ``envFrom``, then ``env`` (later entries win; ``$(VAR)`` sees earlier ones)."""
     ns = pod.metadata.namespace or "default"
-    env: dict[str, str] = {
+    base = {
         "POD_IP": pod_ip,
         "POD_NAME": pod.metadata.name or "",
         "POD_NAMESPACE": ns,
         "NODE_NAME": pod.spec.node_name or "",
         "HOSTNAME": pod.spec.hostname or pod.metadata.name or "",
     }
+    env: dict[str, str]
     if pod.spec.enable_service_links is not False:
-        env.update(service_env)
+        # Copying the (shared, often thousands of entries) service links and adding
+        # the five pod variables is several times cheaper than the other way round;
+        # no service variable (``*_SERVICE_HOST``, ``*_PORT...``) can have their names.
+        env = dict(service_env)
+        env.update(base)
+    else:
+        env = base
     for source in container.env_from or ():
         prefix = source.prefix or ""
         if source.config_map_ref is not None:
