@@ -201,8 +201,9 @@ class Cluster:
             self.network = self._network_arg
         await self.runtime.start()
         await self.network.start()
-        if not self.runtime.capabilities.simulated:
-            self._watchdog = await asyncio.to_thread(_start_watchdog, self._state_dir)
+        # Every runtime gets one: even a simulated cluster has a state directory (volumes,
+        # the lock) that must go if this process dies.
+        self._watchdog = await asyncio.to_thread(_start_watchdog, self._state_dir)
         await self._remove_leftovers()
         _admission.install(self.store, self.network)
         informers = Informers(self.store)
