@@ -261,6 +261,17 @@ class NodeLifecycle:
         lease = cast("Lease | None", store.get_or_none("Lease", key, namespace="kube-node-lease"))
         renew = parse_time(lease.spec.renew_time) if lease and lease.spec.renew_time else now
         silent = now - renew > self.grace
+        if not silent and node.status is not None:
+            # The common case, every node_monitor_period for every node: a healthy node
+            # whose managed taints are already right needs no copy of it.
+            ready_now = next((c for c in node.status.conditions or () if c.type == "Ready"),
+                             None)
+            if ready_now is not None and ready_now.status == "True":
+                have = {(t.key, t.effect) for t in node.spec.taints or ()
+                        if t.key in (UNREACHABLE, NOT_READY, UNSCHEDULABLE)}
+                want_now = {(UNSCHEDULABLE, "NoSchedule")} if node.spec.unschedulable else set()
+                if have == want_now:
+                    return self._evict(node)
         d = node.to_dict()
         conds = d.get("status", {}).get("conditions", [])
         ready = next((c for c in conds if c["type"] == "Ready"), None)
