@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from orchestra.runtime._protocol import ProbeOutcome
+from orchestra._errors import Timeout
+from orchestra.runtime._protocol import ExecResult, ProbeOutcome
 
 USER_AGENT = "kube-probe/1.31"
 _CAMEL = {
@@ -276,3 +277,26 @@ async def network_probe(probe: Any, pod_ip: str) -> ProbeOutcome | None:
         service = probe_field(grpc, "service") or ""
         return await grpc_probe(pod_ip, port, service=service, timeout_seconds=timeout)
     return None
+
+
+ExecFn = Callable[[list[str], float], Awaitable[ExecResult]]
+
+
+async def run_probe(probe: Any, pod_ip: str, exec_in_container: ExecFn, *,
+                    no_handler: str) -> ProbeOutcome:
+    """One probe, as the kubelet runs it: ``exec`` through the runtime (success iff exit
+    0; a timeout is a failure), the network handlers against the pod's address."""
+    command = exec_command(probe)
+    if command is not None:
+        try:
+            result = await exec_in_container(command, probe_timeout(probe))
+        except Timeout as exc:
+            return ProbeOutcome(False, str(exc))
+        if result.exit_code == 0:
+            return ProbeOutcome(True, result.stdout)
+        output = (result.stdout + result.stderr).strip()
+        return ProbeOutcome(
+            False, output or f'command "{" ".join(command)}" exited with {result.exit_code}'
+        )
+    outcome = await network_probe(probe, pod_ip)
+    return outcome if outcome is not None else ProbeOutcome(False, no_handler)

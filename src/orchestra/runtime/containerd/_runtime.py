@@ -35,7 +35,7 @@ from google.protobuf import any_pb2
 
 from orchestra._errors import OrchestraError, Timeout
 from orchestra.runtime import _logs
-from orchestra.runtime._probe import exec_command, network_probe, probe_timeout
+from orchestra.runtime._probe import run_probe
 from orchestra.runtime._protocol import (
     Capabilities,
     ContainerCreateError,
@@ -892,24 +892,12 @@ class ContainerdRuntime:
     async def probe(
         self, sandbox: SandboxSpec, container_id: str, kind: ProbeKind, probe: Any
     ) -> ProbeOutcome:
-        command = exec_command(probe)
-        if command is not None:
-            try:
-                result = await self.exec(container_id, command, timeout=probe_timeout(probe))
-            except Timeout as exc:
-                return ProbeOutcome(False, str(exc))
-            if result.exit_code == 0:
-                return ProbeOutcome(True, result.stdout)
-            output = (result.stdout + result.stderr).strip()
-            return ProbeOutcome(
-                False, output or f'command "{" ".join(command)}" exited with {result.exit_code}'
-            )
-        outcome = await network_probe(probe, sandbox.pod_ip)
-        if outcome is not None:
-            return outcome
-        return ProbeOutcome(
-            False, "probe has no handler (exec, httpGet, tcpSocket) this runtime supports"
-        )
+        async def run(command: list[str], seconds: float) -> ExecResult:
+            return await self.exec(container_id, command, timeout=seconds)
+
+        return await run_probe(probe, sandbox.pod_ip, run,
+                               no_handler="probe has no handler (exec, httpGet, tcpSocket) "
+                               "this runtime supports")
 
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 from orchestra._clock import Clock, TimerHandle
 from orchestra._errors import NotFound, OrchestraError, Timeout
 from orchestra.runtime import _logs
-from orchestra.runtime._probe import exec_command, network_probe, probe_timeout
+from orchestra.runtime._probe import run_probe
 from orchestra.runtime._protocol import (
     Capabilities,
     ContainerCreateError,
@@ -580,22 +580,11 @@ class ProcessRuntime:
     async def probe(
         self, sandbox: SandboxSpec, container_id: str, kind: ProbeKind, probe: Any
     ) -> ProbeOutcome:
-        command = exec_command(probe)
-        if command is not None:
-            try:
-                result = await self.exec(container_id, command, timeout=probe_timeout(probe))
-            except Timeout as exc:
-                return ProbeOutcome(False, str(exc))
-            if result.exit_code == 0:
-                return ProbeOutcome(True, result.stdout)
-            output = (result.stdout + result.stderr).strip()
-            return ProbeOutcome(
-                False, output or f'command "{" ".join(command)}" exited with {result.exit_code}'
-            )
-        outcome = await network_probe(probe, sandbox.pod_ip)
-        if outcome is not None:
-            return outcome
-        return ProbeOutcome(False, "probe has no handler (exec, httpGet, tcpSocket or grpc)")
+        async def run(command: list[str], seconds: float) -> ExecResult:
+            return await self.exec(container_id, command, timeout=seconds)
+
+        return await run_probe(probe, sandbox.pod_ip, run,
+                               no_handler="probe has no handler (exec, httpGet, tcpSocket or grpc)")
 
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
