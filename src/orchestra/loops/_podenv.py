@@ -87,14 +87,14 @@ def resource_value(container: Container, resource: str, divisor: str | None) -> 
     return str(max(int(whole), 1 if q.fraction > 0 and name == "cpu" else int(whole)))
 
 
-def _config_map(store: Store, namespace: str, name: str, optional: bool) -> ConfigMap | None:
+def config_map(store: Store, namespace: str, name: str, optional: bool) -> ConfigMap | None:
     cm = cast("ConfigMap | None", store.get_or_none("ConfigMap", name, namespace=namespace))
     if cm is None and not optional:
         raise ConfigError(f'configmap "{name}" not found')
     return cm
 
 
-def _secret(store: Store, namespace: str, name: str, optional: bool) -> Secret | None:
+def secret(store: Store, namespace: str, name: str, optional: bool) -> Secret | None:
     sec = cast("Secret | None", store.get_or_none("Secret", name, namespace=namespace))
     if sec is None and not optional:
         raise ConfigError(f'secret "{name}" not found')
@@ -140,13 +140,13 @@ def container_env(
         prefix = source.prefix or ""
         if source.config_map_ref is not None:
             ref = source.config_map_ref
-            cm = _config_map(store, ns, ref.name or "", bool(ref.optional))
+            cm = config_map(store, ns, ref.name or "", bool(ref.optional))
             if cm is not None:
                 for k, v in (cm.data or {}).items():
                     env[prefix + k] = v
         if source.secret_ref is not None:
             ref2 = source.secret_ref
-            sec = _secret(store, ns, ref2.name or "", bool(ref2.optional))
+            sec = secret(store, ns, ref2.name or "", bool(ref2.optional))
             if sec is not None:
                 for k in sec.data or {}:
                     env[prefix + k] = secret_value(sec, k) or ""
@@ -167,7 +167,7 @@ def container_env(
             env[var.name] = resource_value(target, rf.resource, rf.divisor)
         elif vf.config_map_key_ref is not None:
             ck = vf.config_map_key_ref
-            cm = _config_map(store, ns, ck.name or "", bool(ck.optional))
+            cm = config_map(store, ns, ck.name or "", bool(ck.optional))
             if cm is not None:
                 value = cm.data.get(ck.key) if cm.data else None
                 if value is None and not ck.optional:
@@ -176,7 +176,7 @@ def container_env(
                     env[var.name] = value
         elif vf.secret_key_ref is not None:
             sk = vf.secret_key_ref
-            sec = _secret(store, ns, sk.name or "", bool(sk.optional))
+            sec = secret(store, ns, sk.name or "", bool(sk.optional))
             if sec is not None:
                 svalue = secret_value(sec, sk.key)
                 if svalue is None and not sk.optional:

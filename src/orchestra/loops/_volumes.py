@@ -15,13 +15,19 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from orchestra.loops._podenv import ConfigError, field_value, resource_value
+from orchestra.loops._podenv import (
+    ConfigError,
+    config_map,
+    field_value,
+    resource_value,
+    secret,
+)
 
 if TYPE_CHECKING:
     from orchestra._store import Store
-    from orchestra.objects import ConfigMap, Pod, Secret
+    from orchestra.objects import Pod
 
 _SHM = "/dev/shm"
 
@@ -110,11 +116,9 @@ def _items(
 
 
 def _config_map_data(store: Store, ns: str, name: str, optional: bool) -> dict[str, bytes]:
-    cm = cast("ConfigMap | None", store.get_or_none("ConfigMap", name, namespace=ns))
+    cm = config_map(store, ns, name, optional)
     if cm is None:
-        if optional:
-            return {}
-        raise ConfigError(f'configmap "{name}" not found')
+        return {}
     out = {k: v.encode() for k, v in (cm.data or {}).items()}
     for k, v in (cm.binary_data or {}).items():
         out[k] = base64.b64decode(v)
@@ -122,11 +126,9 @@ def _config_map_data(store: Store, ns: str, name: str, optional: bool) -> dict[s
 
 
 def _secret_data(store: Store, ns: str, name: str, optional: bool) -> dict[str, bytes]:
-    sec = cast("Secret | None", store.get_or_none("Secret", name, namespace=ns))
+    sec = secret(store, ns, name, optional)
     if sec is None:
-        if optional:
-            return {}
-        raise ConfigError(f'secret "{name}" not found')
+        return {}
     return {k: base64.b64decode(v) for k, v in (sec.data or {}).items()}
 
 
