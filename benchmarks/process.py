@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                               "target_overhead_ms_per_pod": 20}
     if args.proxy:
         result["proxy"] = proxy(args.requests or (300 if args.quick else 2000),
-                                args.bulk_mb or (5 if args.quick else 100), rounds)
+                                args.bulk_mb or (5 if args.quick else 100),
+                                rounds if args.quick else max(rounds, 5))
     result["rounds"] = rounds
     result["cpus"] = os.cpu_count()
     result["python"] = sys.version.split()[0]

@@ -225,3 +225,33 @@ async def test_a_taken_address_raises(net: LoopbackBlock) -> None:
     finally:
         s.close()
         await proxy.close()
+
+
+async def test_a_backend_that_never_answers_is_left_after_the_connect_timeout(
+        net: LoopbackBlock) -> None:
+    """A full accept queue drops SYNs: the connect hangs until the timeout, then the
+    next backend takes the connection."""
+    stuck, alive, vip = addr(net, 2), addr(net, 3), addr(net, 100)
+    lsock = socket.socket()
+    lsock.bind((stuck, PORT))
+    lsock.listen(0)
+    fillers = []
+    for _ in range(3):  # past the queue's room: later SYNs are dropped
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex((stuck, PORT))
+        fillers.append(f)
+    await asyncio.sleep(0.05)
+    proxy = ServiceProxy(connect_timeout=0.3)
+    try:
+        async with servers([alive], PORT):
+            await proxy.set_backends((vip, 80), [(stuck, PORT), (alive, PORT)])
+            try:
+                assert await ask(vip, 80) == alive
+                assert await ask(vip, 80) == alive
+            finally:
+                await proxy.close()
+    finally:
+        for f in fillers:
+            f.close()
+        lsock.close()
