@@ -1,8 +1,10 @@
-"""apps/v1 workload kinds: ReplicaSet, Deployment, DaemonSet, StatefulSet.
+"""apps/v1 workload kinds: ReplicaSet, Deployment, DaemonSet, StatefulSet, and the
+ControllerRevision their controllers record template history in.
 
-Also the validation helpers the other workload groups (batch, policy, autoscaling,
-networking) share, and :func:`resolve_int_or_percent`, which the controllers use to turn
-``maxSurge: 25%`` into a pod count.
+The validation helpers the workload groups share (:class:`Checked`, Kubernetes' messages,
+and :func:`resolve_int_or_percent`, which the controllers use to turn ``maxSurge: 25%``
+into a pod count) live in ``_checks``, the update strategies in ``_strategies``; both are
+re-exported here.
 
 Invariants:
 
@@ -19,350 +21,47 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NoReturn, Self, get_args
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, Field, field_validator
 
-from orchestra.objects._base import (
-    FrozenDict,
-    IntOrString,
-    KubeObject,
-    LabelSelector,
-    Model,
-    Time,
-    label_key_error,
-    label_value_error,
-    register,
-)
+from orchestra.objects._base import FrozenDict, LabelSelector, Time, register
+
+# The shared helpers stay importable from here (_policy, _autoscaling and
+# _networking import them from _apps).
+from orchestra.objects._checks import Checked as Checked
+from orchestra.objects._checks import CheckedKind as CheckedKind
+from orchestra.objects._checks import ConditionBase as ConditionBase
+from orchestra.objects._checks import ErrorList as ErrorList
+from orchestra.objects._checks import Loc as Loc
+from orchestra.objects._checks import check as check
+from orchestra.objects._checks import collect_errors as collect_errors
+from orchestra.objects._checks import drop_nulls as drop_nulls
+from orchestra.objects._checks import fill_defaults as fill_defaults
+from orchestra.objects._checks import get_raw as get_raw
+from orchestra.objects._checks import go_value as go_value
+from orchestra.objects._checks import int_or_percent_value as int_or_percent_value
+from orchestra.objects._checks import invalid as invalid
+from orchestra.objects._checks import label_selector_errors as label_selector_errors
+from orchestra.objects._checks import nonnegative as nonnegative
+from orchestra.objects._checks import positive_int_or_percent as positive_int_or_percent
+from orchestra.objects._checks import raise_field_errors as raise_field_errors
+from orchestra.objects._checks import resolve_int_or_percent
+from orchestra.objects._checks import selector_errors as selector_errors
+from orchestra.objects._checks import selector_is_empty as selector_is_empty
+from orchestra.objects._checks import selector_matches as selector_matches
+from orchestra.objects._checks import template_errors as template_errors
+from orchestra.objects._checks import unsupported as unsupported
 from orchestra.objects._core import PersistentVolumeClaim
 from orchestra.objects._pod import Container, PodSpec, PodTemplateSpec, check_unique_names
-from orchestra.objects._selector import Selector
-
-# ---------------------------------------------------------------------------
-# Shared helpers (also used by _batch, _policy, _autoscaling, _networking)
-
-Loc = tuple[str | int, ...]
-"""A field path relative to the model being validated, in wire (camelCase) names."""
-
-ErrorList = list[tuple[Loc, str]]
-
-
-def raise_field_errors(title: str, errors: Sequence[tuple[Loc, str]]) -> NoReturn:
-    """Raise every error at its own path below the model being validated.
-
-    pydantic nests the locations of a ``ValidationError`` raised inside a validator under
-    the validator's own location, so ``objects._base.invalid_from`` reports
-    ``spec.template.metadata.labels`` and not just ``spec``.
-    """
-    raise ValidationError.from_exception_data(
-        title,
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("value_error", "{message}", {"message": msg}),
-                loc=loc,
-                input=None,
-            )
-            for loc, msg in errors
-        ],
-    )
-
-
-def check(title: str, errors: Sequence[tuple[Loc, str]]) -> None:
-    """Raise :func:`raise_field_errors` if there are any errors."""
-    if errors:
-        raise_field_errors(title, errors)
-
-
-def go_value(value: Any) -> str:
-    """A value as Kubernetes prints it after ``Invalid value:`` (Go's ``%v``/``%q``/``%#v``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        inner = ", ".join(
-            f"{json.dumps(str(k))}:{json.dumps(str(v))}" for k, v in sorted(value.items())
-        )
-        return f"map[string]string{{{inner}}}"
-    if isinstance(value, Model):
-        return json.dumps(value.to_dict(), separators=(",", ":"), sort_keys=True)
-    return repr(value)
-
-
-def invalid(value: Any, message: str) -> str:
-    return f"Invalid value: {go_value(value)}: {message}"
-
-
-def unsupported(value: Any, supported: Iterable[str]) -> str:
-    values = ", ".join(json.dumps(s) for s in supported)
-    return f"Unsupported value: {go_value(value)}: supported values: {values}"
-
-
-def nonnegative(errors: ErrorList, loc: Loc, value: int | None) -> None:
-    """Kubernetes' ``ValidateNonnegativeField``."""
-    if value is not None and value < 0:
-        errors.append((loc, invalid(value, "must be greater than or equal to 0")))
-
-
-_PERCENT = re.compile(r"^[0-9]+%$")
-_PERCENT_MSG = (
-    "a valid percent string must be a numeric string followed by an ending '%' "
-    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+from orchestra.objects._strategies import (
+    DaemonSetUpdateStrategy,
+    DeploymentStrategy,
+    RollingUpdateDaemonSet,
+    RollingUpdateDeployment,
+    RollingUpdateStatefulSetStrategy,
+    StatefulSetUpdateStrategy,
 )
-
-
-def int_or_percent_value(value: int | str) -> int:
-    """The number in an int-or-percent (``"25%"`` -> 25); 0 if it is not a valid one."""
-    if isinstance(value, int):
-        return value
-    if _PERCENT.match(value):
-        return int(value[:-1])
-    return 0
-
-
-def positive_int_or_percent(
-    errors: ErrorList, loc: Loc, value: int | str | None, *, max_100_percent: bool = True
-) -> None:
-    """Kubernetes' ``ValidatePositiveIntOrPercent`` (+ ``IsNotMoreThan100Percent``)."""
-    if value is None:
-        return
-    if isinstance(value, str):
-        if not _PERCENT.match(value):
-            errors.append((loc, invalid(value, _PERCENT_MSG)))
-        elif max_100_percent and int(value[:-1]) > 100:
-            errors.append((loc, invalid(value, "must not be greater than 100%")))
-    else:
-        nonnegative(errors, loc, value)
-
-
-def resolve_int_or_percent(value: int | str, total: int, round_up: bool) -> int:
-    """Kubernetes' ``intstr.GetScaledValueFromIntOrPercent``.
-
-    An int is returned as is; ``"N%"`` is N percent of ``total``, rounded up or down.
-    Raises ValueError for a string that is not a percentage.
-    """
-    if isinstance(value, bool):
-        raise ValueError("invalid type: neither int nor percentage")
-    if isinstance(value, int):
-        return value
-    if not value.endswith("%"):
-        raise ValueError("invalid type: string is not a percentage")
-    digits = value[:-1]
-    try:
-        percent = int(digits, 10)
-    except ValueError:
-        raise ValueError(
-            f'invalid value "{value}": strconv.Atoi: parsing "{digits}": invalid syntax'
-        ) from None
-    scaled = percent * total
-    return -(-scaled // 100) if round_up else scaled // 100
-
-
-def label_selector_errors(selector: LabelSelector, loc: Loc) -> ErrorList:
-    """Kubernetes' ``ValidateLabelSelector``: keys, values and operators."""
-    errors: ErrorList = []
-    for key, value in (selector.match_labels or {}).items():
-        err = label_key_error(key)
-        if err:
-            errors.append(((*loc, "matchLabels"), invalid(key, err)))
-        err = label_value_error(value)
-        if err:
-            errors.append(((*loc, "matchLabels"), invalid(value, err)))
-    for i, req in enumerate(selector.match_expressions or ()):
-        here: Loc = (*loc, "matchExpressions", i)
-        if req.operator in ("In", "NotIn"):
-            if not req.values:
-                errors.append(((*here, "values"), "Required value: must be specified when "
-                               "`operator` is 'In' or 'NotIn'"))
-        elif req.operator in ("Exists", "DoesNotExist"):
-            if req.values:
-                errors.append(((*here, "values"), "Forbidden: may not be specified when "
-                               "`operator` is 'Exists' or 'DoesNotExist'"))
-        else:
-            errors.append(((*here, "operator"),
-                           invalid(req.operator, "not a valid selector operator")))
-        err = label_key_error(req.key)
-        if err:
-            errors.append(((*here, "key"), invalid(req.key, err)))
-        if req.operator in ("In", "NotIn"):
-            for value in req.values or ():
-                err = label_value_error(value)
-                if err:
-                    errors.append(((*here, "values"), invalid(value, err)))
-    return errors
-
-
-def selector_is_empty(selector: LabelSelector) -> bool:
-    return not selector.match_labels and not selector.match_expressions
-
-
-def selector_matches(selector: LabelSelector, labels: Mapping[str, str] | None) -> bool:
-    """``metav1.LabelSelectorAsSelector(selector).Matches(labels)``: empty matches all."""
-    return Selector.from_label_selector(selector).matches(labels or {})
-
-
-def template_errors(
-    template: PodTemplateSpec, selector: LabelSelector, loc: Loc, kind: str
-) -> ErrorList:
-    """``ValidatePodTemplateSpecForReplicaSet``: labels match, restartPolicy Always.
-
-    ``kind`` names the owner in "activeDeadlineSeconds in <kind> is not Supported".
-    """
-    errors: ErrorList = []
-    labels = template.metadata.labels
-    if (
-        not selector_is_empty(selector)
-        and not label_selector_errors(selector, ())
-        and not selector_matches(selector, labels)
-    ):
-        shown = go_value(labels) if labels else "map[string]string(nil)"
-        errors.append(((*loc, "metadata", "labels"),
-                       f"Invalid value: {shown}: `selector` does not match template `labels`"))
-    policy = template.spec.restart_policy
-    if policy != "Always":
-        errors.append(((*loc, "spec", "restartPolicy"), unsupported(policy, ["Always"])))
-    if template.spec.active_deadline_seconds is not None:
-        errors.append(((*loc, "spec", "activeDeadlineSeconds"),
-                       invalid(template.spec.active_deadline_seconds,
-                               f"activeDeadlineSeconds in {kind} is not Supported")))
-    return errors
-
-
-def selector_errors(selector: LabelSelector, loc: Loc, kind: str) -> ErrorList:
-    """The selector is valid and not empty (``empty selector is invalid for ...``)."""
-    errors = label_selector_errors(selector, loc)
-    if selector_is_empty(selector):
-        errors.append((loc, invalid(selector, f"empty selector is invalid for {kind}")))
-    return errors
-
-
-def fill_defaults(data: Any, defaults: Mapping[str, Any]) -> Any:
-    """A copy of a raw dict with ``defaults`` (wire name -> value) set where absent or null.
-
-    Accepts the snake_case attribute name as well (models populate by name). Anything but
-    a dict (an already-built model) is returned unchanged.
-    """
-    if not isinstance(data, dict):
-        return data
-    out = dict(data)
-    for alias, value in defaults.items():
-        name = _snake(alias)
-        if out.get(alias) is None and out.get(name) is None:
-            out.pop(name, None)
-            out[alias] = value() if callable(value) else value
-    return out
-
-
-def get_raw(data: Mapping[str, Any], alias: str) -> Any:
-    """A raw dict's value by wire name or attribute name."""
-    value = data.get(alias)
-    return data.get(_snake(alias)) if value is None else value
-
-
-@functools.cache
-def _snake(alias: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", alias).lower()
-
-
-class Checked(Model):
-    """A nested model with semantic checks (``field_errors``) beyond its field types.
-
-    The checks run once, from the kind that contains the model (:class:`CheckedKind`), so
-    that every semantic error in an object is reported together, each at its full path,
-    the way the API server reports them.
-    """
-
-    def field_errors(self) -> ErrorList:
-        """Errors at paths relative to this model; nested Checked models report their own."""
-        return []
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        return drop_nulls(data)
-
-
-def drop_nulls(data: Any) -> Any:
-    """A raw dict without its ``null`` values: to the API server, null means "not set"."""
-    if isinstance(data, dict) and any(v is None for v in data.values()):
-        return {k: v for k, v in data.items() if v is not None}
-    return data
-
-
-def collect_errors(model: Model) -> ErrorList:
-    """``field_errors`` of ``model`` and of every Checked model below it, with full paths."""
-    errors: ErrorList = []
-    if isinstance(model, Checked | CheckedKind):
-        errors += model.field_errors()
-    for name, key in _checked_fields(type(model)):
-        value = model.__dict__.get(name)
-        if isinstance(value, Checked):
-            errors += [((key, *loc), msg) for loc, msg in collect_errors(value)]
-        elif isinstance(value, tuple):
-            for i, item in enumerate(value):
-                if isinstance(item, Checked):
-                    errors += [((key, i, *loc), msg) for loc, msg in collect_errors(item)]
-    return errors
-
-
-@functools.cache
-def _checked_fields(cls: type[Model]) -> tuple[tuple[str, str], ...]:
-    """(attribute, wire name) of the fields that may hold a Checked model with checks."""
-    return tuple(
-        (name, info.alias or name)
-        for name, info in cls.model_fields.items()
-        if any(_has_checks(t) for t in _model_types(info.annotation))
-    )
-
-
-@functools.cache
-def _has_checks(cls: type[Model]) -> bool:
-    if not issubclass(cls, Checked):
-        return False
-    return cls.field_errors is not Checked.field_errors or bool(_checked_fields(cls))
-
-
-def _model_types(annotation: Any) -> list[type[Model]]:
-    if isinstance(annotation, type):
-        return [annotation] if issubclass(annotation, Model) else []
-    return [t for arg in get_args(annotation) for t in _model_types(arg)]
-
-
-class CheckedKind(KubeObject):
-    """A kind whose validation ends with every semantic check below it (see Checked)."""
-
-    def field_errors(self) -> ErrorList:
-        return []
-
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        return drop_nulls(data)
-
-    @model_validator(mode="after")
-    def _check_fields(self) -> Self:
-        check(type(self).__name__, collect_errors(self))
-        return self
-
-
-class ConditionBase(Checked):
-    """Fields every workload condition carries (``type``, ``status``, ``reason``, ...)."""
-
-    type: str
-    status: str
-    last_transition_time: Time | None = None
-    reason: str | None = None
-    message: str | None = None
-
 
 # ---------------------------------------------------------------------------
 # ReplicaSet
@@ -412,63 +111,6 @@ class ReplicaSet(CheckedKind):
 
 class DeploymentCondition(ConditionBase):
     last_update_time: Time | None = None
-
-
-class RollingUpdateDeployment(Checked):
-    max_unavailable: IntOrString | None = None
-    max_surge: IntOrString | None = None
-
-
-class DeploymentStrategy(Checked):
-    """``type`` defaults to RollingUpdate, whose ``rollingUpdate`` defaults to 25%/25%."""
-
-    type: str = "RollingUpdate"
-    rolling_update: RollingUpdateDeployment | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-            ru = get_raw(data, "rollingUpdate")
-            if isinstance(ru, Model):
-                ru = ru.to_dict()
-            if isinstance(ru, dict):
-                data["rollingUpdate"] = fill_defaults(
-                    ru, {"maxUnavailable": "25%", "maxSurge": "25%"}
-                )
-                data.pop("rolling_update", None)
-        return data
-
-    def field_errors(self) -> ErrorList:
-        errors: ErrorList = []
-        if self.type == "Recreate":
-            if self.rolling_update is not None:
-                errors.append((("rollingUpdate",), "Forbidden: may not be specified when "
-                               "strategy `type` is 'Recreate'"))
-        elif self.type == "RollingUpdate":
-            ru = self.rolling_update
-            if ru is None:
-                errors.append((("rollingUpdate",),
-                               "Required value: this should be defaulted and never be nil"))
-            else:
-                here: Loc = ("rollingUpdate",)
-                positive_int_or_percent(errors, (*here, "maxUnavailable"), ru.max_unavailable,
-                                        max_100_percent=False)
-                positive_int_or_percent(errors, (*here, "maxSurge"), ru.max_surge,
-                                        max_100_percent=False)
-                unavailable = int_or_percent_value(ru.max_unavailable or 0)
-                if unavailable == 0 and int_or_percent_value(ru.max_surge or 0) == 0:
-                    errors.append(((*here, "maxUnavailable"),
-                                   invalid(ru.max_unavailable or 0,
-                                           "may not be 0 when `maxSurge` is 0")))
-                if isinstance(ru.max_unavailable, str) and unavailable > 100:
-                    errors.append(((*here, "maxUnavailable"),
-                                   invalid(ru.max_unavailable, "must not be greater than 100%")))
-        else:
-            errors.append((("type",), unsupported(self.type, ["Recreate", "RollingUpdate"])))
-        return errors
 
 
 class DeploymentSpec(Checked):
@@ -524,51 +166,6 @@ class DaemonSetCondition(ConditionBase):
     pass
 
 
-class RollingUpdateDaemonSet(Checked):
-    max_unavailable: IntOrString | None = None
-    max_surge: IntOrString | None = None
-
-
-class DaemonSetUpdateStrategy(Checked):
-    """``type`` defaults to RollingUpdate with maxUnavailable 1 and maxSurge 0."""
-
-    type: str = "RollingUpdate"
-    rolling_update: RollingUpdateDaemonSet | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-            ru = get_raw(data, "rollingUpdate")
-            if isinstance(ru, Model):
-                ru = ru.to_dict()
-            if isinstance(ru, dict):
-                data["rollingUpdate"] = fill_defaults(ru, {"maxUnavailable": 1, "maxSurge": 0})
-                data.pop("rolling_update", None)
-        return data
-
-    def field_errors(self) -> ErrorList:
-        errors: ErrorList = []
-        if self.type == "RollingUpdate":
-            ru = self.rolling_update
-            if ru is None:
-                errors.append((("rollingUpdate",), "Required value"))
-            else:
-                here: Loc = ("rollingUpdate",)
-                positive_int_or_percent(errors, (*here, "maxUnavailable"), ru.max_unavailable)
-                positive_int_or_percent(errors, (*here, "maxSurge"), ru.max_surge)
-                if (int_or_percent_value(ru.max_unavailable or 0) == 0
-                        and int_or_percent_value(ru.max_surge or 0) == 0):
-                    errors.append(((*here, "maxUnavailable"),
-                                   invalid(ru.max_unavailable or 0,
-                                           "may not be 0 when `maxSurge` is 0")))
-        elif self.type != "OnDelete":
-            errors.append((("type",), unsupported(self.type, ["RollingUpdate", "OnDelete"])))
-        return errors
-
-
 class DaemonSetSpec(Checked):
     selector: LabelSelector
     template: PodTemplateSpec
@@ -612,48 +209,6 @@ class DaemonSet(CheckedKind):
 
 class StatefulSetCondition(ConditionBase):
     pass
-
-
-class RollingUpdateStatefulSetStrategy(Checked):
-    partition: int = 0
-    max_unavailable: IntOrString | None = None
-
-
-class StatefulSetUpdateStrategy(Checked):
-    """``type`` defaults to RollingUpdate with partition 0."""
-
-    type: str = "RollingUpdate"
-    rolling_update: RollingUpdateStatefulSetStrategy | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-        return data
-
-    def field_errors(self) -> ErrorList:
-        errors: ErrorList = []
-        if self.type == "OnDelete":
-            if self.rolling_update is not None:
-                errors.append((("rollingUpdate",), invalid(
-                    self.rolling_update, "only allowed for updateStrategy 'RollingUpdate'")))
-        elif self.type == "RollingUpdate":
-            ru = self.rolling_update
-            if ru is not None:
-                here: Loc = ("rollingUpdate",)
-                nonnegative(errors, (*here, "partition"), ru.partition)
-                if ru.max_unavailable is not None:
-                    positive_int_or_percent(errors, (*here, "maxUnavailable"),
-                                            ru.max_unavailable)
-                    if int_or_percent_value(ru.max_unavailable) == 0:
-                        errors.append(((*here, "maxUnavailable"),
-                                       invalid(ru.max_unavailable, "cannot be 0")))
-        else:
-            errors.append((("type",), invalid(
-                self.type, "must be 'RollingUpdate' or 'OnDelete'")))
-        return errors
 
 
 _RETENTION = ("Retain", "Delete")

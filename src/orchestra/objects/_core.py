@@ -10,21 +10,23 @@ Invariants:
 - A Secret's ``stringData`` is merged into ``data`` (base64) at validation and dropped, as
   the API server does on write, so a stored Secret carries only ``data``. Messages never
   contain a Secret's values.
+
+The kinds are defined here, in the order they are registered. Their nested spec and status
+types live in ``_node_types``, ``_service_types`` and ``_storage_types`` (object
+references in ``_core_shared``) and are re-exported here; the checks of ConfigMap and
+Secret data are in ``_config_data``.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as _dt
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from orchestra.objects._base import (
     FrozenDict,
-    IntOrString,
     KubeObject,
     Model,
     Time,
@@ -32,18 +34,56 @@ from orchestra.objects._base import (
     dns1123_label_error,
     register,
 )
-from orchestra.objects._pod import (
-    AWSElasticBlockStoreVolumeSource,
-    GCEPersistentDiskVolumeSource,
-    HostPathVolumeSource,
-    ISCSIVolumeSource,
-    NFSVolumeSource,
-    NodeSelector,
-    Opaque,
-    PersistentVolumeClaimSpec,
-    ResourceList,
-    check_unique_names,
-    fail,
+from orchestra.objects._config_data import _check_base64, _check_keys
+from orchestra.objects._core_shared import ObjectReference, SecretReference
+from orchestra.objects._node_types import (
+    AttachedVolume,
+    ConfigMapNodeConfigSource,
+    ContainerImage,
+    DaemonEndpoint,
+    NamespaceCondition,
+    NamespaceSpec,
+    NamespaceStatus,
+    NodeAddress,
+    NodeCondition,
+    NodeConfigSource,
+    NodeDaemonEndpoints,
+    NodeFeatures,
+    NodeRuntimeHandler,
+    NodeRuntimeHandlerFeatures,
+    NodeSpec,
+    NodeStatus,
+    NodeSwapStatus,
+    NodeSystemInfo,
+    Taint,
+)
+
+# Through _pod, as before the split: Pod is registered first, then the kinds below (KINDS
+# keeps registration order, which the namespace controller deletes in).
+from orchestra.objects._pod import PersistentVolumeClaimSpec, ResourceList, fail
+from orchestra.objects._service_types import (
+    ClientIPConfig,
+    EndpointAddress,
+    EndpointPort,
+    EndpointSubset,
+    LoadBalancerIngress,
+    LoadBalancerStatus,
+    PortStatus,
+    ServiceCondition,
+    ServicePort,
+    ServiceSpec,
+    ServiceStatus,
+    SessionAffinityConfig,
+)
+from orchestra.objects._storage_types import (
+    CSIPersistentVolumeSource,
+    LocalVolumeSource,
+    ModifyVolumeStatus,
+    PersistentVolumeClaimCondition,
+    PersistentVolumeClaimStatus,
+    PersistentVolumeSpec,
+    PersistentVolumeStatus,
+    VolumeNodeAffinity,
 )
 
 __all__ = [
@@ -111,160 +151,8 @@ __all__ = [
 ]
 
 
-class ObjectReference(Model):
-    """A reference to any object (an event's subject, an endpoint's pod, a PV's claim)."""
-
-    api_version: str | None = None
-    kind: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    uid: str | None = None
-    resource_version: str | None = None
-    field_path: str | None = None
-
-
-class SecretReference(Model):
-    name: str | None = None
-    namespace: str | None = None
-
-
-def _port_error(v: int) -> str | None:
-    if not 1 <= v <= 65535:
-        return f"Invalid value: {v}: must be between 1 and 65535, inclusive"
-    return None
-
-
 # ---------------------------------------------------------------------------
 # Node
-
-
-class Taint(Model):
-    key: str
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
-    time_added: Time | None = None
-
-
-class ConfigMapNodeConfigSource(Model):
-    namespace: str
-    name: str
-    uid: str | None = None
-    resource_version: str | None = None
-    kubelet_config_key: str
-
-
-class NodeConfigSource(Model):
-    config_map: ConfigMapNodeConfigSource | None = None
-
-
-class NodeSpec(Model):
-    pod_cidr: str | None = Field(None, alias="podCIDR")
-    pod_cidrs: tuple[str, ...] | None = Field(None, alias="podCIDRs")
-    provider_id: str | None = Field(None, alias="providerID")
-    unschedulable: bool | None = None
-    taints: tuple[Taint, ...] | None = None
-    config_source: NodeConfigSource | None = None
-    external_id: str | None = Field(None, alias="externalID")
-    pod_preemption_policy: Opaque | None = None
-
-
-class NodeCondition(Model):
-    """One of a node's conditions (``Ready``, ``MemoryPressure``, ``DiskPressure``, ...)."""
-
-    type: str
-    status: str
-    last_heartbeat_time: Time | None = None
-    last_transition_time: Time | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
-class NodeAddress(Model):
-    type: str
-    address: str
-
-
-class DaemonEndpoint(Model):
-    port: int = Field(alias="Port")
-
-
-class NodeDaemonEndpoints(Model):
-    kubelet_endpoint: DaemonEndpoint | None = None
-
-
-class NodeSwapStatus(Model):
-    capacity: int | None = None
-
-
-class NodeSystemInfo(Model):
-    machine_id: str = Field("", alias="machineID")
-    system_uuid: str = Field("", alias="systemUUID")
-    boot_id: str = Field("", alias="bootID")
-    kernel_version: str = ""
-    os_image: str = ""
-    container_runtime_version: str = ""
-    kubelet_version: str = ""
-    kube_proxy_version: str = ""
-    operating_system: str = ""
-    architecture: str = ""
-    swap: NodeSwapStatus | None = None
-    running_in_user_namespace: bool | None = None
-
-
-class ContainerImage(Model):
-    names: tuple[str, ...] | None = None
-    size_bytes: int | None = None
-
-
-class AttachedVolume(Model):
-    name: str
-    device_path: str
-
-
-class NodeRuntimeHandlerFeatures(Model):
-    recursive_read_only_mounts: bool | None = None
-    user_namespaces: bool | None = None
-
-
-class NodeRuntimeHandler(Model):
-    name: str | None = None
-    features: NodeRuntimeHandlerFeatures | None = None
-
-
-class NodeFeatures(Model):
-    supplemental_groups_policy: bool | None = None
-
-
-class NodeStatus(Model):
-    """A node's reported state. ``allocatable`` defaults to ``capacity``, as in Kubernetes."""
-
-    capacity: ResourceList | None = None
-    allocatable: ResourceList | None = None
-    phase: str | None = None
-    conditions: tuple[NodeCondition, ...] | None = None
-    addresses: tuple[NodeAddress, ...] | None = None
-    daemon_endpoints: NodeDaemonEndpoints | None = None
-    node_info: NodeSystemInfo | None = None
-    images: tuple[ContainerImage, ...] | None = None
-    volumes_in_use: tuple[str, ...] | None = None
-    volumes_attached: tuple[AttachedVolume, ...] | None = None
-    config: Opaque | None = None
-    runtime_handlers: tuple[NodeRuntimeHandler, ...] | None = None
-    features: NodeFeatures | None = None
-    declared_features: tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _default_allocatable(self) -> NodeStatus:
-        d = self.__dict__
-        if d["allocatable"] is None and d["capacity"] is not None:
-            d["allocatable"] = d["capacity"]
-        return self
-
-    def condition(self, type_: str) -> NodeCondition | None:
-        for c in self.conditions or ():
-            if c.type == type_:
-                return c
-        return None
 
 
 @register(plural="nodes", short_names=("no",), namespaced=False)
@@ -302,23 +190,6 @@ class Node(KubeObject):
 # Namespace
 
 
-class NamespaceSpec(Model):
-    finalizers: tuple[str, ...] | None = None
-
-
-class NamespaceCondition(Model):
-    type: str
-    status: str
-    last_transition_time: Time | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
-class NamespaceStatus(Model):
-    phase: str | None = None
-    conditions: tuple[NamespaceCondition, ...] | None = None
-
-
 @register(plural="namespaces", short_names=("ns",), namespaced=False,
           name_check=dns1123_label_error)
 class Namespace(KubeObject):
@@ -334,157 +205,6 @@ class Namespace(KubeObject):
 
 # ---------------------------------------------------------------------------
 # Service
-
-
-class ServicePort(Model):
-    """One service port; ``targetPort`` defaults to ``port``, ``protocol`` to TCP."""
-
-    name: str | None = None
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
-    app_protocol: str | None = None
-    port: int
-    target_port: IntOrString | None = None
-    node_port: int | None = None
-
-    @field_validator("port", "node_port")
-    @classmethod
-    def _check_port(cls, v: int | None) -> int | None:
-        if v is not None:
-            err = _port_error(v)
-            if err:
-                raise ValueError(err)
-        return v
-
-    @field_validator("target_port")
-    @classmethod
-    def _check_target_port(cls, v: int | str | None) -> int | str | None:
-        if isinstance(v, int):
-            err = _port_error(v)
-            if err:
-                raise ValueError(err)
-        return v
-
-    @model_validator(mode="after")
-    def _default_target_port(self) -> ServicePort:
-        d = self.__dict__
-        if d["target_port"] is None:
-            d["target_port"] = d["port"]
-        return self
-
-
-class ClientIPConfig(Model):
-    timeout_seconds: int | None = None
-
-
-class SessionAffinityConfig(Model):
-    client_ip: ClientIPConfig | None = Field(None, alias="clientIP")
-
-
-_DEFAULT_AFFINITY_CONFIG = SessionAffinityConfig.model_validate(
-    {"clientIP": {"timeoutSeconds": 10800}}
-)
-_SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
-
-
-class ServiceSpec(Model):
-    ports: tuple[ServicePort, ...] | None = None
-    selector: FrozenDict[str, str] | None = None
-    cluster_ip: str | None = Field(None, alias="clusterIP")
-    cluster_ips: tuple[str, ...] | None = Field(None, alias="clusterIPs")
-    type: str = "ClusterIP"
-    external_ips: tuple[str, ...] | None = Field(None, alias="externalIPs")
-    session_affinity: Literal["None", "ClientIP"] = "None"
-    load_balancer_ip: str | None = Field(None, alias="loadBalancerIP")
-    load_balancer_source_ranges: tuple[str, ...] | None = None
-    external_name: str | None = None
-    external_traffic_policy: str | None = None
-    health_check_node_port: int | None = None
-    publish_not_ready_addresses: bool | None = None
-    session_affinity_config: SessionAffinityConfig | None = None
-    ip_families: tuple[str, ...] | None = None
-    ip_family_policy: str | None = None
-    allocate_load_balancer_node_ports: bool | None = None
-    load_balancer_class: str | None = None
-    internal_traffic_policy: str | None = None
-    traffic_distribution: str | None = None
-
-    @field_validator("type")
-    @classmethod
-    def _check_type(cls, v: str) -> str:
-        if v not in _SERVICE_TYPES:
-            raise ValueError(
-                f'Unsupported value: "{v}": supported values: "ClusterIP", "ExternalName", '
-                '"LoadBalancer", "NodePort"'
-            )
-        return v
-
-    @field_validator("ports")
-    @classmethod
-    def _check_ports(cls, v: tuple[ServicePort, ...] | None) -> tuple[ServicePort, ...] | None:
-        if v and len(v) > 1:
-            missing = [((i, "name"), "Required value") for i, p in enumerate(v) if not p.name]
-            if missing:
-                fail(missing)
-            check_unique_names(v)
-        return v
-
-    @model_validator(mode="after")
-    def _defaults(self) -> ServiceSpec:
-        # SetDefaults_Service, plus the required-ports and externalName rules of validation.
-        d = self.__dict__
-        kind = d["type"]
-        if kind == "ExternalName":
-            if not d["external_name"]:
-                fail([(("externalName",), "Required value")])
-        else:
-            if not d["ports"] and d["cluster_ip"] != "None":
-                fail([(("ports",), "Required value")])
-            if d["internal_traffic_policy"] is None:
-                d["internal_traffic_policy"] = "Cluster"
-        if kind in ("NodePort", "LoadBalancer") and d["external_traffic_policy"] is None:
-            d["external_traffic_policy"] = "Cluster"
-        if kind == "LoadBalancer" and d["allocate_load_balancer_node_ports"] is None:
-            d["allocate_load_balancer_node_ports"] = True
-        if d["session_affinity"] == "ClientIP":
-            cfg = d["session_affinity_config"]
-            if cfg is None or cfg.client_ip is None or cfg.client_ip.timeout_seconds is None:
-                d["session_affinity_config"] = _DEFAULT_AFFINITY_CONFIG
-        return self
-
-    @property
-    def is_headless(self) -> bool:
-        return self.cluster_ip == "None"
-
-
-class PortStatus(Model):
-    port: int
-    protocol: str
-    error: str | None = None
-
-
-class LoadBalancerIngress(Model):
-    ip: str | None = None
-    hostname: str | None = None
-    ip_mode: str | None = None
-    ports: tuple[PortStatus, ...] | None = None
-
-
-class LoadBalancerStatus(Model):
-    ingress: tuple[LoadBalancerIngress, ...] | None = None
-
-
-class ServiceCondition(Model):
-    type: str
-    status: str
-    observed_generation: int | None = None
-    last_transition_time: Time
-    reason: str
-    message: str
-
-
-class ServiceStatus(Model):
-    load_balancer: LoadBalancerStatus | None = None
-    conditions: tuple[ServiceCondition, ...] | None = None
 
 
 @register(plural="services", short_names=("svc",), namespaced=True,
@@ -507,26 +227,6 @@ class Service(KubeObject):
 # Endpoints
 
 
-class EndpointAddress(Model):
-    ip: str
-    hostname: str | None = None
-    node_name: str | None = None
-    target_ref: ObjectReference | None = None
-
-
-class EndpointPort(Model):
-    name: str | None = None
-    port: int
-    protocol: str = "TCP"
-    app_protocol: str | None = None
-
-
-class EndpointSubset(Model):
-    addresses: tuple[EndpointAddress, ...] | None = None
-    not_ready_addresses: tuple[EndpointAddress, ...] | None = None
-    ports: tuple[EndpointPort, ...] | None = None
-
-
 @register(plural="endpoints", short_names=("ep",), namespaced=True)
 class Endpoints(KubeObject):
     api_version: Literal["v1"] = Field("v1", alias="apiVersion")
@@ -536,53 +236,6 @@ class Endpoints(KubeObject):
 
 # ---------------------------------------------------------------------------
 # ConfigMap and Secret
-
-_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-
-def _config_key_error(key: str) -> str | None:
-    if len(key) > 253:
-        return "must be no more than 253 characters"
-    if not _CONFIG_KEY.match(key):
-        return (
-            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' "
-            "(e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
-            "'[-._a-zA-Z0-9]+')"
-        )
-    if key in (".", ".."):
-        return "must not be '.' or '..'"
-    return None
-
-
-def _check_keys(v: FrozenDict[str, Any] | None) -> None:
-    if v:
-        errors: list[tuple[tuple[int | str, ...], str]] = []
-        for key in v:
-            err = _config_key_error(key)
-            if err:
-                errors.append(((key,), f'Invalid value: "{key}": {err}'))
-        if errors:
-            fail(errors)
-
-
-def _check_base64(v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
-    """Check base64 values; line breaks are dropped, as Go's decoder ignores them."""
-    if not v:
-        return v
-    _check_keys(v)
-    bad: list[tuple[tuple[int | str, ...], str]] = []
-    out: dict[str, str] | None = None
-    for key, value in v.items():
-        if "\n" in value or "\r" in value:
-            out = out if out is not None else dict(v)
-            value = out[key] = value.replace("\n", "").replace("\r", "")
-        try:
-            base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            bad.append(((key,), "Invalid value: illegal base64 data"))
-    if bad:
-        fail(bad)
-    return v if out is None else FrozenDict(out)
 
 
 @register(plural="configmaps", short_names=("cm",), namespaced=True)
@@ -743,102 +396,12 @@ class Event(KubeObject):
 # Persistent volumes
 
 
-class LocalVolumeSource(Model):
-    path: str
-    fs_type: str | None = None
-
-
-class CSIPersistentVolumeSource(Model):
-    driver: str
-    volume_handle: str
-    read_only: bool | None = None
-    fs_type: str | None = None
-    volume_attributes: FrozenDict[str, str] | None = None
-    controller_publish_secret_ref: SecretReference | None = None
-    node_stage_secret_ref: SecretReference | None = None
-    node_publish_secret_ref: SecretReference | None = None
-    controller_expand_secret_ref: SecretReference | None = None
-    node_expand_secret_ref: SecretReference | None = None
-
-
-class VolumeNodeAffinity(Model):
-    required: NodeSelector | None = None
-
-
-class PersistentVolumeSpec(Model):
-    capacity: ResourceList | None = None
-    access_modes: tuple[str, ...] | None = None
-    claim_ref: ObjectReference | None = None
-    persistent_volume_reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
-    storage_class_name: str | None = None
-    mount_options: tuple[str, ...] | None = None
-    volume_mode: str = "Filesystem"
-    node_affinity: VolumeNodeAffinity | None = None
-    volume_attributes_class_name: str | None = None
-    host_path: HostPathVolumeSource | None = None
-    local: LocalVolumeSource | None = None
-    nfs: NFSVolumeSource | None = None
-    csi: CSIPersistentVolumeSource | None = None
-    iscsi: ISCSIVolumeSource | None = None
-    aws_elastic_block_store: AWSElasticBlockStoreVolumeSource | None = None
-    gce_persistent_disk: GCEPersistentDiskVolumeSource | None = None
-    # Legacy in-tree sources: accepted and kept, never provisioned by orchestra.
-    azure_disk: Opaque | None = None
-    azure_file: Opaque | None = None
-    cephfs: Opaque | None = None
-    cinder: Opaque | None = None
-    fc: Opaque | None = None
-    flex_volume: Opaque | None = None
-    flocker: Opaque | None = None
-    glusterfs: Opaque | None = None
-    photon_persistent_disk: Opaque | None = None
-    portworx_volume: Opaque | None = None
-    quobyte: Opaque | None = None
-    rbd: Opaque | None = None
-    scale_io: Opaque | None = Field(None, alias="scaleIO")
-    storageos: Opaque | None = None
-    vsphere_volume: Opaque | None = None
-
-
-class PersistentVolumeStatus(Model):
-    phase: str = "Pending"
-    message: str | None = None
-    reason: str | None = None
-    last_phase_transition_time: Time | None = None
-
-
 @register(plural="persistentvolumes", short_names=("pv",), namespaced=False)
 class PersistentVolume(KubeObject):
     api_version: Literal["v1"] = Field("v1", alias="apiVersion")
     kind: Literal["PersistentVolume"] = "PersistentVolume"
     spec: PersistentVolumeSpec = Field(default_factory=PersistentVolumeSpec)
     status: PersistentVolumeStatus = Field(default_factory=PersistentVolumeStatus)
-
-
-class PersistentVolumeClaimCondition(Model):
-    type: str
-    status: str
-    last_probe_time: Time | None = None
-    last_transition_time: Time | None = None
-    reason: str | None = None
-    message: str | None = None
-
-
-class ModifyVolumeStatus(Model):
-    target_volume_attributes_class_name: str | None = None
-    status: str
-
-
-class PersistentVolumeClaimStatus(Model):
-    phase: str = "Pending"
-    access_modes: tuple[str, ...] | None = None
-    capacity: ResourceList | None = None
-    conditions: tuple[PersistentVolumeClaimCondition, ...] | None = None
-    allocated_resources: ResourceList | None = None
-    allocated_resource_statuses: FrozenDict[str, str] | None = None
-    current_volume_attributes_class_name: str | None = None
-    modify_volume_status: ModifyVolumeStatus | None = None
-    health_status: Opaque | None = None
 
 
 @register(plural="persistentvolumeclaims", short_names=("pvc",), namespaced=True)
@@ -900,4 +463,3 @@ class LimitRange(KubeObject):
     api_version: Literal["v1"] = Field("v1", alias="apiVersion")
     kind: Literal["LimitRange"] = "LimitRange"
     spec: LimitRangeSpec
-
