@@ -16,13 +16,17 @@ Invariants:
   and ``status`` changes (and when graceful deletion starts, as in Kubernetes).
 - Error messages are the API server's, naming the resource (``deployments.apps "web"``);
   none contains a Secret's data.
+
+``Store`` is assembled from parts beside this module: ``_core`` (its state, kind
+resolution, admission, the owner index, store-made commits), ``_delete`` (deletion) and
+``_rules`` (the API server's per-object rules and error messages); reads, watches,
+create, update and patch are here.
 """
 
 from __future__ import annotations
 
-import base64
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orchestra.objects  # noqa: F401  (registers every kind)
@@ -36,16 +40,27 @@ from orchestra._errors import (
     Invalid,
     NotFound,
 )
-from orchestra._store._admission import AdmissionHook, Operation
+from orchestra._store._admission import AdmissionHook
+from orchestra._store._core import KindRef
+from orchestra._store._delete import _Deletion
 from orchestra._store._index import Filter, Key, Table
 from orchestra._store._meta import replace
 from orchestra._store._patch import merge_patch
+from orchestra._store._rules import (
+    _already_exists,
+    _carry_system_fields,
+    _conflict,
+    _merge_string_data,
+    _new_uid,
+    _not_found,
+    _pending_status,
+    _spec_finalizers,
+    _what,
+)
 from orchestra._store._watch import Watch, WatchEvent, _Change
-from orchestra.objects._base import FrozenDict, KindInfo, KubeObject, LabelSelector, format_time
-from orchestra.objects._registry import kind_info, parse_ref, to_object
+from orchestra.objects._base import KindInfo, KubeObject, LabelSelector
+from orchestra.objects._registry import kind_info, to_object
 from orchestra.objects._selector import FieldSelector, Selector
-
-_getrandbits = random.getrandbits
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -54,42 +69,9 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_PREFIX = 63 - 5
 
-KindRef = str | type[KubeObject] | KubeObject | KindInfo
 SelectorLike = str | Selector | LabelSelector | Mapping[str, Any]
 FieldSelectorLike = str | FieldSelector | Mapping[str, str]
 Objects = list[KubeObject]
-
-
-def _new_uid() -> str:
-    """A random version-4 UUID, as ``str(uuid.uuid4())`` but without a system call each."""
-    n = _getrandbits(128)
-    n = (n & ~(0xF000 << 64)) | (0x4000 << 64)
-    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _what(info: KindInfo, name: str) -> str:
-    """``Deployment.apps "web"``: how the API server names an object in an Invalid error."""
-    kind = f"{info.kind}.{info.group}" if info.group else info.kind
-    return f'{kind} "{name}"'
-
-
-def _not_found(info: KindInfo, name: str) -> NotFound:
-    return NotFound(f'{info.resource} "{name}" not found')
-
-
-def _already_exists(info: KindInfo, name: str, existing: KubeObject) -> AlreadyExists:
-    deleting = existing.metadata.deletion_timestamp is not None
-    prefix = "object is being deleted: " if deleting else ""
-    return AlreadyExists(f'{prefix}{info.resource} "{name}" already exists')
-
-
-def _conflict(info: KindInfo, name: str) -> Conflict:
-    return Conflict(
-        f'Operation cannot be fulfilled on {info.resource} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again"
-    )
 
 
 def to_selector(selector: SelectorLike | None) -> Selector | None:
@@ -108,7 +90,7 @@ def to_field_selector(selector: FieldSelectorLike | None) -> FieldSelector | Non
     return None if out.empty else out
 
 
-class Store:
+class Store(_Deletion):
     """Objects by kind, namespace and name, with indexes, admission and watches.
 
     Every method is synchronous and must be called from one thread (the event loop's);
@@ -131,123 +113,6 @@ class Store:
         self._namespaces = self._table(kind_info("Namespace"))
         for name in DEFAULT_NAMESPACES:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-
-    # -- small helpers -------------------------------------------------------------
-
-    @property
-    def resource_version(self) -> str:
-        """The resourceVersion of the latest committed write (``"0"`` before any)."""
-        return str(self._rv)
-
-    @property
-    def clock(self) -> Clock:
-        return self._clock
-
-    def _table(self, info: KindInfo) -> Table:
-        table = self._tables.get(info.kind)
-        if table is None:
-            table = self._tables[info.kind] = Table(info, self._history)
-        return table
-
-    def _info(self, kind: KindRef) -> KindInfo:
-        try:
-            return self._kinds[kind]
-        except (KeyError, TypeError):
-            pass
-        if isinstance(kind, KindInfo):
-            return kind
-        if isinstance(kind, KubeObject):
-            return type(kind).INFO
-        if isinstance(kind, type) and issubclass(kind, KubeObject):
-            info = kind.INFO
-        elif isinstance(kind, str):
-            info = kind_info(kind)
-        else:
-            raise TypeError(f"not a kind: {kind!r}")
-        if len(self._kinds) < 1024:
-            self._kinds[kind] = info
-        return info
-
-    def _ref(
-        self, ref: KindRef, name: str | None, namespace: str | None
-    ) -> tuple[Table, Key, str]:
-        """Resolve a reference to its table, key and name (fast path for common forms)."""
-        if isinstance(ref, str):
-            kind, slash, ref_name = ref.partition("/")
-            if slash:
-                if not kind or not ref_name or "/" in ref_name or (
-                        name is not None and name != ref_name):
-                    info, name = parse_ref(ref, name)  # raises kubectl's error
-                else:
-                    info, name = self._info(kind), ref_name
-            else:
-                info = self._info(kind)
-        elif isinstance(ref, KubeObject):
-            info = type(ref).INFO
-            name = name or ref.metadata.name
-            if ref.metadata.namespace:
-                namespace = ref.metadata.namespace
-        else:
-            info = self._info(ref)
-        if not name:
-            raise Invalid("", f"{info.resource}: resource name may not be empty")
-        if info.namespaced:
-            return self._table(info), (namespace or "default", name), name
-        return self._table(info), ("", name), name
-
-    def _now(self) -> str:
-        t = int(self._clock.now())
-        if t != self._second:
-            self._second = t
-            self._second_text = format_time(t)
-        return self._second_text
-
-    def _admit(
-        self, op: Operation, info: KindInfo, new: KubeObject | None, old: KubeObject | None
-    ) -> KubeObject | None:
-        for hook, kinds in self._hooks:
-            if kinds is None or info.kind in kinds:
-                out = hook(op, new, old)
-                if out is not None and op != "DELETE":
-                    if out.is_thawed:
-                        out = to_object(out.to_dict())
-                    if type(out) is not type(new):
-                        raise TypeError(f"admission hook {hook!r} changed the kind of {new!r}")
-                    new = out
-        return new
-
-    def add_admission(self, hook: AdmissionHook, kinds: Iterable[KindRef] | None = None) -> None:
-        """Run ``hook`` on every write of ``kinds`` (every kind if None), in the order added."""
-        names = None if kinds is None else frozenset(self._info(k).kind for k in kinds)
-        self._hooks.append((hook, names))
-        if names is None or self._hooked_kinds is None:
-            self._hooked_kinds = None
-        else:
-            self._hooked_kinds = self._hooked_kinds | names
-
-    def _hooked(self, info: KindInfo) -> bool:
-        hooked = self._hooked_kinds
-        return hooked is None or info.kind in hooked
-
-    def _index_owners(self, kind: str, key: Key, old: KubeObject | None,
-                      new: KubeObject | None) -> None:
-        before = old.metadata.owner_references if old is not None else None
-        after = new.metadata.owner_references if new is not None else None
-        if before is after or before == after:
-            return
-        entry = (kind, key[0], key[1])
-        for ref in before or ():
-            owned = self._owned.get(ref.uid)
-            if owned is not None:
-                owned.pop(entry, None)
-                if not owned:
-                    del self._owned[ref.uid]
-        for ref in after or ():
-            owned = self._owned.get(ref.uid)
-            if owned is None:
-                self._owned[ref.uid] = {entry: None}
-            else:
-                owned[entry] = None
 
     # -- reads ---------------------------------------------------------------------
 
@@ -531,30 +396,6 @@ class Store:
         table.log.append(_Change(rv, WatchEvent("MODIFIED", new), old))
         return new
 
-    def _remove(self, table: Table, key: Key, old: KubeObject,
-                last: KubeObject | None = None) -> KubeObject:
-        """Drop a stored object; the DELETED event carries ``last`` (default: ``old``)."""
-        self._rv = rv = self._rv + 1
-        last = last if last is not None else old
-        last = replace(last, {"metadata": replace(last.metadata,
-                                                  {"resource_version": str(rv)})})
-        table.remove(key, old)
-        self._index_owners(table.info.kind, key, old, None)
-        table.log.append(_Change(rv, WatchEvent("DELETED", last), None))
-        return last
-
-    def _modify_meta(self, table: Table, key: Key, old: KubeObject,
-                     changes: dict[str, Any], *, new: KubeObject | None = None) -> KubeObject:
-        """Commit a store-made change of metadata fields (no admission, no validation)."""
-        base = new if new is not None else old
-        self._rv = rv = self._rv + 1
-        changes["resource_version"] = str(rv)
-        obj = replace(base, {"metadata": replace(base.metadata, changes)})
-        table.replace(key, old, obj)
-        self._index_owners(table.info.kind, key, old, obj)
-        table.log.append(_Change(rv, WatchEvent("MODIFIED", obj), old))
-        return obj
-
     def patch(self, ref: KindRef, patch: Mapping[str, Any], *,
               namespace: str | None = "default", name: str | None = None) -> KubeObject:
         """Apply a JSON merge patch (RFC 7386) to the stored object and update it.
@@ -583,159 +424,3 @@ class Store:
         if type(new) is not type(old):
             raise Invalid(_what(info, name), "kind cannot be changed by a patch")
         return self._update(table, key, old, new)
-
-    def delete(
-        self,
-        ref: KindRef,
-        name: str | None = None,
-        *,
-        namespace: str | None = "default",
-        propagation: str | None = None,
-        grace_period_seconds: int | None = None,
-    ) -> KubeObject | None:
-        """Delete an object, or start deleting it; returns it as it now is, None once gone.
-
-        An object with finalizers (``propagation="Foreground"`` adds
-        ``foregroundDeletion``, ``"Orphan"`` adds ``orphan``) gets a deletionTimestamp
-        and stays until an update drops its last finalizer. A pod bound to a node and not
-        terminal is deleted gracefully: deletionTimestamp = now + grace period, and it
-        stays until deleted again with ``grace_period_seconds=0`` (by its node agent). A
-        Namespace turns Terminating; the namespace controller empties and removes it.
-        """
-        table, key, name = self._ref(ref, name, namespace)
-        info = table.info
-        old = table.objects.get(key)
-        if old is None:
-            raise _not_found(info, name)
-        if self._hooks and self._hooked(info):
-            self._admit("DELETE", info, None, old)
-        om = old.metadata
-        finalizers = _finalizers_for(info, om.finalizers or (), propagation)
-        if info.kind == "Namespace":
-            return self._delete_namespace(table, key, old, finalizers)
-        grace = self._grace_period(info, old, grace_period_seconds)
-        changes: dict[str, Any] = {}
-        if finalizers != (om.finalizers or ()):
-            changes["finalizers"] = finalizers or None
-        if om.deletion_timestamp is not None:
-            current = om.deletion_grace_period_seconds or 0
-            if grace < current:
-                changes["deletion_grace_period_seconds"] = grace
-                changes["deletion_timestamp"] = format_time(self._clock.now() + grace)
-            if not finalizers and min(grace, current) == 0:
-                self._remove(table, key, old)
-                return None
-            if changes:
-                return self._modify_meta(table, key, old, changes)
-            return old
-        if not finalizers and grace == 0:
-            self._remove(table, key, old)
-            return None
-        changes["deletion_timestamp"] = format_time(self._clock.now() + grace)
-        changes["deletion_grace_period_seconds"] = grace
-        if grace > 0:
-            changes["generation"] = (om.generation or 0) + 1
-        return self._modify_meta(table, key, old, changes)
-
-    def _grace_period(self, info: KindInfo, obj: KubeObject, requested: int | None) -> int:
-        """Kubernetes' pod graceful-deletion rule; 0 (immediate) for every other kind."""
-        if info.kind != "Pod":
-            return 0
-        spec = obj.__dict__.get("spec")
-        if requested is None:
-            requested = getattr(spec, "termination_grace_period_seconds", None)
-            if requested is None:
-                requested = 30
-        if not getattr(spec, "node_name", None):
-            return 0
-        phase = getattr(obj.__dict__.get("status"), "phase", None)
-        if phase in ("Succeeded", "Failed"):
-            return 0
-        return max(0, requested)
-
-    def _delete_namespace(self, table: Table, key: Key, old: KubeObject,
-                          finalizers: tuple[str, ...]) -> KubeObject | None:
-        om = old.metadata
-        if om.deletion_timestamp is None:
-            data = old.to_dict()
-            data.setdefault("status", {})["phase"] = "Terminating"
-            new = to_object(data)
-            return self._modify_meta(table, key, old, {
-                "deletion_timestamp": self._now(),
-                "deletion_grace_period_seconds": 0,
-                "finalizers": finalizers or None,
-            }, new=new)
-        if not _spec_finalizers(old) and not finalizers:
-            self._remove(table, key, old)
-            return None
-        if finalizers != (om.finalizers or ()):
-            return self._modify_meta(table, key, old, {"finalizers": finalizers or None})
-        return old
-
-
-def _carry_system_fields(new: KubeObject, old: KubeObject) -> KubeObject:
-    """``new`` with the metadata only the store sets copied from ``old``."""
-    meta = new.metadata
-    om = old.metadata
-    changes: dict[str, Any] = {}
-    for field in ("uid", "resource_version", "generation", "creation_timestamp",
-                  "deletion_timestamp", "deletion_grace_period_seconds", "namespace"):
-        value = getattr(om, field)
-        if getattr(meta, field) != value:
-            changes[field] = value
-    if not changes:
-        return new
-    return replace(new, {"metadata": replace(meta, changes)})
-
-
-_PENDING: dict[str, Any] = {}
-
-
-def _pending_status(pod: KubeObject) -> Any:
-    """A new pod's status, as the API server sets it: Pending, with its QoS class.
-
-    The three possible values are shared between pods: they are immutable.
-    """
-    from orchestra.objects._pod import PodStatus, pod_qos_class
-
-    qos = pod_qos_class(pod.spec)  # type: ignore[attr-defined]
-    status = _PENDING.get(qos)
-    if status is None:
-        status = _PENDING[qos] = PodStatus(phase="Pending", qos_class=qos)
-    return status
-
-
-def _spec_finalizers(ns: KubeObject) -> tuple[str, ...]:
-    return getattr(ns.__dict__.get("spec"), "finalizers", None) or ()
-
-
-def _finalizers_for(info: KindInfo, current: tuple[str, ...],
-                    propagation: str | None) -> tuple[str, ...]:
-    if propagation is None:
-        return tuple(current)
-    drop: tuple[str, ...]
-    if propagation == "Foreground":
-        add, drop = "foregroundDeletion", ("orphan",)
-    elif propagation == "Orphan":
-        add, drop = "orphan", ("foregroundDeletion",)
-    elif propagation == "Background":
-        add, drop = "", ("orphan", "foregroundDeletion")
-    else:
-        raise Invalid("", [FieldError(
-            "propagationPolicy", f'Unsupported value: "{propagation}": supported values: '
-            '"Orphan", "Foreground", "Background"')])
-    out = [f for f in current if f not in drop]
-    if add and add not in out:
-        out.append(add)
-    return tuple(out)
-
-
-def _merge_string_data(obj: KubeObject) -> KubeObject:
-    """A Secret's ``stringData`` merged into ``data`` (base64), as the API server stores it."""
-    string_data = getattr(obj, "string_data", None)
-    if not string_data:
-        return obj
-    data = dict(getattr(obj, "data", None) or {})
-    for k, v in string_data.items():
-        data[k] = base64.b64encode(v.encode()).decode("ascii")
-    return replace(obj, {"data": FrozenDict(data), "string_data": None})

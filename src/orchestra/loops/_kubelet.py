@@ -9,14 +9,16 @@ Termination order is what makes rolling updates lossless: on deletion the agent 
 waits (bounded by the grace period) until no Endpoints lists the pod's address — the
 endpoints loop programs the service proxy before it writes Endpoints — and only then
 sends SIGTERM.
+
+Starting one container (back-offs, its ContainerSpec, the pull, its probes) is
+``_podstart``'s part of the agent; writing the pod's status is ``_statuswriter``'s.
 """
 
 from __future__ import annotations
 
 import logging
-import operator
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,34 +27,36 @@ import anyio
 from orchestra._errors import NotFound, OrchestraError
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._events import EventRecorder
-from orchestra.loops._podenv import ConfigError, container_env, expand_args
-from orchestra.loops._podstatus import ContainerRecord, compute_phase, container_status_dict
-from orchestra.loops._probes import run_probes
+from orchestra.loops._podenv import ConfigError
+from orchestra.loops._podstart import (
+    BACKOFF_RESET,
+    INITIAL_BACKOFF,
+    MAX_BACKOFF,
+    _ContainerStarts,
+)
+from orchestra.loops._podstatus import ContainerRecord
+from orchestra.loops._statuswriter import qos_class, write_status
 from orchestra.loops._volumes import PodVolumes
 from orchestra.objects._base import format_time
-from orchestra.objects._quantity import cpu_milli, to_bytes
-from orchestra.runtime import (
-    ContainerCreateError,
-    ContainerSpec,
-    ImagePullError,
-    Mount,
-    Resources,
-    Runtime,
-    SandboxSpec,
-    State,
-)
+from orchestra.runtime import Runtime, SandboxSpec, State
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.net import Network
-    from orchestra.objects import Container, Endpoints, Pod
+    from orchestra.objects import Endpoints, Pod
+
+__all__ = [
+    "BACKOFF_RESET",
+    "INITIAL_BACKOFF",
+    "MAX_BACKOFF",
+    "EnqueueFn",
+    "NodeAgent",
+    "PodState",
+    "qos_class",
+]
 
 log = logging.getLogger("orchestra.kubelet")
-
-MAX_BACKOFF = 300.0
-INITIAL_BACKOFF = 10.0
-BACKOFF_RESET = 600.0  # a container that ran this long starts its backoff afresh
 
 
 @dataclass(slots=True)
@@ -73,53 +77,7 @@ class PodState:
     written: tuple[dict[str, Any], Any] | None = None
 
 
-_env_cache: tuple[str | None, tuple[Any, ...], dict[str, str]] = (None, (), {})
-
-
-def _service_env(store: Store, namespace: str | None) -> dict[str, str]:
-    """The service links of ``namespace``, computed once per set of Service versions
-    (stored objects are immutable, so identity is version) and shared by every pod
-    started meanwhile: with hundreds of Services, building them per pod dominated.
-    Callers must not change the dict."""
-    global _env_cache
-    from orchestra.net._env import service_env
-
-    services = tuple(store.list("Service", namespace=namespace))
-    ns, cached, env = _env_cache
-    if ns == namespace and len(cached) == len(services) and all(
-            map(operator.is_, cached, services)):
-        return env
-    env = dict(service_env(services))
-    _env_cache = (namespace, services, env)
-    return env
-
-
-def _fmt_duration(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    return f"{m}m{s}s" if s else f"{m}m0s"
-
-
-def qos_class(pod: Pod) -> str:
-    requests = limits = False
-    guaranteed = True
-    for c in pod.spec.all_containers:
-        res = c.resources
-        req: Mapping[str, str] = (res.requests if res else None) or {}
-        lim: Mapping[str, str] = (res.limits if res else None) or {}
-        requests |= bool(req)
-        limits |= bool(lim)
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and req[r] != lim[r]):
-                guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-class NodeAgent:
+class NodeAgent(_ContainerStarts):
     """One node's kubelet. Owns nothing in the store but its pods' status and its Node's
     status; its pods' runtime state lives in ``pods``."""
 
@@ -315,193 +273,6 @@ class NodeAgent:
                     f"({pod.status.pod_ip if pod.status and pod.status.pod_ip else 'the pod IP'}"
                     ") instead of 0.0.0.0.")
 
-    def _backoff_delay(self, pod: Pod, st: PodState, rec: ContainerRecord) -> float:
-        """Seconds still to wait before restarting ``rec`` (0: restart now); sets the
-        CrashLoopBackOff waiting state while waiting."""
-        now = self.clock.monotonic()
-        exited_at = st.exit_mono.setdefault(rec.name, now)
-        ran = exited_at - st.started_mono.get(rec.name, exited_at)
-        if ran >= BACKOFF_RESET:
-            rec.backoff = 0.0
-        if rec.backoff == 0.0:
-            rec.backoff = INITIAL_BACKOFF
-            return 0.0
-        remaining = exited_at + rec.backoff - now
-        if remaining <= 0:
-            rec.backoff = min(MAX_BACKOFF, rec.backoff * 2)
-            return 0.0
-        meta = pod.metadata
-        if rec.waiting_reason != "CrashLoopBackOff":
-            self._event(pod, "Warning", "BackOff",
-                        f"Back-off restarting failed container {rec.name} in pod "
-                        f"{meta.name}_{meta.namespace}({meta.uid})")
-        rec.waiting_reason = "CrashLoopBackOff"
-        rec.waiting_message = (f"back-off {_fmt_duration(rec.backoff)} restarting failed "
-                               f"container={rec.name} pod={meta.name}_{meta.namespace}"
-                               f"({meta.uid})")
-        return remaining
-
-    def _container_spec(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
-                        ) -> ContainerSpec:
-        env = container_env(self.store, pod, c, pod_ip=st.pod_ip, node_ip=self.node_ip,
-                            service_env=_service_env(self.store, pod.metadata.namespace))
-        assert st.volumes is not None
-        mounts = []
-        for vm in c.volume_mounts or ():
-            host = st.volumes.paths.get(vm.name)
-            if host is None:
-                raise ConfigError(f'volume "{vm.name}" not found')
-            mounts.append(Mount(host, vm.mount_path, bool(vm.read_only), vm.sub_path or None))
-        res = c.resources
-        req: Mapping[str, str] = (res.requests if res else None) or {}
-        lim: Mapping[str, str] = (res.limits if res else None) or {}
-        sc = c.security_context
-        psc = pod.spec.security_context
-        caps = sc.capabilities if sc is not None else None
-        return ContainerSpec(
-            name=c.name,
-            image=c.image or "",
-            command=expand_args(c.command, env),
-            args=expand_args(c.args, env),
-            env=tuple(env),
-            working_dir=c.working_dir,
-            mounts=tuple(mounts),
-            resources=Resources(
-                cpu_request_milli=cpu_milli(req["cpu"]) if "cpu" in req else 0,
-                cpu_limit_milli=cpu_milli(lim["cpu"]) if "cpu" in lim else 0,
-                memory_request_bytes=to_bytes(req["memory"]) if "memory" in req else 0,
-                memory_limit_bytes=to_bytes(lim["memory"]) if "memory" in lim else 0,
-            ),
-            image_pull_policy=c.image_pull_policy or "IfNotPresent",
-            run_as_user=(sc.run_as_user if sc and sc.run_as_user is not None
-                         else (psc.run_as_user if psc else None)),
-            run_as_group=(sc.run_as_group if sc and sc.run_as_group is not None
-                          else (psc.run_as_group if psc else None)),
-            read_only_root_filesystem=bool(sc and sc.read_only_root_filesystem),
-            privileged=bool(sc and sc.privileged),
-            capabilities_add=tuple(caps.add or ()) if caps else (),
-            capabilities_drop=tuple(caps.drop or ()) if caps else (),
-            attempt=rec.restart_count + (1 if rec.container_id else 0),
-            init=rec.init,
-        )
-
-    async def _start(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
-                     ) -> float | None:
-        """Pull, create and start one container; returns a requeue delay on failure."""
-        assert st.sandbox is not None and st.sandbox_id is not None
-        now = self.clock.monotonic()
-        if rec.pull_backoff_until > now:
-            if rec.waiting_reason != "ImagePullBackOff":
-                self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{c.image}"')
-                self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff")
-            rec.waiting_reason = "ImagePullBackOff"
-            rec.waiting_message = f'Back-off pulling image "{c.image}"'
-            return rec.pull_backoff_until - now
-        try:
-            spec = self._container_spec(pod, st, c, rec)
-        except ConfigError as exc:
-            rec.waiting_reason = "CreateContainerConfigError"
-            rec.waiting_message = str(exc)
-            self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return 10.0
-        image = c.image or ""
-        never = spec.image_pull_policy == "Never"
-        present = never or (image in self.images and spec.image_pull_policy != "Always")
-        if present:
-            self._event(pod, "Normal", "Pulled",
-                        f'Container image "{image}" already present on machine')
-        else:
-            self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
-        t0 = self.clock.monotonic()
-        try:
-            info = await self.runtime.pull_image(st.sandbox, spec)
-        except ImagePullError as exc:
-            if never:  # only an absent image fails with Never; retried, not backed off
-                rec.waiting_reason = "ErrImageNeverPull"
-                rec.waiting_message = str(exc)
-                self._event(pod, "Warning", "ErrImageNeverPull", str(exc))
-                self._event(pod, "Warning", "Failed", "Error: ErrImageNeverPull")
-                return INITIAL_BACKOFF
-            rec.pull_backoff = min(MAX_BACKOFF, rec.pull_backoff * 2 or INITIAL_BACKOFF)
-            rec.pull_backoff_until = self.clock.monotonic() + rec.pull_backoff
-            rec.waiting_reason = "ErrImagePull"
-            rec.waiting_message = str(exc)
-            self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}')
-            self._event(pod, "Warning", "Failed", "Error: ErrImagePull")
-            return rec.pull_backoff
-        rec.pull_backoff = 0.0
-        rec.image_id = info.id
-        if not present:
-            took = self.clock.monotonic() - t0
-            self._event(pod, "Normal", "Pulled",
-                        f'Successfully pulled image "{image}" in {took:.3f}s '
-                        f"({took:.3f}s including waiting). Image size: {info.size} bytes.")
-            self.images.add(image)
-        # Keep exactly one dead instance for `logs --previous`.
-        if rec.container_id is not None:
-            if rec.previous_id is not None:
-                await self._remove_quietly(rec.previous_id)
-            rec.previous_id = rec.container_id
-            rec.last_terminated = rec.status
-            rec.restart_count += 1
-            rec.container_id = None
-        try:
-            cid = await self.runtime.create_container(st.sandbox_id, spec)
-        except ContainerCreateError as exc:
-            rec.waiting_reason = "CreateContainerError"
-            rec.waiting_message = str(exc)
-            self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return 10.0
-        self._containers[cid] = st.key
-        self._event(pod, "Normal", "Created", f"Created container {c.name}")
-        rec.container_id = cid
-        rec.ready = False
-        rec.started = False
-        try:
-            await self.runtime.start_container(cid)
-        except ContainerCreateError as exc:
-            rec.status = await self.runtime.container_status(cid)
-            rec.waiting_reason = "RunContainerError"
-            rec.waiting_message = str(exc)
-            st.exit_mono[rec.name] = self.clock.monotonic()
-            self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return 10.0
-        self._event(pod, "Normal", "Started", f"Started container {c.name}")
-        rec.status = await self.runtime.container_status(cid)
-        rec.waiting_reason = ""
-        rec.waiting_message = None
-        st.started_mono[rec.name] = self.clock.monotonic()
-        st.exit_mono.pop(rec.name, None)
-        if rec.exited:  # it already finished
-            st.exit_mono[rec.name] = self.clock.monotonic()
-        if rec.running:
-            self._spawn_probes(pod, st, c, rec, cid)
-        return None
-
-    def _spawn_probes(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord,
-                      cid: str) -> None:
-        if not (c.liveness_probe or c.readiness_probe or c.startup_probe):
-            return
-        assert st.sandbox is not None and self._tg is not None
-        key = st.key
-
-        async def kill(message: str) -> None:
-            self._event(pod, "Normal", "Killing", message)
-            grace = float(pod.spec.termination_grace_period_seconds or 30)
-            await self.runtime.stop_container(cid, grace)
-
-        def event(type_: str, reason: str, message: str) -> None:
-            self._event(pod, type_, reason, message)
-
-        async def probes() -> None:
-            with anyio.CancelScope() as scope:
-                rec.probe_scope = scope
-                await run_probes(clock=self.clock, runtime=self.runtime, sandbox=st.sandbox,  # type: ignore[arg-type]
-                                 container=c, rec=rec, container_id=cid,
-                                 changed=lambda: self.enqueue(key), event=event, kill=kill)
-
-        self._tg.start_soon(probes)
-
     # -- container events ---------------------------------------------------------------
 
     def on_container_event(self, key: str, container_id: str, status: Any) -> None:
@@ -521,99 +292,9 @@ class NodeAgent:
         self.enqueue(key)
 
     # -- status -------------------------------------------------------------------------
-
     def _write_status(self, pod: Pod, st: PodState) -> None:
-        from orchestra.objects import PodStatus
-
-        inits = [st.records[c.name] for c in pod.spec.init_containers or ()]
-        mains = [st.records[c.name] for c in pod.spec.containers]
-        init_done = all(r.exited and r.status is not None and r.status.exit_code == 0
-                        for r in inits)
-        phase = compute_phase(pod, inits, mains, init_done)
-        # Without a startup probe a running container has started; without a readiness
-        # probe a started container is ready. Probe workers set the rest.
-        for r in mains:
-            if r.running:
-                if not self._has_startup(pod, r):
-                    r.started = True
-                if r.started and not self._has_readiness(pod, r):
-                    r.ready = True
-        ready = init_done and all(r.running and r.ready for r in mains)
-        old = pod.status
-        old_conds = {c.type: c for c in (old.conditions or ())} if old else {}
-        now = format_time(self.clock.now())
-
-        def cond(type_: str, value: bool, reason: str | None = None) -> dict[str, Any]:
-            status = "True" if value else "False"
-            prev = old_conds.get(type_)
-            out: dict[str, Any] = {"type": type_, "status": status,
-                                   "lastProbeTime": None}
-            out["lastTransitionTime"] = (prev.last_transition_time
-                                         if prev is not None and prev.status == status
-                                         and prev.last_transition_time else now)
-            if not value and reason:
-                out["reason"] = reason
-            del out["lastProbeTime"]
-            return out
-
-        not_ready = [r.name for r in mains if not (r.running and r.ready)]
-        containers_reason = None if not not_ready else "ContainersNotReady"
-        if phase == "Succeeded":
-            containers_reason = "PodCompleted"
-        conditions = [
-            cond("PodReadyToStartContainers", st.sandbox_id is not None),
-            cond("Initialized", init_done, "ContainersNotInitialized"),
-            cond("Ready", ready, containers_reason),
-            cond("ContainersReady", ready, containers_reason),
-            cond("PodScheduled", True),
-        ]
-        if not ready and containers_reason == "ContainersNotReady":
-            msg = f"containers with unready status: [{' '.join(not_ready)}]"
-            conditions[2]["message"] = msg
-            conditions[3]["message"] = msg
-        if not init_done:
-            pending = [r.name for r in inits if not (r.exited and r.status is not None
-                                                     and r.status.exit_code == 0)]
-            conditions[1]["message"] = (f"containers with incomplete status: "
-                                        f"[{' '.join(pending)}]")
-        images = {c.name: c.image or "" for c in pod.spec.all_containers}
-        status: dict[str, Any] = {
-            "phase": phase,
-            "conditions": conditions,
-            "hostIP": self.node_ip,
-            "hostIPs": [{"ip": self.node_ip}],
-            "podIP": st.pod_ip,
-            "podIPs": [{"ip": st.pod_ip}],
-            "startTime": (old.start_time if old and old.start_time else st.start_time),
-            "containerStatuses": [container_status_dict(r, images[r.name], self.runtime.name)
-                                  for r in mains],
-            "qosClass": qos_class(pod),
-        }
-        if inits:
-            status["initContainerStatuses"] = [
-                container_status_dict(r, images[r.name], self.runtime.name) for r in inits]
-        written = st.written
-        if written is not None and old is written[1] and status == written[0]:
-            return  # the stored status is the one this dict produced
-        new = PodStatus.model_validate(status)
-        if old is not None and new == old:
-            st.written = (status, old)
-            return
-        try:
-            stored = cast("Pod", self.store.update(pod.model_copy(update={"status": new})))
-        except NotFound:
-            return
-        st.written = (status, stored.status)
-
-    @staticmethod
-    def _has_readiness(pod: Pod, rec: ContainerRecord) -> bool:
-        return any(c.name == rec.name and c.readiness_probe is not None
-                   for c in pod.spec.containers)
-
-    @staticmethod
-    def _has_startup(pod: Pod, rec: ContainerRecord) -> bool:
-        return any(c.name == rec.name and c.startup_probe is not None
-                   for c in pod.spec.containers)
+        write_status(self.store, self.clock, pod, st, node_ip=self.node_ip,
+                     runtime_name=self.runtime.name)
 
     # -- termination --------------------------------------------------------------------
 

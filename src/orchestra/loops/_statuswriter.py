@@ -1,0 +1,134 @@
+"""Writing a pod's status as its node agent sees it: phase, conditions and container
+statuses from the agent's records (computed by ``_podstatus``), and the QoS class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from orchestra._errors import NotFound
+from orchestra.loops._podstatus import ContainerRecord, compute_phase, container_status_dict
+from orchestra.objects._base import format_time
+
+if TYPE_CHECKING:
+    from orchestra._clock import Clock
+    from orchestra._store import Store
+    from orchestra.loops._kubelet import PodState
+    from orchestra.objects import Pod
+
+
+def qos_class(pod: Pod) -> str:
+    requests = limits = False
+    guaranteed = True
+    for c in pod.spec.all_containers:
+        res = c.resources
+        req: Mapping[str, str] = (res.requests if res else None) or {}
+        lim: Mapping[str, str] = (res.limits if res else None) or {}
+        requests |= bool(req)
+        limits |= bool(lim)
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and req[r] != lim[r]):
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def write_status(store: Store, clock: Clock, pod: Pod, st: PodState, *, node_ip: str,
+                 runtime_name: str) -> None:
+    """Write ``pod``'s status from ``st``: phase, conditions (keeping each one's
+    lastTransitionTime while its status holds), container statuses, QoS class. A
+    status equal to the one stored, or to the one this agent last wrote, is not
+    written again; a pod gone meanwhile is not an error."""
+    from orchestra.objects import PodStatus
+
+    inits = [st.records[c.name] for c in pod.spec.init_containers or ()]
+    mains = [st.records[c.name] for c in pod.spec.containers]
+    init_done = all(r.exited and r.status is not None and r.status.exit_code == 0
+                    for r in inits)
+    phase = compute_phase(pod, inits, mains, init_done)
+    # Without a startup probe a running container has started; without a readiness
+    # probe a started container is ready. Probe workers set the rest.
+    for r in mains:
+        if r.running:
+            if not _has_startup(pod, r):
+                r.started = True
+            if r.started and not _has_readiness(pod, r):
+                r.ready = True
+    ready = init_done and all(r.running and r.ready for r in mains)
+    old = pod.status
+    old_conds = {c.type: c for c in (old.conditions or ())} if old else {}
+    now = format_time(clock.now())
+
+    def cond(type_: str, value: bool, reason: str | None = None) -> dict[str, Any]:
+        status = "True" if value else "False"
+        prev = old_conds.get(type_)
+        out: dict[str, Any] = {"type": type_, "status": status,
+                               "lastProbeTime": None}
+        out["lastTransitionTime"] = (prev.last_transition_time
+                                     if prev is not None and prev.status == status
+                                     and prev.last_transition_time else now)
+        if not value and reason:
+            out["reason"] = reason
+        del out["lastProbeTime"]
+        return out
+
+    not_ready = [r.name for r in mains if not (r.running and r.ready)]
+    containers_reason = None if not not_ready else "ContainersNotReady"
+    if phase == "Succeeded":
+        containers_reason = "PodCompleted"
+    conditions = [
+        cond("PodReadyToStartContainers", st.sandbox_id is not None),
+        cond("Initialized", init_done, "ContainersNotInitialized"),
+        cond("Ready", ready, containers_reason),
+        cond("ContainersReady", ready, containers_reason),
+        cond("PodScheduled", True),
+    ]
+    if not ready and containers_reason == "ContainersNotReady":
+        msg = f"containers with unready status: [{' '.join(not_ready)}]"
+        conditions[2]["message"] = msg
+        conditions[3]["message"] = msg
+    if not init_done:
+        pending = [r.name for r in inits if not (r.exited and r.status is not None
+                                                 and r.status.exit_code == 0)]
+        conditions[1]["message"] = (f"containers with incomplete status: "
+                                    f"[{' '.join(pending)}]")
+    images = {c.name: c.image or "" for c in pod.spec.all_containers}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": conditions,
+        "hostIP": node_ip,
+        "hostIPs": [{"ip": node_ip}],
+        "podIP": st.pod_ip,
+        "podIPs": [{"ip": st.pod_ip}],
+        "startTime": (old.start_time if old and old.start_time else st.start_time),
+        "containerStatuses": [container_status_dict(r, images[r.name], runtime_name)
+                              for r in mains],
+        "qosClass": qos_class(pod),
+    }
+    if inits:
+        status["initContainerStatuses"] = [
+            container_status_dict(r, images[r.name], runtime_name) for r in inits]
+    written = st.written
+    if written is not None and old is written[1] and status == written[0]:
+        return  # the stored status is the one this dict produced
+    new = PodStatus.model_validate(status)
+    if old is not None and new == old:
+        st.written = (status, old)
+        return
+    try:
+        stored = cast("Pod", store.update(pod.model_copy(update={"status": new})))
+    except NotFound:
+        return
+    st.written = (status, stored.status)
+
+
+def _has_readiness(pod: Pod, rec: ContainerRecord) -> bool:
+    return any(c.name == rec.name and c.readiness_probe is not None
+               for c in pod.spec.containers)
+
+
+def _has_startup(pod: Pod, rec: ContainerRecord) -> bool:
+    return any(c.name == rec.name and c.startup_probe is not None
+               for c in pod.spec.containers)
