@@ -178,8 +178,11 @@ async def test_recovery_and_close_leave_nothing(containerd_socket: str, busybox_
     sb = await first.create_sandbox(spec)
     cid = await run(first, sb, "sleep 60")
     # A crash: the process goes away without close(); containerd keeps the container.
-    for task in list(first._tasks):
+    tasks = list(first._tasks)
+    for task in tasks:
         task.cancel()
+    # (awaited, so that no stream of the dead client is left for the loop's teardown)
+    await asyncio.gather(*tasks, return_exceptions=True)
     await first.client.close()
 
     second = ContainerdRuntime(clock=RealClock(), cluster_name=name, state_dir=str(tmp_path),

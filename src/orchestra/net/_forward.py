@@ -69,6 +69,7 @@ _ACCEPT_BATCH = 64
 _CONNECTING = frozenset({0, errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY})
 # Every read and write passes MSG_DONTWAIT: accepted sockets need no O_NONBLOCK then.
 _DONTWAIT = socket.MSG_DONTWAIT
+_LAST = socket.MSG_DONTWAIT | socket.MSG_MORE
 
 
 @dataclass(slots=True)
@@ -355,8 +356,12 @@ class _Conn:
             if not n:
                 self.ended(d)
                 return
+            # When the sender had shut its side and this read drains it, its EOF is next:
+            # MSG_MORE holds the data back for the FIN that ended() sends, so both go
+            # out in one segment (one wake-up of the receiver instead of two).
+            last = n < size and d.hup
             try:
-                sent = dst.send(view[:n], _DONTWAIT)
+                sent = dst.send(view[:n], _LAST if last else _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -373,7 +378,7 @@ class _Conn:
             if n < size:
                 # Drained. If the sender had shut its side when the event came, all its
                 # data came before that: this is the end, without another read.
-                if d.hup:
+                if last:
                     self.ended(d)
                 return
             if d.total >= engine.splice_threshold >= 0:
