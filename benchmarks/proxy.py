@@ -210,8 +210,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                        "ratio": round(short_proxy / short_direct, 3),
                        "proxy_cpu_us_per_request": round(cpu / args.rounds / args.requests * 1e6,
                                                          1)},
-        "bulk": {"megabytes": args.bulk_mb, "rounds": args.rounds * 3, "direct_mb_s": round(bulk_direct),
-                 "proxy_mb_s": round(bulk_proxy), "ratio": round(bulk_proxy / bulk_direct, 3)},
+        "bulk": {"megabytes": args.bulk_mb, "rounds": args.rounds * 3,
+                 "direct_mb_s": round(bulk_direct), "proxy_mb_s": round(bulk_proxy),
+                 "ratio": round(bulk_proxy / bulk_direct, 3)},
         "rounds": args.rounds, "cpus": os.cpu_count(), "python": sys.version.split()[0],
     }
 
