@@ -28,7 +28,7 @@ from orchestra import _admission
 from orchestra._apply import LAST_APPLIED, apply_patch, as_objects, with_last_applied
 from orchestra._clock import Clock, RealClock
 from orchestra._drain import drain_node
-from orchestra._errors import Conflict, NotFound, OrchestraError, Timeout
+from orchestra._errors import Conflict, NotFound, OrchestraError
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -36,7 +36,7 @@ from orchestra._statedir import (
     remove_leftovers,
 )
 from orchestra._store import Store
-from orchestra._wait import predicate, summarize
+from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Informers
 from orchestra.loops._events import EventRecorder
@@ -320,51 +320,8 @@ class Cluster:
 
     async def wait_for(self, ref: Any, condition: Any, *, timeout: float = 60.0,  # noqa: ASYNC109
                        namespace: str = "default", name: str | None = None) -> Any:
-        info, obj_name = parse_ref(ref, name)
-        if obj_name is None:
-            raise ValueError(f"wait_for needs a name: {ref!r}")
-        ns = namespace if info.namespaced else None
-        check = predicate(info.kind, condition)
-        current = self.store.get_or_none(info.kind, obj_name, namespace=ns)
-        if check(current):
-            return current
-        watch = self.store.watch(info.kind, namespace=ns,
-                                 field_selector=f"metadata.name={obj_name}",
-                                 resource_version=self.store.resource_version)
-        timed_out = False
-        with anyio.CancelScope() as scope:
-
-            def expire() -> None:
-                nonlocal timed_out
-                timed_out = True
-                scope.cancel()
-
-            handle = self.clock.call_later(timeout, expire)
-            try:
-                async for ev in watch:
-                    current = None if ev.type == "DELETED" else ev.object
-                    if check(current):
-                        return current
-            finally:
-                handle.cancel()
-                closer = getattr(watch, "aclose", None)
-                if closer is not None:
-                    await closer()
-        if not timed_out:
-            raise anyio.get_cancelled_exc_class()()
-        current = self.store.get_or_none(info.kind, obj_name, namespace=ns)
-        what = condition if isinstance(condition, str) else getattr(
-            condition, "__name__", "the condition")
-        raise Timeout(await self._explain(info.kind, obj_name, ns, current, what, timeout))
-
-    async def _explain(self, kind: str, name: str, ns: str | None, obj: Any, what: str,
-                 timeout: float) -> str:  # noqa: ASYNC109 - only reported, never waited on
-        from orchestra._describe import explain_failure
-
-        lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
-                 f"{what}", f"status: {summarize(obj)}"]
-        lines.extend(await explain_failure(self, kind, name, ns, obj))
-        return "\n".join(lines)
+        return await wait_for(self, ref, condition, timeout=timeout, namespace=namespace,
+                              name=name)
 
     # -- workloads ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""``wait_for``'s conditions, and the explanation a Timeout carries.
+"""``Cluster.wait_for``: its conditions, the wait, and the explanation a Timeout carries.
 
 A condition is a Kubernetes condition type (checked in ``status.conditions``), a pod
 phase, ``"Deleted"`` or a callable. For workloads, ``"Available"`` and ``"Ready"`` mean
@@ -10,7 +10,15 @@ the minimum availability is met.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from orchestra._errors import Timeout
+from orchestra.objects._registry import parse_ref
+
+if TYPE_CHECKING:
+    from orchestra._cluster import Cluster
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
 WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
@@ -97,3 +105,54 @@ def summarize(obj: Any) -> str:
                          + (f" {reason}" if reason else "") + (f": {msg}" if msg else "")
                          + (f" restarts={cs['restartCount']}" if cs.get("restartCount") else ""))
     return "; ".join(parts) if parts else "empty status"
+
+
+async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
+                   timeout: float, namespace: str, name: str | None) -> Any:  # noqa: ASYNC109
+    """Wait on the cluster clock until ``ref`` meets ``condition``; Timeout explains why not."""
+    info, obj_name = parse_ref(ref, name)
+    if obj_name is None:
+        raise ValueError(f"wait_for needs a name: {ref!r}")
+    store = cluster.store
+    ns = namespace if info.namespaced else None
+    check = predicate(info.kind, condition)
+    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    if check(current):
+        return current
+    watch = store.watch(info.kind, namespace=ns, field_selector=f"metadata.name={obj_name}",
+                        resource_version=store.resource_version)
+    timed_out = False
+    with anyio.CancelScope() as scope:
+
+        def expire() -> None:
+            nonlocal timed_out
+            timed_out = True
+            scope.cancel()
+
+        handle = cluster.clock.call_later(timeout, expire)
+        try:
+            async for ev in watch:
+                current = None if ev.type == "DELETED" else ev.object
+                if check(current):
+                    return current
+        finally:
+            handle.cancel()
+            closer = getattr(watch, "aclose", None)
+            if closer is not None:
+                await closer()
+    if not timed_out:
+        raise anyio.get_cancelled_exc_class()()
+    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    what = condition if isinstance(condition, str) else getattr(
+        condition, "__name__", "the condition")
+    raise Timeout(await _explain(cluster, info.kind, obj_name, ns, current, what, timeout))
+
+
+async def _explain(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any,
+                   what: str, timeout: float) -> str:  # noqa: ASYNC109 - only reported
+    from orchestra._describe import explain_failure
+
+    lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
+             f"{what}", f"status: {summarize(obj)}"]
+    lines.extend(await explain_failure(cluster, kind, name, ns, obj))
+    return "\n".join(lines)
