@@ -233,6 +233,7 @@ async def test_a_backend_that_never_answers_is_left_after_the_connect_timeout(
     next backend takes the connection."""
     stuck, alive, vip = addr(net, 2), addr(net, 3), addr(net, 100)
     lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier tests' TIME_WAITs
     lsock.bind((stuck, PORT))
     lsock.listen(0)
     fillers = []
