@@ -38,7 +38,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from orchestra.net._proxyloop import (
     _BACKEND_EVENTS,
@@ -72,6 +72,14 @@ _DONTWAIT = socket.MSG_DONTWAIT
 _LAST = socket.MSG_DONTWAIT | socket.MSG_MORE
 
 
+class _Program(NamedTuple):
+    """A listener's backends and affinity, replaced whole by ``set_backends``."""
+
+    backends: tuple[Backend, ...]
+    backend_set: frozenset[Backend]
+    affinity_timeout: float | None
+
+
 @dataclass(slots=True)
 class _Sticky:
     backend: Backend
@@ -79,57 +87,47 @@ class _Sticky:
 
 
 class _Listener:
-    """One listening socket and its (replaceable) backend list; the backend list and
-    affinity table belong to the proxy thread."""
+    """One listening socket and its program (replaced whole from any thread); the
+    round-robin position and the affinity table belong to the proxy thread."""
 
-    __slots__ = (
-        "addr",
-        "affinity",
-        "affinity_timeout",
-        "backend_set",
-        "backends",
-        "engine",
-        "rr",
-        "sock",
-    )
+    __slots__ = ("addr", "affinity", "engine", "prog", "rr", "sock")
 
     def __init__(self, engine: _Engine, sock: socket.socket, addr: Backend) -> None:
         self.engine = engine
         self.sock = sock
         self.addr = addr
-        self.backends: tuple[Backend, ...] = ()
-        self.backend_set: frozenset[Backend] = frozenset()
-        self.rr = 0
-        self.affinity_timeout: float | None = None
+        self.prog = _Program((), frozenset(), None)
+        self.rr = 0  # proxy thread only, like affinity
         self.affinity: dict[str, _Sticky] = {}
 
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        return self.prog.backends
+
     def program(self, backends: tuple[Backend, ...], affinity_timeout: float | None) -> None:
-        self.backends = backends
-        self.backend_set = frozenset(backends)
-        self.affinity_timeout = affinity_timeout
-        if affinity_timeout is None:
-            self.affinity.clear()
-        else:
-            self.affinity = {ip: s for ip, s in self.affinity.items()
-                             if s.backend in self.backend_set}
-        if self.rr >= len(backends):
-            self.rr = 0
+        """From any thread: one attribute store, so the proxy thread sees the old program
+        or the new one, whole, and the next connection it accepts uses the new one."""
+        self.prog = _Program(backends, frozenset(backends), affinity_timeout)
 
     def pick(self, client_ip: str, tried: set[Backend], now: float) -> Backend | None:
-        n = len(self.backends)
-        if self.affinity_timeout is not None:
+        prog = self.prog
+        backends, timeout = prog.backends, prog.affinity_timeout
+        n = len(backends)
+        if timeout is not None:
             sticky = self.affinity.get(client_ip)
             if sticky is not None and sticky.expires > now and sticky.backend not in tried \
-                    and sticky.backend in self.backend_set:
-                sticky.expires = now + self.affinity_timeout
+                    and sticky.backend in prog.backend_set:
+                sticky.expires = now + timeout
                 return sticky.backend
+        elif self.affinity:
+            self.affinity = {}  # affinity was turned off
         for k in range(n):
             i = (self.rr + k) % n
-            b = self.backends[i]
+            b = backends[i]
             if b not in tried:
                 self.rr = (i + 1) % n
-                if self.affinity_timeout is not None:
-                    self.affinity[client_ip] = _Sticky(b, now + self.affinity_timeout)
+                if timeout is not None:
+                    self.affinity[client_ip] = _Sticky(b, now + timeout)
                     if len(self.affinity) > 4096:
                         self._expire(now)
                 return b
@@ -226,7 +224,7 @@ class _Conn:
         engine = self.engine
         while True:
             lst = self.listener
-            now = engine.monotonic() if lst.affinity_timeout is not None else 0.0
+            now = engine.monotonic() if lst.prog.affinity_timeout is not None else 0.0
             target = lst.pick(self.client_ip, self.tried, now)
             if target is None:
                 self.reset()

@@ -7,8 +7,10 @@ loop never waits on a busy proxy, nor the proxy on a busy loop.
 
 Invariants and decisions:
 
-- The async methods post their change to the proxy thread and return once it has been
-  applied: after ``set_backends`` returns, new connections see the new backends.
+- ``set_backends`` takes effect before it returns (a listener's program is replaced in
+  one attribute store, and a new listener is added to the thread's epoll set directly):
+  new connections see the new backends at once. ``remove`` and ``close`` go through the
+  proxy thread's work queue and return once it has applied them.
 - A backend is picked round-robin among the listener's current backends, or by client
   IP when ``affinity_timeout`` is set (Kubernetes' ``sessionAffinity: ClientIP``: the
   same client goes to the same backend while it keeps connecting within the timeout).
@@ -39,8 +41,8 @@ __all__ = ["Backend", "ServiceProxy"]
 class ServiceProxy:
     """Listeners that forward TCP connections to their backends (see the module doc).
 
-    The async methods may be called from any event loop; they return once the proxy
-    thread has applied the change. The thread starts with the first listener.
+    The async methods may be called from any event loop; each has taken effect when it
+    returns. The thread starts with the first listener.
     """
 
     def __init__(self, *, clock: Clock | None = None, connect_timeout: float = 5.0,
@@ -75,7 +77,6 @@ class ServiceProxy:
         program = tuple((str(h), int(p)) for h, p in backends)
         engine = self._start_engine()
         lst = self._listeners.get(key)
-        new = lst is None
         if lst is None:
             lsock = sock if sock is not None else self._bind(key)
             try:
@@ -87,17 +88,15 @@ class ServiceProxy:
                 lsock.close()
                 raise
             lst = _Listener(engine, lsock, key)
+            lst.program(program, affinity_timeout)
             self._listeners[key] = lst
-        elif sock is not None and sock is not lst.sock:
+            engine.add_listener(lst)
+            return
+        if sock is not None and sock is not lst.sock:
             sock.close()
-        listener = lst
-
-        def apply() -> None:
-            listener.program(program, affinity_timeout)
-            if new:
-                engine.add_listener(listener)
-
-        await asyncio.wrap_future(engine.call(apply))
+        # Applied here, not by a round trip to the proxy thread: that thread may wait
+        # for the GIL for a while when this loop is busy, and Endpoints must not lag.
+        lst.program(program, affinity_timeout)
 
     async def remove(self, listen: Backend) -> None:
         """Stop listening on ``listen``; its established connections carry on."""

@@ -2,8 +2,8 @@
 
 :class:`_Engine` owns the ``orchestra-proxy`` thread. Handlers (listeners and the
 connections of :mod:`orchestra.net._forward`) are registered per file descriptor and
-called with the event mask; the async methods of :class:`~orchestra.net._proxy.ServiceProxy`
-post their changes through :meth:`_Engine.call`, which wakes the loop through an eventfd.
+called with the event mask. :class:`~orchestra.net._proxy.ServiceProxy` removes listeners
+and stops the thread through :meth:`_Engine.call`, which wakes the loop with an eventfd.
 
 Invariants:
 
@@ -96,9 +96,10 @@ class _Engine:
         os.eventfd_write(self.wake, 1)
         return fut
 
-    # -- called on the proxy thread (through call) -------------------------------------
+    # -- the proxy thread's side ------------------------------------------------------
 
     def add_listener(self, lst: _Listener) -> None:
+        """(From any thread: the handler is in place before epoll can report the fd.)"""
         fd = lst.sock.fileno()
         self.handlers[fd] = lst.on_event
         self.ep.register(fd, _IN)
