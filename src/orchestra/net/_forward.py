@@ -288,18 +288,8 @@ class _Conn:
     # -- events -----------------------------------------------------------------------
 
     def on_client(self, mask: int) -> None:
-        up = self.up
-        if up is None:  # still connecting; the first pump after the connect reads it
-            return
-        if mask & _ENDED:
-            up.hup = True
-        down = self.down
-        assert down is not None
-        if mask & _OUT and down.pending is not None:
-            self.flush(down)
-        if mask & (_IN | _ENDED) and up.pending is None and not up.eof \
-                and self.state == _FORWARDING:
-            self.pump(up)
+        if self.up is not None:  # (still connecting: the first pump after it reads)
+            self.ready(mask, self.up)
 
     def on_backend(self, mask: int) -> None:
         if self.state == _CONNECTING_STATE:
@@ -314,17 +304,21 @@ class _Conn:
             up = self.up
             if up is not None:
                 up.out = True  # registered with OUT while connecting
+        if self.down is not None:
+            self.ready(mask, self.down)
+
+    def ready(self, mask: int, d: _Direction) -> None:
+        """Events on ``d.src``: send it what waits for it, then read what it sent."""
         if self.state != _FORWARDING:
             return
-        up, down = self.up, self.down
-        assert up is not None and down is not None
         if mask & _ENDED:
-            down.hup = True
-        if mask & _OUT and up.pending is not None:
-            self.flush(up)
-        if mask & (_IN | _ENDED) and down.pending is None and not down.eof \
+            d.hup = True
+        back = d.other  # the direction that writes to d.src
+        if mask & _OUT and back.pending is not None:
+            self.flush(back)
+        if mask & (_IN | _ENDED) and d.pending is None and not d.eof \
                 and self.state == _FORWARDING:
-            self.pump(down)
+            self.pump(d)
 
     def start(self) -> None:
         """The backend connection is up: wire both directions and read the client."""

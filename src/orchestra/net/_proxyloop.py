@@ -156,7 +156,7 @@ class _Engine:
     def _run(self) -> None:
         poll = self.ep.poll
         handlers = self.handlers
-        doomed = self.doomed
+        doomed = self.doomed  # closed after each batch (see the module doc)
         deadlines = self.connect_deadlines
         try:
             while not self.stopping:
@@ -174,16 +174,12 @@ class _Engine:
                             handler(mask)
                         except Exception:
                             log.exception("service proxy: unexpected error on fd %d", fd)
-                if doomed:
-                    for s in doomed:
-                        s.close()
-                    doomed.clear()
                 if deadlines:
                     self._expire_connects()
+                if doomed:
+                    self._close_doomed()
         finally:
-            for s in doomed:
-                s.close()
-            doomed.clear()
+            self._close_doomed()
             # Commands that raced with the stop fail instead of waiting forever.
             while self.commands:
                 _, fut = self.commands.popleft()
@@ -201,7 +197,8 @@ class _Engine:
             _, conn, b = deadlines.popleft()
             if conn.state == _CONNECTING_STATE and conn.backend is b:
                 conn.connect_failed(b)
-        if self.doomed:
-            for s in self.doomed:
-                s.close()
-            self.doomed.clear()
+
+    def _close_doomed(self) -> None:
+        for s in self.doomed:
+            s.close()
+        self.doomed.clear()
