@@ -120,7 +120,7 @@ def _proxy_module() -> Any:
 def proxy(requests: int, bulk_mb: int, rounds: int, concurrency: int = 4) -> dict[str, Any]:
     mod = _proxy_module()
     args = argparse.Namespace(requests=requests, concurrency=concurrency, bulk_mb=bulk_mb,
-                              rounds=rounds)
+                              rounds=rounds, haproxy=True)
     result: dict[str, Any] = asyncio.run(mod.run(args))
     result["targets"] = {"short_http_ratio": 0.6, "bulk_ratio": 0.8}
     return result

@@ -1,29 +1,41 @@
 """Service proxy throughput vs a direct connection, printed as JSON.
 
-Three processes, so that no two of them share a GIL: the backend (a minimal HTTP server
-and a bulk sender), the clients, and this one, which runs the ``ServiceProxy`` on its
-event loop. Each figure is measured direct and through the proxy in the same run:
+Three processes, so that no two of them share a GIL: the backend (minimal HTTP servers
+and a bulk sender), the clients, and this one, which runs the ``ServiceProxy``. Each
+figure is measured direct and through the proxy in the same run:
 
 - short: HTTP/1.1 requests with ``Connection: close`` (a new TCP connection each),
   ``--requests`` in all from ``--concurrency`` clients; requests/s and the ratio;
+- short_keepalive: the same number of requests on ``--concurrency`` kept-alive
+  connections (how HTTP clients and load generators usually send them);
 - bulk: ``--bulk-mb`` MB on one connection; MB/s and the ratio.
 
+Reference: when ``haproxy`` is installed, the same workloads also go through HAProxy (one
+thread, TCP mode; splice for bulk), in the same rounds. It is a baseline for what a
+userspace TCP proxy written in C reaches on the same host.
+
 Run: ``python benchmarks/proxy.py [--requests 2000] [--concurrency 4] [--bulk-mb 100]
-[--rounds 5]``. Rounds are interleaved and the best of each path is kept: the host is
-shared, and two cores run three busy processes.
+[--rounds 5] [--no-haproxy]``. Rounds are interleaved and the best of each path is kept:
+the host is shared, and two cores run three busy processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,11 +44,16 @@ from orchestra.net._proxy import ServiceProxy
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
             b"Connection: close\r\n\r\nok")
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+KEEP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+KEEP_REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+WORKLOADS = ("short", "keepalive", "bulk")
 
 
 # -- backend process ---------------------------------------------------------------------
 
 class _Http(asyncio.Protocol):
+    """One response per connection, then close (``Connection: close``)."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.t: asyncio.Transport = transport  # type: ignore[assignment]
         self.buf = b""
@@ -48,6 +65,17 @@ class _Http(asyncio.Protocol):
             self.t.close()
 
 
+class _KeepAlive(_Http):
+    """One response per request, on the same connection."""
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        n = self.buf.count(b"\r\n\r\n")
+        if n:
+            self.buf = self.buf[self.buf.rindex(b"\r\n\r\n") + 4:]
+            self.t.write(KEEP_RESPONSE * n)
+
+
 def _bulk_server(sock: socket.socket, size: int) -> None:
     chunk = b"\0" * (1 << 20)
     while True:
@@ -55,7 +83,7 @@ def _bulk_server(sock: socket.socket, size: int) -> None:
             c, _ = sock.accept()
         except OSError:
             return
-        with c:
+        with c, contextlib.suppress(OSError):  # a probe that hung up
             left = size
             while left > 0:
                 left -= c.send(chunk[: min(len(chunk), left)])
@@ -63,16 +91,17 @@ def _bulk_server(sock: socket.socket, size: int) -> None:
             c.recv(1)
 
 
-def backend_main(http_sock: socket.socket, bulk_sock: socket.socket, size: int,
-                 ready: Connection) -> None:
-    threading.Thread(target=_bulk_server, args=(bulk_sock, size), daemon=True).start()
+def backend_main(socks: dict[str, socket.socket], size: int, ready: Connection) -> None:
+    threading.Thread(target=_bulk_server, args=(socks["bulk"], size), daemon=True).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(_Http, sock=http_sock, backlog=1024)
+        servers = [await loop.create_server(_Http, sock=socks["short"], backlog=1024),
+                   await loop.create_server(_KeepAlive, sock=socks["keepalive"])]
         ready.send("ok")
-        async with server:
-            await asyncio.get_running_loop().run_in_executor(None, ready.recv)
+        await loop.run_in_executor(None, ready.recv)
+        for server in servers:
+            server.close()
 
     asyncio.run(main())
 
@@ -106,6 +135,34 @@ async def _short(addr: tuple[str, int], requests: int, concurrency: int) -> floa
     return requests / (time.perf_counter() - t0)
 
 
+async def _keepalive(addr: tuple[str, int], requests: int, concurrency: int) -> float:
+    loop = asyncio.get_running_loop()
+    counter = iter(range(requests))
+
+    async def worker() -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            await loop.sock_connect(s, addr)
+            for _ in counter:
+                await loop.sock_sendall(s, KEEP_REQUEST)
+                got = b""
+                while len(got) < len(KEEP_RESPONSE):
+                    part = await loop.sock_recv(s, 4096)
+                    if not part:
+                        raise RuntimeError(f"connection closed after {got!r}")
+                    got += part
+                if got != KEEP_RESPONSE:
+                    raise RuntimeError(f"bad response {got!r}")
+        finally:
+            s.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return requests / (time.perf_counter() - t0)
+
+
 def _bulk(addr: tuple[str, int], size: int) -> float:
     buf = bytearray(1 << 20)
     with socket.create_connection(addr) as s:
@@ -130,8 +187,80 @@ def client_main(conn: Connection) -> None:
         kind, addr, *rest = job
         if kind == "short":
             conn.send(asyncio.run(_short(tuple(addr), *rest)))
+        elif kind == "keepalive":
+            conn.send(asyncio.run(_keepalive(tuple(addr), *rest)))
         else:
             conn.send(_bulk(tuple(addr), *rest))
+
+
+# -- the HAProxy reference ---------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (from /proc, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _haproxy(backends: dict[str, tuple[str, int]]
+             ) -> Iterator[tuple[int, dict[str, tuple[str, int]]]]:
+    """HAProxy forwarding a free loopback port to each backend: its pid and its addresses
+    by workload. One thread (as the orchestra proxy has one event thread), TCP mode,
+    splice for bulk."""
+    front = {kind: ("127.0.0.1", _free_port()) for kind in backends}
+    lines = ["global", "    nbthread 1", "    maxconn 256",
+             "defaults", "    mode tcp", "    timeout connect 5s", "    timeout client 60s",
+             "    timeout server 60s"]
+    for kind, (host, port) in backends.items():
+        fhost, fport = front[kind]
+        lines += [f"listen {kind}", f"    bind {fhost}:{fport}",
+                  f"    server backend {host}:{port}"]
+        if kind == "bulk":
+            lines += ["    option splice-request", "    option splice-response"]
+    with tempfile.TemporaryDirectory(prefix="orchestra-bench-") as tmp:
+        cfg = os.path.join(tmp, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            for addr in front.values():
+                while True:
+                    if proc.poll() is not None:
+                        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                        raise RuntimeError(f"haproxy exited: {err.strip()}")
+                    try:
+                        socket.create_connection(addr, timeout=1).close()
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"haproxy is not listening on {addr}") from None
+                        time.sleep(0.02)
+            yield proc.pid, front
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+
+def _haproxy_version() -> str:
+    out = subprocess.run(["haproxy", "-v"], capture_output=True, text=True, check=False)
+    words = out.stdout.split()
+    return words[2] if len(words) > 2 else "unknown"
 
 
 # -- this process: the proxy -------------------------------------------------------------
@@ -150,17 +279,16 @@ def _listen(host: str) -> socket.socket:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     size = args.bulk_mb * 1_000_000
-    http_sock, bulk_sock = _listen("127.0.0.1"), _listen("127.0.0.1")
-    http_sock.listen(1024)
-    bulk_sock.listen(16)
-    http_addr, bulk_addr = http_sock.getsockname(), bulk_sock.getsockname()
+    socks = {kind: _listen("127.0.0.1") for kind in WORKLOADS}
+    for s in socks.values():
+        s.listen(1024)
+    direct = {kind: s.getsockname() for kind, s in socks.items()}
     ctx = mp.get_context("fork")
     b_parent, b_child = ctx.Pipe()
-    backend = ctx.Process(target=backend_main, args=(http_sock, bulk_sock, size, b_child),
-                          daemon=True)
+    backend = ctx.Process(target=backend_main, args=(socks, size, b_child), daemon=True)
     backend.start()
-    http_sock.close()
-    bulk_sock.close()
+    for s in socks.values():
+        s.close()
     c_parent, c_child = ctx.Pipe()
     client = ctx.Process(target=client_main, args=(c_child,), daemon=True)
     client.start()
@@ -168,32 +296,46 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await loop.run_in_executor(None, b_parent.recv)
 
     proxy = ServiceProxy()
-    p_http, p_bulk = _listen("127.0.0.1"), _listen("127.0.0.1")
-    px_http, px_bulk = p_http.getsockname(), p_bulk.getsockname()
-    await proxy.set_backends(px_http, [http_addr], sock=p_http)
-    await proxy.set_backends(px_bulk, [bulk_addr], sock=p_bulk)
+    proxied: dict[str, tuple[str, int]] = {}
+    for kind in WORKLOADS:
+        sock = _listen("127.0.0.1")
+        proxied[kind] = sock.getsockname()
+        await proxy.set_backends(proxied[kind], [direct[kind]], sock=sock)
 
     async def ask(job: tuple[Any, ...]) -> float:
         c_parent.send(job)
         result: float = await loop.run_in_executor(None, c_parent.recv)
         return result
 
+    use_haproxy = args.haproxy and shutil.which("haproxy") is not None
+    reference: dict[str, Any] = ({"name": f"haproxy {_haproxy_version()}"} if use_haproxy else
+                                 {"name": None, "why": "haproxy is not installed"
+                                  if args.haproxy else "--no-haproxy"})
+    best: dict[tuple[str, str], float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds spent on the short rounds, by proxy
     try:
-        await ask(("short", http_addr, 200, args.concurrency))  # warm up both paths
-        await ask(("short", px_http, 200, args.concurrency))
-        short_direct = short_proxy = 0.0
-        cpu = 0.0
-        for _ in range(args.rounds):  # interleaved, best of: the host is shared
-            short_direct = max(short_direct,
-                               await ask(("short", http_addr, args.requests, args.concurrency)))
-            t0 = _cpu()
-            short_proxy = max(short_proxy,
-                              await ask(("short", px_http, args.requests, args.concurrency)))
-            cpu += _cpu() - t0
-        bulk_direct = bulk_proxy = 0.0
-        for _ in range(args.rounds * 3):  # a transfer takes only tens of milliseconds
-            bulk_direct = max(bulk_direct, await ask(("bulk", bulk_addr, size)))
-            bulk_proxy = max(bulk_proxy, await ask(("bulk", px_bulk, size)))
+        with contextlib.ExitStack() as stack:
+            paths = {"direct": direct, "proxy": proxied}
+            cpus: dict[str, Callable[[], float]] = {"proxy": _cpu}
+            if use_haproxy:
+                pid, paths["haproxy"] = stack.enter_context(_haproxy(direct))
+                cpus["haproxy"] = functools.partial(_proc_cpu, pid)
+            for addrs in paths.values():  # warm up every path
+                await ask(("short", addrs["short"], 200, args.concurrency))
+                await ask(("keepalive", addrs["keepalive"], 200, args.concurrency))
+            for kind in WORKLOADS:
+                # Interleaved, best of: the host is shared. A bulk transfer takes only
+                # tens of milliseconds, so it gets three times the rounds.
+                for _ in range(args.rounds * (3 if kind == "bulk" else 1)):
+                    for path, addrs in paths.items():
+                        job = ((kind, addrs[kind], size) if kind == "bulk" else
+                               (kind, addrs[kind], args.requests, args.concurrency))
+                        measure = cpus.get(path) if kind == "short" else None
+                        t0 = measure() if measure else 0.0
+                        got = await ask(job)
+                        if measure:
+                            cpu[path] = cpu.get(path, 0.0) + measure() - t0
+                        best[kind, path] = max(best.get((kind, path), 0.0), got)
     finally:
         c_parent.send(None)
         b_parent.send("stop")
@@ -204,15 +346,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if p.is_alive():
                 p.kill()
                 p.join()
+
+    def figures(kind: str, unit: str) -> dict[str, Any]:
+        out: dict[str, Any] = {f"direct_{unit}": round(best[kind, "direct"]),
+                               f"proxy_{unit}": round(best[kind, "proxy"]),
+                               "ratio": round(best[kind, "proxy"] / best[kind, "direct"], 3)}
+        if (kind, "haproxy") in best:
+            out[f"haproxy_{unit}"] = round(best[kind, "haproxy"])
+            out["haproxy_ratio"] = round(best[kind, "haproxy"] / best[kind, "direct"], 3)
+        if kind == "short":
+            for path, seconds in cpu.items():
+                out[f"{path}_cpu_us_per_request"] = round(
+                    seconds / args.rounds / args.requests * 1e6, 1)
+        return out
+
     return {
         "short_http": {"requests": args.requests, "concurrency": args.concurrency,
-                       "direct_rps": round(short_direct), "proxy_rps": round(short_proxy),
-                       "ratio": round(short_proxy / short_direct, 3),
-                       "proxy_cpu_us_per_request": round(cpu / args.rounds / args.requests * 1e6,
-                                                         1)},
+                       **figures("short", "rps")},
+        "short_http_keepalive": {"requests": args.requests, "connections": args.concurrency,
+                                 **figures("keepalive", "rps")},
         "bulk": {"megabytes": args.bulk_mb, "rounds": args.rounds * 3,
-                 "direct_mb_s": round(bulk_direct), "proxy_mb_s": round(bulk_proxy),
-                 "ratio": round(bulk_proxy / bulk_direct, 3)},
+                 **figures("bulk", "mb_s")},
+        "reference": reference,
         "rounds": args.rounds, "cpus": os.cpu_count(), "python": sys.version.split()[0],
     }
 
@@ -223,6 +378,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--bulk-mb", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-haproxy", dest="haproxy", action="store_false", default=True,
+                    help="skip the HAProxy reference even when haproxy is installed")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

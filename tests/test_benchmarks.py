@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,12 @@ def test_process_quick() -> None:
     proxy = result["proxy"]
     assert isinstance(proxy, dict)
     assert proxy["short_http"]["proxy_rps"] > 0 and proxy["bulk"]["proxy_mb_s"] > 0
+    assert proxy["short_http_keepalive"]["proxy_rps"] > 0
+    assert proxy["short_http"]["proxy_cpu_us_per_request"] > 0
+    if shutil.which("haproxy"):  # the same workloads through HAProxy, as a reference
+        assert proxy["reference"]["name"].startswith("haproxy")
+        for figure in ("short_http", "short_http_keepalive", "bulk"):
+            assert proxy[figure]["haproxy_ratio"] > 0
+        assert proxy["short_http"]["haproxy_cpu_us_per_request"] > 0
+    else:
+        assert proxy["reference"] == {"name": None, "why": "haproxy is not installed"}
