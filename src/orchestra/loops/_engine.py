@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
+import anyio.abc
 
 from orchestra._clock import Clock
 from orchestra._errors import Conflict, Gone, NotFound
@@ -63,7 +64,13 @@ def split_key(key: str) -> tuple[str | None, str]:
 
 
 class Controller:
-    """Runs one reconcile function on its own work queue with ``workers`` tasks."""
+    """Runs one reconcile function on its own work queue, with up to ``workers`` tasks.
+
+    One task always waits for keys. When a key is ready and every task is busy, another
+    starts (up to ``workers``); such extra tasks end as soon as the queue is empty. So an
+    idle controller costs one task (a simulation runs thousands of kubelets), and a busy
+    one works on ``workers`` keys at once.
+    """
 
     def __init__(
         self, name: str, reconcile: Reconcile, clock: Clock, *, workers: int = 1
@@ -71,7 +78,10 @@ class Controller:
         self.name = name
         self._reconcile = reconcile
         self.queue: WorkQueue[str] = WorkQueue(clock)
-        self._workers = workers
+        self.queue.on_starved = self._grow
+        self._workers = max(1, workers)
+        self._running = 0
+        self._tg: anyio.abc.TaskGroup | None = None
         self.errors = 0
 
     def enqueue(self, key: str) -> None:
@@ -83,21 +93,33 @@ class Controller:
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as tg:
-                for _ in range(self._workers):
-                    tg.start_soon(self._worker)
+                self._tg = tg
+                self._running += 1
+                tg.start_soon(self._worker, True)
         finally:
+            self._tg = None
             self.queue.shut_down()
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self._process(key)
-            finally:
-                self.queue.done(key)
+    def _grow(self) -> None:
+        if self._tg is not None and self._running < self._workers:
+            self._running += 1
+            self._tg.start_soon(self._worker, False)
+
+    async def _worker(self, resident: bool) -> None:
+        try:
+            while resident or len(self.queue):
+                try:
+                    key = await self.queue.get()  # (returns at once when a key waits)
+                except ShutDown:
+                    return
+                if len(self.queue):  # a backlog (keys queued before the run, say)
+                    self._grow()
+                try:
+                    await self._process(key)
+                finally:
+                    self.queue.done(key)
+        finally:
+            self._running -= 1
 
     async def _process(self, key: str) -> None:
         try:

@@ -93,7 +93,7 @@ class NodeAgent(_ContainerStarts):
         state_dir: str,
         node_ip: str = "127.0.0.1",
         container_index: dict[str, str],
-        workers: int = 2,
+        workers: int = 16,
     ) -> None:
         self.node_name = node_name
         self.store = store

@@ -162,7 +162,7 @@ class NodeManager:
                           clock=self.ctx.clock, recorder=self.ctx.recorder,
                           state_dir=os.path.join(self.state_dir, "nodes", name), node_ip=ip,
                           container_index=self.containers,
-                          workers=int(self.ctx.options.get("kubelet_workers", 2)))
+                          workers=int(self.ctx.options.get("kubelet_workers", 16)))
         self.agents[name] = agent
         if self._spawn is not None:
             self._spawn(agent.run)

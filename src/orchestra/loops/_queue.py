@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from orchestra._clock import Clock, TimerHandle
@@ -79,6 +79,9 @@ class WorkQueue(Generic[K]):
         self._timers: dict[K, tuple[float, TimerHandle]] = {}
         self._shutdown = False
         self.rate_limiter: RateLimiter[K] = rate_limiter or RateLimiter(clock)
+        # Called when a key becomes ready and no ``get`` is waiting for one (every
+        # consumer is busy): a pool can start another consumer.
+        self.on_starved: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -162,3 +165,5 @@ class WorkQueue(Generic[K]):
             if not fut.done():
                 fut.set_result(None)
                 return
+        if self.on_starved is not None:
+            self.on_starved()
