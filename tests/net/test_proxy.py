@@ -7,6 +7,8 @@ import contextlib
 import hashlib
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -192,6 +194,35 @@ async def test_remove_closes_the_listener_only(net: LoopbackBlock) -> None:
                 writer.close()
         finally:
             await proxy.close()
+
+
+async def test_a_connect_right_after_remove_is_refused(net: LoopbackBlock) -> None:
+    """``remove`` returns once the address refuses connections, even while the proxy
+    thread's batch (whose end closes the socket) goes on: a connect that follows is
+    refused, never accepted and then reset."""
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy()
+    try:
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        engine = proxy._engine
+        assert engine is not None
+        gate = threading.Event()
+        engine.call(gate.wait)  # the proxy thread holds here ...
+        removing = asyncio.create_task(proxy.remove((vip, 80)))
+        await asyncio.sleep(0)  # ... while remove's command queues behind it
+        engine.call(lambda: time.sleep(0.5))  # and this keeps the batch going after it
+        gate.set()
+        async with asyncio.timeout(TIMEOUT):
+            await removing
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                with pytest.raises(ConnectionRefusedError):
+                    await asyncio.get_running_loop().sock_connect(s, (vip, 80))
+            finally:
+                s.close()
+    finally:
+        await proxy.close()
 
 
 async def test_close_ends_established_connections(net: LoopbackBlock) -> None:

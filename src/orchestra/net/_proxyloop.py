@@ -105,11 +105,15 @@ class _Engine:
         self.ep.register(fd, _IN)
 
     def close_listener(self, lst: _Listener) -> None:
-        """Stop accepting on ``lst`` (its socket closes at the end of the batch)."""
+        """Stop listening on ``lst`` now: a connect that follows is refused. (Its fd
+        closes at the end of the batch; until then ``shutdown`` has already ended the
+        listening, resetting what waited in the accept queue, as a close would.)"""
         fd = lst.sock.fileno()
         if fd < 0:
             return
         if self.handlers.pop(fd, None) is not None:
+            with contextlib.suppress(OSError):
+                lst.sock.shutdown(socket.SHUT_RDWR)
             self.doomed.append(lst.sock)
         else:
             lst.sock.close()
