@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -108,6 +108,14 @@ def backend_main(socks: dict[str, socket.socket], size: int, ready: Connection) 
 
 # -- client process ----------------------------------------------------------------------
 
+async def _rate(worker: Callable[[], Awaitable[None]], requests: int,
+                concurrency: int) -> float:
+    """Requests per second of ``concurrency`` copies of ``worker`` sharing ``requests``."""
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return requests / (time.perf_counter() - t0)
+
+
 async def _short(addr: tuple[str, int], requests: int, concurrency: int) -> float:
     loop = asyncio.get_running_loop()
     counter = iter(range(requests))
@@ -130,9 +138,7 @@ async def _short(addr: tuple[str, int], requests: int, concurrency: int) -> floa
             finally:
                 s.close()
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return requests / (time.perf_counter() - t0)
+    return await _rate(worker, requests, concurrency)
 
 
 async def _keepalive(addr: tuple[str, int], requests: int, concurrency: int) -> float:
@@ -158,9 +164,7 @@ async def _keepalive(addr: tuple[str, int], requests: int, concurrency: int) -> 
         finally:
             s.close()
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return requests / (time.perf_counter() - t0)
+    return await _rate(worker, requests, concurrency)
 
 
 def _bulk(addr: tuple[str, int], size: int) -> float:

@@ -23,14 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._base import (
-    LabelSelector,
-    ObjectMeta,
-    Time,
-    describe_kind,
-    dns1123_subdomain_error,
-    register,
-)
+from orchestra.objects._base import LabelSelector, ObjectMeta, Time, describe_kind, register
 from orchestra.objects._checks import (
     Checked,
     CheckedKind,
@@ -55,6 +48,7 @@ from orchestra.objects._cron import (
     parse_cron,
     time_zone_error,
 )
+from orchestra.objects._names import dns1123_subdomain_error
 from orchestra.objects._pod import PodTemplateSpec
 
 MAX_INT32 = 2**31 - 1

@@ -19,14 +19,8 @@ from typing import Any, NoReturn, Self, get_args
 from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from orchestra.objects._base import (
-    KubeObject,
-    LabelSelector,
-    Model,
-    Time,
-    label_key_error,
-    label_value_error,
-)
+from orchestra.objects._base import KubeObject, LabelSelector, Model, Time
+from orchestra.objects._names import label_key_error, label_value_error
 from orchestra.objects._pod_spec import PodTemplateSpec
 from orchestra.objects._selector import Selector
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from orchestra.objects._base import IntOrString, Model, dns1123_label_error
+from orchestra.objects._base import IntOrString, Model
 from orchestra.objects._core_shared import (
     ObjectFieldSelector,
     Opaque,
@@ -21,6 +21,7 @@ from orchestra.objects._core_shared import (
     ResourceList,
     fail,
 )
+from orchestra.objects._names import dns1123_label_error
 from orchestra.objects._quantity import Quantity
 
 # ---------------------------------------------------------------------------

@@ -25,17 +25,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from orchestra.objects._base import (
-    FrozenDict,
-    KubeObject,
-    Model,
-    Time,
-    dns1035_label_error,
-    dns1123_label_error,
-    register,
-)
+from orchestra.objects._base import FrozenDict, KubeObject, Model, Time, register
 from orchestra.objects._config_data import _check_base64, _check_keys
 from orchestra.objects._core_shared import ObjectReference, SecretReference
+from orchestra.objects._names import dns1035_label_error, dns1123_label_error
 from orchestra.objects._node_types import (
     AttachedVolume,
     ConfigMapNodeConfigSource,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from orchestra.objects._base import label_key_error
+from orchestra.objects._names import label_key_error
 from orchestra.objects._requirement import Requirement
 
 _SPECIAL: Final = frozenset("=!(),><")

@@ -15,11 +15,8 @@ from typing import Literal
 from pydantic import Field
 
 from orchestra.objects._apps import Checked, CheckedKind, ErrorList, Loc, invalid, unsupported
-from orchestra.objects._base import (
-    dns1035_label_error,
-    dns1123_subdomain_error,
-    register,
-)
+from orchestra.objects._base import register
+from orchestra.objects._names import dns1035_label_error, dns1123_subdomain_error
 from orchestra.objects._pod import TypedLocalObjectReference
 
 _WILDCARD = re.compile(r"^\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

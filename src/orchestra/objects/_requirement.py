@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._base import label_key_error, label_value_error
+from orchestra.objects._names import label_key_error, label_value_error
 
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 OPERATORS: Final[tuple[str, ...]] = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")

@@ -10,14 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestra.objects._base import (
-    FrozenDict,
-    LabelSelector,
-    Model,
-    ObjectMeta,
-    QuantityValue,
-    dns1123_label_error,
-)
+from orchestra.objects._base import FrozenDict, LabelSelector, Model, ObjectMeta, QuantityValue
 from orchestra.objects._core_shared import (
     LocalObjectReference,
     ObjectFieldSelector,
@@ -27,6 +20,7 @@ from orchestra.objects._core_shared import (
     TypedLocalObjectReference,
     TypedObjectReference,
 )
+from orchestra.objects._names import dns1123_label_error
 
 DEFAULT_MODE = 0o644  # 420: what Kubernetes defaults every projected file mode to
 
