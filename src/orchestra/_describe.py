@@ -137,33 +137,40 @@ def _state(state: Any) -> list[tuple[str, Any]]:
     return [("State", "Waiting")]
 
 
-def _containers(out: _Out, title: str, containers: Any, statuses: Any) -> None:
+def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
+                template: bool = False) -> None:
+    """A pod's containers with their status; for a ``template`` (a workload's pod
+    template, indented under it) only the spec, as kubectl prints it."""
     if not containers:
         return
     by_name = {s.name: s for s in statuses or ()}
     out.line(f"{title}:")
     for c in containers:
-        out.line(f"  {c.name}:")
+        out.line(f"{'   ' if template else '  '}{c.name}:")
         st = by_name.get(c.name)
         ports = ", ".join(f"{p.container_port}/{p.protocol or 'TCP'}" for p in c.ports or ())
-        pairs: list[tuple[str, Any]] = [
-            ("Container ID", st.container_id if st else None),
-            ("Image", c.image),
-            ("Image ID", st.image_id if st else None),
-            ("Port", ports or "<none>"),
-        ]
+        host_ports = ", ".join(f"{p.host_port or 0}/{p.protocol or 'TCP'}"
+                               for p in c.ports or ())
+        pairs: list[tuple[str, Any]] = []
+        if not template:
+            pairs.append(("Container ID", st.container_id if st else None))
+        pairs.append(("Image", c.image))
+        if not template:
+            pairs.append(("Image ID", st.image_id if st else None))
+        pairs += [("Port", ports or "<none>"), ("Host Port", host_ports or "<none>")]
         if c.command:
             pairs.append(("Command", "\n".join(c.command)))
         if c.args:
             pairs.append(("Args", "\n".join(c.args)))
-        pairs += _state(st.state if st else None)
-        if st is not None and st.last_state is not None and st.last_state.terminated:
-            t = st.last_state.terminated
-            pairs += [("Last State", "Terminated"), ("  Reason", t.reason),
-                      ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
-                      ("  Finished", _time(t.finished_at))]
-        pairs += [("Ready", str(bool(st and st.ready))),
-                  ("Restart Count", st.restart_count if st else 0)]
+        if not template:
+            pairs += _state(st.state if st else None)
+            if st is not None and st.last_state is not None and st.last_state.terminated:
+                t = st.last_state.terminated
+                pairs += [("Last State", "Terminated"), ("  Reason", t.reason),
+                          ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
+                          ("  Finished", _time(t.finished_at))]
+            pairs += [("Ready", str(bool(st and st.ready))),
+                      ("Restart Count", st.restart_count if st else 0)]
         res = c.resources
         if res is not None and res.limits:
             pairs.append(("Limits", "\n".join(f"{k}: {v}" for k, v in res.limits.items())))
@@ -270,7 +277,7 @@ def _deployment(cluster: Cluster, d: Any, out: _Out) -> None:
     out.line("Pod Template:")
     tmeta = d.spec.template.metadata
     out.kv([("Labels", _map(tmeta.labels if tmeta else None))], indent=2)
-    _containers(out, "  Containers", d.spec.template.spec.containers, None)
+    _containers(out, "  Containers", d.spec.template.spec.containers, None, template=True)
     if st and st.conditions:
         out.line("Conditions:")
         out.table(["Type", "Status", "Reason"],

@@ -88,6 +88,10 @@ async def test_describe_pod_deployment_and_node(cluster: oc.Cluster) -> None:
     assert "2 desired | 2 updated | 2 total | 2 available | 0 unavailable" in text
     assert "ScalingReplicaSet" in text
     assert "MinimumReplicasAvailable" in text
+    template = text[text.index("Pod Template:"):text.index("Conditions:")]
+    assert "  Containers:\n   main:\n    Image:" in template  # kubectl's indentation
+    for status_only in ("Container ID:", "State:", "Ready:", "Restart Count:"):
+        assert status_only not in template, status_only  # a template has no status
 
     text = cluster.describe("node", p.spec.node_name)
     for key in ("Name:", "Roles:", "Labels:", "Taints:", "Unschedulable:", "Conditions:",
