@@ -10,9 +10,10 @@ figure is measured direct and through the proxy in the same run:
   connections (how HTTP clients and load generators usually send them);
 - bulk: ``--bulk-mb`` MB on one connection; MB/s and the ratio.
 
-Reference: when ``haproxy`` is installed, the same workloads also go through HAProxy (one
-thread, TCP mode; splice for bulk), in the same rounds. It is a baseline for what a
-userspace TCP proxy written in C reaches on the same host.
+References, in the same rounds: a plain asyncio streams proxy in a process of its own (the
+baseline the issue names: ``read``, ``write``, ``drain``), and, when ``haproxy`` is
+installed, HAProxy (one thread, TCP mode; splice for bulk): what a userspace TCP proxy
+written in C reaches on the same host.
 
 Run: ``python benchmarks/proxy.py [--requests 2000] [--concurrency 4] [--bulk-mb 100]
 [--rounds 5] [--no-haproxy]``. Rounds are interleaved and the best of each path is kept:
@@ -197,6 +198,46 @@ def client_main(conn: Connection) -> None:
             conn.send(_bulk(tuple(addr), *rest))
 
 
+# -- the plain asyncio proxy reference ---------------------------------------------------
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+async def _plain_forward(backend: tuple[str, int], reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+    try:
+        b_reader, b_writer = await asyncio.open_connection(*backend)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pipe(reader, b_writer), _pipe(b_reader, writer))
+    b_writer.close()
+    writer.close()
+
+
+def plain_proxy_main(socks: dict[str, socket.socket], backends: dict[str, tuple[str, int]],
+                     ready: Connection) -> None:
+    """The baseline the issue names: a plain asyncio streams proxy, one per process."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        servers = [await asyncio.start_server(functools.partial(_plain_forward, backends[k]),
+                                              sock=sock, backlog=1024)
+                   for k, sock in socks.items()]
+        ready.send("ok")
+        await loop.run_in_executor(None, ready.recv)
+        for server in servers:
+            server.close()
+
+    asyncio.run(main())
+
+
 # -- the HAProxy reference ---------------------------------------------------------------
 
 def _free_port() -> int:
@@ -296,8 +337,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     c_parent, c_child = ctx.Pipe()
     client = ctx.Process(target=client_main, args=(c_child,), daemon=True)
     client.start()
+    plain_socks = {kind: _listen("127.0.0.1") for kind in WORKLOADS}
+    for s in plain_socks.values():
+        s.listen(1024)
+    plain = {kind: s.getsockname() for kind, s in plain_socks.items()}
+    p_parent, p_child = ctx.Pipe()
+    plain_proxy = ctx.Process(target=plain_proxy_main, args=(plain_socks, direct, p_child),
+                              daemon=True)
+    plain_proxy.start()
+    for s in plain_socks.values():
+        s.close()
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, b_parent.recv)
+    await loop.run_in_executor(None, p_parent.recv)
 
     proxy = ServiceProxy()
     proxied: dict[str, tuple[str, int]] = {}
@@ -312,15 +364,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return result
 
     use_haproxy = args.haproxy and shutil.which("haproxy") is not None
-    reference: dict[str, Any] = ({"name": f"haproxy {_haproxy_version()}"} if use_haproxy else
-                                 {"name": None, "why": "haproxy is not installed"
-                                  if args.haproxy else "--no-haproxy"})
+    references: dict[str, str | None] = {
+        "asyncio": "a plain asyncio streams proxy in a process of its own",
+        "haproxy": f"haproxy {_haproxy_version()}, one thread" if use_haproxy else None}
+    if not use_haproxy:
+        references["haproxy_missing"] = ("haproxy is not installed" if args.haproxy
+                                         else "--no-haproxy")
     best: dict[tuple[str, str], float] = {}
     cpu: dict[str, float] = {}  # CPU seconds spent on the short rounds, by proxy
     try:
         with contextlib.ExitStack() as stack:
-            paths = {"direct": direct, "proxy": proxied}
-            cpus: dict[str, Callable[[], float]] = {"proxy": _cpu}
+            paths = {"direct": direct, "proxy": proxied, "asyncio": plain}
+            assert plain_proxy.pid is not None
+            cpus: dict[str, Callable[[], float]] = {
+                "proxy": _cpu, "asyncio": functools.partial(_proc_cpu, plain_proxy.pid)}
             if use_haproxy:
                 pid, paths["haproxy"] = stack.enter_context(_haproxy(direct))
                 cpus["haproxy"] = functools.partial(_proc_cpu, pid)
@@ -343,10 +400,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         c_parent.send(None)
         b_parent.send("stop")
+        p_parent.send("stop")
         await proxy.close()
-        await loop.run_in_executor(None, client.join, 10)
-        await loop.run_in_executor(None, backend.join, 10)
-        for p in (client, backend):
+        for p in (client, backend, plain_proxy):
+            await loop.run_in_executor(None, p.join, 10)
+        for p in (client, backend, plain_proxy):
             if p.is_alive():
                 p.kill()
                 p.join()
@@ -355,9 +413,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out: dict[str, Any] = {f"direct_{unit}": round(best[kind, "direct"]),
                                f"proxy_{unit}": round(best[kind, "proxy"]),
                                "ratio": round(best[kind, "proxy"] / best[kind, "direct"], 3)}
-        if (kind, "haproxy") in best:
-            out[f"haproxy_{unit}"] = round(best[kind, "haproxy"])
-            out["haproxy_ratio"] = round(best[kind, "haproxy"] / best[kind, "direct"], 3)
+        for ref in ("asyncio", "haproxy"):
+            if (kind, ref) in best:
+                out[f"{ref}_{unit}"] = round(best[kind, ref])
+                out[f"{ref}_ratio"] = round(best[kind, ref] / best[kind, "direct"], 3)
         if kind == "short":
             for path, seconds in cpu.items():
                 out[f"{path}_cpu_us_per_request"] = round(
@@ -371,7 +430,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                  **figures("keepalive", "rps")},
         "bulk": {"megabytes": args.bulk_mb, "rounds": args.rounds * 3,
                  **figures("bulk", "mb_s")},
-        "reference": reference,
+        "references": references,
         "rounds": args.rounds, "cpus": os.cpu_count(), "python": sys.version.split()[0],
     }
 
