@@ -14,7 +14,7 @@ from orchestra.objects._registry import parse_ref
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
-    from orchestra.objects import Event, Pod, ReplicaSet
+    from orchestra.objects import Event, Pod
 
 
 class _Out:
@@ -251,54 +251,6 @@ def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
     _events(cluster, pod, out)
 
 
-def _deployment(cluster: Cluster, d: Any, out: _Out) -> None:
-    from orchestra.objects._selector import Selector
-
-    st = d.status
-    want = d.spec.replicas if d.spec.replicas is not None else 1
-    strategy = d.spec.strategy
-    pairs: list[tuple[str, Any]] = [
-        ("Name", d.metadata.name), ("Namespace", d.metadata.namespace),
-        ("CreationTimestamp", _time(d.metadata.creation_timestamp)),
-        ("Labels", _map(d.metadata.labels)), ("Annotations", _annotations(d.metadata.annotations)),
-        ("Selector", str(Selector.from_label_selector(d.spec.selector))),
-        ("Replicas", f"{want} desired | {(st.updated_replicas or 0) if st else 0} updated | "
-                     f"{(st.replicas or 0) if st else 0} total | "
-                     f"{(st.available_replicas or 0) if st else 0} available | "
-                     f"{(st.unavailable_replicas or 0) if st else 0} unavailable"),
-        ("StrategyType", strategy.type if strategy else "RollingUpdate"),
-        ("MinReadySeconds", d.spec.min_ready_seconds or 0),
-    ]
-    if strategy and strategy.rolling_update is not None:
-        ru = strategy.rolling_update
-        pairs.append(("RollingUpdateStrategy", f"{ru.max_unavailable} max unavailable, "
-                                               f"{ru.max_surge} max surge"))
-    out.kv(pairs)
-    out.line("Pod Template:")
-    tmeta = d.spec.template.metadata
-    out.kv([("Labels", _map(tmeta.labels if tmeta else None))], indent=2)
-    _containers(out, "  Containers", d.spec.template.spec.containers, None, template=True)
-    if st and st.conditions:
-        out.line("Conditions:")
-        out.table(["Type", "Status", "Reason"],
-                  [[c.type, c.status, c.reason or ""] for c in st.conditions])
-    owned = [cast("ReplicaSet", r) for r in cluster.store.list_owned(d.metadata.uid)
-             if r.kind == "ReplicaSet"]
-    from orchestra.loops._deployment import revision_of
-
-    owned.sort(key=revision_of)
-    new = owned[-1] if owned else None
-
-    def rs_line(rs: Any) -> str:
-        return (f"{rs.metadata.name} ({(rs.status.replicas or 0) if rs.status else 0}/"
-                f"{rs.spec.replicas} replicas created)")
-
-    olds = [rs_line(r) for r in owned[:-1] if r.spec.replicas]
-    out.kv([("OldReplicaSets", ", ".join(olds) if olds else "<none>"),
-            ("NewReplicaSet", rs_line(new) if new else "<none>")])
-    _events(cluster, d, out)
-
-
 def _node(cluster: Cluster, n: Any, out: _Out) -> None:
     from orchestra.objects._quantity import Quantity
 
@@ -411,8 +363,10 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
         info, obj_name = parse_ref(ref, name)
         obj = cluster.store.get(info.kind, obj_name, namespace=namespace)
     out = _Out()
-    {"Pod": _pod, "Deployment": _deployment, "Node": _node}.get(obj.kind, _generic)(
-        cluster, obj, out)
+    from orchestra._describe_kinds import DESCRIBERS  # (it builds on this module)
+
+    describers = {"Pod": _pod, "Node": _node, **DESCRIBERS}
+    describers.get(obj.kind, _generic)(cluster, obj, out)
     return out.text()
 
 

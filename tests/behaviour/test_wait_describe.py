@@ -118,3 +118,85 @@ async def test_events_filter_by_object(cluster: oc.Cluster) -> None:
     by_name = cluster.events("deployment/web")
     assert [e.reason for e in by_name] == ["ScalingReplicaSet"]
     assert by_name[0].message.startswith("Scaled up replica set web-")
+
+
+def _template(app: str) -> dict[str, Any]:
+    return {"metadata": {"labels": {"app": app}},
+            "spec": {"containers": [{"name": "main", "image": "busybox:1.36",
+                                     "command": ["sleep", "3600"],
+                                     "ports": [{"name": "http", "containerPort": 8080}]}],
+                     "terminationGracePeriodSeconds": 1}}
+
+
+def _lines(text: str) -> list[str]:
+    """The describe text's lines, with the alignment padding squeezed to one space."""
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+async def test_describe_service_and_workloads_like_kubectl() -> None:
+    async with oc.Cluster(runtime="fake", nodes=2) as cluster:
+        await cluster.apply([
+            deployment(replicas=2),
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+             "spec": {"type": "NodePort", "selector": {"app": "web"},
+                      "ports": [{"name": "http", "port": 80, "targetPort": 8080,
+                                 "nodePort": 30080}]}},
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+             "spec": {"replicas": 1, "serviceName": "db",
+                      "selector": {"matchLabels": {"app": "db"}}, "template": _template("db"),
+                      "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                          "accessModes": ["ReadWriteOnce"],
+                          "resources": {"requests": {"storage": "1Gi"}}}}]}},
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+             "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                      "template": _template("agent")}},
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+             "spec": {"completions": 2, "template": {"spec": {
+                 "restartPolicy": "Never",
+                 "containers": [{"name": "main", "image": "busybox:1.36",
+                                 "command": ["sleep", "3600"]}]}}}},
+        ])
+        for ref in ("deployment/web", "statefulset/db", "daemonset/agent"):
+            await cluster.wait_for(ref, "Available", timeout=30)
+        await cluster.wait_for("job/once", lambda j: j.status is not None and j.status.ready == 1,
+                               timeout=30)
+        pods = await cluster.list("pods", selector="app=web")
+        ips = sorted(f"{p.status.pod_ip}:8080" for p in pods)
+
+        svc = _lines(cluster.describe("service/web"))
+        cluster_ip = (await cluster.get("service/web")).spec.cluster_ip
+        for line in ("Name: web", "Selector: app=web", "Type: NodePort", f"IP: {cluster_ip}",
+                     "Port: http 80/TCP", "TargetPort: 8080/TCP", "NodePort: http 30080/TCP",
+                     "Session Affinity: None", "External Traffic Policy: Cluster"):
+            assert line in svc, line
+        endpoints = next(line for line in svc if line.startswith("Endpoints: "))
+        assert sorted(endpoints.removeprefix("Endpoints: ").split(",")) == ips
+
+        rs = (await cluster.list("replicasets", selector="app=web"))[0]
+        text = _lines(cluster.describe("replicaset", rs.metadata.name))
+        for line in ("Controlled By: Deployment/web", "Replicas: 2 current / 2 desired",
+                     "Pods Status: 2 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+                     "Pod Template:", "Containers:", "Image: busybox:1.36"):
+            assert line in text, line
+        assert not any(line.startswith(("State:", "Ready:")) for line in text)
+
+        text = _lines(cluster.describe("statefulset/db"))
+        for line in ("Replicas: 1 desired | 1 total", "Update Strategy: RollingUpdate",
+                     "Partition: 0", "Volume Claims:", "Name: data", "Capacity: 1Gi",
+                     "Access Modes: ReadWriteOnce",
+                     "Pods Status: 1 Running / 0 Waiting / 0 Succeeded / 0 Failed"):
+            assert line in text, line
+
+        text = _lines(cluster.describe("daemonset/agent"))
+        for line in ("Desired Number of Nodes Scheduled: 2",
+                     "Number of Nodes Scheduled with Available Pods: 2",
+                     "Number of Nodes Misscheduled: 0",
+                     "Pods Status: 2 Running / 0 Waiting / 0 Succeeded / 0 Failed"):
+            assert line in text, line
+
+        text = _lines(cluster.describe("job/once"))
+        for line in ("Parallelism: 1", "Completions: 2", "Completion Mode: NonIndexed",
+                     "Backoff Limit: 6", "Pods Statuses: 1 Active (1 Ready) / 0 Succeeded / "
+                     "0 Failed"):
+            assert line in text, line
+        assert not any(line.startswith("Controlled By:") for line in text)

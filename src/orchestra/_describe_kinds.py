@@ -1,0 +1,281 @@
+"""``kubectl describe`` for Services and workloads: Deployments, ReplicaSets,
+StatefulSets, DaemonSets and Jobs (kubectl's describers, line for line where orchestra
+has the data)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from orchestra._describe import (
+    _annotations,
+    _containers,
+    _events,
+    _map,
+    _Out,
+    _time,
+)
+from orchestra.objects._selector import Selector
+
+if TYPE_CHECKING:
+    from orchestra._cluster import Cluster
+    from orchestra.objects import Pod, ReplicaSet
+
+
+def _owner(obj: Any) -> list[tuple[str, Any]]:
+    """The ``Controlled By`` line, when a controller owns ``obj``."""
+    for ref in obj.metadata.owner_references or ():
+        if ref.controller:
+            return [("Controlled By", f"{ref.kind}/{ref.name}")]
+    return []
+
+
+def _selector(obj: Any) -> str:
+    sel = obj.spec.selector
+    return str(Selector.from_label_selector(sel)) if sel is not None else "<none>"
+
+
+def _pods_status(cluster: Cluster, obj: Any) -> str:
+    """``N Running / N Waiting / N Succeeded / N Failed`` over the pods it controls."""
+    phases = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
+    for owned in cluster.store.list_owned(obj.metadata.uid):
+        if owned.kind == "Pod":
+            status = cast("Pod", owned).status
+            phase = (status.phase if status is not None else None) or "Pending"
+            if phase in phases:
+                phases[phase] += 1
+    return (f"{phases['Running']} Running / {phases['Pending']} Waiting / "
+            f"{phases['Succeeded']} Succeeded / {phases['Failed']} Failed")
+
+
+def pod_template(out: _Out, template: Any) -> None:
+    """The ``Pod Template:`` section: labels, containers (spec only) and volumes."""
+    out.line("Pod Template:")
+    meta = template.metadata
+    out.kv([("Labels", _map(meta.labels if meta else None))], indent=2)
+    spec = template.spec
+    _containers(out, "  Init Containers", spec.init_containers, None, template=True)
+    _containers(out, "  Containers", spec.containers, None, template=True)
+    volumes = spec.volumes or ()
+    if not volumes:
+        out.kv([("Volumes", "<none>")], indent=2)
+        return
+    out.line("  Volumes:")
+    for v in volumes:
+        source = next((k for k, val in v.to_dict().items() if k != "name" and val is not None),
+                      "unknown")
+        out.line(f"   {v.name}:")
+        out.kv([("Type", source)], indent=4)
+
+
+def _head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:
+    meta = obj.metadata
+    pairs: list[tuple[str, Any]] = [("Name", meta.name), ("Namespace", meta.namespace)]
+    if created:
+        pairs.append(("CreationTimestamp", _time(meta.creation_timestamp)))
+    return pairs
+
+
+def deployment(cluster: Cluster, d: Any, out: _Out) -> None:
+    from orchestra.objects._selector import Selector
+
+    st = d.status
+    want = d.spec.replicas if d.spec.replicas is not None else 1
+    strategy = d.spec.strategy
+    pairs: list[tuple[str, Any]] = [
+        ("Name", d.metadata.name), ("Namespace", d.metadata.namespace),
+        ("CreationTimestamp", _time(d.metadata.creation_timestamp)),
+        ("Labels", _map(d.metadata.labels)), ("Annotations", _annotations(d.metadata.annotations)),
+        ("Selector", str(Selector.from_label_selector(d.spec.selector))),
+        ("Replicas", f"{want} desired | {(st.updated_replicas or 0) if st else 0} updated | "
+                     f"{(st.replicas or 0) if st else 0} total | "
+                     f"{(st.available_replicas or 0) if st else 0} available | "
+                     f"{(st.unavailable_replicas or 0) if st else 0} unavailable"),
+        ("StrategyType", strategy.type if strategy else "RollingUpdate"),
+        ("MinReadySeconds", d.spec.min_ready_seconds or 0),
+    ]
+    if strategy and strategy.rolling_update is not None:
+        ru = strategy.rolling_update
+        pairs.append(("RollingUpdateStrategy", f"{ru.max_unavailable} max unavailable, "
+                                               f"{ru.max_surge} max surge"))
+    out.kv(pairs)
+    pod_template(out, d.spec.template)
+    if st and st.conditions:
+        out.line("Conditions:")
+        out.table(["Type", "Status", "Reason"],
+                  [[c.type, c.status, c.reason or ""] for c in st.conditions])
+    owned = [cast("ReplicaSet", r) for r in cluster.store.list_owned(d.metadata.uid)
+             if r.kind == "ReplicaSet"]
+    from orchestra.loops._deployment import revision_of
+
+    owned.sort(key=revision_of)
+    new = owned[-1] if owned else None
+
+    def rs_line(rs: Any) -> str:
+        return (f"{rs.metadata.name} ({(rs.status.replicas or 0) if rs.status else 0}/"
+                f"{rs.spec.replicas} replicas created)")
+
+    olds = [rs_line(r) for r in owned[:-1] if r.spec.replicas]
+    out.kv([("OldReplicaSets", ", ".join(olds) if olds else "<none>"),
+            ("NewReplicaSet", rs_line(new) if new else "<none>")])
+    _events(cluster, d, out)
+
+
+def service(cluster: Cluster, svc: Any, out: _Out) -> None:
+    spec = svc.spec
+    stype = spec.type or "ClusterIP"
+    pairs = [*_head(svc),
+        ("Labels", _map(svc.metadata.labels)),
+        ("Annotations", _annotations(svc.metadata.annotations)),
+        ("Selector", ",".join(f"{k}={v}" for k, v in sorted((spec.selector or {}).items()))
+         or "<none>"),
+        ("Type", stype),
+    ]
+    if stype == "ExternalName":
+        pairs.append(("External Name", spec.external_name))
+    else:
+        pairs += [("IP Family Policy", spec.ip_family_policy or "SingleStack"),
+                  ("IP Families", ",".join(spec.ip_families or ("IPv4",))),
+                  ("IP", spec.cluster_ip or "None"),
+                  ("IPs", ",".join(spec.cluster_ips or (spec.cluster_ip or "None",)))]
+    endpoints = cluster.store.get_or_none("Endpoints", svc.metadata.name,
+                                          namespace=svc.metadata.namespace)
+    for sp in spec.ports or ():
+        proto = sp.protocol or "TCP"
+        name = sp.name or "<unset>"
+        target = sp.target_port if sp.target_port is not None else sp.port
+        pairs += [("Port", f"{name}  {sp.port}/{proto}"), ("TargetPort", f"{target}/{proto}")]
+        if sp.node_port:
+            pairs.append(("NodePort", f"{name}  {sp.node_port}/{proto}"))
+        pairs.append(("Endpoints", _endpoints(endpoints, sp.name)))
+    pairs.append(("Session Affinity", spec.session_affinity or "None"))
+    if stype in ("NodePort", "LoadBalancer"):
+        pairs.append(("External Traffic Policy", spec.external_traffic_policy or "Cluster"))
+    out.kv(pairs)
+    _events(cluster, svc, out)
+
+
+def _endpoints(endpoints: Any, port_name: str | None) -> str:
+    """Ready ``ip:port`` of one service port, as kubectl lists them (three, then
+    ``+ N more...``)."""
+    if endpoints is None:
+        return "<none>"
+    found: list[str] = []
+    for subset in endpoints.subsets or ():
+        ports = [p.port for p in subset.ports or () if (p.name or None) == (port_name or None)]
+        for addr in subset.addresses or ():
+            found += [f"{addr.ip}:{port}" for port in ports]
+    if not found:
+        return "<none>"
+    more = f" + {len(found) - 3} more..." if len(found) > 3 else ""
+    return ",".join(found[:3]) + more
+
+
+def replicaset(cluster: Cluster, rs: Any, out: _Out) -> None:
+    st = rs.status
+    out.kv([*_head(rs),
+        ("Selector", _selector(rs)),
+        ("Labels", _map(rs.metadata.labels)),
+        ("Annotations", _annotations(rs.metadata.annotations)),
+        *_owner(rs),
+        ("Replicas", f"{(st.replicas or 0) if st else 0} current / "
+                     f"{rs.spec.replicas if rs.spec.replicas is not None else 1} desired"),
+        ("Pods Status", _pods_status(cluster, rs)),
+    ])
+    pod_template(out, rs.spec.template)
+    _events(cluster, rs, out)
+
+
+def statefulset(cluster: Cluster, sts: Any, out: _Out) -> None:
+    st, spec = sts.status, sts.spec
+    strategy = spec.update_strategy
+    pairs = [*_head(sts, created=True),
+        ("Selector", _selector(sts)),
+        ("Labels", _map(sts.metadata.labels)),
+        ("Annotations", _annotations(sts.metadata.annotations)),
+        ("Replicas", f"{spec.replicas if spec.replicas is not None else 1} desired | "
+                     f"{(st.replicas or 0) if st else 0} total"),
+        ("Update Strategy", (strategy.type if strategy else None) or "RollingUpdate"),
+    ]
+    ru = strategy.rolling_update if strategy else None
+    if ru is not None and ru.partition is not None:
+        pairs.append(("  Partition", ru.partition))
+    pairs.append(("Pods Status", _pods_status(cluster, sts)))
+    out.kv(pairs)
+    pod_template(out, spec.template)
+    claims = spec.volume_claim_templates or ()
+    if not claims:
+        out.kv([("Volume Claims", "<none>")])
+    else:
+        out.line("Volume Claims:")
+        for claim in claims:
+            requests = claim.spec.resources.requests if claim.spec.resources else None
+            out.kv([("Name", claim.metadata.name),
+                    ("StorageClass", claim.spec.storage_class_name),
+                    ("Labels", _map(claim.metadata.labels)),
+                    ("Annotations", _annotations(claim.metadata.annotations)),
+                    ("Capacity", (requests or {}).get("storage")),
+                    ("Access Modes", ",".join(claim.spec.access_modes or ()))], indent=2)
+    _events(cluster, sts, out)
+
+
+def daemonset(cluster: Cluster, ds: Any, out: _Out) -> None:
+    st = ds.status
+    node_selector = ds.spec.template.spec.node_selector
+
+    def n(field: str) -> int:
+        return int(getattr(st, field, None) or 0) if st is not None else 0
+
+    out.kv([*_head(ds),
+        ("Selector", _selector(ds)),
+        ("Node-Selector", _map(node_selector)),
+        ("Labels", _map(ds.metadata.labels)),
+        ("Annotations", _annotations(ds.metadata.annotations)),
+        ("Desired Number of Nodes Scheduled", n("desired_number_scheduled")),
+        ("Current Number of Nodes Scheduled", n("current_number_scheduled")),
+        ("Number of Nodes Scheduled with Up-to-date Pods", n("updated_number_scheduled")),
+        ("Number of Nodes Scheduled with Available Pods", n("number_available")),
+        ("Number of Nodes Misscheduled", n("number_misscheduled")),
+        ("Pods Status", _pods_status(cluster, ds)),
+    ])
+    pod_template(out, ds.spec.template)
+    _events(cluster, ds, out)
+
+
+def job(cluster: Cluster, j: Any, out: _Out) -> None:
+    st, spec = j.status, j.spec
+    pairs = [*_head(j),
+        ("Selector", _selector(j)),
+        ("Labels", _map(j.metadata.labels)),
+        ("Annotations", _annotations(j.metadata.annotations)),
+        *_owner(j),
+        ("Parallelism", spec.parallelism if spec.parallelism is not None else 1),
+        ("Completions", spec.completions if spec.completions is not None else "<unset>"),
+        ("Completion Mode", spec.completion_mode or "NonIndexed"),
+        ("Suspend", str(bool(spec.suspend)).lower()),
+        ("Backoff Limit", spec.backoff_limit if spec.backoff_limit is not None else 6),
+    ]
+    if st is not None and st.start_time:
+        pairs.append(("Start Time", _time(st.start_time)))
+    if st is not None and st.completion_time:
+        pairs.append(("Completed At", _time(st.completion_time)))
+    if spec.active_deadline_seconds is not None:
+        pairs.append(("Active Deadline Seconds", f"{spec.active_deadline_seconds}s"))
+    active = (st.active or 0) if st else 0
+    ready = (st.ready or 0) if st else 0
+    pairs.append(("Pods Statuses", f"{active} Active ({ready} Ready) / "
+                                   f"{(st.succeeded or 0) if st else 0} Succeeded / "
+                                   f"{(st.failed or 0) if st else 0} Failed"))
+    out.kv(pairs)
+    pod_template(out, spec.template)
+    _events(cluster, j, out)
+
+
+DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+    "Deployment": deployment,
+    "Service": service,
+    "ReplicaSet": replicaset,
+    "StatefulSet": statefulset,
+    "DaemonSet": daemonset,
+    "Job": job,
+}
