@@ -82,3 +82,71 @@ def block() -> Iterator[LoopbackBlock]:
 
 def addr(b: LoopbackBlock, n: int) -> str:
     return f"127.{b.octet}.{n // 256}.{n % 256}"
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    """Answers each datagram with ``<name>:<datagram>``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(self.name.encode() + b":" + data, addr)
+
+
+@contextlib.asynccontextmanager
+async def udp_servers(hosts: list[str], port: int) -> AsyncIterator[None]:
+    """A UDP echo server on ``host:port`` for each host, answering ``<host>:<datagram>``."""
+    loop = asyncio.get_running_loop()
+    transports = []
+    try:
+        for h in hosts:
+            t, _ = await loop.create_datagram_endpoint(lambda h=h: _UdpEcho(h),  # type: ignore[misc]
+                                                       local_addr=(h, port))
+            transports.append(t)
+        yield
+    finally:
+        for t in transports:
+            t.close()
+
+
+class UdpClient(asyncio.DatagramProtocol):
+    """One client socket (one source port: one proxy flow); ``ask`` sends and awaits the
+    answer, or None after ``wait`` seconds."""
+
+    def __init__(self) -> None:
+        self.answers: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.answers.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+    @classmethod
+    async def open(cls, host: str, port: int, local: str = "127.0.0.1") -> UdpClient:
+        loop = asyncio.get_running_loop()
+        _, client = await loop.create_datagram_endpoint(cls, local_addr=(local, 0),
+                                                        remote_addr=(host, port))
+        return client
+
+    async def ask(self, data: bytes, wait: float = TIMEOUT) -> bytes | None:
+        assert self.transport is not None
+        self.transport.sendto(data)
+        try:
+            return await asyncio.wait_for(self.answers.get(), wait)
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

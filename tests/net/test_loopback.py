@@ -15,7 +15,7 @@ from orchestra.net import Network, load_network
 from orchestra.net.loopback import LoopbackNetwork
 from orchestra.objects._core import Endpoints, Service
 
-from ._helpers import ask, servers
+from ._helpers import UdpClient, ask, servers, udp_servers
 
 pytestmark = pytest.mark.anyio
 
@@ -173,6 +173,36 @@ async def test_node_port_listens_on_localhost(net: LoopbackNetwork) -> None:
         await net.remove_service("default", "np")
         with pytest.raises(ConnectionRefusedError):
             await ask(ip, 80)
+
+
+async def test_a_service_with_tcp_and_udp_ports_proxies_both(net: LoopbackNetwork) -> None:
+    """A DNS-like Service: port 53 over UDP and TCP to the pods' 5353, and a UDP NodePort.
+    (Port 53 may be privileged here: ``endpoint`` gives where the proxy really listens.)"""
+    a, b = await pods(net, 2)
+    ip, node_port = net.allocate_cluster_ip(), net.allocate_node_port()
+    svc = service("dns", ip, [
+        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353,
+         "nodePort": node_port},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 5353}],
+        type="NodePort")
+    eps = endpoints("dns", [a, b], ports=[{"name": "dns", "port": 5353, "protocol": "UDP"},
+                                          {"name": "dns-tcp", "port": 5353}])
+    async with servers([a, b], 5353), udp_servers([a, b], 5353):
+        await net.sync_service(svc, eps)
+        assert await ask(*net.endpoint(svc, "dns-tcp")) in (a, b)
+        seen = set()
+        for _ in range(4):  # one flow per client socket, round robin
+            client = await UdpClient.open(*net.endpoint(svc, "dns"))
+            answer = await client.ask(b"q")
+            client.close()
+            assert answer is not None and answer.endswith(b":q")
+            seen.add(answer.split(b":")[0].decode())
+        assert seen == {a, b}
+        client = await UdpClient.open("127.0.0.1", node_port)
+        assert await client.ask(b"n") in (f"{a}:n".encode(), f"{b}:n".encode())
+        client.close()
+        await net.remove_service("default", "dns")
+        assert net.proxy.listening("UDP") == [] and net.proxy.listening() == []
 
 
 async def test_headless_endpoint_is_a_ready_pod(net: LoopbackNetwork) -> None:

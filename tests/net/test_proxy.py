@@ -17,7 +17,7 @@ from orchestra._clock import ManualClock
 from orchestra.net._ipam import LoopbackBlock
 from orchestra.net._proxy import ServiceProxy
 
-from ._helpers import TIMEOUT, addr, ask, block, servers
+from ._helpers import TIMEOUT, UdpClient, addr, ask, block, servers, udp_servers
 
 pytestmark = pytest.mark.anyio
 
@@ -287,3 +287,73 @@ async def test_a_backend_that_never_answers_is_left_after_the_connect_timeout(
         for f in fillers:
             f.close()
         lsock.close()
+
+
+async def test_udp_flows_round_robin_and_answers_come_back(net: LoopbackBlock) -> None:
+    hosts = [addr(net, n) for n in (2, 3)]
+    vip = addr(net, 100)
+    proxy = ServiceProxy()
+    async with udp_servers(hosts, 5353):
+        try:
+            await proxy.set_backends((vip, 53), [(h, 5353) for h in hosts], protocol="UDP")
+            assert proxy.listening("UDP") == [(vip, 53)] and proxy.listening() == []
+            clients = [await UdpClient.open(vip, 53) for _ in range(4)]
+            answers = [await c.ask(b"q1") for c in clients]
+            # One flow per client address, round robin across the backends.
+            assert sorted(a.split(b":")[0].decode() for a in answers if a) == sorted(hosts * 2)
+            # A client's later datagrams stay on its flow's backend.
+            for c, first in zip(clients, answers, strict=True):
+                assert first is not None
+                assert await c.ask(b"q2") == first.split(b":")[0] + b":q2"
+            # Reprogrammed: flows to a backend that left pick again.
+            await proxy.set_backends((vip, 53), [(hosts[1], 5353)], protocol="UDP")
+            for c in clients:
+                assert await c.ask(b"q3") == f"{hosts[1]}:q3".encode()
+            await proxy.remove((vip, 53), protocol="UDP")
+            assert proxy.listening("UDP") == []
+            assert await clients[0].ask(b"q4", wait=0.3) is None
+            for c in clients:
+                c.close()
+        finally:
+            await proxy.close()
+
+
+async def test_udp_and_tcp_listen_on_the_same_address(net: LoopbackBlock) -> None:
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([a], PORT), udp_servers([a], PORT):
+        try:
+            await proxy.set_backends((vip, 80), [(a, PORT)])
+            await proxy.set_backends((vip, 80), [(a, PORT)], protocol="UDP")
+            assert await ask(vip, 80) == a
+            client = await UdpClient.open(vip, 80)
+            assert await client.ask(b"hi") == f"{a}:hi".encode()
+            client.close()
+            with pytest.raises(ValueError, match="TCP and UDP"):
+                await proxy.set_backends((vip, 81), [(a, PORT)], protocol="SCTP")
+        finally:
+            await proxy.close()
+        assert proxy.connections == 0
+
+
+async def test_udp_without_backends_drops_and_a_refused_flow_picks_again(
+        net: LoopbackBlock) -> None:
+    a, gone, vip = addr(net, 2), addr(net, 3), addr(net, 100)
+    proxy = ServiceProxy()
+    async with udp_servers([a], 5353):
+        try:
+            await proxy.set_backends((vip, 53), [], protocol="UDP")
+            client = await UdpClient.open(vip, 53)
+            assert await client.ask(b"x", wait=0.3) is None  # no backend: dropped
+            # A backend with nothing listening: the first datagram is lost (ICMP port
+            # unreachable closes the flow), a later one picks the live backend.
+            await proxy.set_backends((vip, 53), [(gone, 5353), (a, 5353)], protocol="UDP")
+            got = None
+            for _ in range(4):
+                got = await client.ask(b"y", wait=0.3)
+                if got is not None:
+                    break
+            assert got == f"{a}:y".encode()
+            client.close()
+        finally:
+            await proxy.close()

@@ -136,6 +136,10 @@ class _Listener:
     def _expire(self, now: float) -> None:
         self.affinity = {ip: s for ip, s in self.affinity.items() if s.expires > now}
 
+    def on_close(self) -> None:
+        """The listener is being closed (on the proxy thread). A TCP listener's accepted
+        connections carry on; a UDP listener ends its flows."""
+
     def on_event(self, mask: int) -> None:
         """The listening socket is readable: accept what is waiting (level-triggered, so
         what is left past one batch wakes the thread again)."""

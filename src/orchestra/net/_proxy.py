@@ -1,7 +1,8 @@
-"""A TCP service proxy: what kube-proxy is to a node.
+"""A TCP and UDP service proxy: what kube-proxy is to a node.
 
 ``ServiceProxy`` listens on addresses (a ClusterIP:port, 127.0.0.1:nodePort) and forwards
-each accepted connection to one backend of that listener. The forwarding runs on a
+each accepted connection to one backend of that listener; for UDP, the datagrams of each
+client address (:mod:`orchestra.net._udp`). The forwarding runs on a
 thread of its own (:mod:`orchestra.net._forward`), not on the asyncio loop: the cluster's
 loop never waits on a busy proxy, nor the proxy on a busy loop.
 
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from orchestra.net._forward import Backend, _Listener
 from orchestra.net._proxyloop import _Engine
+from orchestra.net._udp import _UdpListener
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock
@@ -55,20 +57,24 @@ class ServiceProxy:
         self.backlog = backlog
         self.buffer_size = buffer_size
         self._engine: _Engine | None = None
-        self._listeners: dict[Backend, _Listener] = {}
+        self._listeners: dict[Backend, _Listener] = {}  # TCP
+        self._udp: dict[Backend, _UdpListener] = {}
         self._closed = False
 
     # -- programming ------------------------------------------------------------------
 
     async def set_backends(self, listen: Backend, backends: Sequence[Backend], *,
                            affinity_timeout: float | None = None,
-                           sock: socket.socket | None = None) -> None:
+                           sock: socket.socket | None = None,
+                           protocol: str = "TCP") -> None:
         """Listen on ``listen`` (if not yet) and forward new connections to ``backends``.
 
         ``affinity_timeout`` (seconds) turns on client-IP affinity. ``sock``, if given,
         is an already bound (not yet listening) socket to listen on for ``listen`` (a
         port reserved earlier, or a stand-in address, see :meth:`bound_address`); the
-        proxy takes ownership of it.
+        proxy takes ownership of it. ``protocol`` is ``"TCP"`` or ``"UDP"``: a UDP
+        listener (``sock`` is then a bound UDP socket) forwards each client address's
+        datagrams to one backend.
         Raises OSError when the address cannot be bound.
         """
         if self._closed:
@@ -76,6 +82,11 @@ class ServiceProxy:
         key = (str(listen[0]), int(listen[1]))
         program = tuple((str(h), int(p)) for h, p in backends)
         engine = self._start_engine()
+        if protocol == "UDP":
+            self._set_udp(engine, key, program, affinity_timeout, sock)
+            return
+        if protocol != "TCP":
+            raise ValueError(f"protocol {protocol!r}: the service proxy forwards TCP and UDP")
         lst = self._listeners.get(key)
         if lst is None:
             lsock = sock if sock is not None else self._bind(key)
@@ -98,28 +109,50 @@ class ServiceProxy:
         # for the GIL for a while when this loop is busy, and Endpoints must not lag.
         lst.program(program, affinity_timeout)
 
-    async def remove(self, listen: Backend) -> None:
-        """Stop listening on ``listen``; its established connections carry on."""
-        lst = self._listeners.pop((str(listen[0]), int(listen[1])), None)
+    def _set_udp(self, engine: _Engine, key: Backend, program: tuple[Backend, ...],
+                 affinity_timeout: float | None, sock: socket.socket | None) -> None:
+        lst = self._udp.get(key)
+        if lst is not None:
+            if sock is not None and sock is not lst.sock:
+                sock.close()
+            lst.program(program, affinity_timeout)
+            return
+        usock = sock if sock is not None else self._bind(key, socket.SOCK_DGRAM)
+        usock.setblocking(False)
+        lst = _UdpListener(engine, usock, key)
+        lst.program(program, affinity_timeout)
+        self._udp[key] = lst
+        engine.add_listener(lst)
+
+    async def remove(self, listen: Backend, *, protocol: str = "TCP") -> None:
+        """Stop listening on ``listen``; its established TCP connections carry on (UDP
+        flows end with their listener)."""
+        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
+            self._udp if protocol == "UDP" else self._listeners)
+        lst = table.pop((str(listen[0]), int(listen[1])), None)
         engine = self._engine
         if lst is not None and engine is not None:
             await asyncio.wrap_future(engine.call(lambda: engine.close_listener(lst)))
 
-    def listening(self) -> list[Backend]:
+    def listening(self, protocol: str = "TCP") -> list[Backend]:
         """The addresses listened on now."""
-        return list(self._listeners)
+        return list(self._udp if protocol == "UDP" else self._listeners)
 
-    def bound_address(self, listen: Backend) -> Backend | None:
+    def bound_address(self, listen: Backend, protocol: str = "TCP") -> Backend | None:
         """Where the listener for ``listen`` really is (it differs when it was given a
         socket bound elsewhere); None when there is no such listener."""
-        lst = self._listeners.get((str(listen[0]), int(listen[1])))
+        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
+            self._udp if protocol == "UDP" else self._listeners)
+        lst = table.get((str(listen[0]), int(listen[1])))
         if lst is None:
             return None
         host, port = lst.sock.getsockname()[:2]
         return (str(host), int(port))
 
-    def backends(self, listen: Backend) -> tuple[Backend, ...]:
-        lst = self._listeners.get((str(listen[0]), int(listen[1])))
+    def backends(self, listen: Backend, protocol: str = "TCP") -> tuple[Backend, ...]:
+        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
+            self._udp if protocol == "UDP" else self._listeners)
+        lst = table.get((str(listen[0]), int(listen[1])))
         return () if lst is None else lst.backends
 
     @property
@@ -132,8 +165,9 @@ class ServiceProxy:
         """Close every listener and connection and join the threads; idempotent."""
         self._closed = True
         engine = self._engine
-        listeners = list(self._listeners.values())
+        listeners = [*self._listeners.values(), *self._udp.values()]
         self._listeners.clear()
+        self._udp.clear()
         if engine is None:
             return
         if engine.thread.is_alive():
@@ -157,8 +191,8 @@ class ServiceProxy:
         return self._engine
 
     @staticmethod
-    def _bind(addr: Backend) -> socket.socket:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def _bind(addr: Backend, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        s = socket.socket(socket.AF_INET, kind)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(addr)

@@ -111,8 +111,9 @@ class _Engine:
         fd = lst.sock.fileno()
         if fd < 0:
             return
+        lst.on_close()
         if self.handlers.pop(fd, None) is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # (ENOTCONN for a UDP socket)
                 lst.sock.shutdown(socket.SHUT_RDWR)
             self.doomed.append(lst.sock)
         else:

@@ -48,7 +48,7 @@ DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinity: Cli
 class _ServiceState:
     service: Any
     endpoints: Any | None
-    listeners: set[Backend] = field(default_factory=set)
+    listeners: set[tuple[str, int, str]] = field(default_factory=set)  # ip, port, protocol
 
 
 def _headless(service: Any) -> bool:
@@ -117,12 +117,13 @@ def _pick_port(service: Any, port: int | str | None) -> Any:
     raise ValueError(f'service "{service.metadata.name}" has no port {port!r}')
 
 
-def _bind_listener(addr: Backend) -> socket.socket:
-    """A socket bound to ``addr``; for a privileged port (< 1024) that this process may
-    not bind, one bound to a free port of the same address instead: the embedding process
-    still reaches it through :meth:`LoopbackNetwork.endpoint`, but pods using the
-    Service's own port will not."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _bind_listener(addr: Backend, protocol: str = "TCP") -> socket.socket:
+    """A TCP or UDP socket bound to ``addr``; for a privileged port (< 1024) that this
+    process may not bind, one bound to a free port of the same address instead: the
+    embedding process still reaches it through :meth:`LoopbackNetwork.endpoint`, but pods
+    using the Service's own port will not."""
+    s = socket.socket(socket.AF_INET,
+                      socket.SOCK_DGRAM if protocol == "UDP" else socket.SOCK_STREAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -166,7 +167,7 @@ class LoopbackNetwork:
         self._pods: dict[str, PodNetwork] = {}
         self._services: dict[tuple[str, str], _ServiceState] = {}
         self._proxy = ServiceProxy(clock=clock)
-        self._warned_udp: set[tuple[str, str, int]] = set()
+        self._warned_sctp: set[tuple[str, str, int]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -283,37 +284,40 @@ class LoopbackNetwork:
         if state is None:
             state = self._services[key] = _ServiceState(service, endpoints)
         state.service, state.endpoints = service, endpoints
-        wanted: dict[Backend, tuple[list[Backend], float | None]] = {}
+        wanted: dict[tuple[str, int, str], tuple[list[Backend], float | None]] = {}
         stype = getattr(service.spec, "type", None) or "ClusterIP"
         if stype != "ExternalName":
             affinity = _affinity_timeout(service)
             for sp in _ports(service):
                 protocol = _protocol(sp)
-                if protocol != "TCP":
+                if protocol not in ("TCP", "UDP"):
                     note = (key[0], key[1], int(sp.port))
-                    if note not in self._warned_udp:
-                        self._warned_udp.add(note)
-                        log.warning("service %s/%s port %s/%s: only TCP is proxied by the "
-                                    "loopback network", key[0], key[1], sp.port, protocol)
+                    if note not in self._warned_sctp:
+                        self._warned_sctp.add(note)
+                        log.warning("service %s/%s port %s/%s: only TCP and UDP are proxied "
+                                    "by the loopback network", key[0], key[1], sp.port,
+                                    protocol)
                     continue
                 backends = _ready_backends(endpoints, sp.name, protocol)
                 if not _headless(service):
-                    wanted[(str(service.spec.cluster_ip), int(sp.port))] = (backends,
-                                                                            affinity)
+                    wanted[(str(service.spec.cluster_ip), int(sp.port), protocol)] = (
+                        backends, affinity)
                 node_port = getattr(sp, "node_port", None)
                 if node_port and stype in ("NodePort", "LoadBalancer"):
-                    wanted[("127.0.0.1", int(node_port))] = (backends, affinity)
-        for addr in state.listeners - wanted.keys():
-            await self._proxy.remove(addr)
-            if addr[0] == "127.0.0.1":
+                    wanted[("127.0.0.1", int(node_port), protocol)] = (backends, affinity)
+        for ip, port, protocol in state.listeners - wanted.keys():
+            await self._proxy.remove((ip, port), protocol=protocol)
+            if ip == "127.0.0.1" and protocol == "TCP":
                 # The port may still be allocated to the Service: hold it again.
-                self._rehold(addr[1])
-        for addr, (backends, affinity) in wanted.items():
-            sock = self._held_ports.pop(addr[1], None) if addr[0] == "127.0.0.1" else None
-            if sock is None and self._proxy.bound_address(addr) is None:
-                sock = _bind_listener(addr)
+                self._rehold(port)
+        for (ip, port, protocol), (backends, affinity) in wanted.items():
+            addr = (ip, port)
+            sock = (self._held_ports.pop(port, None)
+                    if ip == "127.0.0.1" and protocol == "TCP" else None)
+            if sock is None and self._proxy.bound_address(addr, protocol) is None:
+                sock = _bind_listener(addr, protocol)
             await self._proxy.set_backends(addr, backends, affinity_timeout=affinity,
-                                           sock=sock)
+                                           sock=sock, protocol=protocol)
         state.listeners = set(wanted)
 
     def _rehold(self, port: int) -> None:
@@ -330,10 +334,10 @@ class LoopbackNetwork:
         state = self._services.pop((namespace, name), None)
         if state is None:
             return
-        for addr in state.listeners:
-            await self._proxy.remove(addr)
-            if addr[0] == "127.0.0.1":
-                self._rehold(addr[1])
+        for ip, port, protocol in state.listeners:
+            await self._proxy.remove((ip, port), protocol=protocol)
+            if ip == "127.0.0.1" and protocol == "TCP":
+                self._rehold(port)
 
     def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
         """``(clusterIP, port)``; for a headless service the first Ready endpoint's
@@ -342,7 +346,7 @@ class LoopbackNetwork:
         sp = _pick_port(service, port)
         if not _headless(service):
             addr = (str(service.spec.cluster_ip), int(sp.port))
-            return self._proxy.bound_address(addr) or addr
+            return self._proxy.bound_address(addr, _protocol(sp)) or addr
         state = self._services.get(_key(service))
         endpoints = state.endpoints if state is not None else None
         backends = _ready_backends(endpoints, sp.name, _protocol(sp))
