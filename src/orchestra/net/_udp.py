@@ -36,8 +36,7 @@ __all__ = ["FLOW_IDLE", "MAX_FLOWS", "_UdpListener"]
 
 FLOW_IDLE = 30.0  # seconds, as the kernel's conntrack keeps an answered UDP flow
 MAX_FLOWS = 4096
-_BATCH = 64
-_DATAGRAM = 65536
+_BATCH = 64  # (a datagram longer than the engine's buffer is cut to its size)
 
 
 class _Flow:
@@ -57,7 +56,7 @@ class _Flow:
         buf, view = lst.engine.buf, lst.engine.view
         for _ in range(_BATCH):
             try:
-                n = self.sock.recv_into(buf, _DATAGRAM, socket.MSG_DONTWAIT)
+                n = self.sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # ECONNREFUSED: nobody listens there (any more)
@@ -83,7 +82,7 @@ class _UdpListener(_Listener):
         buf, view = engine.buf, engine.view
         for _ in range(_BATCH):
             try:
-                n, client = self.sock.recvfrom_into(buf, _DATAGRAM, socket.MSG_DONTWAIT)
+                n, client = self.sock.recvfrom_into(buf, 0, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
