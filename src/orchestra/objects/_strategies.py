@@ -26,6 +26,24 @@ from orchestra.objects._checks import (
     unsupported,
 )
 
+
+def _default_rolling_update(data: Any, rolling_update: dict[str, Any] | None) -> Any:
+    """Default ``type`` to RollingUpdate and, for that type, ``rollingUpdate`` to an
+    object; then fill ``rolling_update``'s fields into it, when given."""
+    data = fill_defaults(data, {"type": "RollingUpdate"})
+    if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
+        data = fill_defaults(data, {"rollingUpdate": dict})
+        if rolling_update is None:
+            return data
+        ru = get_raw(data, "rollingUpdate")
+        if isinstance(ru, Model):
+            ru = ru.to_dict()
+        if isinstance(ru, dict):
+            data["rollingUpdate"] = fill_defaults(ru, rolling_update)
+            data.pop("rolling_update", None)
+    return data
+
+
 # ---------------------------------------------------------------------------
 # Deployment
 
@@ -44,18 +62,7 @@ class DeploymentStrategy(Checked):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-            ru = get_raw(data, "rollingUpdate")
-            if isinstance(ru, Model):
-                ru = ru.to_dict()
-            if isinstance(ru, dict):
-                data["rollingUpdate"] = fill_defaults(
-                    ru, {"maxUnavailable": "25%", "maxSurge": "25%"}
-                )
-                data.pop("rolling_update", None)
-        return data
+        return _default_rolling_update(data, {"maxUnavailable": "25%", "maxSurge": "25%"})
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
@@ -105,16 +112,7 @@ class DaemonSetUpdateStrategy(Checked):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-            ru = get_raw(data, "rollingUpdate")
-            if isinstance(ru, Model):
-                ru = ru.to_dict()
-            if isinstance(ru, dict):
-                data["rollingUpdate"] = fill_defaults(ru, {"maxUnavailable": 1, "maxSurge": 0})
-                data.pop("rolling_update", None)
-        return data
+        return _default_rolling_update(data, {"maxUnavailable": 1, "maxSurge": 0})
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
@@ -154,10 +152,7 @@ class StatefulSetUpdateStrategy(Checked):
     @model_validator(mode="before")
     @classmethod
     def _defaults(cls, data: Any) -> Any:
-        data = fill_defaults(data, {"type": "RollingUpdate"})
-        if isinstance(data, dict) and get_raw(data, "type") == "RollingUpdate":
-            data = fill_defaults(data, {"rollingUpdate": dict})
-        return data
+        return _default_rolling_update(data, None)
 
     def field_errors(self) -> ErrorList:
         errors: ErrorList = []
