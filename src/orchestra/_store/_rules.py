@@ -13,6 +13,7 @@ from typing import Any
 from orchestra._errors import AlreadyExists, Conflict, FieldError, Invalid, NotFound
 from orchestra._store._meta import replace
 from orchestra.objects._base import FrozenDict, KindInfo, KubeObject
+from orchestra.objects._messages import unsupported
 
 _getrandbits = random.getrandbits
 
@@ -97,9 +98,8 @@ def _finalizers_for(info: KindInfo, current: tuple[str, ...],
     elif propagation == "Background":
         add, drop = "", ("orphan", "foregroundDeletion")
     else:
-        raise Invalid("", [FieldError(
-            "propagationPolicy", f'Unsupported value: "{propagation}": supported values: '
-            '"Orphan", "Foreground", "Background"')])
+        raise Invalid("", [FieldError("propagationPolicy", unsupported(
+            propagation, ("Orphan", "Foreground", "Background")))])
     out = [f for f in current if f not in drop]
     if add and add not in out:
         out.append(add)

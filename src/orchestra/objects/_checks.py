@@ -11,15 +11,17 @@ into a pod count.
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, Self, get_args
 
 from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orchestra.objects._base import KubeObject, LabelSelector, Model, Time
+from orchestra.objects._messages import go_value as go_value
+from orchestra.objects._messages import invalid as invalid
+from orchestra.objects._messages import unsupported as unsupported
 from orchestra.objects._names import label_key_error, label_value_error
 from orchestra.objects._pod_spec import PodTemplateSpec
 from orchestra.objects._selector import Selector
@@ -54,35 +56,6 @@ def check(title: str, errors: Sequence[tuple[Loc, str]]) -> None:
     """Raise :func:`raise_field_errors` if there are any errors."""
     if errors:
         raise_field_errors(title, errors)
-
-
-def go_value(value: Any) -> str:
-    """A value as Kubernetes prints it after ``Invalid value:`` (Go's ``%v``/``%q``/``%#v``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, Mapping):
-        inner = ", ".join(
-            f"{json.dumps(str(k))}:{json.dumps(str(v))}" for k, v in sorted(value.items())
-        )
-        return f"map[string]string{{{inner}}}"
-    if isinstance(value, Model):
-        return json.dumps(value.to_dict(), separators=(",", ":"), sort_keys=True)
-    return repr(value)
-
-
-def invalid(value: Any, message: str) -> str:
-    return f"Invalid value: {go_value(value)}: {message}"
-
-
-def unsupported(value: Any, supported: Iterable[str]) -> str:
-    values = ", ".join(json.dumps(s) for s in supported)
-    return f"Unsupported value: {go_value(value)}: supported values: {values}"
 
 
 def nonnegative(errors: ErrorList, loc: Loc, value: int | None) -> None:

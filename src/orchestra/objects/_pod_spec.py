@@ -27,6 +27,7 @@ from orchestra.objects._core_shared import (
     check_unique_names,
     fail,
 )
+from orchestra.objects._messages import unsupported
 from orchestra.objects._volume import Volume
 
 # ---------------------------------------------------------------------------
@@ -240,19 +241,14 @@ class PodSpec(Model):
     @classmethod
     def _check_restart_policy(cls, v: Any) -> Any:
         if v not in _RESTART_POLICIES:
-            raise ValueError(
-                f'Unsupported value: "{v}": supported values: "Always", "OnFailure", "Never"'
-            )
+            raise ValueError(unsupported(v, _RESTART_POLICIES))
         return v
 
     @field_validator("dns_policy")
     @classmethod
     def _check_dns_policy(cls, v: str) -> str:
         if v not in _DNS_POLICIES:
-            raise ValueError(
-                f'Unsupported value: "{v}": supported values: "ClusterFirstWithHostNet", '
-                '"ClusterFirst", "Default", "None"'
-            )
+            raise ValueError(unsupported(v, _DNS_POLICIES))
         return v
 
     @field_validator("containers")

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 from orchestra._errors import FieldError, Invalid
+from orchestra.objects._messages import unsupported
 from orchestra.objects._names import label_key_error, label_value_error
 
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
@@ -153,9 +154,7 @@ def _requirement_errors(key: str, op: str, vals: list[str], path: str) -> list[F
                                          "for 'Gt', 'Lt' operators, the value must be an "
                                          "integer"))
     else:
-        supported = ", ".join(f'"{o}"' for o in OPERATORS)
-        errors.append(FieldError(at("operator"),
-                                 f'Unsupported value: "{op}": supported values: {supported}'))
+        errors.append(FieldError(at("operator"), unsupported(op, OPERATORS)))
     for i, v in enumerate(vals):
         err = label_value_error(v)
         if err:

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from orchestra.objects._base import FrozenDict, IntOrString, Model, Time
 from orchestra.objects._core_shared import ObjectReference, check_unique_names, fail
+from orchestra.objects._messages import unsupported
 
 
 def _port_error(v: int) -> str | None:
@@ -103,10 +104,7 @@ class ServiceSpec(Model):
     @classmethod
     def _check_type(cls, v: str) -> str:
         if v not in _SERVICE_TYPES:
-            raise ValueError(
-                f'Unsupported value: "{v}": supported values: "ClusterIP", "ExternalName", '
-                '"LoadBalancer", "NodePort"'
-            )
+            raise ValueError(unsupported(v, sorted(_SERVICE_TYPES)))
         return v
 
     @field_validator("ports")
