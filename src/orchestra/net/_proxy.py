@@ -58,7 +58,7 @@ class ServiceProxy:
         self.buffer_size = buffer_size
         self._engine: _Engine | None = None
         self._listeners: dict[Backend, _Listener] = {}  # TCP
-        self._udp: dict[Backend, _UdpListener] = {}
+        self._udp: dict[Backend, _Listener] = {}  # _UdpListener
         self._closed = False
 
     # -- programming ------------------------------------------------------------------
@@ -127,32 +127,26 @@ class ServiceProxy:
     async def remove(self, listen: Backend, *, protocol: str = "TCP") -> None:
         """Stop listening on ``listen``; its established TCP connections carry on (UDP
         flows end with their listener)."""
-        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
-            self._udp if protocol == "UDP" else self._listeners)
-        lst = table.pop((str(listen[0]), int(listen[1])), None)
+        lst = self._table(protocol).pop((str(listen[0]), int(listen[1])), None)
         engine = self._engine
         if lst is not None and engine is not None:
             await asyncio.wrap_future(engine.call(lambda: engine.close_listener(lst)))
 
     def listening(self, protocol: str = "TCP") -> list[Backend]:
         """The addresses listened on now."""
-        return list(self._udp if protocol == "UDP" else self._listeners)
+        return list(self._table(protocol))
 
     def bound_address(self, listen: Backend, protocol: str = "TCP") -> Backend | None:
         """Where the listener for ``listen`` really is (it differs when it was given a
         socket bound elsewhere); None when there is no such listener."""
-        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
-            self._udp if protocol == "UDP" else self._listeners)
-        lst = table.get((str(listen[0]), int(listen[1])))
+        lst = self._table(protocol).get((str(listen[0]), int(listen[1])))
         if lst is None:
             return None
         host, port = lst.sock.getsockname()[:2]
         return (str(host), int(port))
 
     def backends(self, listen: Backend, protocol: str = "TCP") -> tuple[Backend, ...]:
-        table: dict[Backend, _UdpListener] | dict[Backend, _Listener] = (
-            self._udp if protocol == "UDP" else self._listeners)
-        lst = table.get((str(listen[0]), int(listen[1])))
+        lst = self._table(protocol).get((str(listen[0]), int(listen[1])))
         return () if lst is None else lst.backends
 
     @property
@@ -180,6 +174,9 @@ class ServiceProxy:
         await asyncio.to_thread(_join_all, [*threads, engine.thread], 10.0)
 
     # -- internals --------------------------------------------------------------------
+
+    def _table(self, protocol: str) -> dict[Backend, _Listener]:
+        return self._udp if protocol == "UDP" else self._listeners
 
     def _start_engine(self) -> _Engine:
         if self._engine is None:
