@@ -63,6 +63,8 @@ class _Flow:
                 lst.drop(self)
                 return
             self.last = lst.engine.monotonic()
+            if lst.flows.get(self.client) is self:  # an answer keeps the flow alive too
+                lst.flows.move_to_end(self.client)
             with contextlib.suppress(OSError):
                 lst.sock.sendto(view[:n], socket.MSG_DONTWAIT, self.client)
 
