@@ -77,16 +77,13 @@ def _head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:
 
 
 def deployment(cluster: Cluster, d: Any, out: _Out) -> None:
-    from orchestra.objects._selector import Selector
-
     st = d.status
     want = d.spec.replicas if d.spec.replicas is not None else 1
     strategy = d.spec.strategy
     pairs: list[tuple[str, Any]] = [
-        ("Name", d.metadata.name), ("Namespace", d.metadata.namespace),
-        ("CreationTimestamp", _time(d.metadata.creation_timestamp)),
+        *_head(d, created=True),
         ("Labels", _map(d.metadata.labels)), ("Annotations", _annotations(d.metadata.annotations)),
-        ("Selector", str(Selector.from_label_selector(d.spec.selector))),
+        ("Selector", _selector(d)),
         ("Replicas", f"{want} desired | {(st.updated_replicas or 0) if st else 0} updated | "
                      f"{(st.replicas or 0) if st else 0} total | "
                      f"{(st.available_replicas or 0) if st else 0} available | "
