@@ -305,11 +305,8 @@ class LoopbackNetwork:
                 node_port = getattr(sp, "node_port", None)
                 if node_port and stype in ("NodePort", "LoadBalancer"):
                     wanted[("127.0.0.1", int(node_port), protocol)] = (backends, affinity)
-        for ip, port, protocol in state.listeners - wanted.keys():
-            await self._proxy.remove((ip, port), protocol=protocol)
-            if ip == "127.0.0.1" and protocol == "TCP":
-                # The port may still be allocated to the Service: hold it again.
-                self._rehold(port)
+        for listener in state.listeners - wanted.keys():
+            await self._drop_listener(*listener)
         for (ip, port, protocol), (backends, affinity) in wanted.items():
             addr = (ip, port)
             sock = (self._held_ports.pop(port, None)
@@ -319,6 +316,12 @@ class LoopbackNetwork:
             await self._proxy.set_backends(addr, backends, affinity_timeout=affinity,
                                            sock=sock, protocol=protocol)
         state.listeners = set(wanted)
+
+    async def _drop_listener(self, ip: str, port: int, protocol: str) -> None:
+        await self._proxy.remove((ip, port), protocol=protocol)
+        if ip == "127.0.0.1" and protocol == "TCP":
+            # A node port may still be allocated to the Service: hold it again.
+            self._rehold(port)
 
     def _rehold(self, port: int) -> None:
         if self._node_ports.is_allocated(port) and port not in self._held_ports:
@@ -334,10 +337,8 @@ class LoopbackNetwork:
         state = self._services.pop((namespace, name), None)
         if state is None:
             return
-        for ip, port, protocol in state.listeners:
-            await self._proxy.remove((ip, port), protocol=protocol)
-            if ip == "127.0.0.1" and protocol == "TCP":
-                self._rehold(port)
+        for listener in state.listeners:
+            await self._drop_listener(*listener)
 
     def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
         """``(clusterIP, port)``; for a headless service the first Ready endpoint's
