@@ -322,31 +322,30 @@ def _listen(host: str) -> socket.socket:
     return s
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    size = args.bulk_mb * 1_000_000
+def _serve(ctx: Any, target: Callable[..., None], arg: Any
+           ) -> tuple[Any, Connection, dict[str, tuple[str, int]]]:
+    """Start ``target(sockets, arg, pipe)`` in a forked process, with a listening loopback
+    socket per workload: the process, this end of the pipe, and the addresses."""
     socks = {kind: _listen("127.0.0.1") for kind in WORKLOADS}
     for s in socks.values():
         s.listen(1024)
-    direct = {kind: s.getsockname() for kind, s in socks.items()}
-    ctx = mp.get_context("fork")
-    b_parent, b_child = ctx.Pipe()
-    backend = ctx.Process(target=backend_main, args=(socks, size, b_child), daemon=True)
-    backend.start()
+    addrs = {kind: s.getsockname() for kind, s in socks.items()}
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(socks, arg, child), daemon=True)
+    proc.start()
     for s in socks.values():
         s.close()
+    return proc, parent, addrs
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    size = args.bulk_mb * 1_000_000
+    ctx = mp.get_context("fork")
+    backend, b_parent, direct = _serve(ctx, backend_main, size)
     c_parent, c_child = ctx.Pipe()
     client = ctx.Process(target=client_main, args=(c_child,), daemon=True)
     client.start()
-    plain_socks = {kind: _listen("127.0.0.1") for kind in WORKLOADS}
-    for s in plain_socks.values():
-        s.listen(1024)
-    plain = {kind: s.getsockname() for kind, s in plain_socks.items()}
-    p_parent, p_child = ctx.Pipe()
-    plain_proxy = ctx.Process(target=plain_proxy_main, args=(plain_socks, direct, p_child),
-                              daemon=True)
-    plain_proxy.start()
-    for s in plain_socks.values():
-        s.close()
+    plain_proxy, p_parent, plain = _serve(ctx, plain_proxy_main, direct)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, b_parent.recv)
     await loop.run_in_executor(None, p_parent.recv)
