@@ -117,7 +117,8 @@ def _proxy_module() -> Any:
     return module
 
 
-def proxy(requests: int, bulk_mb: int, rounds: int, concurrency: int = 4) -> dict[str, Any]:
+def proxy(requests: int, bulk_mb: int, rounds: int, concurrency: str = "4,16,64"
+          ) -> dict[str, Any]:
     mod = _proxy_module()
     args = argparse.Namespace(requests=requests, concurrency=concurrency, bulk_mb=bulk_mb,
                               rounds=rounds, haproxy=True)
@@ -141,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"startup": asyncio.run(startup(sizes, rounds)),
                               "target_overhead_ms_per_pod": 20}
     if args.proxy:
-        result["proxy"] = proxy(args.requests or (300 if args.quick else 2000),
+        result["proxy"] = proxy(args.requests or (300 if args.quick else 3000),
                                 args.bulk_mb or (5 if args.quick else 100),
-                                rounds if args.quick else max(rounds, 5))
+                                rounds if args.quick else max(rounds, 5),
+                                "4,16" if args.quick else "4,16,64")
     result["rounds"] = rounds
     result["cpus"] = os.cpu_count()
     result["python"] = sys.version.split()[0]

@@ -5,19 +5,25 @@ and a bulk sender), the clients, and this one, which runs the ``ServiceProxy``. 
 figure is measured direct and through the proxy in the same run:
 
 - short: HTTP/1.1 requests with ``Connection: close`` (a new TCP connection each),
-  ``--requests`` in all from ``--concurrency`` clients; requests/s and the ratio;
-- short_keepalive: the same number of requests on ``--concurrency`` kept-alive
-  connections (how HTTP clients and load generators usually send them);
+  ``--requests`` per round, from each of the ``--concurrency`` client counts;
+- short_keepalive: the same number of requests on that many kept-alive connections (how
+  HTTP clients and load generators usually send them);
 - bulk: ``--bulk-mb`` MB on one connection; MB/s and the ratio.
+
+Throughput is a path's capacity, so each request figure is the path's best rate over the
+client counts (the default sweep 4, 16, 64 takes every path to saturation), and the ratio
+is proxied peak over direct peak. Each client count's own figures and ratios are under
+``by_concurrency``: with few clients a proxy, which adds a hop to every request, looks
+worse than at saturation, because the cores then wait on each other's wake-ups.
 
 References, in the same rounds: a plain asyncio streams proxy in a process of its own (the
 baseline the issue names: ``read``, ``write``, ``drain``), and, when ``haproxy`` is
 installed, HAProxy (one thread, TCP mode; splice for bulk): what a userspace TCP proxy
 written in C reaches on the same host.
 
-Run: ``python benchmarks/proxy.py [--requests 2000] [--concurrency 4] [--bulk-mb 100]
-[--rounds 5] [--no-haproxy]``. Rounds are interleaved and the best of each path is kept:
-the host is shared, and two cores run three busy processes.
+Run: ``python benchmarks/proxy.py [--requests 3000] [--concurrency 4,16,64]
+[--bulk-mb 100] [--rounds 5] [--no-haproxy]``. Rounds are interleaved and the best of each
+path is kept: the host is shared, and two cores run three busy processes.
 """
 
 from __future__ import annotations
@@ -369,8 +375,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if not use_haproxy:
         references["haproxy_missing"] = ("haproxy is not installed" if args.haproxy
                                          else "--no-haproxy")
-    best: dict[tuple[str, str], float] = {}
-    cpu: dict[str, float] = {}  # CPU seconds spent on the short rounds, by proxy
+    levels = _levels(args.concurrency)
+    best: dict[tuple[str, str, int], float] = {}  # (workload, path, clients): best rate
+    cpu: dict[tuple[str, int], float] = {}  # CPU seconds on the short rounds, by proxy
     try:
         with contextlib.ExitStack() as stack:
             paths = {"direct": direct, "proxy": proxied, "asyncio": plain}
@@ -381,21 +388,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 pid, paths["haproxy"] = stack.enter_context(_haproxy(direct))
                 cpus["haproxy"] = functools.partial(_proc_cpu, pid)
             for addrs in paths.values():  # warm up every path
-                await ask(("short", addrs["short"], 200, args.concurrency))
-                await ask(("keepalive", addrs["keepalive"], 200, args.concurrency))
+                await ask(("short", addrs["short"], 200, levels[0]))
+                await ask(("keepalive", addrs["keepalive"], 200, levels[0]))
             for kind in WORKLOADS:
                 # Interleaved, best of: the host is shared. A bulk transfer takes only
                 # tens of milliseconds, so it gets three times the rounds.
-                for _ in range(args.rounds * (3 if kind == "bulk" else 1)):
-                    for path, addrs in paths.items():
-                        job = ((kind, addrs[kind], size) if kind == "bulk" else
-                               (kind, addrs[kind], args.requests, args.concurrency))
-                        measure = cpus.get(path) if kind == "short" else None
-                        t0 = measure() if measure else 0.0
-                        got = await ask(job)
-                        if measure:
-                            cpu[path] = cpu.get(path, 0.0) + measure() - t0
-                        best[kind, path] = max(best.get((kind, path), 0.0), got)
+                for clients in (levels if kind != "bulk" else (1,)):
+                    for _ in range(args.rounds * (3 if kind == "bulk" else 1)):
+                        for path, addrs in paths.items():
+                            job = ((kind, addrs[kind], size) if kind == "bulk" else
+                                   (kind, addrs[kind], args.requests, clients))
+                            measure = cpus.get(path) if kind == "short" else None
+                            t0 = measure() if measure else 0.0
+                            got = await ask(job)
+                            if measure:
+                                cpu[path, clients] = cpu.get((path, clients), 0.0) \
+                                    + measure() - t0
+                            key = (kind, path, clients)
+                            best[key] = max(best.get(key, 0.0), got)
     finally:
         c_parent.send(None)
         b_parent.send("stop")
@@ -408,24 +418,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 p.kill()
                 p.join()
 
-    def figures(kind: str, unit: str) -> dict[str, Any]:
-        out: dict[str, Any] = {f"direct_{unit}": round(best[kind, "direct"]),
-                               f"proxy_{unit}": round(best[kind, "proxy"]),
-                               "ratio": round(best[kind, "proxy"] / best[kind, "direct"], 3)}
-        for ref in ("asyncio", "haproxy"):
-            if (kind, ref) in best:
-                out[f"{ref}_{unit}"] = round(best[kind, ref])
-                out[f"{ref}_ratio"] = round(best[kind, ref] / best[kind, "direct"], 3)
-        if kind == "short":
-            for path, seconds in cpu.items():
+    def rates(kind: str, clients: int, unit: str) -> dict[str, Any]:
+        """Each path's best rate with ``clients`` clients, and its ratio to direct."""
+        direct_rate = best[kind, "direct", clients]
+        out: dict[str, Any] = {f"direct_{unit}": round(direct_rate)}
+        for path in ("proxy", "asyncio", "haproxy"):
+            if (kind, path, clients) in best:
+                rate = best[kind, path, clients]
+                out[f"{path}_{unit}"] = round(rate)
+                out["ratio" if path == "proxy" else f"{path}_ratio"] = \
+                    round(rate / direct_rate, 3)
+            if kind == "short" and (path, clients) in cpu:
                 out[f"{path}_cpu_us_per_request"] = round(
-                    seconds / args.rounds / args.requests * 1e6, 1)
+                    cpu[path, clients] / args.rounds / args.requests * 1e6, 1)
+        return out
+
+    def figures(kind: str, unit: str) -> dict[str, Any]:
+        """Each path's peak against direct's peak (with the client count of each peak),
+        and every client count's own figures."""
+        counts = levels if kind != "bulk" else (1,)
+        by = {c: rates(kind, c, unit) for c in counts}
+        peak_at = {path: max(counts, key=functools.partial(_rate_of, best, kind, path))
+                   for path in ("direct", "proxy", "asyncio", "haproxy")
+                   if (kind, path, counts[0]) in best}
+        direct_peak = best[kind, "direct", peak_at["direct"]]
+        out: dict[str, Any] = {}
+        for path, c in peak_at.items():
+            out[f"{path}_{unit}"] = round(best[kind, path, c])
+            if path != "direct":
+                out["ratio" if path == "proxy" else f"{path}_ratio"] = \
+                    round(best[kind, path, c] / direct_peak, 3)
+            if f"{path}_cpu_us_per_request" in by[c]:
+                out[f"{path}_cpu_us_per_request"] = by[c][f"{path}_cpu_us_per_request"]
+        if kind != "bulk":
+            out["peak_at_concurrency"] = peak_at
+            out["by_concurrency"] = {str(c): by[c] for c in counts}
         return out
 
     return {
-        "short_http": {"requests": args.requests, "concurrency": args.concurrency,
+        "short_http": {"requests": args.requests, "concurrency": list(levels),
                        **figures("short", "rps")},
-        "short_http_keepalive": {"requests": args.requests, "connections": args.concurrency,
+        "short_http_keepalive": {"requests": args.requests, "connections": list(levels),
                                  **figures("keepalive", "rps")},
         "bulk": {"megabytes": args.bulk_mb, "rounds": args.rounds * 3,
                  **figures("bulk", "mb_s")},
@@ -434,10 +467,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _rate_of(best: dict[tuple[str, str, int], float], kind: str, path: str,
+             clients: int) -> float:
+    return best[kind, path, clients]
+
+
+def _levels(concurrency: str | int) -> tuple[int, ...]:
+    """``"4,16,64"`` (or one number) as client counts."""
+    levels = tuple(int(c) for c in str(concurrency).split(","))
+    if min(levels) < 1:
+        raise ValueError(f"--concurrency: client counts of 1 or more, not {concurrency!r}")
+    return levels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--requests", type=int, default=3000, help="per round")
+    ap.add_argument("--concurrency", default="4,16,64",
+                    help="comma-separated client counts (default 4,16,64)")
     ap.add_argument("--bulk-mb", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-haproxy", dest="haproxy", action="store_false", default=True,

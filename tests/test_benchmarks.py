@@ -47,6 +47,17 @@ def test_process_quick() -> None:
     assert proxy["short_http"]["proxy_rps"] > 0 and proxy["bulk"]["proxy_mb_s"] > 0
     assert proxy["short_http_keepalive"]["proxy_rps"] > 0
     assert proxy["short_http"]["proxy_cpu_us_per_request"] > 0
+    for figure in ("short_http", "short_http_keepalive"):
+        # Throughput is each path's peak over the client counts, and the ratio is peak
+        # against peak; every client count's own figures come along.
+        by = proxy[figure]["by_concurrency"]
+        assert set(by) == {"4", "16"}
+        for path in ("direct", "proxy"):
+            peak = max(by[c][f"{path}_rps"] for c in by)
+            assert proxy[figure][f"{path}_rps"] == peak
+            assert by[str(proxy[figure]["peak_at_concurrency"][path])][f"{path}_rps"] == peak
+        assert proxy[figure]["ratio"] == pytest.approx(
+            proxy[figure]["proxy_rps"] / proxy[figure]["direct_rps"], abs=0.002)
     references = ["asyncio"]  # a plain asyncio proxy, the baseline, always
     if shutil.which("haproxy"):  # the same workloads through HAProxy, as a reference
         assert proxy["references"]["haproxy"].startswith("haproxy")
