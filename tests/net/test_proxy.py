@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import os
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from orchestra._clock import ManualClock
+from orchestra.net._forward import _Conn, _Direction
 from orchestra.net._ipam import LoopbackBlock
 from orchestra.net._proxy import ServiceProxy
 
@@ -146,6 +148,32 @@ async def test_half_close_is_propagated(net: LoopbackBlock) -> None:
         finally:
             await proxy.close()
     assert data == f"{a}\n".encode() + b"x" * 100_000
+
+
+async def test_a_closed_connection_is_freed_without_the_garbage_collector(
+        net: LoopbackBlock) -> None:
+    """A connection's objects hold no reference cycle: reference counting frees them as
+    it closes, so thousands of short connections give the cyclic collector no work."""
+    a, vip = addr(net, 2), addr(net, 100)
+    proxy = ServiceProxy()
+    async with servers([a], PORT):
+        await proxy.set_backends((vip, 80), [(a, PORT)])
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                assert await ask(vip, 80) == a
+            for _ in range(500):  # each ended as it does in use: its client hung up
+                if not proxy.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert proxy.connections == 0
+            await proxy.close()  # (its thread's locals may hold the last one until then)
+            left = [o for o in gc.get_objects() if isinstance(o, _Conn | _Direction)]
+        finally:
+            gc.enable()
+            await proxy.close()
+    assert left == []
 
 
 @pytest.mark.parametrize("splice_threshold", [1 << 16, 1 << 40])

@@ -164,8 +164,7 @@ class _Listener:
 class _Direction:
     """Bytes flowing from ``src`` to ``dst`` while the proxy thread drives them."""
 
-    __slots__ = ("dst", "dst_fd", "eof", "hup", "other", "out", "pending", "src", "src_fd",
-                 "total")
+    __slots__ = ("dst", "dst_fd", "eof", "hup", "out", "pending", "src", "src_fd", "total")
 
     def __init__(self, src: socket.socket, dst: socket.socket) -> None:
         self.src = src
@@ -177,7 +176,6 @@ class _Direction:
         self.out = False  # OUT is in dst's epoll interest
         self.pending: memoryview | None = None
         self.total = 0
-        self.other: _Direction = self
 
 
 class _Conn:
@@ -317,7 +315,8 @@ class _Conn:
             return
         if mask & _ENDED:
             d.hup = True
-        back = d.other  # the direction that writes to d.src
+        back = self.other(d)  # the direction that writes to d.src
+        assert back is not None
         if mask & _OUT and back.pending is not None:
             self.flush(back)
         if mask & (_IN | _ENDED) and d.pending is None and not d.eof \
@@ -330,9 +329,14 @@ class _Conn:
         assert b is not None
         self.state = _FORWARDING
         self.up = up = _Direction(self.client, b)
-        self.down = down = _Direction(b, self.client)
-        up.other, down.other = down, up
+        self.down = _Direction(b, self.client)
         self.pump(up)
+
+    def other(self, d: _Direction) -> _Direction | None:
+        """The direction opposite ``d``. (The directions hold no reference to each
+        other, nor to the connection: a closed connection is freed by reference counting
+        at once, never left for the cyclic garbage collector.)"""
+        return self.down if d is self.up else self.up
 
     # -- moving bytes -----------------------------------------------------------------
 
@@ -401,7 +405,8 @@ class _Conn:
     def ended(self, d: _Direction) -> None:
         """``d.src`` sent everything: pass the EOF on, close once both ended."""
         d.eof = True
-        if d.other.eof:
+        back = self.other(d)
+        if back is None or back.eof:
             self.close()
             return
         with contextlib.suppress(OSError):
