@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -365,16 +366,18 @@ async def test_cleanup_stale_removes_an_abandoned_run(tmp_path: Path,
     assert_gone(n)
 
 
-async def test_sysctls_are_set_while_running_and_restored_by_the_last_user(
-        tmp_path: Path) -> None:
+def _others() -> list[Any]:
+    """The bridge networks on this host that hold the sysctls."""
     from orchestra.net import _bridge_sysctl
 
+    with _bridge_sysctl._locked() as record:
+        return list(record["users"])
+
+
+async def test_sysctls_are_set_while_running_and_restored_by_the_last_user(
+        tmp_path: Path) -> None:
     def read() -> str:
         return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip()
-
-    def others() -> list[Any]:
-        with _bridge_sysctl._locked() as record:
-            return list(record["users"])
 
     original = await asyncio.to_thread(read)
     n = _new(tmp_path)
@@ -383,8 +386,50 @@ async def test_sysctls_are_set_while_running_and_restored_by_the_last_user(
         assert await asyncio.to_thread(read) == "1"
     finally:
         await n.close()
-    if not await asyncio.to_thread(others):  # another cluster on this host may need it
+    if not await asyncio.to_thread(_others):  # another cluster on this host may need it
         assert await asyncio.to_thread(read) == original
+
+
+KILLED_USER = r"""
+import sys
+from orchestra.net import _bridge_sysctl
+_bridge_sysctl.acquire("killed")
+print("acquired", flush=True)
+sys.stdin.readline()
+"""
+
+
+async def test_cleanup_stale_restores_the_sysctls_of_a_killed_user(tmp_path: Path) -> None:
+    """A bridge network's process killed with SIGKILL leaves the host sysctls set;
+    recovery (cleanup_stale) restores them once no live user is left."""
+    def read() -> dict[str, str | None]:
+        from orchestra.net import _bridge_sysctl
+
+        return {k: _bridge_sysctl._read(k) for k in _bridge_sysctl.WANTED}
+
+    others = await asyncio.to_thread(_others)  # bridge networks running on this host
+    original = await asyncio.to_thread(read)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_USER, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() == b"acquired"
+        assert await asyncio.to_thread(read) == {
+            k: (None if v is None else "1") for k, v in original.items()}
+    finally:
+        proc.kill()  # left as a zombie until waited for: a zombie is no user either
+    try:
+        removed = await cleanup_stale(f"t-{uuid.uuid4().hex[:8]}",
+                                      persist_dir=str(tmp_path / "ipam"))
+    finally:
+        await proc.wait()
+    if others:  # they still need the values: nothing is restored
+        assert not [r for r in removed if r.startswith("sysctl ")]
+        return
+    assert await asyncio.to_thread(read) == original
+    assert removed == [f"sysctl {k.replace('/', '.')}={v} restored"
+                       for k, v in original.items() if v not in (None, "1")]
+    assert await asyncio.to_thread(_others) == []
 
 
 async def test_refuses_to_configure_a_namespace_it_did_not_fill(net: BridgeNetwork) -> None:

@@ -5,8 +5,9 @@ Pod-to-ClusterIP NAT needs ``net.ipv4.ip_forward=1`` and bridge netfilter
 counted across every process of this host: a JSON record under a ``flock`` lists the
 live users (pid and process start time, so a reused pid does not count) and the values
 found before the first user changed anything. The last user to leave restores them;
-when a user died without leaving (SIGKILL), the next :func:`acquire` or :func:`release`
-on the host notices it is gone, and the values are restored once no live user is left.
+when a user died without leaving (SIGKILL), the next :func:`acquire`, :func:`release` or
+:func:`reap` on the host notices it is gone, and the values are restored once no live user
+is left (``cleanup_stale`` reaps, so recovering from a crash restores them too).
 
 Blocking file work: call these from a worker thread, never from the event loop.
 """
@@ -21,7 +22,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["WANTED", "acquire", "release"]
+__all__ = ["WANTED", "acquire", "reap", "release"]
 
 log = logging.getLogger("orchestra.net.bridge")
 
@@ -38,11 +39,16 @@ def _record_path() -> str:
 
 
 def _start_time(pid: int) -> str | None:
+    """The start time of live process ``pid``; None when it is gone or a zombie (killed,
+    not yet reaped by its parent)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    return fields[19]
 
 
 def _alive(user: dict[str, Any]) -> bool:
@@ -85,13 +91,18 @@ def _locked() -> Iterator[dict[str, Any]]:
         os.close(fd)
 
 
-def _restore(record: dict[str, Any]) -> None:
+def _restore(record: dict[str, Any]) -> dict[str, str]:
+    """Write the saved values back; the ones restored."""
+    restored: dict[str, str] = {}
     for key, value in record["saved"].items():
         try:
             _write(key, value)
         except OSError as e:
             log.warning("could not restore sysctl %s=%s: %s", key, value, e)
+        else:
+            restored[key] = value
     record["saved"] = {}
+    return restored
 
 
 def acquire(token: str) -> None:
@@ -119,3 +130,13 @@ def release(token: str) -> None:
         record["users"] = [u for u in record["users"] if u.get("token") != token]
         if not record["users"]:
             _restore(record)
+
+
+def reap() -> dict[str, str]:
+    """Restore the recorded values if every user is gone (died without releasing); the
+    values restored, by key. Nothing to do when there is no record (the bridge network
+    never ran on this host, or it is not root)."""
+    if not os.path.exists(_record_path()):
+        return {}
+    with _locked() as record:
+        return _restore(record) if not record["users"] and record["saved"] else {}

@@ -480,8 +480,10 @@ async def cleanup_stale(cluster_name: str, *, persist_dir: str | None = None,
                         netns_dir: str = NETNS_DIR, bridge_name: str | None = None
                         ) -> list[str]:
     """Remove what an earlier run of ``cluster_name`` left behind (after a crash): its
-    veths, namespaces, bridge, nft table and IPAM file. Returns what was removed. Do not
-    call it while a network of that cluster name is running."""
+    veths, namespaces, bridge, nft table and IPAM file; and restore the host sysctls the
+    bridge network set, if no live bridge network of any name still needs them. Returns
+    what was removed or restored. Do not call it while a network of that cluster name is
+    running."""
     names = names_for(cluster_name)
     worker = NetlinkWorker("orchestra-netlink-cleanup")
     try:
@@ -492,6 +494,9 @@ async def cleanup_stale(cluster_name: str, *, persist_dir: str | None = None,
         path = os.path.join(persist_dir or _default_persist_dir(cluster_name), "ipam.json")
         if await worker.call(worker._t_call, remove_file, path):
             removed.append(path)
+        restored = await worker.call(worker._t_call, sysctl.reap)
+        removed += [f"sysctl {key.replace('/', '.')}={value} restored"
+                    for key, value in restored.items()]
     finally:
         await worker.close()
     return removed
