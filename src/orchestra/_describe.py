@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, cast
 
+from orchestra._describe_volumes import volumes
+from orchestra._tabwriter import align
 from orchestra.objects._base import KubeObject, parse_time
 from orchestra.objects._registry import parse_ref
 
@@ -18,30 +20,38 @@ if TYPE_CHECKING:
 
 
 class _Out:
+    """describe's lines, with kubectl's tab-separated cells: :meth:`text` aligns them as
+    kubectl's tabwriter does (see :mod:`orchestra._tabwriter`)."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def kv(self, pairs: list[tuple[str, Any]], indent: int = 0) -> None:
-        width = max((len(k) for k, _ in pairs), default=0) + 2
+        """``Key:  value`` lines. A multi-line value continues in the value column; a list
+        is a block: ``Key:`` alone, then one item per line, two spaces further in (an
+        item may hold a tab of its own, to align ``name:  value`` items)."""
+        pad = " " * indent
         for k, v in pairs:
+            if isinstance(v, list) and v:
+                self.lines.append(f"{pad}{k}:")
+                self.lines.extend(f"{pad}  {item}" for item in v)
+                continue
             text = "<none>" if v in (None, "", [], {}) else str(v)
             first, *rest = text.split("\n")
-            self.lines.append(" " * indent + f"{k + ':':<{width}}" + first)
-            for line in rest:
-                self.lines.append(" " * (indent + width) + line)
+            self.lines.append(f"{pad}{k}:\t{first}")
+            self.lines.extend(f"{pad}\t{line}" for line in rest)
 
     def line(self, text: str = "") -> None:
         self.lines.append(text)
 
-    def table(self, header: list[str], rows: list[list[str]], indent: int = 2) -> None:
-        cols = [header, ["-" * len(h) for h in header], *rows]
-        widths = [max(len(r[i]) for r in cols) for i in range(len(header))]
-        for r in cols:
-            self.lines.append(" " * indent + "  ".join(
-                c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    def table(self, header: list[str], rows: list[list[str]], indent: int = 2, *,
+              dashes: bool = True) -> None:
+        pad = " " * indent
+        head = [header, ["-" * len(h) for h in header]] if dashes else [header]
+        self.lines.extend(pad + "\t".join(r) for r in [*head, *rows])
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        return "\n".join(align(self.lines)) + "\n"
 
 
 def _map(d: Any) -> str:
@@ -86,7 +96,7 @@ def _age(seconds: float) -> str:
 def _events(cluster: Cluster, obj: KubeObject, out: _Out) -> None:
     events = cluster.events(obj)
     if not events:
-        out.line("Events:            <none>")
+        out.line("Events:\t<none>")
         return
     now = cluster.clock.now()
     out.line("Events:")
@@ -157,11 +167,13 @@ def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
         pairs.append(("Image", c.image))
         if not template:
             pairs.append(("Image ID", st.image_id if st else None))
-        pairs += [("Port", ports or "<none>"), ("Host Port", host_ports or "<none>")]
+        # ("Ports" and "Host Ports" when there are several, as kubectl prints them)
+        pairs += [("Ports" if "," in ports else "Port", ports or "<none>"),
+                  ("Host Ports" if "," in host_ports else "Host Port", host_ports or "<none>")]
         if c.command:
-            pairs.append(("Command", "\n".join(c.command)))
+            pairs.append(("Command", list(c.command)))
         if c.args:
-            pairs.append(("Args", "\n".join(c.args)))
+            pairs.append(("Args", list(c.args)))
         if not template:
             pairs += _state(st.state if st else None)
             if st is not None and st.last_state is not None and st.last_state.terminated:
@@ -173,9 +185,9 @@ def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
                       ("Restart Count", st.restart_count if st else 0)]
         res = c.resources
         if res is not None and res.limits:
-            pairs.append(("Limits", "\n".join(f"{k}: {v}" for k, v in res.limits.items())))
+            pairs.append(("Limits", [f"{k}:\t{v}" for k, v in sorted(res.limits.items())]))
         if res is not None and res.requests:
-            pairs.append(("Requests", "\n".join(f"{k}: {v}" for k, v in res.requests.items())))
+            pairs.append(("Requests", [f"{k}:\t{v}" for k, v in sorted(res.requests.items())]))
         for label, p in (("Liveness", c.liveness_probe), ("Readiness", c.readiness_probe),
                          ("Startup", c.startup_probe)):
             if p is not None:
@@ -183,23 +195,23 @@ def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
         env = []
         for e in c.env or ():
             if e.value_from is None:
-                env.append(f"{e.name}:  {e.value or ''}")
+                env.append(f"{e.name}:\t{e.value or ''}")
             elif e.value_from.secret_key_ref is not None:
                 ref = e.value_from.secret_key_ref
-                env.append(f"{e.name}:  <set to the key '{ref.key}' in secret '{ref.name}'>")
+                env.append(f"{e.name}:\t<set to the key '{ref.key}' in secret '{ref.name}'>")
             elif e.value_from.config_map_key_ref is not None:
                 ref2 = e.value_from.config_map_key_ref
-                env.append(f"{e.name}:  <set to the key '{ref2.key}' of config map "
+                env.append(f"{e.name}:\t<set to the key '{ref2.key}' of config map "
                            f"'{ref2.name}'>")
             elif e.value_from.field_ref is not None:
-                env.append(f"{e.name}:   ({e.value_from.field_ref.api_version or 'v1'}:"
+                env.append(f"{e.name}:\t ({e.value_from.field_ref.api_version or 'v1'}:"
                            f"{e.value_from.field_ref.field_path})")
             else:
-                env.append(f"{e.name}:  <set from a resource field>")
-        pairs.append(("Environment", "\n".join(env) if env else "<none>"))
+                env.append(f"{e.name}:\t<set from a resource field>")
+        pairs.append(("Environment", env))
         mounts = [f"{m.mount_path} from {m.name} ({'ro' if m.read_only else 'rw'})"
                   for m in c.volume_mounts or ()]
-        pairs.append(("Mounts", "\n".join(mounts) if mounts else "<none>"))
+        pairs.append(("Mounts", mounts))
         out.kv(pairs, indent=4)
 
 
@@ -228,20 +240,9 @@ def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
     _containers(out, "Containers", pod.spec.containers, st.container_statuses if st else None)
     conds = st.conditions if st else None
     if conds:
-        out.line("Conditions:")
-        out.table(["Type", "Status"], [[c.type, c.status] for c in conds])
-    vols = pod.spec.volumes or ()
-    if vols:
-        out.line("Volumes:")
-        for v in vols:
-            out.line(f"  {v.name}:")
-            d = v.to_dict()
-            d.pop("name")
-            for kind, body in d.items():
-                out.kv([("Type", kind)] + [(k, val) for k, val in (body or {}).items()
-                                           if not isinstance(val, list | dict)], indent=4)
-    else:
-        out.line("Volumes:                     <none>")
+        out.line("Conditions:")  # (no dashes under a pod's, unlike other kinds')
+        out.table(["Type", "Status"], [[c.type, c.status] for c in conds], dashes=False)
+    volumes(out, pod.spec.volumes)
     tols = [f"{t.key or ''}{':' + t.effect if t.effect else ''} op={t.operator or 'Equal'}"
             + (f" for {t.toleration_seconds}s" if t.toleration_seconds is not None else "")
             for t in pod.spec.tolerations or ()]
@@ -288,7 +289,7 @@ def _node(cluster: Cluster, n: Any, out: _Out) -> None:
     on_node = cluster.store.list("Pod", field_selector=f"spec.nodeName={n.metadata.name}")
     pods = [p for p in cast("list[Pod]", on_node)
             if not (p.status and p.status.phase in ("Succeeded", "Failed"))]
-    out.line(f"Non-terminated Pods:          ({len(pods)} in total)")
+    out.line(f"Non-terminated Pods:\t({len(pods)} in total)")
     alloc = (st.allocatable if st else None) or {}
     totals = {"cpu": [Quantity(0), Quantity(0)], "memory": [Quantity(0), Quantity(0)]}
     rows = []
@@ -351,7 +352,7 @@ def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
         for k, v in (obj.data or {}).items():
             import base64
 
-            out.line(f"{k}:  {len(base64.b64decode(v))} bytes")
+            out.line(f"{k}:\t{len(base64.b64decode(v))} bytes")
     _events(cluster, obj, out)
 
 

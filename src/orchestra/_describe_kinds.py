@@ -15,6 +15,7 @@ from orchestra._describe import (
     _Out,
     _time,
 )
+from orchestra._describe_volumes import volumes
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:
@@ -56,16 +57,7 @@ def pod_template(out: _Out, template: Any) -> None:
     spec = template.spec
     _containers(out, "  Init Containers", spec.init_containers, None, template=True)
     _containers(out, "  Containers", spec.containers, None, template=True)
-    volumes = spec.volumes or ()
-    if not volumes:
-        out.kv([("Volumes", "<none>")], indent=2)
-        return
-    out.line("  Volumes:")
-    for v in volumes:
-        source = next((k for k, val in v.to_dict().items() if k != "name" and val is not None),
-                      "unknown")
-        out.line(f"   {v.name}:")
-        out.kv([("Type", source)], indent=4)
+    volumes(out, spec.volumes, template=True)
 
 
 def _head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:

@@ -200,3 +200,71 @@ async def test_describe_service_and_workloads_like_kubectl() -> None:
                      "0 Failed"):
             assert line in text, line
         assert not any(line.startswith("Controlled By:") for line in text)
+
+
+VOLUMES: list[dict[str, Any]] = [
+    {"name": "config", "configMap": {"name": "app-config"}},
+    {"name": "token", "secret": {"secretName": "app-secret", "optional": True}},
+    {"name": "scratch", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    {"name": "data", "hostPath": {"path": "/srv/data", "type": "DirectoryOrCreate"}},
+    {"name": "info", "downwardAPI": {"items": [
+        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+        {"path": "cpu", "resourceFieldRef": {"containerName": "main",
+                                             "resource": "limits.cpu"}}]}},
+    {"name": "claim", "persistentVolumeClaim": {"claimName": "db-data"}},
+    {"name": "bundle", "projected": {"sources": [
+        {"configMap": {"name": "app-config"}}, {"serviceAccountToken": {"path": "token"}}]}},
+]
+
+
+async def test_describe_prints_each_volume_and_the_ports_as_kubectl_does() -> None:
+    """Each volume's type and source lines (in a pod and in a pod template); "Ports"
+    when a container has several."""
+    template = _template("vols")
+    template["spec"]["volumes"] = VOLUMES
+    template["spec"]["containers"][0]["ports"].append(
+        {"name": "metrics", "containerPort": 9090, "protocol": "UDP"})
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply([
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-config"},
+             "data": {"a": "1"}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "db-data"},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "1Gi"}}}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "vols"},
+             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "vols"}},
+                      "template": template}},
+        ])
+        await cluster.wait_for("deployment/vols", lambda d: d.status is not None
+                               and (d.status.replicas or 0) == 1, timeout=30)
+        pod = (await cluster.list("pods", selector="app=vols"))[0]
+        expected = [
+            "Volumes:",
+            "config:", "Type: ConfigMap (a volume populated by a ConfigMap)",
+            "Name: app-config", "Optional: false",
+            "token:", "Type: Secret (a volume populated by a Secret)",
+            "SecretName: app-secret", "Optional: true",
+            "scratch:", "Type: EmptyDir (a temporary directory that shares a pod's lifetime)",
+            "Medium: Memory", "SizeLimit: 64Mi",
+            "data:", "Type: HostPath (bare host directory volume)", "Path: /srv/data",
+            "HostPathType: DirectoryOrCreate",
+            "info:", "Type: DownwardAPI (a volume populated by information about the pod)",
+            "Items:", "metadata.labels -> labels", "limits.cpu -> cpu",
+            "claim:", "Type: PersistentVolumeClaim (a reference to a PersistentVolumeClaim "
+            "in the same namespace)", "ClaimName: db-data", "ReadOnly: false",
+            "bundle:", "Type: Projected (a volume that contains injected data from multiple "
+            "sources)", "ConfigMapName: app-config", "Optional: false",
+            "TokenExpirationSeconds: 3600",
+        ]
+        for text in (cluster.describe(pod), cluster.describe("deployment/vols")):
+            lines = _lines(text)
+            start = lines.index("Volumes:")
+            assert lines[start:start + len(expected)] == expected
+            assert "Ports: 8080/TCP, 9090/UDP" in lines
+            assert "Host Ports: 0/TCP, 0/UDP" in lines
+        raw = cluster.describe(pod).splitlines()
+        assert "  config:" in raw and "    Type:      ConfigMap (a volume populated by a " \
+            "ConfigMap)" in raw and "      metadata.labels -> labels" in raw
+        raw = cluster.describe("deployment/vols").splitlines()
+        assert "  Volumes:" in raw and "   config:" in raw
