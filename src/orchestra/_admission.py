@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Forbidden, Invalid
+from orchestra.objects._messages import go_value, invalid
 from orchestra.objects._quantity import Quantity
 
 if TYPE_CHECKING:
@@ -51,9 +52,13 @@ def _service_hook(network: Network) -> Any:
                 try:
                     ip = network.allocate_cluster_ip(spec.cluster_ip or None)
                 except ValueError as exc:
+                    # (Kubernetes prints the field's []string)
                     raise Invalid(f'Service "{new.metadata.name}"',
-                                  f"spec.clusterIPs: Invalid value: {spec.cluster_ip!r}: {exc}"
-                                  ) from None
+                                  f"spec.clusterIPs: Invalid value: "
+                                  f"[]string{{{go_value(spec.cluster_ip)}}}: "
+                                  f"failed to allocate IP {spec.cluster_ip}: {exc}"
+                                  if spec.cluster_ip else
+                                  f"failed to allocate a serviceIP: {exc}") from None
                 update["cluster_ip"] = ip
                 update["cluster_ips"] = (ip,)
             else:
@@ -62,7 +67,7 @@ def _service_hook(network: Network) -> Any:
             old_ports = {p.port: p.node_port for p in (cast("Service", old).spec.ports or ())
                          } if (op == "UPDATE" and old is not None) else {}
             ports = []
-            for p in spec.ports or ():
+            for i, p in enumerate(spec.ports or ()):
                 if not p.node_port:
                     reuse = old_ports.get(p.port)
                     port = reuse or network.allocate_node_port(None)
@@ -72,8 +77,8 @@ def _service_hook(network: Network) -> Any:
                         network.allocate_node_port(p.node_port)
                     except ValueError as exc:
                         raise Invalid(f'Service "{new.metadata.name}"',
-                                      f"spec.ports[].nodePort: Invalid value: {p.node_port}: "
-                                      f"{exc}") from None
+                                      f"spec.ports[{i}].nodePort: "
+                                      f"{invalid(p.node_port, str(exc))}") from None
                 ports.append(p)
             update["ports"] = tuple(ports)
         if not update:

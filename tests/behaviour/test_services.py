@@ -199,3 +199,26 @@ async def test_binding_the_wildcard_address_collides_and_the_event_says_bind_pod
     assert len(pods) == 2
     assert {p.metadata.name for p in pods if p.status.container_statuses[0].restart_count
             == 0} != {p.metadata.name for p in pods}
+
+
+@pytest.mark.parametrize("runtime", ["fake", "process"])
+async def test_address_and_port_conflicts_are_reported_as_kubernetes_reports_them(
+        runtime: str) -> None:
+    async with oc.Cluster(runtime=runtime, nodes=1) as c:
+        await c.apply(service("a", type="NodePort", ports=[{"port": 80, "nodePort": 30080}]))
+        taken = (await c.get("service/a")).spec.cluster_ip
+        cases = [
+            (service("b", type="NodePort", ports=[{"port": 80, "nodePort": 30080}]),
+             'Service "b" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided '
+             "port is already allocated"),
+            (service("c", type="NodePort", ports=[{"port": 80, "nodePort": 40000}]),
+             'Service "c" is invalid: spec.ports[0].nodePort: Invalid value: 40000: provided '
+             "port is not in the valid range. The range of valid ports is 30000-32767"),
+            (service("d", clusterIP=taken),
+             f'Service "d" is invalid: spec.clusterIPs: Invalid value: []string{{"{taken}"}}: '
+             f"failed to allocate IP {taken}: provided IP is already allocated"),
+        ]
+        for doc, message in cases:
+            with pytest.raises(oc.Invalid) as err:
+                await c.apply(doc)
+            assert str(err.value) == message

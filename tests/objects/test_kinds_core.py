@@ -387,12 +387,28 @@ def test_unknown_field() -> None:
 def test_bad_quantity() -> None:
     err = invalid(Pod, pod_dict(resources={"limits": {"cpu": "lots"}}))
     assert err.paths == ["spec.containers[0].resources.limits.cpu"]
+    # values print as Go prints them: "lots", not Python's 'lots'
+    assert 'Invalid value: "lots": quantities must match the regular expression' in str(err)
 
 
 def test_invalid_label() -> None:
     data = pod_dict()
-    data["metadata"]["labels"] = {"app": "not valid!"}
-    assert invalid(Pod, data).paths == ["metadata.labels"]
+    data["metadata"]["labels"] = {"app": "not valid!", "bad key": "ok"}
+    err = invalid(Pod, data)
+    assert err.paths == ["metadata.labels"]
+    assert 'metadata.labels: Invalid value: "not valid!": a valid label must be' in str(err)
+    assert 'Invalid value: "bad key": name part must consist of' in str(err)
+
+
+def test_values_in_messages_print_as_go_prints_them() -> None:
+    data = pod_dict()
+    data["spec"]["volumes"] = [{"name": "Bad_Name", "emptyDir": {}}]
+    assert 'spec.volumes[0].name: Invalid value: "Bad_Name": a lowercase RFC 1123 label' \
+        in str(invalid(Pod, data))
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80, "targetPort": True}]}}
+    assert "spec.ports[0].targetPort: Invalid value: true: must be an integer or a string" \
+        in str(invalid(Service, svc))
 
 
 def test_missing_required_fields() -> None:

@@ -154,8 +154,7 @@ class IPAllocator:
                     f"The range of valid IPs is {self.network}")
             i = self._index(requested)
             if i in self._pool:
-                raise ValueError(
-                    f"failed to allocate IP {requested}: provided IP is already allocated")
+                raise ValueError("provided IP is already allocated")
             self._pool.take(i)
             return str(ipaddress.IPv4Address(self._base + i))
         i2 = self._pool.lowest()
@@ -205,7 +204,7 @@ class PortAllocator:
                     f"The range of valid ports is {self.lo}-{self.hi}")
             if (requested - self.lo) in self._pool or (check is not None
                                                        and not check(requested)):
-                raise ValueError(f"provided port is already allocated: {requested}")
+                raise ValueError("provided port is already allocated")
             self._pool.take(requested - self.lo)
             return requested
         first = self.lo if start is None or start not in self else start

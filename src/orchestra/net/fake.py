@@ -32,7 +32,7 @@ class _Pool:
                 raise ValueError(f"the provided IP ({requested}) is not in the valid range. "
                                  f"The range of valid IPs is {self.net}")
             if offset in self._used:
-                raise ValueError(f"provided IP is already allocated: {requested}")
+                raise ValueError("provided IP is already allocated")
             self._used.add(offset)
             return requested
         while self._free:
@@ -97,7 +97,7 @@ class FakeNetwork:
                 raise ValueError("provided port is not in the valid range. "
                                  "The range of valid ports is 30000-32767")
             if requested in self._node_ports:
-                raise ValueError(f"provided port is already allocated: {requested}")
+                raise ValueError("provided port is already allocated")
             self._node_ports.add(requested)
             return requested
         for _ in range(2768):

@@ -32,6 +32,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
 from orchestra._errors import FieldError, Invalid
+from orchestra.objects._messages import invalid
 from orchestra.objects._names import dns1123_subdomain_error, label_key_error, label_value_error
 
 K = TypeVar("K")
@@ -185,6 +186,8 @@ def parse_time(text: str) -> float:
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+_QUANTITY_MESSAGE = ("quantities must match the regular expression "
+                     "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
 _QUANTITY_RE = re.compile(
     r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$"
 )
@@ -197,8 +200,7 @@ def _to_quantity(v: Any) -> Any:
     if v.__class__ is str and v in _VALID_QUANTITIES:
         return v
     if isinstance(v, bool):
-        raise ValueError(f"Invalid value: {v!r}: quantities must match the regular expression "
-                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+        raise ValueError(invalid(v, _QUANTITY_MESSAGE))
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
@@ -207,10 +209,7 @@ def _to_quantity(v: Any) -> Any:
         if len(_VALID_QUANTITIES) < 4096:
             _VALID_QUANTITIES.add(v)
         return v
-    raise ValueError(
-        f"Invalid value: {v!r}: quantities must match the regular expression "
-        "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-    )
+    raise ValueError(invalid(v, _QUANTITY_MESSAGE))
 
 
 QuantityValue = Annotated[str, BeforeValidator(_to_quantity)]
@@ -222,12 +221,12 @@ Parse with ``orchestra.objects.Quantity`` for arithmetic and comparison.
 
 def _to_int_or_string(v: Any) -> Any:
     if isinstance(v, bool):
-        raise ValueError(f"Invalid value: {v!r}: must be an integer or a string")
+        raise ValueError(invalid(v, "must be an integer or a string"))
     if isinstance(v, int | str):
         return v
     if isinstance(v, float) and v.is_integer():
         return int(v)
-    raise ValueError(f"Invalid value: {v!r}: must be an integer or a string")
+    raise ValueError(invalid(v, "must be an integer or a string"))
 
 
 IntOrString = Annotated[int | str, BeforeValidator(_to_int_or_string)]
@@ -281,10 +280,10 @@ class ObjectMeta(Model):
             for key, value in v.items():
                 err = label_key_error(key)
                 if err:
-                    errors.append(f"Invalid value: {key!r}: {err}")
+                    errors.append(invalid(key, err))
                 err = label_value_error(value)
                 if err:
-                    errors.append(f"Invalid value: {value!r}: {err}")
+                    errors.append(invalid(value, err))
             if errors:
                 raise ValueError("; ".join(errors))
         return v
@@ -298,7 +297,7 @@ class ObjectMeta(Model):
             for key in v:
                 err = label_key_error(key)
                 if err:
-                    raise ValueError(f"Invalid value: {key!r}: {err}")
+                    raise ValueError(invalid(key, err))
         return v
 
     def controller_ref(self) -> OwnerReference | None:

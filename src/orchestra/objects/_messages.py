@@ -7,8 +7,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orchestra.objects._base import Model
-
 
 def go_value(value: Any) -> str:
     """A value as Kubernetes prints it after ``Invalid value:`` (Go's ``%v``/``%q``/``%#v``)."""
@@ -25,8 +23,9 @@ def go_value(value: Any) -> str:
             f"{json.dumps(str(k))}:{json.dumps(str(v))}" for k, v in sorted(value.items())
         )
         return f"map[string]string{{{inner}}}"
-    if isinstance(value, Model):
-        return json.dumps(value.to_dict(), separators=(",", ":"), sort_keys=True)
+    to_dict = getattr(value, "to_dict", None)  # an object model (no import: _base uses this)
+    if callable(to_dict):
+        return json.dumps(to_dict(), separators=(",", ":"), sort_keys=True)
     return repr(value)
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from orchestra._errors import FieldError, Invalid, NotFound
 from orchestra.objects._base import KINDS, KindInfo, KubeObject
+from orchestra.objects._messages import invalid
 
 # libyaml is several times faster for large manifests.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -139,11 +140,11 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
     errors: list[FieldError] = []
     if not isinstance(kind, str) or not kind:
         errors.append(FieldError("kind", "Required value: kind not set" if not kind
-                                 else f"Invalid value: {kind!r}: must be a string"))
+                                 else invalid(kind, "must be a string")))
     if not isinstance(api_version, str) or not api_version:
         errors.append(FieldError("apiVersion", "Required value: apiVersion not set"
                                  if not api_version
-                                 else f"Invalid value: {api_version!r}: must be a string"))
+                                 else invalid(api_version, "must be a string")))
     if errors:
         raise Invalid(_describe(x), errors)
     assert isinstance(kind, str) and isinstance(api_version, str)

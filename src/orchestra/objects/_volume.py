@@ -20,6 +20,7 @@ from orchestra.objects._core_shared import (
     TypedLocalObjectReference,
     TypedObjectReference,
 )
+from orchestra.objects._messages import invalid
 from orchestra.objects._names import dns1123_label_error
 
 DEFAULT_MODE = 0o644  # 420: what Kubernetes defaults every projected file mode to
@@ -269,7 +270,7 @@ class Volume(Model):
     def _check_name(cls, v: str) -> str:
         err = dns1123_label_error(v)
         if err:
-            raise ValueError(f"Invalid value: {v!r}: {err}")
+            raise ValueError(invalid(v, err))
         return v
 
     @model_validator(mode="after")
