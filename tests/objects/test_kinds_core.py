@@ -400,6 +400,14 @@ def test_invalid_label() -> None:
     assert 'Invalid value: "bad key": name part must consist of' in str(err)
 
 
+def test_node_selector_is_a_label_map() -> None:
+    data = pod_dict()
+    data["spec"]["nodeSelector"] = {"disk": "ssd", "bad key": "x"}
+    err = invalid(Pod, data)
+    assert err.paths == ["spec.nodeSelector"]
+    assert 'spec.nodeSelector: Invalid value: "bad key": name part must consist of' in str(err)
+
+
 def test_values_in_messages_print_as_go_prints_them() -> None:
     data = pod_dict()
     data["spec"]["volumes"] = [{"name": "Bad_Name", "emptyDir": {}}]

@@ -219,6 +219,23 @@ Parse with ``orchestra.objects.Quantity`` for arithmetic and comparison.
 """
 
 
+def check_labels(v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
+    """A field validator's body for a label map (``metadata.labels``, a pod's
+    ``nodeSelector``): every key a qualified name, every value a label value."""
+    if v:
+        errors = []
+        for key, value in v.items():
+            err = label_key_error(key)
+            if err:
+                errors.append(invalid(key, err))
+            err = label_value_error(value)
+            if err:
+                errors.append(invalid(value, err))
+        if errors:
+            raise ValueError("; ".join(errors))
+    return v
+
+
 def _to_int_or_string(v: Any) -> Any:
     if isinstance(v, bool):
         raise ValueError(invalid(v, "must be an integer or a string"))
@@ -275,18 +292,7 @@ class ObjectMeta(Model):
     @field_validator("labels")
     @classmethod
     def _check_labels(cls, v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
-        if v:
-            errors = []
-            for key, value in v.items():
-                err = label_key_error(key)
-                if err:
-                    errors.append(invalid(key, err))
-                err = label_value_error(value)
-                if err:
-                    errors.append(invalid(value, err))
-            if errors:
-                raise ValueError("; ".join(errors))
-        return v
+        return check_labels(v)
 
     @field_validator("annotations")
     @classmethod

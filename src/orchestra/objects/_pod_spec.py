@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from orchestra.objects._base import FrozenDict, LabelSelector, Model, ObjectMeta
+from orchestra.objects._base import FrozenDict, LabelSelector, Model, ObjectMeta, check_labels
 from orchestra.objects._container import (
     Container,
     EphemeralContainer,
@@ -243,6 +243,11 @@ class PodSpec(Model):
         if v not in _RESTART_POLICIES:
             raise ValueError(unsupported(v, _RESTART_POLICIES))
         return v
+
+    @field_validator("node_selector")
+    @classmethod
+    def _check_node_selector(cls, v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
+        return check_labels(v)  # (as Kubernetes validates it: a label map)
 
     @field_validator("dns_policy")
     @classmethod
