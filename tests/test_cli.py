@@ -89,7 +89,7 @@ def test_validate_bad_reports_every_field_path(tmp_path: Path,
     assert main(["validate", "-f", str(tmp_path / "bad.yaml")]) == 1
     out = capsys.readouterr().out
     assert 'document 0 (Deployment "web") is invalid' in out
-    assert "spec.template.spec.containers[0].resources.limits.cpu:" in out
+    assert "spec.template.spec.containers[0].resources.limits[cpu]:" in out
     assert 'document 2 (Pod "p") is invalid' in out
     assert "spec.containers[0].bogus:" in out
     assert "fine" not in out
@@ -127,7 +127,7 @@ def test_up_rejects_invalid_manifest(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(BAD)
     r = _orchestra("up", "-f", str(tmp_path / "bad.yaml"), "--runtime", "fake", "--once")
     assert r.returncode == 1
-    assert "spec.template.spec.containers[0].resources.limits.cpu" in r.stderr
+    assert "spec.template.spec.containers[0].resources.limits[cpu]" in r.stderr
 
 
 def _procs_with(marker: str) -> list[int]:

@@ -386,7 +386,7 @@ def test_unknown_field() -> None:
 
 def test_bad_quantity() -> None:
     err = invalid(Pod, pod_dict(resources={"limits": {"cpu": "lots"}}))
-    assert err.paths == ["spec.containers[0].resources.limits.cpu"]
+    assert err.paths == ["spec.containers[0].resources.limits[cpu]"]  # a map key in brackets
     # values print as Go prints them: "lots", not Python's 'lots'
     assert 'Invalid value: "lots": quantities must match the regular expression' in str(err)
 
@@ -476,10 +476,10 @@ def test_image_and_probe_handlers() -> None:
 
 def test_resource_requirements() -> None:
     err = invalid(Pod, pod_dict(resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}))
-    assert err.paths == ["spec.containers[0].resources.requests.cpu"]
+    assert err.paths == ["spec.containers[0].resources.requests[cpu]"]
     assert 'Invalid value: "2": must be less than or equal to cpu limit of 1' in str(err)
     err = invalid(Pod, pod_dict(resources={"requests": {"memory": "-1Mi"}}))
-    assert err.paths == ["spec.containers[0].resources.requests.memory"]
+    assert err.paths == ["spec.containers[0].resources.requests[memory]"]
     assert "must be greater than or equal to 0" in str(err)
     ok = Pod.model_validate(pod_dict(resources={"requests": {"memory": "1024Mi"},
                                                 "limits": {"memory": "1Gi"}}))
@@ -520,7 +520,7 @@ def test_decoding_errors_come_before_semantic_checks() -> None:
     data = pod_dict(ports=[{"containerPort": 0}], resources={"requests": {"memory": "x"}})
     data["spec"]["dnsPolicy"] = "Nope"
     assert set(invalid(Pod, data).paths) == {
-        "spec.containers[0].resources.requests.memory", "spec.dnsPolicy"}
+        "spec.containers[0].resources.requests[memory]", "spec.dnsPolicy"}
 
 
 def test_template_errors_are_relative_to_the_template() -> None:
@@ -553,31 +553,31 @@ def test_service_validation() -> None:
 
 def test_secret_and_configmap_validation() -> None:
     err = invalid(Secret, {"metadata": {"name": "s"}, "data": {"password": "hunter2!"}})
-    assert err.paths == ["data.password"]
+    assert err.paths == ["data[password]"]
     assert "hunter2" not in str(err)
     err = invalid(Secret, {"metadata": {"name": "s"}, "type": "kubernetes.io/tls",
                            "data": {"tls.crt": base64.b64encode(b"x").decode()}})
-    assert err.paths == ["data.tls.key"]
+    assert err.paths == ["data[tls.key]"]
     err = invalid(ConfigMap, {"metadata": {"name": "c"}, "data": {"bad key": "v"}})
-    assert err.paths == ["data.bad key"]
+    assert err.paths == ["data[bad key]"]
     err = invalid(ConfigMap, {"metadata": {"name": "c"}, "data": {"k": "v"},
                               "binaryData": {"k": "dg=="}})
-    assert err.paths == ["binaryData.k"]
+    assert err.paths == ["binaryData[k]"]
 
 
 def test_other_kinds_reject_bad_values() -> None:
     assert invalid(Node, {"metadata": {"name": "n"}, "spec": {"taints": [
         {"key": "k", "effect": "Sometimes"}]}}).paths == ["spec.taints[0].effect"]
     assert invalid(LimitRange, {"metadata": {"name": "l"}, "spec": {"limits": [
-        {"type": "Container", "max": {"cpu": "a lot"}}]}}).paths == ["spec.limits[0].max.cpu"]
+        {"type": "Container", "max": {"cpu": "a lot"}}]}}).paths == ["spec.limits[0].max[cpu]"]
     assert invalid(ResourceQuota, {"metadata": {"name": "q"}, "spec": {
-        "hard": {"pods": "ten"}}}).paths == ["spec.hard.pods"]
+        "hard": {"pods": "ten"}}}).paths == ["spec.hard[pods]"]
     assert invalid(Event, {"metadata": {"name": "e"}}).paths == ["involvedObject"]
     assert invalid(Endpoints, {"metadata": {"name": "e"}, "subsets": [
         {"addresses": [{"hostname": "x"}]}]}).paths == ["subsets[0].addresses[0].ip"]
     assert invalid(PersistentVolumeClaim, {"metadata": {"name": "c"}, "spec": {
         "resources": {"requests": {"storage": "1 GB"}}}}).paths == [
-        "spec.resources.requests.storage"]
+        "spec.resources.requests[storage]"]
 
 
 # ---------------------------------------------------------------------------

@@ -407,7 +407,7 @@ def test_bad_quantity_path() -> None:
     doc = _load("recreate-deployment.yaml")
     doc["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = "lots"
     err = _invalid(Deployment, doc)
-    assert "spec.template.spec.containers[0].resources.limits.cpu" in err.paths
+    assert "spec.template.spec.containers[0].resources.limits[cpu]" in err.paths
 
 
 def test_several_errors_reported_together() -> None:

@@ -17,7 +17,8 @@ import datetime as _dt
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -457,16 +458,56 @@ def register(
 # Validation errors in Kubernetes' words
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def _path(loc: tuple[int | str, ...], model: Any = None) -> str:
+    """pydantic's location as Kubernetes writes a field path: ``spec.containers[0]``, and
+    a map's key in brackets, ``resources.limits[cpu]``, ``data[my key]``. Which parts are
+    map keys is read off ``model``'s field types as the path descends; where the type is
+    unknown, a part is taken for a field."""
     out = ""
+    tp: Any = model
     for part in loc:
+        if isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS):
+            continue
+        tp = _bare(tp)
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith("function-") or part in _UNION_TAGS:
-            continue
+            args = get_args(tp) if get_origin(tp) in (tuple, list) else ()
+            tp = args[0] if args else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = _field_by_wire_name(tp, part)
+            out += f".{part}" if out else part
+            tp = field.annotation if field is not None else None
+        elif isinstance(get_origin(tp), type) and issubclass(get_origin(tp), dict):
+            out += f"[{part}]"
+            args = get_args(tp)
+            tp = args[1] if len(args) == 2 else None
         else:
             out += f".{part}" if out else part
+            tp = None
     return out
+
+
+def _bare(tp: Any) -> Any:
+    """``tp`` without ``Annotated`` and without ``| None``; None when it is a union of
+    several types (which branch applies is not known)."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return None
+            tp = rest[0]
+        else:
+            return tp
+
+
+def _field_by_wire_name(model: type[BaseModel], part: str) -> Any:
+    for name, field in model.model_fields.items():
+        if field.alias == part or name == part:
+            return field
+    return None
 
 
 _UNION_TAGS = frozenset({"int", "str", "float", "bool", "constrained-str", "lax-str"})
@@ -491,7 +532,7 @@ def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Inval
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False, include_input=False):
-        path = _path(err["loc"])
+        path = _path(err["loc"], cls)
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = f'unknown field "{path}"'
