@@ -4,10 +4,12 @@ has the data)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe import (
+    _age,
     _annotations,
     _containers,
     _events,
@@ -16,6 +18,7 @@ from orchestra._describe import (
     _time,
 )
 from orchestra._describe_volumes import volumes
+from orchestra.objects._base import parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:
@@ -260,6 +263,71 @@ def job(cluster: Cluster, j: Any, out: _Out) -> None:
     _events(cluster, j, out)
 
 
+def config_map(cluster: Cluster, cm: Any, out: _Out) -> None:
+    out.kv([*_head(cm), ("Labels", _map(cm.metadata.labels)),
+            ("Annotations", _annotations(cm.metadata.annotations))])
+    out.line()
+    out.line("Data")
+    out.line("====")
+    for key in sorted(cm.data or {}):
+        out.line(f"{key}:")
+        out.line("----")
+        out.lines.extend(str(cm.data[key]).split("\n"))
+        out.line()
+    out.line()
+    out.line("BinaryData")
+    out.line("====")
+    for key in sorted(cm.binary_data or {}):
+        out.line(f"{key}: {len(base64.b64decode(cm.binary_data[key]))} bytes")
+    out.line()
+    _events(cluster, cm, out)
+
+
+def secret(cluster: Cluster, s: Any, out: _Out) -> None:
+    """Each key's size, never its value."""
+    out.kv([*_head(s), ("Labels", _map(s.metadata.labels)),
+            ("Annotations", _annotations(s.metadata.annotations))])
+    out.line()
+    out.kv([("Type", s.type or "Opaque")])
+    out.line()
+    out.line("Data")
+    out.line("====")
+    for key in sorted(s.data or {}):
+        out.line(f"{key}:\t{len(base64.b64decode(s.data[key]))} bytes")
+    _events(cluster, s, out)
+
+
+_ACCESS_MODES = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
+                 ("ReadWriteOncePod", "RWOP"))
+
+
+def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
+    spec, st, meta = pvc.spec, pvc.status, pvc.metadata
+    now = cluster.clock.now()
+    bound = bool(spec.volume_name)
+    capacity = (st.capacity or {}).get("storage", "") if bound and st else ""
+    modes = set(st.access_modes or ()) if bound and st else set()
+    pods = cast("list[Pod]", cluster.store.list("Pod", namespace=meta.namespace))
+    users = sorted(str(p.metadata.name) for p in pods
+                   if any(v.persistent_volume_claim is not None
+                          and v.persistent_volume_claim.claim_name == meta.name
+                          for v in p.spec.volumes or ()))
+    pairs: list[tuple[str, Any]] = [
+        *_head(pvc), ("StorageClass", spec.storage_class_name or " "),
+        ("Status", f"Terminating (lasts {_age(now - parse_time(meta.deletion_timestamp))})"
+         if meta.deletion_timestamp else (st.phase if st else "Pending")),
+        ("Volume", spec.volume_name or " "),
+        ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
+        ("Finalizers", f"[{' '.join(meta.finalizers or ())}]"),
+        ("Capacity", capacity or " "),
+        ("Access Modes", ",".join(short for mode, short in _ACCESS_MODES if mode in modes) or " "),
+        ("VolumeMode", spec.volume_mode),
+        ("Used By", "\n".join(users) or "<none>"),
+    ]
+    out.kv(pairs)
+    _events(cluster, pvc, out)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
@@ -267,4 +335,7 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
     "Job": job,
+    "ConfigMap": config_map,
+    "Secret": secret,
+    "PersistentVolumeClaim": claim,
 }

@@ -268,3 +268,35 @@ async def test_describe_prints_each_volume_and_the_ports_as_kubectl_does() -> No
             "ConfigMap)" in raw and "      metadata.labels -> labels" in raw
         raw = cluster.describe("deployment/vols").splitlines()
         assert "  Volumes:" in raw and "   config:" in raw
+
+
+async def test_describe_config_map_secret_and_claim_like_kubectl() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply([
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+             "data": {"b.conf": "x=1\ny=2", "a": "1"}, "binaryData": {"bin": "AAEC"}},
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+             "stringData": {"token": "t0ken", "password": "hunter2"}},
+            {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"],
+                      "resources": {"requests": {"storage": "1Gi"}}}},
+            pod("user", ["sleep", "3600"],
+                volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]),
+        ])
+        text = cluster.describe("configmap/cfg")
+        data = text[text.index("Data\n"):]
+        assert data.startswith("Data\n====\na:\n----\n1\n\nb.conf:\n----\nx=1\ny=2\n\n\n"
+                               "BinaryData\n====\nbin: 3 bytes\n")
+
+        text = cluster.describe("secret/s")
+        assert "hunter2" not in text and "t0ken" not in text  # sizes only
+        lines = text.splitlines()
+        assert "Type:  Opaque" in lines
+        start = lines.index("Data")
+        assert lines[start:start + 4] == ["Data", "====", "password:  7 bytes",
+                                          "token:     5 bytes"]
+
+        lines = _lines(cluster.describe("persistentvolumeclaim/data"))
+        for line in ("Name: data", "Status: Pending", "VolumeMode: Filesystem",
+                     "Used By: user", "Access Modes:"):
+            assert line in lines, line
