@@ -400,6 +400,28 @@ def test_invalid_label() -> None:
     assert 'Invalid value: "bad key": name part must consist of' in str(err)
 
 
+def test_a_value_of_the_wrong_json_type_is_reported_as_the_api_server_does() -> None:
+    data = pod_dict(command="sleep 10", image=5)
+    err = invalid(Pod, data)
+    assert set(err.paths) == {"spec.containers[0].command", "spec.containers[0].image"}
+    assert ('spec.containers[0].command: Invalid value: "string": spec.containers[0].command '
+            'in body must be of type array: "string"') in str(err)
+    assert ('spec.containers[0].image: Invalid value: "integer": spec.containers[0].image in '
+            'body must be of type string: "integer"') in str(err)
+    assert "tuple" not in str(err) and "Input should" not in str(err)
+
+
+def test_protocols_are_checked_and_listed_as_kubernetes_lists_them() -> None:
+    err = invalid(Pod, pod_dict(ports=[{"containerPort": 80, "protocol": "HTTP"}]))
+    assert str(err).endswith('spec.containers[0].ports[0].protocol: Unsupported value: "HTTP": '
+                             'supported values: "SCTP", "TCP", "UDP"')
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+           "spec": {"ports": [{"port": 80, "protocol": "HTTP"}]}}
+    assert str(invalid(Service, svc)).endswith(
+        'spec.ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", "TCP", '
+        '"UDP"')
+
+
 def test_node_selector_is_a_label_map() -> None:
     data = pod_dict()
     data["spec"]["nodeSelector"] = {"disk": "ssd", "bad key": "x"}

@@ -33,7 +33,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._messages import invalid
+from orchestra.objects._messages import invalid, unsupported
 from orchestra.objects._names import dns1123_subdomain_error, label_key_error, label_value_error
 
 K = TypeVar("K")
@@ -527,13 +527,42 @@ def describe_kind(cls: type[KubeObject], obj: Any) -> str:
     return f'{what} "{name}"'
 
 
+# pydantic's type errors, by the JSON type the field wanted
+_JSON_TYPES = {
+    "int_type": "integer", "int_parsing": "integer", "int_from_float": "integer",
+    "float_type": "number", "float_parsing": "number",
+    "string_type": "string",
+    "bool_type": "boolean", "bool_parsing": "boolean",
+    "list_type": "array", "tuple_type": "array", "set_type": "array",
+    "dict_type": "object", "model_type": "object", "model_attributes_type": "object",
+}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a decoded manifest value, as the API server names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
 def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Invalid:
     """Turn pydantic's error list into one :class:`Invalid` naming every failed path."""
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in exc.errors(include_url=False):
         path = _path(err["loc"], cls)
         kind = err["type"]
+        want = _JSON_TYPES.get(kind)
         if kind == "extra_forbidden":
             msg = f'unknown field "{path}"'
         elif kind == "missing":
@@ -541,7 +570,11 @@ def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Inval
         elif kind == "value_error":
             msg = str(err["msg"]).removeprefix("Value error, ")
         elif kind == "literal_error":
-            msg = f"Unsupported value: {err['msg']}"
+            supported = re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected")))
+            msg = unsupported(err.get("input"), sorted(supported))  # (sorted, as a Go set)
+        elif want is not None:  # the API server's words for a value of the wrong JSON type
+            got = _json_type(err.get("input"))
+            msg = f'Invalid value: "{got}": {path} in body must be of type {want}: "{got}"'
         else:
             msg = f"Invalid value: {err['msg']}"
         if (path, msg) not in seen:

@@ -21,6 +21,7 @@ from orchestra.objects._core_shared import (
     ResourceList,
     fail,
 )
+from orchestra.objects._messages import unsupported
 from orchestra.objects._names import dns1123_label_error
 from orchestra.objects._quantity import Quantity
 
@@ -88,6 +89,9 @@ class ContainerPort(Model):
     protocol: str = "TCP"
     host_ip: str | None = Field(None, alias="hostIP")
     # Port numbers are checked by Container (one validator call per container, not per port).
+
+
+_PROTOCOLS = ("SCTP", "TCP", "UDP")  # (in Kubernetes' order in its message)
 
 
 def _port_number_error(v: int) -> str:
@@ -381,6 +385,9 @@ class Container(Model):
                 hp = p.host_port
                 if hp and not 0 < hp <= 65535:
                     errors.append(((("ports", i, "hostPort")), _port_number_error(hp)))
+                if p.protocol not in _PROTOCOLS:
+                    errors.append(((("ports", i, "protocol")),
+                                   unsupported(p.protocol, _PROTOCOLS)))
         res = d["resources"]
         if res is not None:
             _check_resources(res, errors)
