@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._base import LabelSelector, ObjectMeta, Time, describe_kind, register
+from orchestra.objects._base import LabelSelector, ObjectMeta, Time, register
 from orchestra.objects._checks import (
     Checked,
     CheckedKind,
@@ -48,6 +48,7 @@ from orchestra.objects._cron import (
     parse_cron,
     time_zone_error,
 )
+from orchestra.objects._field_errors import describe_kind
 from orchestra.objects._names import dns1123_subdomain_error
 from orchestra.objects._pod import PodTemplateSpec
 

@@ -1,0 +1,145 @@
+"""pydantic's validation errors in the API server's words: field paths as Kubernetes
+writes them (``spec.containers[0].resources.limits[cpu]``), values of the wrong JSON type,
+unknown fields, missing and unsupported values; one :class:`orchestra.Invalid` naming
+every failed path."""
+
+from __future__ import annotations
+
+import re
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from orchestra._errors import FieldError, Invalid
+from orchestra.objects._messages import unsupported
+
+if TYPE_CHECKING:
+    from orchestra.objects._base import KubeObject
+
+__all__ = ["describe_kind", "invalid_from"]
+
+
+def _path(loc: tuple[int | str, ...], model: Any = None) -> str:
+    """pydantic's location as Kubernetes writes a field path: ``spec.containers[0]``, and
+    a map's key in brackets, ``resources.limits[cpu]``, ``data[my key]``. Which parts are
+    map keys is read off ``model``'s field types as the path descends; where the type is
+    unknown, a part is taken for a field."""
+    out = ""
+    tp: Any = model
+    for part in loc:
+        if isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS):
+            continue
+        tp = _bare(tp)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            args = get_args(tp) if get_origin(tp) in (tuple, list) else ()
+            tp = args[0] if args else None
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = _field_by_wire_name(tp, part)
+            out += f".{part}" if out else part
+            tp = field.annotation if field is not None else None
+        elif isinstance(get_origin(tp), type) and issubclass(get_origin(tp), dict):
+            out += f"[{part}]"
+            args = get_args(tp)
+            tp = args[1] if len(args) == 2 else None
+        else:
+            out += f".{part}" if out else part
+            tp = None
+    return out
+
+
+def _bare(tp: Any) -> Any:
+    """``tp`` without ``Annotated`` and without ``| None``; None when it is a union of
+    several types (which branch applies is not known)."""
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            rest = [a for a in get_args(tp) if a is not type(None)]
+            if len(rest) != 1:
+                return None
+            tp = rest[0]
+        else:
+            return tp
+
+
+def _field_by_wire_name(model: type[BaseModel], part: str) -> Any:
+    for name, field in model.model_fields.items():
+        if field.alias == part or name == part:
+            return field
+    return None
+
+
+_UNION_TAGS = frozenset({"int", "str", "float", "bool", "constrained-str", "lax-str"})
+
+
+def describe_kind(cls: type[KubeObject], obj: Any) -> str:
+    """``Deployment.apps "web"``: how the API server names an object in an error."""
+    info = getattr(cls, "INFO", None)
+    name = ""
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            name = str(meta.get("name") or meta.get("generateName") or "")
+    if info is None:
+        return f'{cls.__name__} "{name}"'
+    what = f"{info.kind}.{info.group}" if info.group else info.kind
+    return f'{what} "{name}"'
+
+
+# pydantic's type errors, by the JSON type the field wanted
+_JSON_TYPES = {
+    "int_type": "integer", "int_parsing": "integer", "int_from_float": "integer",
+    "float_type": "number", "float_parsing": "number",
+    "string_type": "string",
+    "bool_type": "boolean", "bool_parsing": "boolean",
+    "list_type": "array", "tuple_type": "array", "set_type": "array",
+    "dict_type": "object", "model_type": "object", "model_attributes_type": "object",
+}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type of a decoded manifest value, as the API server names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Invalid:
+    """Turn pydantic's error list into one :class:`Invalid` naming every failed path."""
+    errors: list[FieldError] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False):
+        path = _path(err["loc"], cls)
+        kind = err["type"]
+        want = _JSON_TYPES.get(kind)
+        if kind == "extra_forbidden":
+            msg = f'unknown field "{path}"'
+        elif kind == "missing":
+            msg = "Required value"
+        elif kind == "value_error":
+            msg = str(err["msg"]).removeprefix("Value error, ")
+        elif kind == "literal_error":
+            supported = re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected")))
+            msg = unsupported(err.get("input"), sorted(supported))  # (sorted, as a Go set)
+        elif want is not None:  # the API server's words for a value of the wrong JSON type
+            got = _json_type(err.get("input"))
+            msg = f'Invalid value: "{got}": {path} in body must be of type {want}: "{got}"'
+        else:
+            msg = f"Invalid value: {err['msg']}"
+        if (path, msg) not in seen:
+            seen.add((path, msg))
+            errors.append(FieldError(path, msg))
+    return Invalid(describe_kind(cls, obj), errors)
