@@ -175,6 +175,18 @@ def _pod_requests(pod: Pod) -> dict[str, Quantity]:
     return total
 
 
+def quota_usage(store: Store, namespace: str | None) -> dict[str, Quantity]:
+    """What the pods of ``namespace`` that have not ended use of each quota resource
+    (``pods``, ``requests.cpu``, ``cpu``, ``limits.memory``, ...)."""
+    used: dict[str, Quantity] = {}
+    for p in cast("list[Pod]", store.list("Pod", namespace=namespace)):
+        if p.status and p.status.phase in ("Succeeded", "Failed"):
+            continue
+        for k, v in _pod_requests(p).items():
+            used[k] = used.get(k, Quantity(0)) + v
+    return used
+
+
 def _quota_hook(store: Store) -> Any:
     def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
         if op != "CREATE" or new is None:
@@ -184,12 +196,7 @@ def _quota_hook(store: Store) -> Any:
         if not quotas:
             return None
         want = _pod_requests(cast("Pod", new))
-        pods = [p for p in cast("list[Pod]", store.list("Pod", namespace=new.metadata.namespace))
-                if not (p.status and p.status.phase in ("Succeeded", "Failed"))]
-        used: dict[str, Quantity] = {}
-        for p in pods:
-            for k, v in _pod_requests(p).items():
-                used[k] = used.get(k, Quantity(0)) + v
+        used = quota_usage(store, new.metadata.namespace)
         for quota in quotas:
             hard: Mapping[str, str] = quota.spec.hard or {}
             exceeded = []

@@ -328,6 +328,56 @@ def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
     _events(cluster, pvc, out)
 
 
+def _quota_rows(cluster: Cluster, q: Any) -> list[list[str]]:
+    """``Resource  Used  Hard`` rows of a quota: what the namespace's pods use now."""
+    from orchestra._admission import quota_usage
+
+    used = quota_usage(cluster.store, q.metadata.namespace)
+    hard = q.spec.hard or {}
+    return [[r, str(used.get(r, 0)), str(hard[r])] for r in sorted(hard)]
+
+
+def resource_quota(cluster: Cluster, q: Any, out: _Out) -> None:
+    out.kv(_head(q))
+    if q.spec.scopes:
+        out.kv([("Scopes", ", ".join(sorted(q.spec.scopes)))])
+    out.table(["Resource", "Used", "Hard"], _quota_rows(cluster, q), indent=0)
+    _events(cluster, q, out)
+
+
+def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
+    name = ns.metadata.name
+    out.kv([("Name", name), ("Labels", _map(ns.metadata.labels)),
+            ("Annotations", _annotations(ns.metadata.annotations)),
+            ("Status", ns.status.phase if ns.status and ns.status.phase else "Active")])
+    out.line()
+    quotas = sorted(cluster.store.list("ResourceQuota", namespace=name),
+                    key=lambda q: str(q.metadata.name))
+    if not quotas:
+        out.line("No resource quota.")
+    else:
+        out.line("Resource Quotas")
+        for q in quotas:
+            out.kv([("Name", q.metadata.name)], indent=2)
+            out.table(["Resource", "Used", "Hard"], _quota_rows(cluster, q))
+    out.line()
+    ranges = sorted(cluster.store.list("LimitRange", namespace=name),
+                    key=lambda r: str(r.metadata.name))
+    rows = [[item.type, res, *(str(table[res]) if table and res in table else "-"
+                               for table in (item.min, item.max, item.default_request,
+                                             item.default, item.max_limit_request_ratio))]
+            for r in ranges for item in cast("Any", r).spec.limits or ()
+            for res in sorted({k for table in (item.min, item.max, item.default_request,
+                                               item.default, item.max_limit_request_ratio)
+                               for k in table or {}})]
+    if not ranges:
+        out.line("No LimitRange resource.")
+    else:
+        out.line("Resource Limits")
+        out.table(["Type", "Resource", "Min", "Max", "Default Request", "Default Limit",
+                   "Max Limit/Request Ratio"], rows, indent=1)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
@@ -338,4 +388,6 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,
+    "Namespace": namespace,
+    "ResourceQuota": resource_quota,
 }

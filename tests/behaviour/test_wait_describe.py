@@ -300,3 +300,27 @@ async def test_describe_config_map_secret_and_claim_like_kubectl() -> None:
         for line in ("Name: data", "Status: Pending", "VolumeMode: Filesystem",
                      "Used By: user", "Access Modes:"):
             assert line in lines, line
+
+
+async def test_describe_namespace_and_quota_with_what_the_pods_use() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        assert _lines(cluster.describe("namespace/default"))[-3:] == [
+            "No resource quota.", "", "No LimitRange resource."]
+        await cluster.apply([
+            {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
+             "spec": {"hard": {"pods": "10", "requests.cpu": "2"}}},
+            {"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "lr"},
+             "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": "100m"},
+                                  "default": {"cpu": "500m"}}]}},
+            pod("p", ["sleep", "3600"]),
+        ])
+        lines = _lines(cluster.describe("namespace/default"))
+        start = lines.index("Resource Quotas")
+        assert lines[start:start + 5] == ["Resource Quotas", "Name: compute",
+                                          "Resource Used Hard", "-------- ---- ----",
+                                          "pods 1 10"]
+        assert "requests.cpu 100m 2" in lines  # the LimitRange's default request
+        assert "Container cpu - - 100m 500m -" in lines
+        lines = _lines(cluster.describe("resourcequota/compute"))
+        assert lines[2:6] == ["Resource Used Hard", "-------- ---- ----", "pods 1 10",
+                              "requests.cpu 100m 2"]
