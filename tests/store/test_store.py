@@ -29,6 +29,18 @@ def test_default_namespaces_exist_and_are_active(store: Store) -> None:
         assert ns.metadata.namespace is None
 
 
+def test_every_namespace_carries_its_name_label(store: Store) -> None:
+    """As the API server keeps it: set on create, restored when an update drops it."""
+    label = "kubernetes.io/metadata.name"
+    assert all(ns.metadata.labels == {label: ns.name} for ns in store.list("namespaces"))
+    ns = store.create({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "team-a", "labels": {"tier": "web"}}})
+    assert ns.metadata.labels == {"tier": "web", label: "team-a"}
+    data = ns.to_dict()
+    data["metadata"]["labels"] = {"tier": "api"}
+    assert store.update(data).metadata.labels == {"tier": "api", label: "team-a"}
+
+
 def test_create_fills_metadata(store: Store, clock: ManualClock) -> None:
     p = store.create(pod("web"))
     assert isinstance(p, Pod)

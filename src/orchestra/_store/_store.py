@@ -321,6 +321,7 @@ class Store(_Deletion):
 
     def _namespace_defaults(self, obj: KubeObject) -> KubeObject:
         data = obj.to_dict()
+        _label_namespace(data)
         spec = data.setdefault("spec", {})
         if "finalizers" not in spec:
             spec["finalizers"] = ["kubernetes"]
@@ -372,6 +373,10 @@ class Store(_Deletion):
                     "object is being deleted")])
         if info.kind == "Secret":
             new = _merge_string_data(new)
+        elif info.kind == "Namespace" and _namespace_label(new) != new.metadata.name:
+            data = new.to_dict()
+            _label_namespace(data)
+            new = to_object(data)
         new = _carry_system_fields(new, old)
         if self._hooks and self._hooked(info):
             admitted = self._admit("UPDATE", info, new, old)
@@ -424,3 +429,19 @@ class Store(_Deletion):
         if type(new) is not type(old):
             raise Invalid(_what(info, name), "kind cannot be changed by a patch")
         return self._update(table, key, old, new)
+
+
+_NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+
+
+def _namespace_label(ns: KubeObject) -> str | None:
+    labels = ns.metadata.labels
+    return labels.get(_NAMESPACE_LABEL) if labels else None
+
+
+def _label_namespace(data: dict[str, Any]) -> None:
+    """The label the API server keeps on every Namespace: its own name (set on create and
+    restored on update, as namespace selectors rely on it)."""
+    meta = data.setdefault("metadata", {})
+    labels = meta.get("labels") or {}
+    meta["labels"] = {**labels, _NAMESPACE_LABEL: meta.get("name")}
