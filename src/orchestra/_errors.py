@@ -64,7 +64,8 @@ class Invalid(OrchestraError):
     """An object failed validation. ``errors`` lists every failed field path.
 
     The message reads like the API server's:
-    ``Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be >= 0``.
+    ``Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be >= 0``,
+    and with several errors ``... is invalid: [spec.replicas: ..., spec.selector: ...]``.
     """
 
     def __init__(self, what: str, errors: Sequence[FieldError] | str) -> None:
@@ -72,7 +73,9 @@ class Invalid(OrchestraError):
             errors = [FieldError("", errors)]
         self.what = what
         self.errors: list[FieldError] = list(errors)
-        detail = "; ".join(str(e) for e in self.errors)
+        # Several errors read as the API server's aggregate: "[first, second]", each once.
+        messages = list(dict.fromkeys(str(e) for e in self.errors))
+        detail = f"[{', '.join(messages)}]" if len(messages) > 1 else "".join(messages)
         super().__init__(f"{what} is invalid: {detail}" if what else detail)
 
     @property

@@ -395,9 +395,9 @@ def test_invalid_label() -> None:
     data = pod_dict()
     data["metadata"]["labels"] = {"app": "not valid!", "bad key": "ok"}
     err = invalid(Pod, data)
-    assert err.paths == ["metadata.labels"]
+    assert err.paths == ["metadata.labels", "metadata.labels"]  # one error each
     assert 'metadata.labels: Invalid value: "not valid!": a valid label must be' in str(err)
-    assert 'Invalid value: "bad key": name part must consist of' in str(err)
+    assert 'metadata.labels: Invalid value: "bad key": name part must consist of' in str(err)
 
 
 def test_a_value_of_the_wrong_json_type_is_reported_as_the_api_server_does() -> None:
@@ -534,6 +534,9 @@ def test_several_errors_reported_together() -> None:
         "spec.containers[0].ports[1].hostPort",
         "spec.dnsPolicy",
     }
+    # the API server's aggregate: "[first, second, ...]"
+    assert str(err).startswith('Pod "web" is invalid: [') and str(err).endswith("]")
+    assert str(err).count(", spec.") + str(err).count(", metadata.") == len(err.errors) - 1
 
 
 def test_decoding_errors_come_before_semantic_checks() -> None:

@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
-from orchestra.objects._field_errors import invalid_from
+from orchestra.objects._field_errors import fail, invalid_from
 from orchestra.objects._messages import invalid
 from orchestra.objects._names import dns1123_subdomain_error, label_key_error, label_value_error
 
@@ -223,16 +223,16 @@ def check_labels(v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
     """A field validator's body for a label map (``metadata.labels``, a pod's
     ``nodeSelector``): every key a qualified name, every value a label value."""
     if v:
-        errors = []
+        errors: list[tuple[tuple[int | str, ...], str]] = []
         for key, value in v.items():
             err = label_key_error(key)
             if err:
-                errors.append(invalid(key, err))
+                errors.append(((), invalid(key, err)))
             err = label_value_error(value)
             if err:
-                errors.append(invalid(value, err))
+                errors.append(((), invalid(value, err)))
         if errors:
-            raise ValueError("; ".join(errors))
+            fail(errors)  # (one field error each, at the map's path, as Kubernetes lists them)
     return v
 
 
@@ -300,10 +300,9 @@ class ObjectMeta(Model):
         cls, v: FrozenDict[str, str] | None
     ) -> FrozenDict[str, str] | None:
         if v:
-            for key in v:
-                err = label_key_error(key)
-                if err:
-                    raise ValueError(invalid(key, err))
+            errors = [((), invalid(key, err)) for key in v if (err := label_key_error(key))]
+            if errors:
+                fail(errors)
         return v
 
     def controller_ref(self) -> OwnerReference | None:

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from orchestra.objects._base import FrozenDict
-from orchestra.objects._core_shared import fail
+from orchestra.objects._field_errors import fail
 
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 

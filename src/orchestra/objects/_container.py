@@ -19,8 +19,8 @@ from orchestra.objects._core_shared import (
     Opaque,
     ResourceFieldSelector,
     ResourceList,
-    fail,
 )
+from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import unsupported
 from orchestra.objects._names import dns1123_label_error
 from orchestra.objects._quantity import Quantity

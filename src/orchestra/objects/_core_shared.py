@@ -1,35 +1,19 @@
-"""What the core/v1 types share: raising field errors at paths relative to the value being
-validated, the ``Opaque`` and ``ResourceList`` field types, and object references and field
-selectors.
+"""What the core/v1 types share: the ``Opaque`` and ``ResourceList`` field types, unique
+names, object references and field selectors.
 
 Pods, their parts and the other core/v1 kinds all build on these. This module imports
-nothing of orchestra but ``_base``, so every core module may use it.
+nothing of orchestra but ``_base`` and ``_field_errors``, so every core module may use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator
 
 from orchestra.objects._base import FrozenDict, Model, QuantityValue
-
-
-def fail(errors: Iterable[tuple[tuple[int | str, ...], str]]) -> NoReturn:
-    """Raise field errors at paths relative to the value being validated.
-
-    Raised inside a validator, pydantic re-roots each error under that value's location, so
-    ``fail([((1, "name"), 'Duplicate value: "web"')])`` in the ``containers`` validator of a
-    pod spec reports ``spec.containers[1].name``.
-    """
-    raise ValidationError.from_exception_data(
-        "orchestra",
-        [
-            {"type": "value_error", "loc": loc, "input": None, "ctx": {"error": ValueError(msg)}}
-            for loc, msg in errors
-        ],
-    )
+from orchestra.objects._field_errors import fail
 
 
 def check_unique_names(

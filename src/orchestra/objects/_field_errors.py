@@ -6,8 +6,9 @@ every failed path."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -17,7 +18,23 @@ from orchestra.objects._messages import unsupported
 if TYPE_CHECKING:
     from orchestra.objects._base import KubeObject
 
-__all__ = ["describe_kind", "invalid_from"]
+__all__ = ["describe_kind", "fail", "invalid_from"]
+
+
+def fail(errors: Iterable[tuple[tuple[int | str, ...], str]]) -> NoReturn:
+    """Raise field errors at paths relative to the value being validated.
+
+    Raised inside a validator, pydantic re-roots each error under that value's location, so
+    ``fail([((1, "name"), 'Duplicate value: "web"')])`` in the ``containers`` validator of a
+    pod spec reports ``spec.containers[1].name``.
+    """
+    raise ValidationError.from_exception_data(
+        "orchestra",
+        [
+            {"type": "value_error", "loc": loc, "input": None, "ctx": {"error": ValueError(msg)}}
+            for loc, msg in errors
+        ],
+    )
 
 
 def _path(loc: tuple[int | str, ...], model: Any = None) -> str:

@@ -75,8 +75,8 @@ from orchestra.objects._core_shared import (
     TypedLocalObjectReference,
     TypedObjectReference,
     check_unique_names,
-    fail,
 )
+from orchestra.objects._field_errors import fail
 from orchestra.objects._pod_spec import (
     Affinity,
     HostAlias,

@@ -25,8 +25,8 @@ from orchestra.objects._core_shared import (
     Opaque,
     ResourceList,
     check_unique_names,
-    fail,
 )
+from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import unsupported
 from orchestra.objects._volume import Volume
 

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from orchestra.objects._base import FrozenDict, IntOrString, Model, Time
-from orchestra.objects._core_shared import ObjectReference, check_unique_names, fail
+from orchestra.objects._core_shared import ObjectReference, check_unique_names
+from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import unsupported
 
 
