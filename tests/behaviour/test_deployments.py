@@ -4,6 +4,7 @@ rollback, pause, a failing image, deletion with each propagation policy."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -29,6 +30,13 @@ async def test_ten_replicas_across_three_nodes_become_available(cluster: oc.Clus
     assert len(rs) == 1
     assert rs[0].metadata.annotations["deployment.kubernetes.io/revision"] == "1"
     assert all(p.metadata.controller_ref().uid == rs[0].metadata.uid for p in pods)
+    # Kubernetes' shapes: web-<hash>, the hash's decimal digits safe-encoded (7d4f8b9c5d),
+    # then each pod's random 5-character suffix.
+    h = rs[0].metadata.labels["pod-template-hash"]
+    assert rs[0].metadata.name == f"web-{h}"
+    assert 1 <= len(h) <= 10 and set(h) <= set("456789bcdf")
+    assert all(re.fullmatch(rf"web-{h}-[bcdfghjklmnpqrstvwxz2456789]{{5}}", p.metadata.name)
+               for p in pods)
 
 
 async def _watch_bounds(cluster: oc.Cluster, stop: asyncio.Event, seen: dict[str, Any],

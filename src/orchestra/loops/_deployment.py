@@ -36,19 +36,15 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
 def template_hash(template: dict[str, Any], collision_count: int = 0) -> str:
-    """A stable, Kubernetes-shaped hash (FNV-1a 32 bit, safe-encoded) of a template."""
+    """A stable hash of a template in Kubernetes' shape: FNV-1a 32 bit, its decimal digits
+    safe-encoded one by one as the controllers do (``rand.SafeEncodeString``), so a
+    ``pod-template-hash`` reads like ``7d4f8b9c5d``: up to 10 of ``4-9 b c d f``."""
     data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
     h = 0x811C9DC5
-    for b in data + (str(collision_count).encode() if collision_count else b""):
+    for b in data + (collision_count.to_bytes(4, "little") if collision_count else b""):
         h ^= b
         h = (h * 0x01000193) & 0xFFFFFFFF
-    out = []
-    for _ in range(10):
-        out.append(_ALPHABET[h % len(_ALPHABET)])
-        h //= len(_ALPHABET)
-        if h == 0:
-            break
-    return "".join(out)
+    return "".join(_ALPHABET[ord(digit) % len(_ALPHABET)] for digit in str(h))
 
 
 def _template_without_hash(template: Any) -> dict[str, Any]:
