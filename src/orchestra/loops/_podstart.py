@@ -220,7 +220,8 @@ class _ContainerStarts:
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
             return 10.0
         self._containers[cid] = st.key
-        self._event(pod, "Normal", "Created", f"Created container {c.name}")
+        # (the kubelet's words: "Created container: NAME", then "Started container NAME")
+        self._event(pod, "Normal", "Created", f"Created container: {c.name}")
         rec.container_id = cid
         rec.ready = False
         rec.started = False
