@@ -112,6 +112,10 @@ async def test_events_filter_by_object(cluster: oc.Cluster) -> None:
     assert all(e.involved_object.uid == p.metadata.uid for e in mine)
     assert [e.reason for e in mine][:1] == ["Scheduled"]
     assert {"Pulled", "Created", "Started"} <= {e.reason for e in mine}
+    messages = {e.reason: e.message for e in mine}  # the kubelet's words
+    container = p.spec.containers[0].name
+    assert messages["Created"] == f"Created container: {container}"
+    assert messages["Started"] == f"Started container {container}"
     for e in mine:
         assert e.count >= 1 and e.first_timestamp and e.last_timestamp
         assert e.source.component in ("default-scheduler", "kubelet")
