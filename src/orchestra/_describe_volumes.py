@@ -113,11 +113,6 @@ def volumes(out: _Out, vols: Any, *, template: bool = False) -> None:
             out.kv(_DESCRIBERS[field](source), indent=4)
         else:  # a legacy in-tree type: its name and scalar fields
             body = source.to_dict() if hasattr(source, "to_dict") else dict(source)
-            out.kv([("Type", _camel(field))] + [(k, val) for k, val in body.items()
-                                                if isinstance(val, str | int | float)],
-                   indent=4)
-
-
-def _camel(field: str) -> str:
-    head, *rest = field.split("_")
-    return head + "".join(w.title() for w in rest)
+            kind = type(v).model_fields[field].alias or field  # its manifest key: scaleIO
+            out.kv([("Type", kind)] + [(k, val) for k, val in body.items()
+                                       if isinstance(val, str | int | float)], indent=4)
