@@ -39,6 +39,9 @@ def test_every_namespace_carries_its_name_label(store: Store) -> None:
     data = ns.to_dict()
     data["metadata"]["labels"] = {"tier": "api"}
     assert store.update(data).metadata.labels == {"tier": "api", label: "team-a"}
+    generated = store.create({"apiVersion": "v1", "kind": "Namespace",
+                              "metadata": {"generateName": "team-"}})
+    assert generated.metadata.labels == {label: generated.name}
 
 
 def test_create_fills_metadata(store: Store, clock: ManualClock) -> None:

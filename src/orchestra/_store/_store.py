@@ -270,7 +270,7 @@ class Store(_Deletion):
             if obj.__dict__.get("status") is None:
                 changes["status"] = _pending_status(obj)
         elif kind == "Namespace":
-            obj = self._namespace_defaults(obj)
+            obj = self._namespace_defaults(obj, name)
         elif kind == "Secret":
             obj = _merge_string_data(obj)
         meta_changes: dict[str, Any] = {}
@@ -319,9 +319,9 @@ class Store(_Deletion):
             "name, try again"
         )
 
-    def _namespace_defaults(self, obj: KubeObject) -> KubeObject:
+    def _namespace_defaults(self, obj: KubeObject, name: str) -> KubeObject:
         data = obj.to_dict()
-        _label_namespace(data)
+        _label_namespace(data, name)  # (name: also a generated one)
         spec = data.setdefault("spec", {})
         if "finalizers" not in spec:
             spec["finalizers"] = ["kubernetes"]
@@ -373,9 +373,9 @@ class Store(_Deletion):
                     "object is being deleted")])
         if info.kind == "Secret":
             new = _merge_string_data(new)
-        elif info.kind == "Namespace" and _namespace_label(new) != new.metadata.name:
+        elif info.kind == "Namespace" and _namespace_label(new) != key[1]:
             data = new.to_dict()
-            _label_namespace(data)
+            _label_namespace(data, key[1])
             new = to_object(data)
         new = _carry_system_fields(new, old)
         if self._hooks and self._hooked(info):
@@ -439,9 +439,8 @@ def _namespace_label(ns: KubeObject) -> str | None:
     return labels.get(_NAMESPACE_LABEL) if labels else None
 
 
-def _label_namespace(data: dict[str, Any]) -> None:
+def _label_namespace(data: dict[str, Any], name: str) -> None:
     """The label the API server keeps on every Namespace: its own name (set on create and
     restored on update, as namespace selectors rely on it)."""
     meta = data.setdefault("metadata", {})
-    labels = meta.get("labels") or {}
-    meta["labels"] = {**labels, _NAMESPACE_LABEL: meta.get("name")}
+    meta["labels"] = {**(meta.get("labels") or {}), _NAMESPACE_LABEL: name}
