@@ -232,8 +232,10 @@ def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
     if meta.deletion_timestamp:
         pairs.append(("Termination Grace Period",
                       f"{meta.deletion_grace_period_seconds or 0}s"))
-    pairs += [("IP", st.pod_ip if st else None),
-              ("Controlled By", f"{ctrl.kind}/{ctrl.name}" if ctrl else None)]
+    ips = [f"IP:\t{i.ip}" for i in st.pod_ips or ()] if st else []
+    pairs += [("IP", st.pod_ip if st else None), ("IPs", ips)]
+    if ctrl:  # (kubectl leaves the line out for a pod no controller owns)
+        pairs.append(("Controlled By", f"{ctrl.kind}/{ctrl.name}"))
     out.kv(pairs)
     _containers(out, "Init Containers", pod.spec.init_containers,
                 st.init_container_statuses if st else None)

@@ -79,6 +79,10 @@ async def test_describe_pod_deployment_and_node(cluster: oc.Cluster) -> None:
     assert "Running" in text and "  main:" in text
     assert f"ReplicaSet/{p.metadata.owner_references[0].name}" in text
     assert "Scheduled" in text and "Started" in text  # the events table
+    lines = text.splitlines()  # the pod's addresses as kubectl lists them
+    at = lines.index("IPs:")
+    assert lines[at - 1].split() == ["IP:", p.status.pod_ip]
+    assert lines[at + 1] == f"  IP:  {p.status.pod_ip}"
 
     text = cluster.describe("deployment/web")
     for key in ("Name:", "Namespace:", "Selector:", "Replicas:", "StrategyType:",
