@@ -46,7 +46,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _state(cluster: Cluster) -> str:
-    from orchestra._describe import cluster_summary
+    from orchestra._explain import cluster_summary
 
     return cluster_summary(cluster)
 

@@ -150,7 +150,7 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
 
 async def _explain(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any,
                    what: str, timeout: float) -> str:  # noqa: ASYNC109 - only reported
-    from orchestra._describe import explain_failure
+    from orchestra._explain import explain_failure
 
     lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
              f"{what}", f"status: {summarize(obj)}"]

@@ -332,3 +332,19 @@ async def test_describe_namespace_and_quota_with_what_the_pods_use() -> None:
         lines = _lines(cluster.describe("resourcequota/compute"))
         assert lines[2:6] == ["Resource Used Hard", "-------- ---- ----", "pods 1 10",
                               "requests.cpu 100m 2"]
+
+
+async def test_describe_lists_env_from_sources_like_kubectl() -> None:
+    doc = pod("q", ["sleep", "3600"])
+    doc["spec"]["containers"][0].update(
+        envFrom=[{"configMapRef": {"name": "cfg"}},
+                 {"prefix": "S_", "secretRef": {"name": "sec", "optional": True}}],
+        env=[{"name": "X", "value": "1"}])
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply([{"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "cfg"}, "data": {"A": "1"}}, doc])
+        lines = cluster.describe("pod/q").splitlines()
+        at = lines.index("    Environment Variables from:")
+        assert lines[at + 1:at + 3] == ["      cfg  ConfigMap                Optional: false",
+                                        "      sec  Secret with prefix 'S_'  Optional: true"]
+        assert lines[at + 3] == "    Environment:" and lines[at + 4].split() == ["X:", "1"]
