@@ -223,13 +223,16 @@ def daemonset(cluster: Cluster, ds: Any, out: _Out) -> None:
         ("Node-Selector", _map(node_selector)),
         ("Labels", _map(ds.metadata.labels)),
         ("Annotations", _annotations(ds.metadata.annotations)),
-        ("Desired Number of Nodes Scheduled", n("desired_number_scheduled")),
-        ("Current Number of Nodes Scheduled", n("current_number_scheduled")),
-        ("Number of Nodes Scheduled with Up-to-date Pods", n("updated_number_scheduled")),
-        ("Number of Nodes Scheduled with Available Pods", n("number_available")),
-        ("Number of Nodes Misscheduled", n("number_misscheduled")),
-        ("Pods Status", _pods_status(cluster, ds)),
     ])
+    # (kubectl writes these five as plain "Key: N" lines, outside the column alignment)
+    for title, field in (("Desired Number of Nodes Scheduled", "desired_number_scheduled"),
+                         ("Current Number of Nodes Scheduled", "current_number_scheduled"),
+                         ("Number of Nodes Scheduled with Up-to-date Pods",
+                          "updated_number_scheduled"),
+                         ("Number of Nodes Scheduled with Available Pods", "number_available"),
+                         ("Number of Nodes Misscheduled", "number_misscheduled")):
+        out.line(f"{title}: {n(field)}")
+    out.kv([("Pods Status", _pods_status(cluster, ds))])
     pod_template(out, ds.spec.template)
     _events(cluster, ds, out)
 
@@ -378,6 +381,36 @@ def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
                    "Max Limit/Request Ratio"], rows, indent=1)
 
 
+def cron_job(cluster: Cluster, cj: Any, out: _Out) -> None:
+    spec, st = cj.spec, cj.status
+    job = spec.job_template.spec
+
+    def unset(value: Any, unit: str = "") -> str:
+        return "<unset>" if value is None else f"{value}{unit}"
+
+    pairs: list[tuple[str, Any]] = [
+        *_head(cj), ("Labels", _map(cj.metadata.labels)),
+        ("Annotations", _annotations(cj.metadata.annotations)),
+        ("Schedule", spec.schedule), ("Concurrency Policy", spec.concurrency_policy),
+        ("Suspend", "True" if spec.suspend else "False"),
+        ("Successful Job History Limit", spec.successful_jobs_history_limit),
+        ("Failed Job History Limit", spec.failed_jobs_history_limit),
+        ("Starting Deadline Seconds", unset(spec.starting_deadline_seconds, "s")),
+        ("Selector", str(Selector.from_label_selector(job.selector))
+         if job.selector is not None else "<unset>"),
+        ("Parallelism", unset(job.parallelism)), ("Completions", unset(job.completions)),
+    ]
+    if job.active_deadline_seconds is not None:
+        pairs.append(("Active Deadline Seconds", f"{job.active_deadline_seconds}s"))
+    out.kv(pairs)
+    pod_template(out, job.template)
+    last = st.last_schedule_time if st else None
+    active = [r.name for r in st.active or ()] if st else []
+    out.kv([("Last Schedule Time", _time(last) if last else "<unset>"),
+            ("Active Jobs", ", ".join(active) or "<none>")])
+    _events(cluster, cj, out)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
@@ -385,6 +418,7 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "StatefulSet": statefulset,
     "DaemonSet": daemonset,
     "Job": job,
+    "CronJob": cron_job,
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,

@@ -348,3 +348,31 @@ async def test_describe_lists_env_from_sources_like_kubectl() -> None:
         assert lines[at + 1:at + 3] == ["      cfg  ConfigMap                Optional: false",
                                         "      sec  Secret with prefix 'S_'  Optional: true"]
         assert lines[at + 3] == "    Environment:" and lines[at + 4].split() == ["X:", "1"]
+
+
+async def test_describe_cron_job_and_the_daemon_set_counts_like_kubectl() -> None:
+    async with oc.Cluster(runtime="fake", nodes=2) as cluster:
+        await cluster.apply([
+            {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "hello"},
+             "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {
+                 "activeDeadlineSeconds": 60, "template": {"spec": {
+                     "restartPolicy": "OnFailure",
+                     "containers": [{"name": "hello", "image": "busybox:1.36",
+                                     "command": ["date"]}]}}}}}},
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+             "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                      "template": _template("agent")}},
+        ])
+        await cluster.wait_for("daemonset/agent", "Available", timeout=30)
+        lines = _lines(cluster.describe("cronjob/hello"))
+        for line in ("Schedule: */5 * * * *", "Concurrency Policy: Allow", "Suspend: False",
+                     "Successful Job History Limit: 3", "Failed Job History Limit: 1",
+                     "Starting Deadline Seconds: <unset>", "Selector: <unset>",
+                     "Parallelism: <unset>", "Active Deadline Seconds: 60s", "Pod Template:",
+                     "Last Schedule Time: <unset>", "Active Jobs: <none>"):
+            assert line in lines, line
+        raw = cluster.describe("daemonset/agent").splitlines()
+        # kubectl writes the node counts as plain "Key: N" lines, outside the alignment
+        assert "Desired Number of Nodes Scheduled: 2" in raw
+        assert "Number of Nodes Misscheduled: 0" in raw
+        assert raw[0] == "Name:           agent"
