@@ -411,6 +411,60 @@ def cron_job(cluster: Cluster, cj: Any, out: _Out) -> None:
     _events(cluster, cj, out)
 
 
+def _hpa_metric(spec: Any, status: Any) -> str:
+    """One metric's ``resource cpu on pods ...:<TAB>current / target`` line (Resource
+    metrics; other kinds by their type name)."""
+    res = spec.resource
+    if spec.type != "Resource" or res is None:
+        return f"{spec.type} metric:\t<unknown> / <unknown>"
+    cur = status.resource.current if status is not None and status.resource else None
+    if res.target.average_value is not None:
+        now = str(cur.average_value) if cur is not None and cur.average_value else "<unknown>"
+        return f"resource {res.name} on pods:\t{now} / {res.target.average_value}"
+    now = "<unknown>"
+    if cur is not None and cur.average_utilization is not None:
+        now = f"{cur.average_utilization}% ({cur.average_value or 0})"
+    target = "<auto>" if res.target.average_utilization is None \
+        else f"{res.target.average_utilization}%"
+    return f"resource {res.name} on pods  (as a percentage of request):\t{now} / {target}"
+
+
+def _scaling_rules(title: str, rules: Any) -> list[str]:
+    window = rules.stabilization_window_seconds
+    lines = [f"  {title}:",
+             f"    Stabilization Window: {window if window is not None else 0} seconds",
+             f"    Select Policy: {rules.select_policy or '<unset>'}", "    Policies:"]
+    lines += [f"      - Type: {p.type}\tValue: {p.value}\tPeriod: {p.period_seconds} seconds"
+              for p in rules.policies or ()]
+    return lines
+
+
+def hpa(cluster: Cluster, h: Any, out: _Out) -> None:
+    spec, st = h.spec, h.status
+    ref = spec.scale_target_ref
+    out.kv([*_head(h), ("Labels", _map(h.metadata.labels)),
+            ("Annotations", _annotations(h.metadata.annotations)),
+            ("CreationTimestamp", _time(h.metadata.creation_timestamp)),
+            ("Reference", f"{ref.kind}/{ref.name}"), ("Metrics", "( current / target )")])
+    current = (st.current_metrics if st else None) or ()
+    for i, metric in enumerate(spec.metrics or ()):
+        out.line("  " + _hpa_metric(metric, current[i] if i < len(current) else None))
+    out.kv([("Min replicas", spec.min_replicas), ("Max replicas", spec.max_replicas)])
+    if spec.behavior is not None:
+        out.line("Behavior:")
+        for title, rules in (("Scale Up", spec.behavior.scale_up),
+                             ("Scale Down", spec.behavior.scale_down)):
+            if rules is not None:
+                out.lines.extend(_scaling_rules(title, rules))
+    out.kv([(f"{ref.kind} pods", f"{(st.current_replicas or 0) if st else 0} current / "
+                                 f"{st.desired_replicas if st else 0} desired")])
+    if st and st.conditions:
+        out.line("Conditions:")
+        out.table(["Type", "Status", "Reason", "Message"],
+                  [[c.type, c.status, c.reason or "", c.message or ""] for c in st.conditions])
+    _events(cluster, h, out)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
@@ -419,6 +473,7 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "DaemonSet": daemonset,
     "Job": job,
     "CronJob": cron_job,
+    "HorizontalPodAutoscaler": hpa,
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,

@@ -307,6 +307,13 @@ async def test_hpa_scales_up_on_cpu_and_down_after_stabilization() -> None:
         assert conds["ScalingLimited"].reason == "TooManyReplicas"
         assert hpa.status.current_metrics[0].resource.current.average_utilization == 200
         assert hpa.status.desired_replicas == 5 and hpa.status.current_replicas == 5
+        lines = [" ".join(line.split()) for line in cluster.describe("hpa/web").splitlines()]
+        for line in ("Reference: Deployment/web", "Metrics: ( current / target )",
+                     "resource cpu on pods (as a percentage of request): 200% (200m) / 50%",
+                     "Min replicas: 1", "Max replicas: 5", "Deployment pods: 5 current / 5 desired",
+                     "Type Status Reason Message"):
+            assert line in lines, line
+        assert any(line.startswith("ScalingLimited True TooManyReplicas") for line in lines)
 
         # Usage drops: the HPA waits out the 300 s stabilization window, then scales in.
         await cluster.patch("deploy/web", {"spec": {"template": {"metadata": {
@@ -323,3 +330,36 @@ async def test_hpa_scales_up_on_cpu_and_down_after_stabilization() -> None:
 def ready_count(cluster: oc.Cluster) -> int:
     return sum(1 for p in cluster.store.list("Pod", selector="app=web")
                if p.metadata.deletion_timestamp is None and ready(p))
+
+
+async def test_hpa_without_its_target_says_so_and_describes_its_behavior() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "web"}, "maxReplicas": 5,
+                     "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {
+                         "type": "AverageValue", "averageValue": "100Mi"}}}],
+                     "behavior": {"scaleDown": {"stabilizationWindowSeconds": 60}}}})
+        await eventually(cluster, lambda: any(
+            e.reason == "FailedGetScale" for e in cluster.events("hpa/web")))
+        event = next(e for e in cluster.events("hpa/web") if e.reason == "FailedGetScale")
+        assert event.message == 'deployments/scale.apps "web" not found'  # the API's words
+        lines = cluster.describe("hpa/web").splitlines()
+        assert lines[lines.index("Behavior:"):lines.index("Behavior:") + 12] == [
+            "Behavior:",
+            "  Scale Up:",
+            "    Stabilization Window: 0 seconds",
+            "    Select Policy: Max",
+            "    Policies:",
+            "      - Type: Pods     Value: 4    Period: 15 seconds",
+            "      - Type: Percent  Value: 100  Period: 15 seconds",
+            "  Scale Down:",
+            "    Stabilization Window: 60 seconds",
+            "    Select Policy: Max",
+            "    Policies:",
+            "      - Type: Percent  Value: 100  Period: 15 seconds",
+        ]
+        assert [line.split() for line in lines if "memory on pods" in line] == [
+            ["resource", "memory", "on", "pods:", "<unknown>", "/", "100Mi"]]

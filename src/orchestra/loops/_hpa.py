@@ -47,8 +47,9 @@ log = logging.getLogger("orchestra.hpa")
 COMPONENT = "horizontal-pod-autoscaler"
 TOLERANCE = 0.1
 DOWNSCALE_WINDOW = 300.0
-SCALABLE = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps",
-            "StatefulSet": "statefulsets.apps"}
+# What the HPA scales, by kind: the scale subresource it reads ("not found" names it so)
+SCALABLE = {"Deployment": "deployments/scale.apps", "ReplicaSet": "replicasets/scale.apps",
+            "StatefulSet": "statefulsets/scale.apps"}
 
 MetricsFn = Callable[[Any], Awaitable[dict[str, tuple[float, int]] | None]]
 
