@@ -465,6 +465,23 @@ def hpa(cluster: Cluster, h: Any, out: _Out) -> None:
     _events(cluster, h, out)
 
 
+def pdb(cluster: Cluster, b: Any, out: _Out) -> None:
+    spec, st = b.spec, b.status
+    pairs = _head(b)
+    if spec.min_available is not None:
+        pairs.append(("Min available", spec.min_available))
+    if spec.max_unavailable is not None:
+        pairs.append(("Max unavailable", spec.max_unavailable))
+    pairs.append(("Selector", _selector(b) if spec.selector is not None else "<unset>"))
+    out.kv(pairs)
+    out.line("Status:")
+    for title, field in (("Allowed disruptions", "disruptions_allowed"),
+                         ("Current", "current_healthy"), ("Desired", "desired_healthy"),
+                         ("Total", "expected_pods")):
+        out.line(f"    {title}:\t{getattr(st, field) if st is not None else 0}")
+    _events(cluster, b, out)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
@@ -474,6 +491,7 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Job": job,
     "CronJob": cron_job,
     "HorizontalPodAutoscaler": hpa,
+    "PodDisruptionBudget": pdb,
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,

@@ -376,3 +376,26 @@ async def test_describe_cron_job_and_the_daemon_set_counts_like_kubectl() -> Non
         assert "Desired Number of Nodes Scheduled: 2" in raw
         assert "Number of Nodes Misscheduled: 0" in raw
         assert raw[0] == "Name:           agent"
+
+
+async def test_describe_pod_disruption_budget_like_kubectl() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply([
+            {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+             "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}},
+            deployment(replicas=3),
+        ])
+        await cluster.wait_for("pdb/web", lambda b: b.status is not None
+                               and b.status.current_healthy == 3, timeout=30)
+        assert cluster.describe("pdb/web").splitlines()[:10] == [
+            "Name:           web",
+            "Namespace:      default",
+            "Min available:  2",
+            "Selector:       app=web",
+            "Status:",
+            "    Allowed disruptions:  1",
+            "    Current:              3",
+            "    Desired:              2",
+            "    Total:                3",
+            "Events:                   <none>",
+        ]
