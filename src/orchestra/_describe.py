@@ -377,8 +377,10 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
         info, obj_name = parse_ref(ref, name)
         obj = cluster.store.get(info.kind, obj_name, namespace=namespace)
     out = _Out()
-    from orchestra._describe_kinds import DESCRIBERS  # (it builds on this module)
+    # (imported here: both build on this module)
+    from orchestra._describe_config import DESCRIBERS as CONFIG
+    from orchestra._describe_kinds import DESCRIBERS
 
-    describers = {"Pod": _pod, "Node": _node, **DESCRIBERS}
+    describers = {"Pod": _pod, "Node": _node, **DESCRIBERS, **CONFIG}
     describers.get(obj.kind, _generic)(cluster, obj, out)
     return out.text()

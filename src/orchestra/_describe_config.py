@@ -1,0 +1,144 @@
+"""``describe`` for configuration, storage and namespaces: ConfigMaps, Secrets (sizes,
+never values), PersistentVolumeClaims, ResourceQuotas and Namespaces, as kubectl prints
+them."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from orchestra._describe import _age, _annotations, _events, _map, _Out
+from orchestra._describe_kinds import _head
+from orchestra.objects._base import parse_time
+
+if TYPE_CHECKING:
+    from orchestra._cluster import Cluster
+    from orchestra.objects import Pod
+
+__all__ = ["DESCRIBERS"]
+
+
+def config_map(cluster: Cluster, cm: Any, out: _Out) -> None:
+    out.kv([*_head(cm), ("Labels", _map(cm.metadata.labels)),
+            ("Annotations", _annotations(cm.metadata.annotations))])
+    out.line()
+    out.line("Data")
+    out.line("====")
+    for key in sorted(cm.data or {}):
+        out.line(f"{key}:")
+        out.line("----")
+        out.lines.extend(str(cm.data[key]).split("\n"))
+        out.line()
+    out.line()
+    out.line("BinaryData")
+    out.line("====")
+    for key in sorted(cm.binary_data or {}):
+        out.line(f"{key}: {len(base64.b64decode(cm.binary_data[key]))} bytes")
+    out.line()
+    _events(cluster, cm, out)
+
+
+def secret(cluster: Cluster, s: Any, out: _Out) -> None:
+    """Each key's size, never its value."""
+    out.kv([*_head(s), ("Labels", _map(s.metadata.labels)),
+            ("Annotations", _annotations(s.metadata.annotations))])
+    out.line()
+    out.kv([("Type", s.type or "Opaque")])
+    out.line()
+    out.line("Data")
+    out.line("====")
+    for key in sorted(s.data or {}):
+        out.line(f"{key}:\t{len(base64.b64decode(s.data[key]))} bytes")
+    _events(cluster, s, out)
+
+
+_ACCESS_MODES = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
+                 ("ReadWriteOncePod", "RWOP"))
+
+
+def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
+    spec, st, meta = pvc.spec, pvc.status, pvc.metadata
+    now = cluster.clock.now()
+    bound = bool(spec.volume_name)
+    capacity = (st.capacity or {}).get("storage", "") if bound and st else ""
+    modes = set(st.access_modes or ()) if bound and st else set()
+    pods = cast("list[Pod]", cluster.store.list("Pod", namespace=meta.namespace))
+    users = sorted(str(p.metadata.name) for p in pods
+                   if any(v.persistent_volume_claim is not None
+                          and v.persistent_volume_claim.claim_name == meta.name
+                          for v in p.spec.volumes or ()))
+    pairs: list[tuple[str, Any]] = [
+        *_head(pvc), ("StorageClass", spec.storage_class_name or " "),
+        ("Status", f"Terminating (lasts {_age(now - parse_time(meta.deletion_timestamp))})"
+         if meta.deletion_timestamp else (st.phase if st else "Pending")),
+        ("Volume", spec.volume_name or " "),
+        ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
+        ("Finalizers", f"[{' '.join(meta.finalizers or ())}]"),
+        ("Capacity", capacity or " "),
+        ("Access Modes", ",".join(short for mode, short in _ACCESS_MODES if mode in modes) or " "),
+        ("VolumeMode", spec.volume_mode),
+        ("Used By", "\n".join(users) or "<none>"),
+    ]
+    out.kv(pairs)
+    _events(cluster, pvc, out)
+
+
+def _quota_rows(cluster: Cluster, q: Any) -> list[list[str]]:
+    """``Resource  Used  Hard`` rows of a quota: what the namespace's pods use now."""
+    from orchestra._admission import quota_usage
+
+    used = quota_usage(cluster.store, q.metadata.namespace)
+    hard = q.spec.hard or {}
+    return [[r, str(used.get(r, 0)), str(hard[r])] for r in sorted(hard)]
+
+
+def resource_quota(cluster: Cluster, q: Any, out: _Out) -> None:
+    out.kv(_head(q))
+    if q.spec.scopes:
+        out.kv([("Scopes", ", ".join(sorted(q.spec.scopes)))])
+    out.table(["Resource", "Used", "Hard"], _quota_rows(cluster, q), indent=0)
+    _events(cluster, q, out)
+
+
+def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
+    name = ns.metadata.name
+    out.kv([("Name", name), ("Labels", _map(ns.metadata.labels)),
+            ("Annotations", _annotations(ns.metadata.annotations)),
+            ("Status", ns.status.phase if ns.status and ns.status.phase else "Active")])
+    out.line()
+    quotas = sorted(cluster.store.list("ResourceQuota", namespace=name),
+                    key=lambda q: str(q.metadata.name))
+    if not quotas:
+        out.line("No resource quota.")
+    else:
+        out.line("Resource Quotas")
+        for q in quotas:
+            out.kv([("Name", q.metadata.name)], indent=2)
+            out.table(["Resource", "Used", "Hard"], _quota_rows(cluster, q))
+    out.line()
+    ranges = sorted(cluster.store.list("LimitRange", namespace=name),
+                    key=lambda r: str(r.metadata.name))
+    rows = [[item.type, res, *(str(table[res]) if table and res in table else "-"
+                               for table in (item.min, item.max, item.default_request,
+                                             item.default, item.max_limit_request_ratio))]
+            for r in ranges for item in cast("Any", r).spec.limits or ()
+            for res in sorted({k for table in (item.min, item.max, item.default_request,
+                                               item.default, item.max_limit_request_ratio)
+                               for k in table or {}})]
+    if not ranges:
+        out.line("No LimitRange resource.")
+    else:
+        out.line("Resource Limits")
+        out.table(["Type", "Resource", "Min", "Max", "Default Request", "Default Limit",
+                   "Max Limit/Request Ratio"], rows, indent=1)
+
+
+
+DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+    "ConfigMap": config_map,
+    "Secret": secret,
+    "PersistentVolumeClaim": claim,
+    "Namespace": namespace,
+    "ResourceQuota": resource_quota,
+}
