@@ -45,7 +45,6 @@ from orchestra.objects._checks import invalid as invalid
 from orchestra.objects._checks import label_selector_errors as label_selector_errors
 from orchestra.objects._checks import nonnegative as nonnegative
 from orchestra.objects._checks import positive_int_or_percent as positive_int_or_percent
-from orchestra.objects._checks import raise_field_errors as raise_field_errors
 from orchestra.objects._checks import resolve_int_or_percent
 from orchestra.objects._checks import selector_errors as selector_errors
 from orchestra.objects._checks import selector_is_empty as selector_is_empty

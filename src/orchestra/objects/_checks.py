@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn, Self, get_args
+from typing import Any, Self, get_args
 
-from pydantic import ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import model_validator
 
 from orchestra.objects._base import KubeObject, LabelSelector, Model, Time
+from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import go_value as go_value
 from orchestra.objects._messages import invalid as invalid
 from orchestra.objects._messages import unsupported as unsupported
@@ -32,30 +32,13 @@ Loc = tuple[str | int, ...]
 ErrorList = list[tuple[Loc, str]]
 
 
-def raise_field_errors(title: str, errors: Sequence[tuple[Loc, str]]) -> NoReturn:
-    """Raise every error at its own path below the model being validated.
-
-    pydantic nests the locations of a ``ValidationError`` raised inside a validator under
-    the validator's own location, so ``objects._base.invalid_from`` reports
-    ``spec.template.metadata.labels`` and not just ``spec``.
-    """
-    raise ValidationError.from_exception_data(
-        title,
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("value_error", "{message}", {"message": msg}),
-                loc=loc,
-                input=None,
-            )
-            for loc, msg in errors
-        ],
-    )
-
-
-def check(title: str, errors: Sequence[tuple[Loc, str]]) -> None:
-    """Raise :func:`raise_field_errors` if there are any errors."""
+def check(errors: Sequence[tuple[Loc, str]]) -> None:
+    """Raise every error at its own path below the model being validated, if there are
+    any (:func:`~orchestra.objects._field_errors.fail`): pydantic nests them under the
+    validator's own location, so ``invalid_from`` reports ``spec.template.metadata.labels``
+    and not just ``spec``."""
     if errors:
-        raise_field_errors(title, errors)
+        fail(errors)
 
 
 def nonnegative(errors: ErrorList, loc: Loc, value: int | None) -> None:
@@ -301,7 +284,7 @@ class CheckedKind(KubeObject):
 
     @model_validator(mode="after")
     def _check_fields(self) -> Self:
-        check(type(self).__name__, collect_errors(self))
+        check(collect_errors(self))
         return self
 
 
