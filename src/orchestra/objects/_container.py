@@ -21,7 +21,7 @@ from orchestra.objects._core_shared import (
     ResourceList,
 )
 from orchestra.objects._field_errors import fail
-from orchestra.objects._messages import unsupported
+from orchestra.objects._messages import port_number_error, unsupported
 from orchestra.objects._names import dns1123_label_error
 from orchestra.objects._quantity import Quantity
 
@@ -92,10 +92,6 @@ class ContainerPort(Model):
 
 
 _PROTOCOLS = ("SCTP", "TCP", "UDP")  # (in Kubernetes' order in its message)
-
-
-def _port_number_error(v: int) -> str:
-    return f"Invalid value: {v}: must be between 1 and 65535, inclusive"
 
 
 class ResourceClaim(Model):
@@ -379,12 +375,12 @@ class Container(Model):
         ports = d["ports"]
         if ports:
             for i, p in enumerate(ports):
-                if not 0 < p.container_port <= 65535:
-                    errors.append(((("ports", i, "containerPort")),
-                                   _port_number_error(p.container_port)))
-                hp = p.host_port
-                if hp and not 0 < hp <= 65535:
-                    errors.append(((("ports", i, "hostPort")), _port_number_error(hp)))
+                err = port_number_error(p.container_port)
+                if err:
+                    errors.append(((("ports", i, "containerPort")), err))
+                err = port_number_error(p.host_port) if p.host_port else None
+                if err:
+                    errors.append(((("ports", i, "hostPort")), err))
                 if p.protocol not in _PROTOCOLS:
                     errors.append(((("ports", i, "protocol")),
                                    unsupported(p.protocol, _PROTOCOLS)))

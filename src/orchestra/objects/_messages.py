@@ -33,6 +33,13 @@ def invalid(value: Any, message: str) -> str:
     return f"Invalid value: {go_value(value)}: {message}"
 
 
+def port_number_error(port: int) -> str | None:
+    """Kubernetes' port-number check (``IsValidPortNum``) as a field message; None for a
+    valid port."""
+    return None if 1 <= port <= 65535 else invalid(port, "must be between 1 and 65535, "
+                                                         "inclusive")
+
+
 def unsupported(value: Any, supported: Iterable[str]) -> str:
     values = ", ".join(json.dumps(s) for s in supported)
     return f"Unsupported value: {go_value(value)}: supported values: {values}"

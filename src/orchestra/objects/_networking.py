@@ -16,6 +16,7 @@ from pydantic import Field
 
 from orchestra.objects._apps import Checked, CheckedKind, ErrorList, Loc, invalid, unsupported
 from orchestra.objects._base import register
+from orchestra.objects._messages import port_number_error
 from orchestra.objects._names import dns1035_label_error, dns1123_subdomain_error
 from orchestra.objects._pod import TypedLocalObjectReference
 
@@ -107,9 +108,9 @@ class IngressBackend(Checked):
                 for msg in port_name_errors(port.name):
                     errors.append((("service", "port", "name"), invalid(port.name, msg)))
             elif port.number:
-                if not 1 <= port.number <= 65535:
-                    errors.append((("service", "port", "number"), invalid(
-                        port.number, "must be between 1 and 65535, inclusive")))
+                err = port_number_error(port.number)
+                if err:
+                    errors.append((("service", "port", "number"), err))
             else:
                 errors.append(((), "Required value: port name or number is required"))
         else:

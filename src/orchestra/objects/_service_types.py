@@ -16,14 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from orchestra.objects._base import FrozenDict, IntOrString, Model, Time
 from orchestra.objects._core_shared import ObjectReference, check_unique_names
 from orchestra.objects._field_errors import fail
-from orchestra.objects._messages import unsupported
-
-
-def _port_error(v: int) -> str | None:
-    if not 1 <= v <= 65535:
-        return f"Invalid value: {v}: must be between 1 and 65535, inclusive"
-    return None
-
+from orchestra.objects._messages import port_number_error, unsupported
 
 # ---------------------------------------------------------------------------
 # Service
@@ -43,7 +36,7 @@ class ServicePort(Model):
     @classmethod
     def _check_port(cls, v: int | None) -> int | None:
         if v is not None:
-            err = _port_error(v)
+            err = port_number_error(v)
             if err:
                 raise ValueError(err)
         return v
@@ -52,7 +45,7 @@ class ServicePort(Model):
     @classmethod
     def _check_target_port(cls, v: int | str | None) -> int | str | None:
         if isinstance(v, int):
-            err = _port_error(v)
+            err = port_number_error(v)
             if err:
                 raise ValueError(err)
         return v
