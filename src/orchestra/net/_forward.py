@@ -316,7 +316,6 @@ class _Conn:
         if mask & _ENDED:
             d.hup = True
         back = self.other(d)  # the direction that writes to d.src
-        assert back is not None
         if mask & _OUT and back.pending is not None:
             self.flush(back)
         if mask & (_IN | _ENDED) and d.pending is None and not d.eof \
@@ -332,11 +331,14 @@ class _Conn:
         self.down = _Direction(b, self.client)
         self.pump(up)
 
-    def other(self, d: _Direction) -> _Direction | None:
-        """The direction opposite ``d``. (The directions hold no reference to each
-        other, nor to the connection: a closed connection is freed by reference counting
-        at once, never left for the cyclic garbage collector.)"""
-        return self.down if d is self.up else self.up
+    def other(self, d: _Direction) -> _Direction:
+        """The direction opposite ``d`` (both exist once forwarding started). The
+        directions hold no reference to each other, nor to the connection: a closed
+        connection is freed by reference counting at once, never left for the cyclic
+        garbage collector."""
+        back = self.down if d is self.up else self.up
+        assert back is not None
+        return back
 
     # -- moving bytes -----------------------------------------------------------------
 
@@ -405,8 +407,7 @@ class _Conn:
     def ended(self, d: _Direction) -> None:
         """``d.src`` sent everything: pass the EOF on, close once both ended."""
         d.eof = True
-        back = self.other(d)
-        if back is None or back.eof:
+        if self.other(d).eof:
             self.close()
             return
         with contextlib.suppress(OSError):
