@@ -353,19 +353,11 @@ def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
     pairs += [("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations))]
     out.kv(pairs)
     d = obj.to_dict()
-    for section in ("spec", "data", "subsets", "status"):
-        if (section in d and section != "data") or (section == "data" and obj.kind != "Secret"
-                                                    and section in d):
+    for section in ("spec", "data", "subsets", "status"):  # (Secrets have their own)
+        if section in d:
             out.line(f"{section.capitalize()}:")
             for line in yaml.safe_dump(d[section], sort_keys=False).rstrip().split("\n"):
                 out.line("  " + line)
-    if obj.kind == "Secret":
-        out.line("Data")
-        out.line("====")
-        for k, v in (obj.data or {}).items():
-            import base64
-
-            out.line(f"{k}:\t{len(base64.b64decode(v))} bytes")
     _events(cluster, obj, out)
 
 
