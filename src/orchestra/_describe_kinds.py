@@ -25,10 +25,8 @@ if TYPE_CHECKING:
 
 def _owner(obj: Any) -> list[tuple[str, Any]]:
     """The ``Controlled By`` line, when a controller owns ``obj``."""
-    for ref in obj.metadata.owner_references or ():
-        if ref.controller:
-            return [("Controlled By", f"{ref.kind}/{ref.name}")]
-    return []
+    ref = obj.metadata.controller_ref()
+    return [("Controlled By", f"{ref.kind}/{ref.name}")] if ref is not None else []
 
 
 def _selector(obj: Any) -> str:
