@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from orchestra.net._proxy import ServiceProxy
+from orchestra.net.l4 import ServiceProxy
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n"
             b"Connection: close\r\n\r\nok")

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from orchestra._clock import ManualClock
-from orchestra.net._forward import _Conn, _Direction
 from orchestra.net._ipam import LoopbackBlock
-from orchestra.net._proxy import ServiceProxy
+from orchestra.net.l4 import ServiceProxy
+from orchestra.net.l4._forward import _Conn, _Direction
 
 from ._helpers import TIMEOUT, UdpClient, addr, ask, block, servers, udp_servers
 

@@ -45,16 +45,15 @@ from orchestra.net._bridge_nft import NatService, apply_ruleset, delete_table, r
 from orchestra.net._bridge_state import Claim, load_json, remove_file, remove_tree
 from orchestra.net._ipam import IPAllocator, LoopbackBlock, claim_loopback_block
 from orchestra.net._protocol import PodNetwork
-from orchestra.net.loopback import (
-    NODE_PORT_RANGE,
-    LoopbackNetwork,
-    _affinity_timeout,
-    _headless,
-    _key,
-    _ports,
-    _protocol,
-    _ready_backends,
+from orchestra.net._services import (
+    affinity_timeout,
+    headless,
+    port_protocol,
+    ports,
+    ready_backends,
+    service_key,
 )
+from orchestra.net.loopback import NODE_PORT_RANGE, LoopbackNetwork
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock
@@ -409,7 +408,7 @@ class BridgeNetwork:
     def _alias(self, service: Any) -> Any:
         """``service`` with its ClusterIP replaced by the ``127.X.y.z`` address the host
         proxy listens on (same offset in the claimed loopback block)."""
-        if _headless(service) or self._service_ips is None or self._block is None:
+        if headless(service) or self._service_ips is None or self._block is None:
             return service
         ip = str(service.spec.cluster_ip)
         if ip not in self._service_ips:
@@ -425,19 +424,19 @@ class BridgeNetwork:
         if stype == "ExternalName" or self._pod_ips is None:
             return []
         out: list[NatService] = []
-        affinity = _affinity_timeout(service)
-        for sp in _ports(service):
-            protocol = _protocol(sp)
+        affinity = affinity_timeout(service)
+        for sp in ports(service):
+            protocol = port_protocol(sp)
             nft_proto = _NAT_PROTOCOLS.get(protocol)
             if nft_proto is None:
                 continue
             frontends: list[tuple[str, int]] = []
-            if not _headless(service):
+            if not headless(service):
                 frontends.append((str(service.spec.cluster_ip), int(sp.port)))
             node_port = getattr(sp, "node_port", None)
             if node_port and stype in ("NodePort", "LoadBalancer"):
                 frontends.append((self._pod_ips.gateway, int(node_port)))
-            backends = [b for b in _ready_backends(endpoints, sp.name, protocol)
+            backends = [b for b in ready_backends(endpoints, sp.name, protocol)
                         if b[0] in self._pod_ips]
             if frontends:
                 out.append(NatService(tuple(frontends), nft_proto, tuple(backends),
@@ -458,7 +457,7 @@ class BridgeNetwork:
         _, _, _, proxy_net = self._ready()
         await proxy_net.sync_service(self._alias(service), endpoints)
         nat = self._nat_services(service, endpoints)
-        key = _key(service)
+        key = service_key(service)
         if self._nat.get(key) != nat:
             self._nat[key] = nat
             await self._apply_nat()

@@ -31,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra.net._ipam import IPAllocator, LoopbackBlock, PortAllocator, claim_loopback_block
 from orchestra.net._protocol import PodNetwork
-from orchestra.net._proxy import Backend, ServiceProxy
+from orchestra.net._services import (
+    affinity_timeout,
+    headless,
+    pick_port,
+    port_protocol,
+    ports,
+    ready_backends,
+    service_key,
+)
+from orchestra.net.l4 import Backend, ServiceProxy
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock
@@ -41,7 +50,6 @@ __all__ = ["LoopbackNetwork"]
 log = logging.getLogger("orchestra.net.loopback")
 
 NODE_PORT_RANGE = (30000, 32767)
-DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinity: ClientIP
 
 
 @dataclass(slots=True)
@@ -49,72 +57,6 @@ class _ServiceState:
     service: Any
     endpoints: Any | None
     listeners: set[tuple[str, int, str]] = field(default_factory=set)  # ip, port, protocol
-
-
-def _headless(service: Any) -> bool:
-    ip = getattr(service.spec, "cluster_ip", None)
-    return not ip or ip == "None"
-
-
-def _ports(service: Any) -> tuple[Any, ...]:
-    return tuple(getattr(service.spec, "ports", None) or ())
-
-
-def _protocol(port: Any) -> str:
-    return str(getattr(port, "protocol", None) or "TCP")
-
-
-def _ready_backends(endpoints: Any | None, port_name: str | None,
-                    protocol: str = "TCP") -> list[Backend]:
-    """Ready addresses of ``endpoints`` with the port named ``port_name``, in order,
-    without duplicates: kube-proxy matches an Endpoints port to a Service port by name."""
-    if endpoints is None:
-        return []
-    want = port_name or ""
-    out: list[Backend] = []
-    seen: set[Backend] = set()
-    for subset in getattr(endpoints, "subsets", None) or ():
-        match = None
-        for ep in getattr(subset, "ports", None) or ():
-            if (ep.name or "") == want and _protocol(ep) == protocol:
-                match = ep
-                break
-        if match is None:
-            continue
-        for addr in getattr(subset, "addresses", None) or ():
-            b = (str(addr.ip), int(match.port))
-            if b not in seen:
-                seen.add(b)
-                out.append(b)
-    return out
-
-
-def _affinity_timeout(service: Any) -> float | None:
-    if getattr(service.spec, "session_affinity", None) != "ClientIP":
-        return None
-    cfg = getattr(service.spec, "session_affinity_config", None)
-    client_ip = getattr(cfg, "client_ip", None) if cfg is not None else None
-    seconds = getattr(client_ip, "timeout_seconds", None) if client_ip is not None else None
-    return float(seconds) if seconds else float(DEFAULT_AFFINITY_TIMEOUT)
-
-
-def _key(service: Any) -> tuple[str, str]:
-    return (service.metadata.namespace or "default", service.metadata.name)
-
-
-def _pick_port(service: Any, port: int | str | None) -> Any:
-    ports = _ports(service)
-    if not ports:
-        raise ValueError(f'service "{service.metadata.name}" has no ports')
-    if port is None:
-        return ports[0]
-    for sp in ports:
-        if (isinstance(port, int) and sp.port == port) or \
-                (isinstance(port, str) and sp.name == port):
-            return sp
-    if isinstance(port, str) and port.isdigit():
-        return _pick_port(service, int(port))
-    raise ValueError(f'service "{service.metadata.name}" has no port {port!r}')
 
 
 def _bind_listener(addr: Backend, protocol: str = "TCP") -> socket.socket:
@@ -279,7 +221,7 @@ class LoopbackNetwork:
     # -- services ---------------------------------------------------------------------
 
     async def sync_service(self, service: Any, endpoints: Any | None) -> None:
-        key = _key(service)
+        key = service_key(service)
         state = self._services.get(key)
         if state is None:
             state = self._services[key] = _ServiceState(service, endpoints)
@@ -287,9 +229,9 @@ class LoopbackNetwork:
         wanted: dict[tuple[str, int, str], tuple[list[Backend], float | None]] = {}
         stype = getattr(service.spec, "type", None) or "ClusterIP"
         if stype != "ExternalName":
-            affinity = _affinity_timeout(service)
-            for sp in _ports(service):
-                protocol = _protocol(sp)
+            affinity = affinity_timeout(service)
+            for sp in ports(service):
+                protocol = port_protocol(sp)
                 if protocol not in ("TCP", "UDP"):
                     note = (key[0], key[1], int(sp.port))
                     if note not in self._warned_sctp:
@@ -298,8 +240,8 @@ class LoopbackNetwork:
                                     "by the loopback network", key[0], key[1], sp.port,
                                     protocol)
                     continue
-                backends = _ready_backends(endpoints, sp.name, protocol)
-                if not _headless(service):
+                backends = ready_backends(endpoints, sp.name, protocol)
+                if not headless(service):
                     wanted[(str(service.spec.cluster_ip), int(sp.port), protocol)] = (
                         backends, affinity)
                 node_port = getattr(sp, "node_port", None)
@@ -344,13 +286,13 @@ class LoopbackNetwork:
         """``(clusterIP, port)``; for a headless service the first Ready endpoint's
         ``(ip, targetPort)``. ValueError when the port is unknown or, for a headless
         service, no endpoint is Ready."""
-        sp = _pick_port(service, port)
-        if not _headless(service):
+        sp = pick_port(service, port)
+        if not headless(service):
             addr = (str(service.spec.cluster_ip), int(sp.port))
-            return self._proxy.bound_address(addr, _protocol(sp)) or addr
-        state = self._services.get(_key(service))
+            return self._proxy.bound_address(addr, port_protocol(sp)) or addr
+        state = self._services.get(service_key(service))
         endpoints = state.endpoints if state is not None else None
-        backends = _ready_backends(endpoints, sp.name, _protocol(sp))
+        backends = ready_backends(endpoints, sp.name, port_protocol(sp))
         if not backends:
             raise ValueError(
                 f'service "{service.metadata.name}" is headless and has no ready endpoints')

@@ -1,8 +1,8 @@
 """The service proxy's thread: one edge-triggered ``epoll`` loop and its work queue.
 
 :class:`_Engine` owns the ``orchestra-proxy`` thread. Handlers (listeners and the
-connections of :mod:`orchestra.net._forward`) are registered per file descriptor and
-called with the event mask. :class:`~orchestra.net._proxy.ServiceProxy` removes listeners
+connections of :mod:`orchestra.net.l4._forward`) are registered per file descriptor and
+called with the event mask. :class:`~orchestra.net.l4._proxy.ServiceProxy` removes listeners
 and stops the thread through :meth:`_Engine.call`, which wakes the loop with an eventfd.
 
 Invariants:
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestra.net._forward import _Conn, _Listener
+    from orchestra.net.l4._forward import _Conn, _Listener
 
 __all__ = ["_Engine"]
 

@@ -1,7 +1,7 @@
 """What the service proxy's thread does with each connection: accept, pick a backend,
 connect, forward, half-close, close, or hand over to splice threads.
 
-Listeners and connections are handlers of :class:`~orchestra.net._proxyloop._Engine`'s
+Listeners and connections are handlers of :class:`~orchestra.net.l4._loop._Engine`'s
 epoll loop; everything here runs on that thread, except the splice threads' pumps.
 
 Invariants and decisions:
@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from orchestra.net._proxyloop import (
+from orchestra.net.l4._loop import (
     _BACKEND_EVENTS,
     _CLIENT_EVENTS,
     _CLOSED,
@@ -55,7 +55,7 @@ from orchestra.net._proxyloop import (
 )
 
 if TYPE_CHECKING:
-    from orchestra.net._proxyloop import _Engine
+    from orchestra.net.l4._loop import _Engine
 
 __all__ = ["Backend", "_Conn", "_Listener"]
 

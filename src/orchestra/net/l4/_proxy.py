@@ -2,8 +2,8 @@
 
 ``ServiceProxy`` listens on addresses (a ClusterIP:port, 127.0.0.1:nodePort) and forwards
 each accepted connection to one backend of that listener; for UDP, the datagrams of each
-client address (:mod:`orchestra.net._udp`). The forwarding runs on a
-thread of its own (:mod:`orchestra.net._forward`), not on the asyncio loop: the cluster's
+client address (:mod:`orchestra.net.l4._udp`). The forwarding runs on a
+thread of its own (:mod:`orchestra.net.l4._forward`), not on the asyncio loop: the cluster's
 loop never waits on a busy proxy, nor the proxy on a busy loop.
 
 Invariants and decisions:
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from orchestra.net._forward import Backend, _Listener
-from orchestra.net._proxyloop import _Engine
-from orchestra.net._udp import _UdpListener
+from orchestra.net.l4._forward import Backend, _Listener
+from orchestra.net.l4._loop import _Engine
+from orchestra.net.l4._udp import _UdpListener
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock

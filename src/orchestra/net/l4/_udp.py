@@ -26,11 +26,11 @@ import socket
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from orchestra.net._forward import Backend, _Listener
-from orchestra.net._proxyloop import _IN
+from orchestra.net.l4._forward import Backend, _Listener
+from orchestra.net.l4._loop import _IN
 
 if TYPE_CHECKING:
-    from orchestra.net._proxyloop import _Engine
+    from orchestra.net.l4._loop import _Engine
 
 __all__ = ["FLOW_IDLE", "MAX_FLOWS", "_UdpListener"]
 
