@@ -330,13 +330,13 @@ class Cluster:
 
     async def rollout_history(self, ref: Any, *, namespace: str = "default"
                               ) -> builtins.list[Any]:
-        from orchestra.loops._deployment import rollout_history
+        from orchestra.loops._rollout import rollout_history
 
         return rollout_history(self.store, ref, namespace=namespace)
 
     async def rollout_undo(self, ref: Any, to_revision: int | None = None, *,
                            namespace: str = "default") -> Any:
-        from orchestra.loops._deployment import rollout_undo
+        from orchestra.loops._rollout import rollout_undo
 
         return rollout_undo(self.store, ref, to_revision=to_revision, namespace=namespace,
                             recorder=self.recorder)

@@ -56,7 +56,12 @@ def revision_data(template: Any) -> dict[str, Any]:
 
 def revisions_of(ctx: Context, owner: Any) -> list[Any]:
     """The ControllerRevisions ``owner`` controls, oldest revision first."""
-    revs: list[Any] = [r for r in ctx.store.list_owned(owner.metadata.uid)
+    return revisions_of_in(ctx.store, owner)
+
+
+def revisions_of_in(store: Any, owner: Any) -> list[Any]:
+    """:func:`revisions_of` on a bare store (for ``rollout history``/``undo``)."""
+    revs: list[Any] = [r for r in store.list_owned(owner.metadata.uid)
                        if r.kind == "ControllerRevision"]
     return sorted(revs, key=lambda r: r.revision)
 
@@ -86,6 +91,9 @@ def ensure_revision(ctx: Context, owner: Any, template: Any, labels: dict[str, s
         "metadata": {
             "name": name, "namespace": owner.metadata.namespace,
             "labels": {**labels, HASH_KEY: h},
+            # Kubernetes copies the owner's annotations (kubernetes.io/change-cause is
+            # what ``rollout history`` shows from them).
+            "annotations": dict(owner.metadata.annotations or {}) or None,
             "ownerReferences": [{"apiVersion": owner.api_version, "kind": owner.kind,
                                  "name": owner.metadata.name, "uid": owner.metadata.uid,
                                  "controller": True, "blockOwnerDeletion": True}],
