@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from orchestra import _priority
 from orchestra._errors import Forbidden, Invalid
 from orchestra.objects._messages import go_value, invalid
 from orchestra.objects._quantity import Quantity
@@ -223,6 +224,7 @@ def _quota_hook(store: Store) -> Any:
 
 
 def install(store: Store, network: Network) -> None:
+    _priority.install(store)
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
     store.add_admission(_limit_range_hook(store), kinds=["Pod"])

@@ -233,6 +233,8 @@ def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
     node = pod.spec.node_name
     pairs: list[tuple[str, Any]] = [
         ("Name", meta.name), ("Namespace", meta.namespace), ("Priority", pod.spec.priority or 0),
+        *([("Priority Class Name", pod.spec.priority_class_name)]
+          if pod.spec.priority_class_name else []),
         ("Service Account", pod.spec.service_account_name or "default"),
         ("Node", f"{node}/{st.host_ip}" if node and st and st.host_ip else node or "<none>"),
         ("Start Time", _time(st.start_time) if st else None),

@@ -280,6 +280,7 @@ from orchestra.objects._registry import (
     to_object,
     to_yaml,
 )
+from orchestra.objects._scheduling import PriorityClass
 from orchestra.objects._selector import FieldSelector, Requirement, Selector
 
 __all__ = [
@@ -469,6 +470,7 @@ __all__ = [
     "PodsMetricStatus",
     "PortStatus",
     "PreferredSchedulingTerm",
+    "PriorityClass",
     "Probe",
     "ProjectedVolumeSource",
     "Quantity",
