@@ -407,3 +407,57 @@ async def test_bridge_pods_reach_each_other_and_a_service_by_ip(
     assert seen <= {f"v1 {a.metadata.name}", f"v1 {b.metadata.name}"} and seen, seen
     r = await cluster.exec(a, ["sh", "-c", "echo $WEB_SERVICE_HOST:$WEB_SERVICE_PORT"])
     assert r.stdout.strip() in (f"{svc.spec.cluster_ip}:80", ":"), r
+
+
+def _fresh_image(busybox_archive: str, registry: str, tag: str) -> tuple[str, str]:
+    """Push busybox plus a layer no containerd namespace holds yet; returns (image,
+    token) where the token is the content of /token in the image."""
+    from orchestra.runtime.containerd import build_image_archive, build_layer
+    from orchestra.runtime.containerd._build import busybox_layer
+
+    token = uuid.uuid4().hex
+    archive = os.path.join(os.path.dirname(busybox_archive), f"{token}.tar")
+    build_image_archive(archive, f"shared:{tag}",
+                        [busybox_layer(), build_layer(files={"token": token.encode()})],
+                        cmd=["sh"])
+    repo = f"shared{token[:6]}"
+    push_archive(registry, repo, tag, archive)
+    os.unlink(archive)
+    return f"{registry}/{repo}:{tag}", token
+
+
+async def _run_token_pod(socket: str, archive: str, registry: str, image: str) -> str:
+    """A fresh cluster (so a fresh containerd namespace) pulling ``image``; returns the
+    pod's /token."""
+    async with oc.Cluster(runtime="containerd", network="loopback",
+                          name=f"sh{uuid.uuid4().hex[:6]}",
+                          runtime_options=options(socket, archive, registry)) as c:
+        await c.apply(pod("tok", "sleep 3600", image=image, imagePullPolicy="Always"))
+        await c.wait_for("pod/tok", "Ready", timeout=60)
+        return (await c.exec("tok", ["cat", "/token"])).stdout
+
+
+async def test_second_cluster_pulls_an_image_another_namespace_holds(
+        containerd_socket: str, busybox_archive: str, registry: tuple[str, str]) -> None:
+    """containerd shares blobs between namespaces: a second cluster's ingest of a blob
+    the first one pulled starts complete (offset = size) and must be committed, not
+    fetched again from that offset (a registry answers ``Range: bytes=SIZE-`` with 416)."""
+    host, _ = registry
+    image, token = _fresh_image(busybox_archive, host, "1")
+    for _ in range(2):
+        assert await _run_token_pod(containerd_socket, busybox_archive, host, image) == token
+
+
+async def test_pull_of_an_image_ctr_pulled_into_another_namespace(
+        containerd_socket: str, busybox_archive: str, registry: tuple[str, str]) -> None:
+    host, _ = registry
+    image, token = _fresh_image(busybox_archive, host, "2")
+    namespace = f"other{uuid.uuid4().hex[:6]}"
+    ctr = ["ctr", "-a", containerd_socket, "-n", namespace, "images"]
+    await asyncio.to_thread(subprocess.run, [*ctr, "pull", "--plain-http", image], check=True,
+                            capture_output=True, timeout=60)
+    try:
+        assert await _run_token_pod(containerd_socket, busybox_archive, host, image) == token
+    finally:
+        await asyncio.to_thread(subprocess.run, [*ctr, "rm", image], check=False,
+                                capture_output=True, timeout=60)

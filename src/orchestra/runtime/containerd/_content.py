@@ -57,7 +57,9 @@ async def write_blob(
     """Write one blob through Content.Write (stat, write chunks, commit with the expected
     digest). ``source`` is the bytes, or a callable ``(offset) -> async iterator of
     chunks`` so that an interrupted ingest resumes where containerd has it (the ref is
-    derived from the digest, so a retry finds the partial data). Raises
+    derived from the digest, so a retry finds the partial data). An ingest containerd
+    reports complete (a blob another namespace holds: containerd shares content
+    between namespaces) is committed without reading ``source``. Raises
     :class:`DigestMismatch` when the bytes are not ``digest``."""
     md = client.md(lease)
     if await has_blob(client, digest):
@@ -77,8 +79,13 @@ async def write_blob(
         if offset > size:
             offset = 0
         hasher = hashlib.sha256() if offset == 0 else None
-        if isinstance(source, bytes):
-            chunks: AsyncIterator[bytes] = _chunks(source[offset:])
+        if offset == size:
+            # Complete already: another namespace holds the blob (containerd shares
+            # content between namespaces) or an earlier ingest wrote it all. Nothing is
+            # fetched; the commit below checks the digest and records it here.
+            chunks: AsyncIterator[bytes] = _chunks(b"")
+        elif isinstance(source, bytes):
+            chunks = _chunks(source[offset:])
         else:
             chunks = source(offset)
         async for chunk in chunks:
