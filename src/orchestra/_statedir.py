@@ -6,6 +6,7 @@ left, and the watchdog process that removes it if the host dies before ``stop()`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -47,7 +48,10 @@ def claim_state_dir(parent: str | None, name: str) -> tuple[str, int]:
     lock_path = os.path.join(path, ".lock")
     for _ in range(40):  # a dead run's watchdog may hold the lock while it cleans up
         os.makedirs(path, 0o700, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # reclaimed (removed) between makedirs and open: make it again
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,12 +60,109 @@ def claim_state_dir(parent: str | None, name: str) -> tuple[str, int]:
             continue
         try:
             if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                reclaim_stale_state_dirs(parent)
                 return path, fd
         except FileNotFoundError:
             pass
         os.close(fd)  # the directory was removed under us: claim the new one
     raise OrchestraError(f'a cluster named "{name}" is already running '
                          f"(its state directory {path} is locked)")
+
+
+# An empty state directory younger than this may be a claim in progress (mkdir done, lock
+# file not yet created); older, its owner died between the two.
+_EMPTY_GRACE = 10.0
+
+
+def reclaim_stale_state_dirs(parent: str) -> list[str]:
+    """Remove the state directories under ``parent`` whose owner is dead; returns them.
+
+    A run SIGKILLed in the first milliseconds of ``start()`` dies before its watchdog
+    exists, so nobody else would ever remove its directory unless a cluster of the
+    same name starts again. Every start therefore sweeps its parent directory.
+    Ownership is the flock on ``.lock``, which the kernel drops with its owner's last
+    descriptor: a directory whose lock this process can take has no live owner (a live
+    cluster, or a dead one's watchdog still cleaning, holds it). The sweep holds the
+    lock while it removes, and removes ``.lock`` before the directory: a claimant that
+    raced in sees its lock file's inode gone and claims afresh (:func:`claim_state_dir`).
+    """
+    reclaimed: list[str] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return reclaimed
+    for entry in entries:
+        if not entry.name.startswith("orchestra-"):
+            continue
+        try:
+            if (not entry.is_dir(follow_symlinks=False)
+                    or entry.stat(follow_symlinks=False).st_uid != os.geteuid()):
+                continue
+            if _reclaim(entry.path):
+                reclaimed.append(entry.path)
+        except OSError:
+            continue
+    for path in reclaimed:
+        log.info("removed the state directory %s of a cluster that died", path)
+    return reclaimed
+
+
+def _reclaim(path: str) -> bool:
+    """Remove ``path`` if its owner is dead (see :func:`reclaim_stale_state_dirs`)."""
+    lock_path = os.path.join(path, ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if time.time() - os.lstat(path).st_mtime < _EMPTY_GRACE:
+            return False
+        try:
+            os.rmdir(path)  # only if empty: the lock file is created first
+        except OSError:
+            return False
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live owner
+        if os.stat(lock_path).st_ino != os.fstat(fd).st_ino:
+            return False  # replaced meanwhile: a new owner's
+        for name in os.listdir(path):
+            if name != ".lock":
+                _remove_tree(os.path.join(path, name))
+        os.unlink(lock_path)
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass  # a claimant made its new lock file in it already: it owns it now
+        return True
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: str) -> None:
+    """``rmtree``, after lazily unmounting what is mounted below ``path`` (a containerd
+    pod's pinned namespaces): rmtree cannot remove a mount point and would leave it."""
+    prefix = path.rstrip("/") + "/"
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                             line.split()[4]) for line in f]
+    except OSError:
+        points = []
+    below = sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+    if below:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        for point in below:
+            libc.umount2(point.encode(), 2)  # MNT_DETACH
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 async def remove_leftovers(name: str, runtime: Runtime, network: Network,

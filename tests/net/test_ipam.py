@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -88,25 +91,60 @@ def test_ports_with_check_and_start() -> None:
     assert p.allocate() == 30002
 
 
-def test_blocks_are_exclusive_within_a_process(tmp_path: object) -> None:
+def test_blocks_are_exclusive_within_a_process(tmp_path: Path) -> None:
     d = str(tmp_path)
-    a = claim_loopback_block(first=20, last=22, directory=d)
-    b = claim_loopback_block(first=20, last=22, directory=d)
-    c = claim_loopback_block(first=20, last=22, directory=d)
+    a = claim_loopback_block(first=20, last=22, scope=d)
+    b = claim_loopback_block(first=20, last=22, scope=d)
+    c = claim_loopback_block(first=20, last=22, scope=d)
     assert sorted([a.octet, b.octet, c.octet]) == [20, 21, 22]
     with pytest.raises(RuntimeUnavailable, match=r"no free 127\.X\.0\.0/16"):
-        claim_loopback_block(first=20, last=22, directory=d)
+        claim_loopback_block(first=20, last=22, scope=d)
     b.release()
     b.release()
-    assert claim_loopback_block(first=20, last=22, directory=d).octet == 21
+    assert claim_loopback_block(first=20, last=22, scope=d).octet == 21
     assert a.cidr == "127.20.0.0/16"
 
 
-def test_blocks_are_exclusive_across_processes(tmp_path: object) -> None:
+def abstract_names() -> set[str]:
+    """The abstract unix socket names bound in this network namespace."""
+    with open("/proc/net/unix") as f:
+        return {line.split()[7] for line in f.readlines()[1:] if len(line.split()) > 7
+                and line.split()[7].startswith("@")}
+
+
+def test_a_claim_is_a_socket_that_leaves_no_file(tmp_path: Path) -> None:
+    """Claiming and releasing a block writes nothing to $TMPDIR (or anywhere): the claim
+    is an abstract socket, gone with its owner."""
+    code = (
+        "from orchestra.net._ipam import claim_loopback_block as c\n"
+        f"b = c(first=40, last=41, scope={str(tmp_path)!r}); print(b.octet, flush=True)\n"
+        "input(); b.release(); print('released', flush=True); input()\n"
+    )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        octet = int(child.stdout.readline())
+        name = f"@orchestra-net-{tmp_path}/127.{octet}"
+        assert name in abstract_names()
+        assert list(tmp.iterdir()) == []
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "released"
+        assert name not in abstract_names()
+        assert list(tmp.iterdir()) == []
+    finally:
+        child.communicate("\n", timeout=10)
+
+
+def test_blocks_are_exclusive_across_processes_and_freed_by_sigkill(tmp_path: Path) -> None:
     d = str(tmp_path)
     code = (
         "import sys; from orchestra.net._ipam import claim_loopback_block as c\n"
-        f"b = c(first=30, last=31, directory={d!r}); print(b.octet); sys.stdout.flush()\n"
+        f"b = c(first=30, last=31, scope={d!r}); print(b.octet); sys.stdout.flush()\n"
         "sys.stdin.read()\n"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
@@ -114,9 +152,12 @@ def test_blocks_are_exclusive_across_processes(tmp_path: object) -> None:
     try:
         assert child.stdout is not None
         theirs = int(child.stdout.readline())
-        ours = claim_loopback_block(first=30, last=31, directory=d)
+        ours = claim_loopback_block(first=30, last=31, scope=d)
         assert ours.octet != theirs
+        with pytest.raises(RuntimeUnavailable):
+            claim_loopback_block(first=30, last=31, scope=d)
     finally:
+        child.send_signal(signal.SIGKILL)
         child.communicate("", timeout=10)
     # The child is gone, so its block is free again.
-    assert claim_loopback_block(first=30, last=31, directory=d).octet == theirs
+    assert claim_loopback_block(first=30, last=31, scope=d).octet == theirs

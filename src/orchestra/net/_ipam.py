@@ -8,8 +8,9 @@ Invariants:
 - Allocation is O(1) amortised: released entries go to a min-heap, never-used ones come
   from a high-water mark; entries taken by a specific request are skipped lazily.
 - :func:`claim_loopback_block` gives a whole ``127.X.0.0/16`` to one owner across threads
-  *and processes*: it holds an exclusive ``flock`` on a lock file per block, which the
-  kernel drops if the process dies, so a crashed test run never leaks a block.
+  *and processes*: it binds an abstract unix socket named for the block, which the kernel
+  releases when the process dies, so a crashed test run never leaks a block, and no lock
+  file is ever left behind.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fcntl
 import heapq
 import ipaddress
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable
 
@@ -233,10 +235,9 @@ class PortAllocator:
 class LoopbackBlock:
     """A claimed ``127.X.0.0/16``: held until :meth:`release` (or the process exits)."""
 
-    def __init__(self, octet: int, fd: int, path: str) -> None:
+    def __init__(self, octet: int, sock: socket.socket) -> None:
         self.octet = octet
-        self.path = path
-        self._fd: int | None = fd
+        self._sock: socket.socket | None = sock
 
     @property
     def cidr(self) -> str:
@@ -244,17 +245,13 @@ class LoopbackBlock:
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._sock is not None
 
     def release(self) -> None:
-        """Drop the claim; idempotent. The lock file stays: unlinking it would race
-        with a claimant that has it open."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+        """Drop the claim; idempotent. Nothing stays behind: the claim is a socket."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
 
     def __repr__(self) -> str:
         return f"LoopbackBlock({self.cidr}, held={self.held})"
@@ -266,17 +263,39 @@ FIRST_BLOCK = 16
 LAST_BLOCK = 250
 
 
-def lock_dir() -> str:
-    """Where block lock files live: one directory for every user of this host, because
-    127/8 is shared by all of them ($ORCHESTRA_LOCK_DIR overrides, for tests)."""
-    return os.environ.get("ORCHESTRA_LOCK_DIR") or tempfile.gettempdir()
+def _lock_name(octet: int, scope: str) -> bytes:
+    """The abstract unix socket name whose binding is the claim of ``127.octet``."""
+    return b"\0orchestra-net-" + (scope.encode() + b"/" if scope else b"") + \
+        f"127.{octet}".encode()
+
+
+def _legacy_lock_held(octet: int) -> bool:
+    """Whether an older orchestra (which claimed a block by a flock-ed file in $TMPDIR)
+    holds ``127.octet``; such a file is only tested, never created."""
+    path = os.path.join(tempfile.gettempdir(), f"orchestra-net-127.{octet}.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+    return False
 
 
 def claim_loopback_block(*, first: int = FIRST_BLOCK, last: int = LAST_BLOCK,
-                         prefer: int | None = None, directory: str | None = None
-                         ) -> LoopbackBlock:
+                         prefer: int | None = None, scope: str = "") -> LoopbackBlock:
     """Claim the first free ``127.X.0.0/16`` with ``first <= X <= last`` (starting the
-    search at ``prefer`` and wrapping) by a non-blocking exclusive ``flock``.
+    search at ``prefer`` and wrapping).
+
+    The claim is a bound abstract unix socket named for the block: binding is atomic and
+    exclusive, the kernel releases the name when the socket closes (its process killed
+    included), no file exists to leak, and the names live in the network namespace, as
+    the ``127/8`` addresses they stand for do, shared by every user of it. ``scope``
+    gives tests a set of names of their own.
 
     Raises :class:`orchestra.RuntimeUnavailable` when every block is taken.
     """
@@ -284,28 +303,21 @@ def claim_loopback_block(*, first: int = FIRST_BLOCK, last: int = LAST_BLOCK,
 
     if not FIRST_BLOCK <= first <= last <= LAST_BLOCK:
         raise ValueError(f"blocks must lie in 127.{FIRST_BLOCK}-{LAST_BLOCK}.0.0")
-    directory = directory or lock_dir()
     span = last - first + 1
     start = first if prefer is None or not first <= prefer <= last else prefer
     for k in range(span):
         octet = first + (start - first + k) % span
-        path = os.path.join(directory, f"orchestra-net-127.{octet}.lock")
+        if not scope and _legacy_lock_held(octet):
+            continue
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # close-on-exec
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        except PermissionError:
-            continue  # another user's lock file: that user owns the block
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sock.bind(_lock_name(octet, scope))
         except OSError as e:
-            os.close(fd)
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            sock.close()
+            if e.errno == errno.EADDRINUSE:
                 continue
             raise
-        try:
-            os.fchmod(fd, 0o666)  # let other users open (and so test) the lock
-        except OSError:
-            pass
-        return LoopbackBlock(octet, fd, path)
+        return LoopbackBlock(octet, sock)
     raise RuntimeUnavailable(
         f"no free 127.X.0.0/16 block in 127.{first}-{last}.0.0: too many orchestra "
-        f"clusters on this host (lock files in {directory})")
+        f"clusters on this host")

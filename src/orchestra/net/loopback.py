@@ -9,8 +9,9 @@ at ``127.0.0.1:<nodePort>``.
 Invariants:
 
 - Address ranges never collide between clusters, in this process or another: each
-  cluster claims one ``127.X.0.0/16`` for pods and one for services by ``flock`` (see
-  :func:`claim_loopback_block`), held until :meth:`LoopbackNetwork.close`.
+  cluster claims one ``127.X.0.0/16`` for pods and one for services by binding an
+  abstract unix socket (see :func:`claim_loopback_block`), held until
+  :meth:`LoopbackNetwork.close`.
 - A pod keeps its address from ``setup_pod`` to ``teardown_pod`` (idempotent per uid);
   released addresses are reused lowest-first.
 - An allocated NodePort is *held*: a socket bound to ``127.0.0.1:<port>`` keeps other
