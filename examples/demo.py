@@ -19,7 +19,6 @@ import urllib.request
 from pathlib import Path
 
 import orchestra as oc
-from orchestra.objects import config_map_from_files
 
 APP = Path(__file__).resolve().parent / "app"
 
@@ -61,9 +60,7 @@ async def main(requests: int) -> int:
     t0 = time.monotonic()
     async with oc.Cluster(runtime="process", network="loopback", nodes=2) as cluster:
         print(f"cluster {cluster.name}: process runtime, loopback network, 2 nodes")
-        await cluster.apply([config_map_from_files("app-code", [APP / "backend.py",
-                                                                APP / "frontend.py"]),
-                             APP / "app.yaml"])
+        await cluster.apply(APP)  # app.yaml + the app-code ConfigMap (kustomization.yaml)
         for name in ("backend", "frontend"):
             await cluster.wait_for(f"deployment/{name}", "Available", timeout=60)
         print(f"application ready in {time.monotonic() - t0:.1f}s")

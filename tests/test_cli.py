@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import orchestra
 from orchestra._cli import human_duration, main
 
 DEPLOYMENT = """\
@@ -191,3 +192,10 @@ spec:
             proc.wait()
         for pid in _procs_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"orchestra {orchestra.__version__}"

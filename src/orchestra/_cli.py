@@ -23,7 +23,8 @@ import yaml
 
 from orchestra._errors import Invalid, OrchestraError
 from orchestra.objects._base import KubeObject, parse_time
-from orchestra.objects._registry import load, load_dicts
+from orchestra.objects._kustomize import kustomization_file
+from orchestra.objects._registry import load, load_dicts, to_yaml
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
@@ -44,7 +45,9 @@ def _sources(paths: Sequence[str]) -> list[tuple[str, str]]:
             out.append(("<stdin>", sys.stdin.read()))
             continue
         path = Path(p)
-        if path.is_dir():
+        if path.is_dir() and kustomization_file(path) is not None:
+            out.append((str(path), to_yaml(load(path))))
+        elif path.is_dir():
             files = sorted(f for f in path.iterdir()
                            if f.is_file() and f.suffix in _MANIFEST_SUFFIXES)
             out.extend((str(f), f.read_text()) for f in files)
@@ -379,10 +382,22 @@ def cmd_build_busybox(args: argparse.Namespace) -> int:
 # -- main ----------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("orchestra")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from orchestra import __version__
+
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="orchestra",
         description="Kubernetes' container orchestration as a library inside your process.")
+    ap.add_argument("--version", action="version", version=f"orchestra {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="check manifests; print errors with field paths")

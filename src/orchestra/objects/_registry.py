@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from orchestra._errors import FieldError, Invalid, NotFound
+from orchestra.objects import _kustomize as kustomize
 from orchestra.objects._base import KINDS, KindInfo, KubeObject
 from orchestra.objects._messages import invalid
 
@@ -236,16 +237,25 @@ def _objects_of(doc: Any, prefix: str) -> Iterator[KubeObject]:
         raise _relabel(exc, prefix) from None
 
 
+def _is_kustomization(source: str | bytes | os.PathLike[str]) -> bool:
+    if isinstance(source, bytes) or (isinstance(source, str) and _looks_like_text(source)):
+        return False
+    return os.path.isdir(source) and kustomize.kustomization_file(source) is not None
+
+
 def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
     """Every object in a manifest: multi-document YAML or JSON, text or a path.
 
     A string containing a newline, or starting with ``{``, ``[``, ``apiVersion`` or
     ``kind:``, is text; otherwise it names a file (or a directory, whose ``.yaml``,
-    ``.yml`` and ``.json`` files are read in name order). ``kind: List`` (and any
+    ``.yml`` and ``.json`` files are read in name order, or, when it holds a
+    ``kustomization.yaml``, what ``kubectl apply -k`` would apply). ``kind: List`` (and any
     ``*List`` with ``items``) is flattened. An invalid document raises
     :class:`orchestra.Invalid` whose message starts with ``document <index>`` (0-based,
     counting empty documents).
     """
+    if not isinstance(source, bytes) and _is_kustomization(source):
+        return load_dicts(kustomize.build(source))
     text, where = _read_source(source)
     label = f"{where}: " if where else ""
     out: list[KubeObject] = []
