@@ -131,3 +131,88 @@ def test_patch_errors(store: Store) -> None:
 def test_empty_patch_is_a_no_op(store: Store) -> None:
     p = store.create(pod("web"))
     assert store.patch("pod/web", {}) is p
+
+
+# -- writes that change nothing commit nothing ----------------------------------------
+
+NO_OP_PATCHES: list[dict[str, Any]] = [
+    {"metadata": {"labels": {"gone": None}}},
+    {"metadata": {"labels": {}, "annotations": {}}},
+    {"metadata": {"annotations": {"gone": None}, "labels": {"gone": None}}},
+    {"data": {}},
+    {"data": {"gone": None}, "binaryData": {}},
+]
+
+
+async def _events_until(watch: Any, name: str) -> list[tuple[str, str]]:
+    """Events of a watch up to (and with) the first one about object ``name``."""
+    seen: list[tuple[str, str]] = []
+    async for ev in watch:
+        seen.append((ev.type, ev.object.metadata.name))
+        if ev.object.metadata.name == name:
+            return seen
+    raise AssertionError(f"the watch ended before an event about {name}: {seen}")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("patch", NO_OP_PATCHES)
+async def test_a_patch_that_changes_nothing_commits_nothing(store: Store,
+                                                            patch: dict[str, Any]) -> None:
+    """`{"metadata": {"labels": {"gone": null}}}` on an object without labels makes an
+    empty map where there was none: the same object (Kubernetes omits empty maps), so
+    no new resourceVersion and no MODIFIED event."""
+    cm = store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})
+    assert cm.metadata.labels is None and cm.data is None
+    rv = store.resource_version
+    watch = store.watch("configmaps", resource_version=rv)
+    out = store.patch("configmap/c", patch)
+    assert out is cm
+    assert store.resource_version == rv
+    assert store.get("configmap/c").metadata.resource_version == cm.metadata.resource_version
+    store.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "marker"}})
+    assert await _events_until(watch, "marker") == [("ADDED", "marker")]
+    await watch.aclose()
+
+
+def test_empty_and_absent_maps_are_one_form(store: Store) -> None:
+    """Whatever the write spells, an empty map is stored as no map; an update writing
+    ``{}`` back is a no-op; removing the last label is a change and leaves no map."""
+    cm = store.create({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "c", "labels": {}, "annotations": {}}, "data": {}})
+    assert (cm.metadata.labels, cm.metadata.annotations, cm.data) == (None, None, None)
+    assert "labels" not in cm.to_dict()["metadata"] and "data" not in cm.to_dict()
+    d = cm.to_dict()
+    d["metadata"]["labels"] = {}
+    d["data"] = {}
+    assert store.update(d) is cm
+    labelled = store.patch("configmap/c", {"metadata": {"labels": {"a": "1"}}})
+    assert int(labelled.metadata.resource_version) > int(cm.metadata.resource_version)
+    bare = store.patch("configmap/c", {"metadata": {"labels": {"a": None}}})
+    assert int(bare.metadata.resource_version) > int(labelled.metadata.resource_version)
+    assert bare.metadata.labels is None
+    assert store.patch("configmap/c", {"metadata": {"labels": {"a": None}}}) is bare
+
+
+def test_a_struct_written_as_an_empty_object_is_kept(store: Store) -> None:
+    """Only maps are normalised: ``emptyDir: {}`` is a struct that means something."""
+    spec = pod("web")
+    spec["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
+    p = store.create(spec)
+    assert p.to_dict()["spec"]["volumes"] == [{"name": "v", "emptyDir": {}}]
+
+
+@pytest.mark.anyio
+async def test_cluster_patch_that_changes_nothing_sends_no_event() -> None:
+    import orchestra as oc
+
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "c"}, "data": {"k": "v"}})
+        before = await cluster.get("configmap/c")
+        watch = cluster.watch("configmaps", resource_version=cluster.store.resource_version)
+        out = await cluster.patch("configmap/c", {"metadata": {"labels": {"gone": None}}})
+        assert out.metadata.resource_version == before.metadata.resource_version
+        await cluster.patch("configmap/c", {"metadata": {"labels": {"now": "here"}}})
+        ev = await anext(aiter(watch))
+        assert ev.type == "MODIFIED" and ev.object.metadata.labels == {"now": "here"}
+        await watch.aclose()  # type: ignore[attr-defined]

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import Field, field_validator
 
-from orchestra.objects._base import FrozenDict, LabelSelector, Time, register
+from orchestra.objects._base import FrozenDict, LabelSelector, Time, json_object, register
 
 # The shared helpers stay importable from here (_policy, _autoscaling and
 # _networking import them from _apps).
@@ -330,7 +330,7 @@ def freeze_json(value: Any) -> Any:
     return value
 
 
-FrozenJSON = Annotated[FrozenDict[str, Any], AfterValidator(freeze_json)]
+FrozenJSON = Annotated[FrozenDict[str, Any], json_object(freeze_json)]
 """A JSON object (RawExtension) that is immutable all the way down."""
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
+    GetPydanticSchema,
     ValidationError,
     field_validator,
 )
@@ -80,10 +81,28 @@ class FrozenDict(dict[K, V]):
     ) -> core_schema.CoreSchema:
         args = get_args(source) or (Any, Any)
         inner = handler.generate_schema(dict[args[0], args[1]])  # type: ignore[valid-type]
-        return core_schema.no_info_after_validator_function(cls, inner)
+        return core_schema.no_info_after_validator_function(_map_or_none, inner)
 
 
 EMPTY: FrozenDict[Any, Any] = FrozenDict()
+
+
+def _map_or_none(v: dict[Any, Any]) -> FrozenDict[Any, Any] | None:
+    """A map field validates to a FrozenDict, or to ``None`` when empty: Kubernetes
+    omits an empty map (``omitempty``), so ``labels: {}`` and no labels are one object
+    and a write that only turns one into the other changes nothing. A JSON object that
+    stands for a struct (an ``emptyDir: {}``) is not a map: see :data:`JSONObject`."""
+    return FrozenDict(v) if v else None
+
+
+def json_object(freeze: Callable[[Any], Any]) -> Any:
+    """The pydantic schema annotation of a JSON object kept as given (``{}`` included),
+    converted by ``freeze``: use as ``Annotated[FrozenDict[str, Any], json_object(f)]``."""
+    def schema(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        inner = handler.generate_schema(dict[str, Any])
+        return core_schema.no_info_after_validator_function(freeze, inner)
+
+    return GetPydanticSchema(schema)
 
 # A thawed model carries this (otherwise unused) private-state marker.
 _THAWED: dict[str, Any] = {"__orchestra_thawed__": True}

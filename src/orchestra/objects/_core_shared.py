@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
-
-from orchestra.objects._base import FrozenDict, Model, QuantityValue
+from orchestra.objects._base import FrozenDict, Model, QuantityValue, json_object
 from orchestra.objects._field_errors import fail
 
 
@@ -39,7 +37,7 @@ def _freeze(v: Any) -> Any:
     return v
 
 
-Opaque = Annotated[FrozenDict[str, Any], AfterValidator(_freeze)]
+Opaque = Annotated[FrozenDict[str, Any], json_object(_freeze)]
 """A structure orchestra carries but never interprets (legacy in-tree volume sources, alpha
 fields): any JSON object, deeply frozen (nested maps are FrozenDicts, lists tuples)."""
 
