@@ -1,0 +1,545 @@
+"""One request and its response through the HTTP data plane.
+
+An exchange is routed when its request head is complete (by the routing table in force
+at that moment: a table swap affects the next request, even on a kept-alive connection)
+and then either answered directly (404 no route, 503 no healthy upstream, redirects,
+faults) or forwarded to one backend of the chosen cluster.
+
+Invariants and decisions:
+
+- Bodies stream both ways: request body bytes go to the backend as they arrive (held
+  only until the backend connection is up), response bytes to the client as they
+  arrive; each side's full buffer pauses reading from the other.
+- Framing is re-done on each hop: hop-by-hop headers (``Connection`` and the headers it
+  names, ``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Transfer-Encoding``,
+  ``Upgrade``) are dropped; a body keeps its Content-Length, or is sent chunked (to a
+  backend always HTTP/1.1; to an HTTP/1.0 client, close-delimited).
+- ``X-Forwarded-For`` gets the client address appended, ``X-Forwarded-Proto`` is set to
+  the listener's scheme, and a request without ``X-Request-Id`` gets a fresh one.
+- A request failing to connect is retried on the cluster's other backends (each once);
+  a request on a pooled connection that the backend had closed is resent on a new
+  connection when nothing of it can have been processed (no body, no byte answered).
+- ``Upgrade`` requests (WebSocket) are forwarded with their upgrade headers; on ``101``
+  both connections become a byte tunnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from orchestra.net.l7._stats import AccessRecord
+from orchestra.net.l7._table import Backend, Cluster, HeaderMods, Match, Route, select_route
+from orchestra.net.l7._upstream import Upstream
+
+if TYPE_CHECKING:
+    from orchestra.net.l7._downstream import Downstream
+
+__all__ = ["Exchange"]
+
+_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
+                  b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
+                  b"upgrade"})
+_BUFFER_LIMIT = 1 << 20
+_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+            307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request",
+            404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
+_NO_UPSTREAM = b"no healthy upstream"
+_CONNECT_FAILED = (b"upstream connect error or disconnect/reset before headers. "
+                   b"reset reason: connection failure")
+_RESET = (b"upstream connect error or disconnect/reset before headers. "
+          b"reset reason: connection termination")
+
+
+class Exchange:
+    def __init__(self, down: Downstream) -> None:
+        self.down = down
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.method = ""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.upgrade = False
+        self.upgrade_rest = b""
+        self.started = 0.0
+        self.wall = 0.0
+        self.chunked = False
+        self.has_body = False
+        self.pending: list[bytes] = []
+        self.pending_size = 0
+        self.request_done = False
+        self.resp_started = False
+        self.resp_done = False
+        self.resp_chunked = False
+        self.head_only = False
+        self.close_after = False
+        self.finished = False
+        self.status = 0
+        self.flags = "-"
+        self.received = 0
+        self.sent = 0
+        self.up: Upstream | None = None
+        self.route: Route | None = None
+        self.cluster: Cluster | None = None
+        self.backend: Backend | None = None
+        self.tried: set[Backend] = set()
+        self.head = b""
+        self.path = ""
+        self.authority = ""
+        self.request_id = ""
+        self.xff = ""
+        self.user_agent = ""
+        self.upstream_ms: int | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.resent = False
+        self.until_close = False
+
+    # -- request side -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Route the request (its head is complete and it is first in line)."""
+        listener = self.down.listener
+        self.started = time.monotonic()
+        self.wall = time.time()
+        target = self.url.decode("latin-1")
+        if target.startswith(("http://", "https://")):
+            rest = target.split("://", 1)[1]
+            slash = rest.find("/")
+            target = rest[slash:] if slash >= 0 else "/"
+        path, _, query = target.partition("?")
+        self.path = target
+        hdrs: dict[str, str] = {}
+        for name, value in self.headers:
+            k = name.decode("latin-1").lower()
+            v = value.decode("latin-1")
+            hdrs[k] = f"{hdrs[k]},{v}" if k in hdrs else v
+        self.authority = hdrs.get("host", "")
+        self.user_agent = hdrs.get("user-agent", "")
+        self.request_id = hdrs.get("x-request-id") or str(uuid.uuid4())
+        prior = hdrs.get("x-forwarded-for")
+        self.xff = f"{prior}, {self.down.client_ip}" if prior else self.down.client_ip
+        te = hdrs.get("transfer-encoding", "").lower()
+        self.chunked = "chunked" in te
+        self.has_body = self.chunked or hdrs.get("content-length", "0") not in ("", "0")
+        if listener.draining:
+            self.close_after = True
+        table = listener.table
+        vh = table.vhost(self.authority)
+        hit = select_route(vh, self.method, path, query, hdrs) if vh is not None else None
+        if hit is None:
+            self.route = Route(name=f"{listener.name}/no-route")
+            self.direct(404, b"", "NR")
+            return
+        route, match = hit
+        self.route = route
+        fault = route.fault
+        if fault is not None:
+            if fault.abort_status and random.random() * 100 < fault.abort_percent:
+                self.direct(fault.abort_status, b"fault filter abort", "FI")
+                return
+            if fault.delay and random.random() * 100 < fault.delay_percent:
+                self.flags = "DI"
+                asyncio.get_running_loop().call_later(fault.delay, self._forward, route,
+                                                      match, path, query)
+                return
+        self._forward(route, match, path, query)
+
+    def _forward(self, route: Route, match: Match, path: str, query: str) -> None:
+        if self.finished:
+            return
+        if route.redirect is not None:
+            self._redirect(route, match, path, query)
+            return
+        if route.direct is not None:
+            self.direct(route.direct.status, route.direct.body, "-")
+            return
+        dests = route.destinations
+        if not dests:
+            self.direct(503, _NO_UPSTREAM, "UH")
+            return
+        if len(dests) == 1:
+            cluster = dests[0].cluster
+        else:
+            total = sum(d.weight for d in dests)
+            r = random.random() * total
+            cluster = dests[-1].cluster
+            for d in dests:
+                r -= d.weight
+                if r < 0:
+                    cluster = d.cluster
+                    break
+        self.cluster = cluster
+        if route.timeout:
+            self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
+        self.head = self._request_head(route, match, path, query)
+        self._connect_next()
+
+    def _connect_next(self) -> None:
+        cluster = self.cluster
+        assert cluster is not None
+        backend = self.down.listener.plane.pick(cluster, self.tried)
+        if backend is None:
+            if self.tried:
+                self.direct(503, _CONNECT_FAILED, "UF")
+            else:
+                self.direct(503, _NO_UPSTREAM, "UH")
+            return
+        self.tried.add(backend)
+        self.backend = backend
+        up = self.down.listener.plane.pool.take(backend)
+        if up is not None:
+            self._attach(up)
+        else:
+            self.down.listener.plane.connect(self, backend)
+
+    def connect_failed(self, backend: Backend) -> None:
+        if not self.finished:
+            self._connect_next()
+
+    def _attach(self, up: Upstream) -> None:
+        if self.finished:
+            self.down.listener.plane.pool.give(up)
+            return
+        self.up = up
+        up.ex = self
+        self.upstream_ms = None
+        up.write(self.head)
+        for chunk in self.pending:
+            up.write(chunk)
+        self.pending.clear()
+        self.pending_size = 0
+        self.down.resume("buffer")
+        if self.upgrade_rest and self.request_done:
+            pass  # the rest goes through once the backend agreed to upgrade
+
+    def connected(self, up: Upstream) -> None:
+        self._attach(up)
+
+    def _request_head(self, route: Route, match: Match, path: str, query: str) -> bytes:
+        listener = self.down.listener
+        hop = _HOP
+        conn_named = [v.lower() for n, v in self.headers if n.lower() == b"connection"]
+        if conn_named:
+            hop = hop | {t.strip() for v in conn_named for t in v.split(b",")}
+        out: list[tuple[bytes, bytes]] = []
+        for name, value in self.headers:
+            low = name.lower()
+            if low in hop or low in (b"x-forwarded-for", b"x-forwarded-proto",
+                                     b"x-request-id"):
+                continue
+            out.append((name, value))
+        out.append((b"x-forwarded-for", self.xff.encode("latin-1")))
+        out.append((b"x-forwarded-proto", listener.scheme.encode()))
+        out.append((b"x-request-id", self.request_id.encode("latin-1")))
+        rewrite = route.rewrite
+        if rewrite is not None:
+            if rewrite.hostname:
+                out = [(n, v) for n, v in out if n.lower() != b"host"]
+                out.append((b"host", rewrite.hostname.encode("latin-1")))
+            if rewrite.path is not None:
+                path = rewrite.path
+            elif rewrite.prefix is not None:
+                path = _replace_prefix(path, match, rewrite.prefix)
+        if route.request_headers is not None:
+            out = _modify(out, route.request_headers)
+        if self.upgrade:
+            out.append((b"connection", b"upgrade"))
+            out += [(n, v) for n, v in self.headers if n.lower() == b"upgrade"]
+        if self.chunked:
+            out.append((b"transfer-encoding", b"chunked"))
+        target = path + ("?" + query if query else "")
+        lines = [f"{self.method} {target} HTTP/1.1\r\n".encode("latin-1")]
+        lines += [n + b": " + v + b"\r\n" for n, v in out]
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def request_body(self, body: bytes) -> None:
+        self.received += len(body)
+        if self.finished or self.resp_done:
+            return
+        data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked else body
+        if self.up is not None:
+            self.up.write(data)
+        else:
+            self.pending.append(data)
+            self.pending_size += len(data)
+            if self.pending_size > _BUFFER_LIMIT:
+                self.down.pause("buffer")
+
+    def request_end(self) -> None:
+        self.request_done = True
+        if self.chunked and not self.finished and not self.resp_done:
+            if self.up is not None:
+                self.up.write(b"0\r\n\r\n")
+            else:
+                self.pending.append(b"0\r\n\r\n")
+        self._maybe_done()
+
+    # -- response side ----------------------------------------------------------------
+
+    def response_head(self, up: Upstream, status: int, reason: bytes,
+                      headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
+        if self.finished:
+            return
+        if 100 <= status < 200 and status != 101:
+            self.down.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
+            return
+        self.status = status
+        self.resp_started = True
+        self.upstream_ms = int((time.monotonic() - self.started) * 1000)
+        if not keep_alive:
+            up.broken = True
+        hop = _HOP
+        conn_named = [v.lower() for n, v in headers if n.lower() == b"connection"]
+        if conn_named:
+            hop = hop | {t.strip() for v in conn_named for t in v.split(b",")}
+        out: list[tuple[bytes, bytes]] = []
+        length: bytes | None = None
+        up_chunked = False
+        for name, value in headers:
+            low = name.lower()
+            if low == b"transfer-encoding":
+                up_chunked = b"chunked" in value.lower()
+            if low in hop:
+                continue
+            if low == b"content-length":
+                length = value
+            out.append((name, value))
+        route = self.route
+        if route is not None and route.response_headers is not None:
+            out = _modify(out, route.response_headers)
+        down = self.down
+        client_11 = self.version == "1.1"
+        if status == 101 and self.upgrade:
+            out.append((b"connection", b"upgrade"))
+            out += [(n, v) for n, v in headers if n.lower() == b"upgrade"]
+        elif self.method == "HEAD" or status in (204, 304):
+            self.head_only = True
+            if self.method == "HEAD":
+                up.broken = True  # llhttp cannot be told to expect no body
+        elif length is None:
+            self.until_close = not up_chunked
+            if client_11:
+                self.resp_chunked = True
+                out.append((b"transfer-encoding", b"chunked"))
+            else:
+                self.close_after = True
+        if not self.keep_alive or down.listener.draining or down.closing:
+            self.close_after = True
+        if status != 101:
+            if self.close_after:
+                out.append((b"connection", b"close"))
+            elif not client_11:
+                out.append((b"connection", b"keep-alive"))
+        lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason or _reason(status))]
+        lines += [n + b": " + v + b"\r\n" for n, v in out]
+        lines.append(b"\r\n")
+        down.write(b"".join(lines))
+        if self.head_only:
+            self.response_end(up)
+
+    def response_body(self, body: bytes) -> None:
+        if self.finished or self.head_only:
+            return
+        self.sent += len(body)
+        if self.resp_chunked:
+            self.down.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            self.down.write(body)
+
+    def response_end(self, up: Upstream) -> None:
+        if self.finished or (self.status == 101 and self.upgrade):
+            return  # a 101 ends in upgraded(), once the parser hands over the rest
+        if self.resp_chunked:
+            self.down.write(b"0\r\n\r\n")
+        self._release(up, reuse=self.request_done)
+        self._finish()
+
+    def upgraded(self, up: Upstream, rest: bytes) -> None:
+        """The backend answered 101: from now on both connections are one tunnel."""
+        down = self.down
+        if self.status != 101 or down.t is None or up.t is None:
+            up.close()
+            down.close()
+            return
+        up.ex = None
+        up.tunnel = down.t
+        down.tunnel = up.t
+        if rest:
+            down.write(rest)
+        if self.upgrade_rest:
+            up.write(self.upgrade_rest)
+        self._record()
+        self.finished = True
+        if down.queue and down.queue[0] is self:
+            down.queue.popleft()
+        down.paused.clear()
+        down.t.resume_reading()
+
+    def upstream_lost(self, up: Upstream, reason: str) -> None:
+        if self.finished or up is not self.up:
+            return
+        self.up = None
+        if self.resp_started:
+            if self.until_close:
+                self.response_end(up)  # a close-delimited body ended
+            else:
+                self.flags = "UPE"
+                self._record()
+                self.finished = True
+                self.down.close()
+            return
+        if up.reused and not up.got_bytes and not self.has_body and not self.resent:
+            self.resent = True
+            self.tried.discard(up.backend)
+            self._connect_next()
+            return
+        self.direct(503, _RESET, "UC")
+
+    def _timed_out(self) -> None:
+        if self.finished:
+            return
+        up, self.up = self.up, None
+        if up is not None:
+            up.close()
+        if self.resp_started:
+            self.flags = "UT"
+            self._record()
+            self.finished = True
+            self.down.close()
+        else:
+            self.direct(504, b"upstream request timeout", "UT")
+
+    # -- endings ----------------------------------------------------------------------
+
+    def direct(self, status: int, body: bytes, flags: str,
+               extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Answer from the proxy itself."""
+        if self.finished:
+            return
+        up, self.up = self.up, None
+        if up is not None:
+            up.close()
+        self.status = status
+        self.flags = flags
+        self.sent = len(body)
+        if not self.request_done or not self.keep_alive or self.down.listener.draining:
+            self.close_after = True
+        head = [b"HTTP/1.1 %d %b\r\n" % (status, _reason(status)),
+                b"content-length: %d\r\n" % len(body)]
+        if body:
+            head.append(b"content-type: text/plain\r\n")
+        head += [n + b": " + v + b"\r\n" for n, v in extra or ()]
+        if self.close_after:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self.down.write(b"".join(head) + (body if self.method != "HEAD" else b""))
+        self._finish()
+
+    def _redirect(self, route: Route, match: Match, path: str, query: str) -> None:
+        rd = route.redirect
+        assert rd is not None
+        scheme = rd.scheme or self.down.listener.scheme
+        host = self.authority
+        req_port = ""
+        if host.rfind(":") > host.rfind("]"):
+            host, _, req_port = host.rpartition(":")
+        if rd.hostname:
+            host = rd.hostname
+        if rd.port is not None:
+            port = str(rd.port)
+        elif rd.scheme and rd.scheme != self.down.listener.scheme:
+            port = ""
+        else:
+            port = req_port
+        if (scheme, port) in (("http", "80"), ("https", "443")):
+            port = ""
+        if rd.path is not None:
+            path = rd.path
+        elif rd.prefix is not None:
+            path = _replace_prefix(path, match, rd.prefix)
+        loc = f"{scheme}://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
+        self.direct(rd.status, b"", "-", [(b"location", loc.encode("latin-1"))])
+
+    def _release(self, up: Upstream, *, reuse: bool) -> None:
+        self.up = None
+        if up.ex is self:
+            up.ex = None
+        plane = self.down.listener.plane
+        if reuse and not up.broken and not up.closed and up.backend in plane.live_backends:
+            plane.pool.give(up)
+        else:
+            up.close()
+
+    def _finish(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.resp_done = True
+        if self.up is not None:
+            self._release(self.up, reuse=False)
+        self._record()
+        self.finished = True
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.resp_done and (self.request_done or self.close_after):
+            self.down.exchange_done(self)
+
+    def client_lost(self) -> None:
+        if self.finished:
+            return
+        if self.started:
+            self.flags = "DC"
+            self._record()
+        self.finished = True
+        if self.timer is not None:
+            self.timer.cancel()
+        up, self.up = self.up, None
+        if up is not None:
+            up.close()
+
+    def _record(self) -> None:
+        route = self.route
+        if route is None:
+            return
+        now = time.monotonic()
+        cluster = self.cluster.name if self.cluster is not None else ""
+        upstream = f"{self.backend[0]}:{self.backend[1]}" if self.backend else ""
+        rec = AccessRecord(
+            start=self.wall, method=self.method, path=self.path,
+            protocol=f"HTTP/{self.version}", code=self.status, flags=self.flags,
+            received=self.received, sent=self.sent,
+            duration_ms=int((now - self.started) * 1000), upstream_ms=self.upstream_ms,
+            forwarded_for=self.xff, user_agent=self.user_agent,
+            request_id=self.request_id, authority=self.authority, upstream=upstream,
+            route=route.name, cluster=cluster)
+        self.down.listener.plane.stats.record(rec, now - self.started)
+
+
+def _reason(status: int) -> bytes:
+    return _REASONS.get(status, "Unknown").encode()
+
+
+def _modify(headers: list[tuple[bytes, bytes]], mods: HeaderMods) -> list[tuple[bytes, bytes]]:
+    drop = {n.lower().encode("latin-1") for n in mods.remove}
+    drop |= {n.lower().encode("latin-1") for n, _ in mods.set}
+    out = [(n, v) for n, v in headers if n.lower() not in drop]
+    out += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mods.set]
+    out += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mods.add]
+    return out
+
+
+def _replace_prefix(path: str, match: Match, replacement: str) -> str:
+    matched = match.path.value if match.path is not None and match.path.kind == "Prefix" \
+        else "/"
+    base = matched.rstrip("/")
+    rest = path[len(base):] if path.startswith(base) else path
+    new = replacement.rstrip("/") + rest
+    if not new.startswith("/"):
+        new = "/" + new
+    return new

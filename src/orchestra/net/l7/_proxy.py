@@ -1,0 +1,319 @@
+"""The HTTP data plane: named listeners, each serving one routing table.
+
+:class:`HttpProxy` runs an asyncio event loop of its own on the ``orchestra-l7`` thread,
+with httptools (llhttp) parsing both sides, so neither the cluster's loop nor the proxy
+waits on the other. It is programmed with plain data (:class:`RouteTable`,
+:class:`TlsCert`), never with store objects.
+
+Invariants and decisions:
+
+- ``set_table`` is one attribute store: the next request routed on any connection of
+  that listener, kept-alive ones included, uses the new table. Idle pooled connections to
+  backends that no routing table names any more are then closed; in-flight exchanges
+  finish on the backend they started with, and their connection is closed afterwards.
+- ``remove`` drains: the listener stops accepting, idle client connections close at
+  once, busy ones after their current response (sent with ``Connection: close``), and
+  whatever is left after ``drain_timeout`` is closed.
+- TLS certificates are chosen per connection by SNI (exact name, then a ``*.`` wildcard
+  of one label, then the listener's first certificate); swapping them affects new
+  handshakes only.
+- Methods may be called from any thread or event loop; the async ones have taken effect
+  when they return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from orchestra.net.l7._downstream import Downstream
+from orchestra.net.l7._stats import TrafficStats
+from orchestra.net.l7._table import Backend, Cluster, RouteTable, TlsCert
+from orchestra.net.l7._upstream import Pool, Upstream
+
+__all__ = ["HttpProxy", "Listener"]
+
+T = TypeVar("T")
+
+
+class Listener:
+    """One listening address with its routing table (touched by the proxy thread; the
+    table and the SNI map are replaced whole from any thread)."""
+
+    def __init__(self, name: str, plane: HttpProxy, table: RouteTable) -> None:
+        self.name = name
+        self.plane = plane
+        self.table = table
+        self.scheme = "http"
+        self.conns: set[Downstream] = set()
+        self.draining = False
+        self.drained = asyncio.Event()  # set when draining and the last connection ended
+        self.server: asyncio.Server | None = None
+        self.address: tuple[str, int] = ("", 0)
+        self.tls: tuple[TlsCert, ...] = ()
+        self.sni: dict[str, ssl.SSLContext] = {}
+        self.sni_default: ssl.SSLContext | None = None
+
+    def select_context(self, server_name: str | None) -> ssl.SSLContext | None:
+        if server_name:
+            name = server_name.lower()
+            ctx = self.sni.get(name)
+            if ctx is None and "." in name:
+                ctx = self.sni.get("*" + name[name.index("."):])
+            if ctx is not None:
+                return ctx
+        return self.sni_default
+
+
+class HttpProxy:
+    """HTTP/1.1 reverse proxy listeners (see the module doc)."""
+
+    def __init__(self, *, connect_timeout: float = 5.0, log_size: int = 1024,
+                 max_idle_per_backend: int = 64) -> None:
+        self.connect_timeout = connect_timeout
+        self.stats = TrafficStats(log_size)
+        self.pool = Pool(max_idle_per_backend)
+        self.live_backends: frozenset[Backend] = frozenset()
+        self._rr: dict[str, int] = {}
+        self._listeners: dict[str, Listener] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the HTTP proxy is closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever,
+                                                name="orchestra-l7", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._ensure_loop()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    # -- programming ------------------------------------------------------------------
+
+    async def listen(self, name: str, address: tuple[str, int] | None = None, *,
+                     table: RouteTable | None = None, sock: socket.socket | None = None,
+                     tls: Sequence[TlsCert] | None = None) -> tuple[str, int]:
+        """Serve ``table`` on a listener named ``name`` (created on first call, bound to
+        ``address`` or listening on ``sock``); TLS when ``tls`` has certificates.
+        Returns the bound address. Raises ValueError for an unusable certificate."""
+        listener = self._listeners.get(name)
+        if listener is None:
+            listener = Listener(name, self, table or RouteTable())
+            if tls:
+                self._set_tls(listener, tls)
+            if sock is None:
+                if address is None:
+                    raise ValueError("listen: give an address or a socket")
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    sock.bind(address)
+                except OSError:
+                    sock.close()
+                    raise
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listener.address = sock.getsockname()[:2]
+            self._listeners[name] = listener
+            try:
+                await self._call(self._serve(listener, sock))
+            except BaseException:
+                self._listeners.pop(name, None)
+                sock.close()
+                raise
+        else:
+            if tls is not None and tuple(tls) != listener.tls:
+                if not tls and listener.tls:
+                    raise ValueError(f"listener {name}: cannot turn TLS off; remove it")
+                self._set_tls(listener, tls)
+        if table is not None:
+            self.set_table(name, table)
+        return listener.address
+
+    async def _serve(self, listener: Listener, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        base: ssl.SSLContext | None = None
+        if listener.tls:
+            base = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            base.set_alpn_protocols(["http/1.1"])
+
+            def on_sni(obj: ssl.SSLObject, server_name: str | None,
+                       _ctx: ssl.SSLContext) -> None:
+                chosen = listener.select_context(server_name)
+                if chosen is not None:
+                    obj.context = chosen
+
+            base.sni_callback = on_sni
+            listener.scheme = "https"
+        listener.server = await loop.create_server(lambda: Downstream(listener), sock=sock,
+                                                   ssl=base, backlog=1024)
+
+    def _set_tls(self, listener: Listener, certs: Sequence[TlsCert]) -> None:
+        contexts: dict[str, ssl.SSLContext] = {}
+        default: ssl.SSLContext | None = None
+        for cert in certs:
+            ctx = _context(cert)
+            default = default or ctx
+            for host in cert.hosts:
+                contexts.setdefault(host.lower(), ctx)
+        listener.sni, listener.sni_default = contexts, default
+        listener.tls = tuple(certs)
+
+    def set_table(self, name: str, table: RouteTable) -> None:
+        """Swap the listener's routing table (effective for the next request routed)."""
+        listener = self._listeners.get(name)
+        if listener is None:
+            raise KeyError(name)
+        listener.table = table
+        if self._loop is not None and not self._closed:
+            self._loop.call_soon_threadsafe(self._recompute_live)
+
+    def _recompute_live(self) -> None:
+        live: set[Backend] = set()
+        for listener in self._listeners.values():
+            live |= listener.table.backends()
+        self.live_backends = frozenset(live)
+        self.pool.drain(self.live_backends)
+
+    def address(self, name: str) -> tuple[str, int] | None:
+        listener = self._listeners.get(name)
+        return None if listener is None else listener.address
+
+    def names(self) -> list[str]:
+        return sorted(self._listeners)
+
+    async def remove(self, name: str, drain_timeout: float = 5.0) -> None:
+        """Stop listening and drain the listener's connections (see the module doc)."""
+        listener = self._listeners.pop(name, None)
+        if listener is None or self._loop is None:
+            return
+        await self._call(self._drain(listener, drain_timeout))
+
+    async def _drain(self, listener: Listener, grace: float) -> None:
+        listener.draining = True
+        if listener.server is not None:
+            listener.server.close()
+        for conn in list(listener.conns):
+            conn.drain()
+        if listener.conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await listener.drained.wait()
+        for conn in list(listener.conns):
+            if conn.t is not None:
+                conn.t.abort()
+        self._recompute_live()
+
+    # -- used by exchanges (proxy thread) ---------------------------------------------
+
+    def pick(self, cluster: Cluster, tried: set[Backend]) -> Backend | None:
+        """Round robin over the cluster's backends, skipping those already tried."""
+        backends = cluster.backends
+        n = len(backends)
+        if not n:
+            return None
+        start = self._rr.get(cluster.name, random.randrange(n))
+        for i in range(n):
+            b = backends[(start + i) % n]
+            if b not in tried:
+                self._rr[cluster.name] = start + i + 1
+                return b
+        return None
+
+    def connect(self, ex: Any, backend: Backend) -> None:
+        task = asyncio.get_running_loop().create_task(self._connect(ex, backend))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, ex: Any, backend: Backend) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, up = await loop.create_connection(lambda: Upstream(self.pool, backend),
+                                                     backend[0], backend[1])
+        except (OSError, TimeoutError):
+            ex.connect_failed(backend)
+            return
+        up.t.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ex.connected(up)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def traffic_stats(self, prefix: str = "") -> dict[str, Any]:
+        return self.stats.snapshot(prefix)
+
+    def access_log(self, prefix: str = "") -> list[str]:
+        return self.stats.access_log(prefix)
+
+    # -- shutdown ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close every listener and connection and stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            loop, thread = self._loop, self._thread
+            self._closed = True
+        if loop is None or thread is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(fut)
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 10)
+        loop.close()
+
+    async def _shutdown(self) -> None:
+        for listener in list(self._listeners.values()):
+            if listener.server is not None:
+                listener.server.close()
+            for conn in list(listener.conns):
+                if conn.t is not None:
+                    conn.t.abort()
+        self._listeners.clear()
+        self.pool.drain(None)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+
+
+def _context(cert: TlsCert) -> ssl.SSLContext:
+    """A server context for one certificate. ssl loads keys only from files: they are
+    written to a private temporary directory and removed at once."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.set_alpn_protocols(["http/1.1"])
+    tmp = tempfile.mkdtemp(prefix="orchestra-tls-")
+    try:
+        crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        for path, data in ((crt, cert.cert_pem), (key, cert.key_pem)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        try:
+            ctx.load_cert_chain(crt, key)
+        except (ssl.SSLError, OSError) as e:
+            raise ValueError(f"cannot load the certificate and key: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ctx

@@ -1,0 +1,117 @@
+"""Counters of the HTTP data plane: per route and backend, and an access log ring.
+
+Written by the data plane's thread, read by anyone: one lock guards both (a record is a
+few dictionary updates, far cheaper than the request it counts). Latencies are kept as
+the last ``window`` samples per route and backend, so percentiles describe recent
+traffic in bounded memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AccessRecord", "TrafficStats"]
+
+
+@dataclass(slots=True)
+class _Counter:
+    requests: int = 0
+    codes: dict[int, int] = field(default_factory=dict)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+
+    def add(self, code: int, seconds: float) -> None:
+        self.requests += 1
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.latencies.append(seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        return {"requests": self.requests,
+                "codes": dict(sorted(self.codes.items())),
+                "latency_ms": {f"p{q}": round(_percentile(lat, q) * 1000, 3)
+                               for q in (50, 90, 99)}}
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[i]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """What one request did, rendered by :meth:`line` like Envoy's default access log."""
+
+    start: float  # wall time
+    method: str
+    path: str
+    protocol: str
+    code: int
+    flags: str
+    received: int
+    sent: int
+    duration_ms: int
+    upstream_ms: int | None
+    forwarded_for: str
+    user_agent: str
+    request_id: str
+    authority: str
+    upstream: str
+    route: str
+    cluster: str
+
+    def line(self) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.start))
+        ms = int((self.start % 1) * 1000)
+        up = "-" if self.upstream_ms is None else str(self.upstream_ms)
+        return (f'[{stamp}.{ms:03d}Z] "{self.method} {self.path} {self.protocol}" '
+                f"{self.code} {self.flags} {self.received} {self.sent} {self.duration_ms} "
+                f'{up} "{self.forwarded_for or "-"}" "{self.user_agent or "-"}" '
+                f'"{self.request_id or "-"}" "{self.authority or "-"}" '
+                f'"{self.upstream or "-"}"')
+
+
+class TrafficStats:
+    def __init__(self, log_size: int = 1024) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[str, _Counter] = {}
+        self._backends: dict[tuple[str, str, str], _Counter] = {}
+        self._log: deque[AccessRecord] = deque(maxlen=log_size)
+
+    def record(self, rec: AccessRecord, seconds: float) -> None:
+        with self._lock:
+            c = self._routes.get(rec.route)
+            if c is None:
+                c = self._routes[rec.route] = _Counter()
+            c.add(rec.code, seconds)
+            if rec.upstream:
+                k = (rec.route, rec.cluster, rec.upstream)
+                b = self._backends.get(k)
+                if b is None:
+                    b = self._backends[k] = _Counter()
+                b.add(rec.code, seconds)
+            self._log.append(rec)
+
+    def snapshot(self, prefix: str = "") -> dict[str, Any]:
+        """``{route: {requests, codes, latency_ms: {p50, p90, p99}, backends:
+        {"cluster ip:port": {...}}}}`` for the routes whose name starts with ``prefix``."""
+        with self._lock:
+            out: dict[str, Any] = {}
+            for name, c in sorted(self._routes.items()):
+                if name.startswith(prefix):
+                    out[name] = {**c.snapshot(), "backends": {}}
+            for (route, cluster, upstream), b in sorted(self._backends.items()):
+                if route in out:
+                    out[route]["backends"][f"{cluster} {upstream}"] = {
+                        **b.snapshot(), "cluster": cluster, "address": upstream}
+            return out
+
+    def access_log(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            records = [r for r in self._log if r.route.startswith(prefix)]
+        return [r.line() for r in records]

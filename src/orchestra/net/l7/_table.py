@@ -1,0 +1,325 @@
+"""The L7 routing table: what a controller compiles and the HTTP data plane obeys.
+
+A table is plain immutable data (frozen dataclasses and tuples, no store objects, no
+pydantic): virtual hosts by domain -> ordered routes -> weighted clusters of backend
+``(ip, port)`` addresses. A controller builds a whole new table and the data plane
+swaps it in with one attribute store, so a request sees either the old table or the new
+one, never a mix.
+
+Decisions:
+
+- Route order is the controller's: the data plane takes the first route of the virtual
+  host whose match accepts the request. Precedence rules (Ingress' longest path, Gateway
+  API's tie-breaks, Istio's first-match) are applied when compiling, not here.
+- Domains are exact (``foo.example.com``), wildcards (``*.example.com``) or ``*`` (any
+  host). An exact domain wins over a wildcard, a longer wildcard over a shorter one, and
+  ``*`` is the last resort. ``label_wildcards`` says whether ``*.`` covers exactly one
+  DNS label (Ingress' rule) or any number (Gateway API's).
+- The fields that only Istio-style routing needs (retries, fault, mirror, regex and
+  query matches) are part of the table so that any controller can compile into it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Backend",
+    "Cluster",
+    "DirectResponse",
+    "Fault",
+    "HeaderMatch",
+    "HeaderMods",
+    "Match",
+    "Mirror",
+    "PathMatch",
+    "QueryMatch",
+    "Redirect",
+    "Retry",
+    "Rewrite",
+    "Route",
+    "RouteTable",
+    "TlsCert",
+    "VirtualHost",
+    "WeightedCluster",
+]
+
+Backend = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A named set of interchangeable backends (one Service port, or a subset of it).
+    The name keys the statistics: ``namespace/service:port``."""
+
+    name: str
+    backends: tuple[Backend, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    cluster: Cluster
+    weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PathMatch:
+    """``Exact``, ``Prefix`` (element-wise: ``/foo`` matches ``/foo`` and ``/foo/bar``,
+    not ``/foobar``; a trailing ``/`` in the prefix is ignored) or
+    ``RegularExpression`` (the whole path must match)."""
+
+    kind: str
+    value: str
+    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "RegularExpression" and self.pattern is None:
+            object.__setattr__(self, "pattern", re.compile(self.value))
+
+    def matches(self, path: str) -> bool:
+        if self.kind == "Exact":
+            return path == self.value
+        if self.kind == "Prefix":
+            prefix = self.value.rstrip("/")
+            return not prefix or path == prefix or path.startswith(prefix + "/")
+        assert self.pattern is not None
+        return self.pattern.fullmatch(path) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    """A request header (name lower-case) that must be ``Exact`` a value, ``Prefix``ed
+    by it, match a ``RegularExpression``, or be ``Present``; ``invert`` negates."""
+
+    name: str
+    value: str = ""
+    kind: str = "Exact"
+    invert: bool = False
+    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "RegularExpression" and self.pattern is None:
+            object.__setattr__(self, "pattern", re.compile(self.value))
+
+    def matches(self, got: str | None) -> bool:
+        return _value_matches(self.kind, self.value, self.pattern, got) != self.invert
+
+
+@dataclass(frozen=True, slots=True)
+class QueryMatch:
+    name: str
+    value: str = ""
+    kind: str = "Exact"
+    pattern: re.Pattern[str] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "RegularExpression" and self.pattern is None:
+            object.__setattr__(self, "pattern", re.compile(self.value))
+
+    def matches(self, got: str | None) -> bool:
+        return _value_matches(self.kind, self.value, self.pattern, got)
+
+
+def _value_matches(kind: str, value: str, pattern: re.Pattern[str] | None,
+                   got: str | None) -> bool:
+    if got is None:
+        return False
+    if kind == "Present":
+        return True
+    if kind == "Prefix":
+        return got.startswith(value)
+    if kind == "RegularExpression":
+        assert pattern is not None
+        return pattern.fullmatch(got) is not None
+    return got == value
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """All of its conditions must hold (an empty match accepts every request)."""
+
+    path: PathMatch | None = None
+    headers: tuple[HeaderMatch, ...] = ()
+    query: tuple[QueryMatch, ...] = ()
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMods:
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Answer with a redirect instead of forwarding; None fields keep the request's."""
+
+    scheme: str | None = None
+    hostname: str | None = None
+    port: int | None = None
+    path: str | None = None  # replaces the whole path
+    prefix: str | None = None  # replaces the matched path prefix
+    status: int = 302
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    hostname: str | None = None
+    path: str | None = None  # replaces the whole path
+    prefix: str | None = None  # replaces the matched path prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    cluster: Cluster
+    percent: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    attempts: int = 0
+    per_try_timeout: float | None = None
+    retry_on: tuple[str, ...] = ("connect-failure",)
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    delay: float = 0.0
+    delay_percent: float = 0.0
+    abort_status: int = 0
+    abort_percent: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponse:
+    status: int
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One routing rule. ``name`` keys the statistics (e.g. ``ingress/default/web``).
+    A route answers itself (``direct``, ``redirect``) or forwards to one of its
+    weighted ``destinations``; with no destination it answers 503."""
+
+    name: str
+    matches: tuple[Match, ...] = (Match(),)
+    destinations: tuple[WeightedCluster, ...] = ()
+    direct: DirectResponse | None = None
+    redirect: Redirect | None = None
+    rewrite: Rewrite | None = None
+    request_headers: HeaderMods | None = None
+    response_headers: HeaderMods | None = None
+    mirrors: tuple[Mirror, ...] = ()
+    timeout: float | None = None
+    retry: Retry | None = None
+    fault: Fault | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCert:
+    """A certificate (PEM chain and key) served for the SNI names in ``hosts``
+    (exact or ``*.`` wildcards); the first cert of a listener is its default."""
+
+    hosts: tuple[str, ...]
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """Virtual hosts, looked up by the request's host (see the module doc)."""
+
+    vhosts: tuple[VirtualHost, ...] = ()
+    label_wildcards: bool = True
+    _exact: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
+    _wild: tuple[tuple[str, VirtualHost], ...] = field(default=(), compare=False, repr=False)
+    _any: VirtualHost | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        wild: list[tuple[str, VirtualHost]] = []
+        for vh in self.vhosts:
+            for domain in vh.domains:
+                d = domain.lower()
+                if d == "*":
+                    if self._any is None:
+                        object.__setattr__(self, "_any", vh)
+                elif d.startswith("*."):
+                    wild.append((d[1:], vh))  # ".example.com"
+                else:
+                    self._exact.setdefault(d, vh)
+        wild.sort(key=lambda w: -len(w[0]))
+        object.__setattr__(self, "_wild", tuple(wild))
+
+    def vhost(self, host: str) -> VirtualHost | None:
+        """The virtual host serving ``host`` (a Host header: port and case ignored)."""
+        host = _strip_port(host).lower().rstrip(".")
+        vh = self._exact.get(host)
+        if vh is not None:
+            return vh
+        for suffix, wvh in self._wild:
+            if host.endswith(suffix) and len(host) > len(suffix):
+                label = host[:-len(suffix)]
+                if not self.label_wildcards or "." not in label:
+                    return wvh
+        return self._any
+
+    def backends(self) -> frozenset[Backend]:
+        """Every backend some route may send to (to drain pooled connections to others)."""
+        out: set[Backend] = set()
+        for vh in self.vhosts:
+            for route in vh.routes:
+                for wc in route.destinations:
+                    out.update(wc.cluster.backends)
+                for m in route.mirrors:
+                    out.update(m.cluster.backends)
+        return frozenset(out)
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[:end + 1] if end > 0 else host
+    colon = host.rfind(":")
+    return host[:colon] if colon >= 0 else host
+
+
+def select_route(vh: VirtualHost, method: str, path: str, query: str,
+                 headers: dict[str, str]) -> tuple[Route, Match] | None:
+    """The first route of ``vh`` with a match accepting the request, and that match.
+    ``headers`` has lower-case names (repeated headers joined with ``,``)."""
+    params: dict[str, str] | None = None
+    for route in vh.routes:
+        for m in route.matches:
+            if m.method is not None and m.method != method:
+                continue
+            if m.path is not None and not m.path.matches(path):
+                continue
+            if m.headers and not all(h.matches(headers.get(h.name)) for h in m.headers):
+                continue
+            if m.query:
+                if params is None:
+                    params = _query_params(query)
+                if not all(q.matches(params.get(q.name)) for q in m.query):
+                    continue
+            return route, m
+    return None
+
+
+def _query_params(query: str) -> dict[str, str]:
+    """First value of each query parameter, percent-decoded."""
+    from urllib.parse import parse_qsl
+
+    out: dict[str, str] = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        out.setdefault(k, v)
+    return out
