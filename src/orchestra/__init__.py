@@ -20,6 +20,7 @@ from orchestra._errors import (
     OrchestraError,
     RuntimeUnavailable,
     Timeout,
+    TooManyRequests,
 )
 from orchestra._store import Store, WatchEvent
 from orchestra._sync import SyncCluster
@@ -44,6 +45,7 @@ __all__ = [
     "Store",
     "SyncCluster",
     "Timeout",
+    "TooManyRequests",
     "WatchEvent",
 ]
 

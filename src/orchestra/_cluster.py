@@ -29,6 +29,7 @@ from orchestra._apply import LAST_APPLIED, apply_patch, as_objects, with_last_ap
 from orchestra._clock import Clock, RealClock
 from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError
+from orchestra._eviction import evict
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -460,7 +461,16 @@ class Cluster:
         PodDisruptionBudgets (an eviction that would break one is retried, as
         ``kubectl drain`` does, until ``timeout``)."""
         await self.cordon(name)
-        await drain_node(self.store, self.recorder, self.clock, name, timeout=timeout)
+        await drain_node(self.store, self.clock, name, timeout=timeout)
+
+    async def evict(self, pod: Any, *, namespace: str = "default") -> None:
+        """The Eviction API: delete ``pod`` (an object, a name or ``"pod/NAME"``) if its
+        PodDisruptionBudget allows it; else raise :class:`~orchestra.TooManyRequests`."""
+        if isinstance(pod, KubeObject):
+            namespace = pod.metadata.namespace or namespace
+            pod = pod.metadata.name
+        ref = pod if "/" in str(pod) else f"pod/{pod}"
+        evict(self.store, self.clock, cast("Pod", self.store.get(ref, namespace=namespace)))
 
     async def fail_node(self, name: str) -> None:
         if self.nodes is None:

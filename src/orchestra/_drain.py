@@ -1,55 +1,80 @@
 """Draining a node as ``kubectl drain`` does, once it is cordoned: evict every pod but
-DaemonSet pods, honouring PodDisruptionBudgets, then wait for the evicted pods to go.
+DaemonSet pods through the Eviction API, then wait for the evicted pods to go.
+
+Each pod is evicted on its own; an eviction its PodDisruptionBudget refuses (429) is
+retried every 5 seconds until ``timeout``, so the budget decides how many pods are away
+at once. kubectl's lines (``evicting pod ns/name``, ``error when evicting pods/"name" -n
+"ns" (will retry after 5s): ...``) go to the ``orchestra.drain`` logger.
 """
 
 from __future__ import annotations
 
 import builtins
+import logging
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._errors import Timeout
+from orchestra._errors import NotFound, Timeout, TooManyRequests
+from orchestra._eviction import evict
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
-    from orchestra.loops._events import EventRecorder
     from orchestra.objects import Pod
 
+log = logging.getLogger("orchestra.drain")
 
-async def drain_node(store: Store, recorder: EventRecorder, clock: Clock, name: str, *,
+RETRY_AFTER = 5.0
+
+
+def _to_evict(store: Store, name: str) -> builtins.list[Pod]:
+    on_node = store.list("Pod", field_selector=f"spec.nodeName={name}")
+    return [p for p in cast("builtins.list[Pod]", on_node)
+            if p.metadata.deletion_timestamp is None and not _daemon_pod(p)
+            and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+
+
+async def drain_node(store: Store, clock: Clock, name: str, *,
                      timeout: float) -> None:  # noqa: ASYNC109 - API.md
-    """Evict the pods of the cordoned node ``name``; an eviction that would break a
-    PodDisruptionBudget is retried every 5 seconds until ``timeout``."""
-    from orchestra.loops._disruption import evict
-
+    """Evict the pods of the cordoned node ``name``; see the module docstring."""
     deadline = clock.monotonic() + timeout
+    pending: dict[str, str] = {}  # pod key -> the last refusal
+    evicted: builtins.list[Pod] = []
     while True:
-        on_node = store.list("Pod", field_selector=f"spec.nodeName={name}")
-        pods = [p for p in cast("builtins.list[Pod]", on_node)
-                if p.metadata.deletion_timestamp is None
-                and not _daemon_pod(p)
-                and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+        pods = _to_evict(store, name)
         if not pods:
             break
-        blocked = []
         for p in pods:
-            if not evict(store, p, recorder):
-                blocked.append(p)
-        if not blocked:
+            key = f"{p.metadata.namespace}/{p.metadata.name}"
+            log.info("evicting pod %s", key)
+            try:
+                evict(store, clock, p)
+            except NotFound:
+                pass
+            except TooManyRequests as exc:
+                pending[key] = str(exc)
+                log.warning('error when evicting pods/"%s" -n "%s" (will retry after 5s): %s',
+                            p.metadata.name, p.metadata.namespace, exc)
+                continue
+            pending.pop(key, None)
+            evicted.append(p)
+        if not pending:
             continue
-        if clock.monotonic() >= deadline:
-            names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in blocked)
-            raise Timeout(f"drain of node {name} timed out: evicting {names} would "
-                          "violate their PodDisruptionBudget")
-        await clock.sleep(5.0)
-    # wait for the evicted pods to go
-    while clock.monotonic() < deadline:
-        on_node = store.list("Pod", field_selector=f"spec.nodeName={name}")
-        left = [p for p in cast("builtins.list[Pod]", on_node)
-                if not _daemon_pod(p)
-                and not (p.status and p.status.phase in ("Succeeded", "Failed"))]
+        if clock.monotonic() + RETRY_AFTER > deadline:
+            lines = [f'error when evicting pods/"{k.partition("/")[2]}" -n '
+                     f'"{k.partition("/")[0]}": global timeout reached: {timeout:g}s '
+                     f"(last refusal: {why})" for k, why in sorted(pending.items())]
+            raise Timeout(f"drain of node {name} timed out: " + "; ".join(lines))
+        await clock.sleep(RETRY_AFTER)
+    # wait for the evicted pods to go (kubectl's waitForDelete)
+    while True:
+        left = [p for p in evicted if (cur := store.get_or_none(
+            "Pod", p.metadata.name, namespace=p.metadata.namespace)) is not None
+            and cur.metadata.uid == p.metadata.uid]
         if not left:
             return
+        if clock.monotonic() >= deadline:
+            names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in left)
+            raise Timeout(f"drain of node {name} timed out waiting for {names} to terminate")
         await clock.sleep(0.5)
 
 

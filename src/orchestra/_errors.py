@@ -39,6 +39,16 @@ class Forbidden(OrchestraError):
     """Admission refused the object: a quota, a limit range or another policy."""
 
 
+class TooManyRequests(OrchestraError):
+    """The request is refused for now and may succeed later (HTTP 429): an eviction that
+    a PodDisruptionBudget does not allow yet. ``causes`` carries the API server's details
+    (``The disruption budget web needs 3 healthy pods and has 3 currently``)."""
+
+    def __init__(self, message: str, causes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.causes = causes
+
+
 class RuntimeUnavailable(OrchestraError):
     """A container runtime or network backend cannot be used here; the message says how
     to fix it."""

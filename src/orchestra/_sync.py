@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 _ASYNC = {"apply", "create", "get", "list", "update", "patch", "delete", "edit", "wait_for",
           "scale", "rollout_history", "rollout_undo", "logs", "exec", "add_node", "cordon",
-          "uncordon", "drain", "fail_node"}
+          "uncordon", "drain", "fail_node", "evict"}
 _PLAIN = {"endpoint", "describe", "events", "store", "name", "clock", "runtime", "network",
           "nodes"}
 _ITER = {"watch", "stream_logs"}

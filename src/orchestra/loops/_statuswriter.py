@@ -94,6 +94,9 @@ def write_status(store: Store, clock: Clock, pod: Pod, st: PodState, *, node_ip:
                                                  and r.status.exit_code == 0)]
         conditions[1]["message"] = (f"containers with incomplete status: "
                                     f"[{' '.join(pending)}]")
+    # conditions others own (the DisruptionTarget of an eviction or preemption) stay
+    owned = {c["type"] for c in conditions}
+    conditions += [c.to_dict() for c in old_conds.values() if c.type not in owned]
     images = {c.name: c.image or "" for c in pod.spec.all_containers}
     status: dict[str, Any] = {
         "phase": phase,
