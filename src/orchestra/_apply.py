@@ -9,10 +9,9 @@ import json
 import os
 from typing import Any
 
+from orchestra.objects._base import LAST_APPLIED as LAST_APPLIED
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import load, to_object
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def as_objects(x: Any) -> list[KubeObject]:

@@ -212,3 +212,75 @@ async def test_secret_values_never_appear_in_describe_errors_or_events(
     encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
     for text in texts:
         assert SECRET_VALUE not in text and encoded not in text, text
+
+
+async def test_the_last_applied_annotation_of_a_secret_is_kept_but_never_shown(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """kubectl keeps the applied manifest, a Secret's data included, in
+    ``kubectl.kubernetes.io/last-applied-configuration``; so does apply. Its value never
+    shows in repr/str of the Secret, its metadata or annotations, describe, events,
+    errors or logs."""
+    import json
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    encoded = base64.b64encode(SECRET_VALUE.encode()).decode()
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+              "data": {"password": encoded}}
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply(secret)
+        await cluster.apply({**secret, "metadata": {"name": "db", "labels": {"a": "b"}}})
+        s = await cluster.get("secret/db")
+        last = s.annotations["kubectl.kubernetes.io/last-applied-configuration"]
+        assert json.loads(last)["data"] == {"password": encoded}  # kept, as kubectl does
+        texts = [repr(s), str(s), repr(s.metadata), str(s.metadata), repr(s.annotations),
+                 str(s.annotations), repr(s.metadata.thaw()), repr(s.thaw().metadata),
+                 repr([s]), repr({"s": s.metadata}), cluster.describe("secret/db")]
+        assert f"<{len(last)} bytes, not shown>" in repr(s.metadata)
+        await cluster.apply(pod("uses", "sleep 3600", env=[
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}],
+            volumes=[{"name": "s", "secret": {"secretName": "db"}}],
+            mounts=[{"name": "s", "mountPath": "/s"}]))
+        await cluster.wait_for("pod/uses", "Ready", timeout=30)
+        # A pod the kubelet cannot start for a Secret's sake: its retries are logged.
+        await cluster.apply(pod("bad", "sleep 3600", env=[
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "nokey"}}}]))
+        await cluster.wait_for("pod/bad", lambda p: "nokey" in cluster.describe("pod/bad"),
+                               timeout=30)
+        errors: list[BaseException] = []
+        for bad in (
+            {**secret, "data": {"password": encoded + "!not base64"}},
+            {**secret, "type": "kubernetes.io/tls"},
+            {**secret, "metadata": {"name": "db", "annotations": {"bad key!": "x"}}},
+        ):
+            with pytest.raises(oc.Invalid) as err:
+                await cluster.apply(bad)
+            errors.append(err.value)
+        with pytest.raises(oc.AlreadyExists) as exists:
+            await cluster.create(s.to_dict())
+        errors.append(exists.value)
+        stale = s.to_dict()
+        await cluster.apply({**secret, "metadata": {"name": "db", "labels": {"a": "c"}}})
+        with pytest.raises(oc.Conflict) as conflict:
+            await cluster.update(stale)
+        errors.append(conflict.value)
+        with pytest.raises(oc.Timeout) as timeout:
+            await cluster.wait_for("secret/db", lambda o: False, timeout=0.2)
+        errors.append(timeout.value)
+        texts += [str(e) for e in errors] + [repr(e) for e in errors]
+        events = await cluster.list("events", namespace=None)
+        assert events, "no events to check"
+        texts += [json.dumps(e.to_dict()) for e in events] + [repr(e) for e in events]
+        texts += [f"{e.reason} {e.message}" for e in cluster.events()]
+        # Orchestra's own loops log nothing about a Secret in this run (every record they
+        # wrote at DEBUG is checked below all the same); what a program logs of the
+        # objects it holds, as %s/%r do, is checked through these:
+        logging.getLogger("orchestra.test").info("got %s with %r and %s", s, s.metadata,
+                                                 s.annotations)
+        await cluster.delete("secret/db")
+    logs = [r.getMessage() for r in caplog.records] + [
+        str(r.exc_info[1]) for r in caplog.records if r.exc_info and r.exc_info[1]]
+    assert any("not shown" in line for line in logs), logs
+    texts += logs
+    for text in texts:
+        assert SECRET_VALUE not in text and encoded not in text, text

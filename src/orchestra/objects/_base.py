@@ -291,6 +291,29 @@ class ManagedFieldsEntry(Model):
     time: Time | None = None
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+"""The annotation ``kubectl apply`` (and ``Cluster.apply``) keeps the applied manifest in:
+for a Secret, its data, so its value is never part of a repr."""
+
+
+def _hide_last_applied(annotations: dict[str, str]) -> dict[str, str]:
+    return {k: f"<{len(v)} bytes, not shown>" if k == LAST_APPLIED else v
+            for k, v in annotations.items()}
+
+
+class Annotations(FrozenDict[str, str]):
+    """A FrozenDict of annotations whose repr (and so str, and the repr of the metadata
+    holding it) shows the size of :data:`LAST_APPLIED`, never its value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({_hide_last_applied(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Annotations, (dict(self),))
+
+
 class ObjectMeta(Model):
     name: str | None = None
     generate_name: str | None = None
@@ -313,6 +336,12 @@ class ObjectMeta(Model):
     def _check_labels(cls, v: FrozenDict[str, str] | None) -> FrozenDict[str, str] | None:
         return check_labels(v)
 
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "annotations" and isinstance(value, dict) and LAST_APPLIED in value:
+                value = Annotations(value)
+            yield name, value
+
     @field_validator("annotations")
     @classmethod
     def _check_annotations(
@@ -322,6 +351,8 @@ class ObjectMeta(Model):
             errors = [((), invalid(key, err)) for key in v if (err := label_key_error(key))]
             if errors:
                 fail(errors)
+            if LAST_APPLIED in v:
+                return Annotations(v)
         return v
 
     def controller_ref(self) -> OwnerReference | None:
