@@ -76,7 +76,7 @@ def _controller_setups() -> list[Callable[[Context], list[Runnable]]]:
 
 
 class Cluster:
-    """A Kubernetes-like cluster inside this process (see API.md)."""
+    """A Kubernetes-like cluster inside this process (see docs/api.md)."""
 
     def __init__(
         self,
