@@ -3,6 +3,7 @@
 It binds ``$POD_IP:$PORT`` (8080), answers ``/`` with ``<version> <pod name>``,
 ``/ready`` with 200 only while a file ``ready`` exists in its working directory (the
 container root), ``/healthz`` with 500 while a file ``sick`` exists (removed at start),
+``/elsewhere`` with a redirect to another host (``localhost:1``),
 and on SIGTERM stops accepting and finishes the requests in flight.
 """
 
@@ -30,7 +31,11 @@ class H(BaseHTTPRequestHandler):
             code, body = 503, b"not ready"
         elif self.path == "/healthz" and os.path.exists("sick"):
             code, body = 500, b"sick"
+        elif self.path == "/elsewhere":
+            code, body = 302, b"moved"
         self.send_response(code)
+        if code == 302:
+            self.send_header("Location", "http://localhost:1/")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()

@@ -134,6 +134,17 @@ async def test_tcp_socket_and_numbered_http_probes(proc: oc.Cluster) -> None:
                    "connection refused")
 
 
+async def test_a_redirect_to_another_host_is_ready_with_a_probe_warning(
+        proc: oc.Cluster) -> None:
+    await proc.apply(pod("moved", server_container(readinessProbe=http_probe("/elsewhere"))))
+    p = await proc.wait_for("pod/moved", "Ready", timeout=30)
+    await eventually(lambda: [e for e in proc.events("pod/moved") if e.reason == "ProbeWarning"])
+    warnings = {(e.type, e.message) for e in proc.events(p) if e.reason == "ProbeWarning"}
+    assert warnings == {("Warning",
+                         "Readiness probe warning: Probe terminated redirects, Response body: "
+                         "moved")}
+
+
 async def test_fake_runtime_probe_fail_annotation() -> None:
     async with oc.Cluster(runtime="fake", nodes=1, clock=oc.ScaledClock(20)) as cluster:
         probe = {"exec": {"command": ["true"]}, "periodSeconds": 1, "failureThreshold": 1}

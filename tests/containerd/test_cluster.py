@@ -461,3 +461,50 @@ async def test_pull_of_an_image_ctr_pulled_into_another_namespace(
     finally:
         await asyncio.to_thread(subprocess.run, [*ctr, "rm", image], check=False,
                                 capture_output=True, timeout=60)
+
+
+async def test_grpc_readiness_probe(cluster: oc.Cluster) -> None:
+    """The kubelet's gRPC health probe on a containerd pod. busybox has no gRPC server, so
+    the test serves grpc.health.v1 on the pod's address (host network on loopback)."""
+    import socket
+
+    import grpc
+
+    from orchestra.runtime._gen import health_pb2, health_pb2_grpc
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    status = {"value": health_pb2.HealthCheckResponse.SERVING}
+
+    class Health(health_pb2_grpc.HealthServicer):
+        async def Check(self, request: Any, context: Any) -> Any:
+            return health_pb2.HealthCheckResponse(status=status["value"])
+
+    probe = {"grpc": {"port": port}, "periodSeconds": 1, "failureThreshold": 1}
+    await cluster.apply(pod("rpc", "sleep 3600", readinessProbe=probe))
+    p = await cluster.wait_for("pod/rpc", lambda p: p.status.container_statuses and
+                               p.status.container_statuses[0].state.running, timeout=60)
+    ip = p.status.pod_ip
+    refused = (f'Readiness probe failed: timeout: failed to connect service "{ip}:{port}" '
+               "within 1s: context deadline exceeded")
+    for _ in range(300):  # the probe fails while nothing listens
+        if refused in [e.message for e in cluster.events("pod/rpc")]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"no event {refused!r}: {list(cluster.events('pod/rpc'))}")
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+    server.add_insecure_port(f"{ip}:{port}")
+    await server.start()
+    try:
+        await cluster.wait_for("pod/rpc", "Ready", timeout=60)
+        status["value"] = health_pb2.HealthCheckResponse.NOT_SERVING
+        await cluster.wait_for("pod/rpc", lambda p: not any(
+            c.type == "Ready" and c.status == "True" for c in p.status.conditions or ()),
+            timeout=60)
+        assert ('Readiness probe failed: service unhealthy (responded with "NOT_SERVING")'
+                in [e.message for e in cluster.events("pod/rpc")])
+    finally:
+        await server.stop(None)

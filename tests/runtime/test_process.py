@@ -299,20 +299,17 @@ async def test_remove_sandbox_removes_its_directory(runtime: ProcessRuntime) -> 
 async def test_grpc_probe(runtime: ProcessRuntime) -> None:
     import grpc
 
-    replies = {"": b"\x08\x01", "db": b"\x08\x02"}  # SERVING, NOT_SERVING
+    from orchestra.runtime._gen import health_pb2, health_pb2_grpc
 
-    async def check(request: bytes, context: object) -> bytes:
-        service = request[2:].decode() if request else ""
-        return replies[service]
+    class Health(health_pb2_grpc.HealthServicer):
+        async def Check(self, request: Any, context: Any) -> Any:
+            serving = health_pb2.HealthCheckResponse.SERVING
+            not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+            return health_pb2.HealthCheckResponse(
+                status=not_serving if request.service == "db" else serving)
 
     server = grpc.aio.server()
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)}
-            ),
-        )
-    )
+    health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     sid = await runtime.create_sandbox(SB)
@@ -327,5 +324,6 @@ async def test_grpc_probe(runtime: ProcessRuntime) -> None:
     finally:
         await server.stop(None)
     outcome = await runtime.probe(SB, cid, "liveness", ok)
-    assert outcome.message == f'timeout: failed to connect service "127.0.0.1:{port}" within 1s'
+    assert outcome.message == (f'timeout: failed to connect service "127.0.0.1:{port}" '
+                               "within 1s: context deadline exceeded")
     await runtime.stop_container(cid, 1)

@@ -87,6 +87,8 @@ async def run_probes(
                 return
             if outcome.success:
                 oks, fails = oks + 1, 0
+                if outcome.warning:
+                    event("Warning", "ProbeWarning", f"{label} probe warning: {outcome.message}")
             else:
                 oks, fails = 0, fails + 1
                 event("Warning", "Unhealthy", f"{label} probe failed: {outcome.message}")

@@ -5,7 +5,12 @@ Probes are network I/O, so their timeout (``timeoutSeconds``, default 1) is real
 not the cluster clock. Messages are the kubelet's, so that events read as in Kubernetes:
 ``HTTP probe failed with statuscode: 500``,
 ``Get "http://127.1.0.2:8080/healthz": dial tcp 127.1.0.2:8080: connect: connection refused``,
-``dial tcp 127.1.0.2:5432: connect: connection refused``.
+``dial tcp 127.1.0.2:5432: connect: connection refused``,
+``service unhealthy (responded with "NOT_SERVING")``.
+
+HTTP goes through httpx (asynchronous: a probe never blocks the event loop), with the
+kubelet's headers, redirect rule and 10 KiB body cap; the gRPC probe uses stubs generated
+from ``runtime/_proto/health.proto`` (scripts/gen-protos).
 
 ``probe`` arguments are ``orchestra.objects.Probe`` models (snake_case attributes) or
 plain Kubernetes dicts (camelCase keys); :func:`probe_field` reads either.
@@ -19,10 +24,15 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from orchestra._errors import Timeout
 from orchestra.runtime._protocol import ExecResult, ProbeOutcome
 
 USER_AGENT = "kube-probe/1.31"
+MAX_BODY = 10 * 1024  # the kubelet reads at most 10 KiB of an HTTP probe's answer
+MAX_REDIRECTS = 10  # Go's http.Client stops after 10 redirects
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _CAMEL = {
     "http_get": "httpGet",
     "tcp_socket": "tcpSocket",
@@ -100,6 +110,96 @@ async def tcp_probe(host: str, port: int, *, timeout_seconds: float = 1.0) -> Pr
     return ProbeOutcome(True)
 
 
+def _canonical(name: str) -> str:
+    """Go's canonical header key (``x-check`` -> ``X-Check``), as the kubelet sends it."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _request_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The probe's headers as the kubelet builds them: the user's, then ``User-Agent:
+    kube-probe/<version>`` and ``Accept: */*`` unless given (an empty ``Accept`` is
+    dropped), ``Connection: close`` (no keep-alive) and no ``Accept-Encoding``."""
+    out = [(_canonical(name), value) for name, value in headers]
+    names = {name for name, _ in out}
+    if "User-Agent" not in names:
+        out.append(("User-Agent", USER_AGENT))
+    if "Accept" not in names:
+        out.append(("Accept", "*/*"))
+    elif not any(value for name, value in out if name == "Accept"):
+        out = [(name, value) for name, value in out if name != "Accept"]
+    out.append(("Connection", "close"))
+    return out
+
+
+_INSECURE_TLS: ssl.SSLContext | None = None
+
+
+def _insecure_tls() -> ssl.SSLContext:
+    """A client TLS context that verifies nothing, as the kubelet's prober (made without
+    loading any CA file, so building it does not block the event loop)."""
+    global _INSECURE_TLS
+    if _INSECURE_TLS is None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        _INSECURE_TLS = ctx
+    return _INSECURE_TLS
+
+
+def _cause(exc: BaseException) -> OSError | None:
+    """The OSError under an httpx/httpcore error, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _transport_error(exc: httpx.HTTPError, url: httpx.URL) -> str:
+    """Go's wording for an HTTP client error (``Get "URL": ...``)."""
+    hostport = _hostport(url.host, url.port or (443 if url.scheme == "https" else 80))
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError):
+        tls = next((e for e in _chain(exc) if isinstance(e, ssl.SSLError)), None)
+        if tls is not None:
+            if "WRONG_VERSION_NUMBER" in str(tls) or "record layer" in str(tls):
+                text = "http: server gave HTTP response to HTTPS client"
+            else:
+                text = f"tls: {tls.reason or tls}".lower()
+        else:
+            cause = _cause(exc)
+            text = f"dial tcp {hostport}: {_dial_error(cause) if cause else text}"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        text = ("EOF" if "without sending" in text
+                else "net/http: HTTP/1.x transport connection broken: malformed HTTP response")
+    elif (cause := _cause(exc)) is not None:
+        text = f"read tcp {hostport}: {_dial_error(cause).removeprefix('connect: ')}"
+    return f'Get "{url}": {text}'
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(out) < 10:
+        out.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
+async def _read_at_most(resp: httpx.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, as sent (not decoded); the rest is never
+    read, as the kubelet caps what it reads of a probe's answer."""
+    data = bytearray()
+    async for chunk in resp.aiter_raw():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit])
+
+
 async def http_probe(
     host: str,
     port: int,
@@ -109,134 +209,157 @@ async def http_probe(
     headers: Sequence[tuple[str, str]] = (),
     timeout_seconds: float = 1.0,
 ) -> ProbeOutcome:
-    """A GET as the kubelet sends it; success for status 200-399 (redirects are not
-    followed: a 3xx is a success). HTTPS does not verify certificates, as the kubelet."""
+    """A GET as the kubelet sends it. Status 200-299 succeeds; 400 and above fails with
+    ``HTTP probe failed with statuscode: N``. Redirects to the same host (by name, any
+    port or scheme) are followed, up to 10 as Go's client; a redirect to another host is
+    not followed and counts as a success with a warning (``Probe terminated redirects,
+    Response body: ...``), as does any other 3xx answer. At most 10 KiB of the body is
+    read. HTTPS does not verify certificates, as the kubelet. ``timeout_seconds`` bounds
+    the whole exchange, redirects included."""
     scheme_l = (scheme or "HTTP").lower()
     if not path.startswith("/"):
         path = "/" + path
-    url = f"{scheme_l}://{_hostport(host, port)}{path}"
-    names = {name.lower() for name, _ in headers}
-    request = [f"GET {path} HTTP/1.1"]
-    if "host" not in names:
-        request.append(f"Host: {_hostport(host, port)}")
-    if "user-agent" not in names:
-        request.append(f"User-Agent: {USER_AGENT}")
-    if "accept" not in names:
-        request.append("Accept: */*")
-    request.extend(f"{name}: {value}" for name, value in headers)
-    request.append("Connection: close")
-    payload = ("\r\n".join(request) + "\r\n\r\n").encode("latin-1", "replace")
-    ctx: ssl.SSLContext | None = None
-    if scheme_l == "https":
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            try:
-                reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
-            except OSError as exc:
+    first = httpx.URL(f"{scheme_l}://{_hostport(host, port)}{path}")
+    request_headers = _request_headers(headers)
+    custom_host = next((v for n, v in request_headers if n == "Host"), None)
+    url, reading = first, False
+    async with httpx.AsyncClient(
+        verify=_insecure_tls(), trust_env=False, timeout=None, follow_redirects=False
+    ) as client:
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                hop_headers = request_headers
+                for hop in range(MAX_REDIRECTS):
+                    resp = await client.send(
+                        httpx.Request("GET", url, headers=hop_headers), stream=True
+                    )
+                    try:
+                        location = resp.headers.get("location")
+                        if resp.status_code in _REDIRECT_CODES and location:
+                            target = url.join(location)
+                            if target.host == first.host:
+                                if hop + 1 >= MAX_REDIRECTS:
+                                    return ProbeOutcome(
+                                        False,
+                                        f'Get "{location}": stopped after '
+                                        f"{MAX_REDIRECTS} redirects",
+                                    )
+                                # A custom Host survives only a relative redirect (Go).
+                                keep = custom_host is not None and not httpx.URL(
+                                    location
+                                ).is_absolute_url
+                                hop_headers = [
+                                    (n, v) for n, v in request_headers if n != "Host" or keep
+                                ]
+                                url = target
+                                continue
+                        reading = True
+                        body = await _read_at_most(resp, MAX_BODY)
+                    finally:
+                        await resp.aclose()
+                    return _classify(resp.status_code, body)
+        except TimeoutError:
+            if reading:
                 return ProbeOutcome(
-                    False, f'Get "{url}": dial tcp {_hostport(host, port)}: {_dial_error(exc)}'
+                    False,
+                    "context deadline exceeded (Client.Timeout or context cancellation "
+                    "while reading body)",
                 )
-            writer.write(payload)
-            await writer.drain()
-            status_line = await reader.readline()
-    except TimeoutError:
-        return ProbeOutcome(
-            False,
-            f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
-            "awaiting headers)",
-        )
-    except (OSError, ssl.SSLError) as exc:
-        return ProbeOutcome(False, f'Get "{url}": {_dial_error(exc)}')
-    finally:
-        if writer is not None:
-            writer.close()
-    parts = status_line.decode("latin-1").split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        if not status_line:
-            return ProbeOutcome(False, f'Get "{url}": EOF')
-        return ProbeOutcome(False, f'Get "{url}": net/http: malformed HTTP response')
-    code = int(parts[1])
-    if 200 <= code < 400:
-        return ProbeOutcome(True)
-    return ProbeOutcome(False, f"HTTP probe failed with statuscode: {code}")
+            return ProbeOutcome(
+                False,
+                f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
+                "awaiting headers)",
+            )
+        except httpx.InvalidURL as exc:
+            return ProbeOutcome(False, f'Get "{url}": {exc}')
+        except httpx.HTTPError as exc:
+            return ProbeOutcome(False, _transport_error(exc, url))
+    raise AssertionError("unreachable: the redirect loop returns")
 
 
-_GRPC_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
+def _classify(status: int, body: bytes) -> ProbeOutcome:
+    text = body.decode("utf-8", "replace")
+    if 200 <= status < 300:
+        return ProbeOutcome(True, text)
+    if 300 <= status < 400:
+        return ProbeOutcome(True, f"Probe terminated redirects, Response body: {text}", True)
+    return ProbeOutcome(False, f"HTTP probe failed with statuscode: {status}")
 
 
-def _health_request(service: str) -> bytes:
-    """``grpc.health.v1.HealthCheckRequest{service}`` in protobuf wire format."""
-    data = service.encode()
-    if not data:
-        return b""
-    length = bytearray()
-    n = len(data)
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        length.append(byte | (0x80 if n else 0))
-        if not n:
-            break
-    return b"\x0a" + bytes(length) + data
+def _go_duration(seconds: float) -> str:
+    """Go's ``time.Duration`` text for whole seconds or milliseconds (1s, 500ms, 1.5s)."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    return f"{seconds:g}s"
 
 
-def _health_status(data: bytes) -> int:
-    """The ``status`` enum (field 1) of a ``HealthCheckResponse``; 0 when absent."""
-    pos, status = 0, 0
-    while pos < len(data):
-        key = data[pos]
-        pos += 1
-        if key & 7 != 0:  # only varints are expected; stop at anything else
-            break
-        value, shift = 0, 0
-        while pos < len(data):
-            b = data[pos]
-            pos += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        if key >> 3 == 1:
-            status = value
-    return status
+# Go's names of the gRPC status codes (codes.Code.String()).
+_GO_CODES = {
+    "OK": "OK", "CANCELLED": "Canceled", "UNKNOWN": "Unknown",
+    "INVALID_ARGUMENT": "InvalidArgument", "DEADLINE_EXCEEDED": "DeadlineExceeded",
+    "NOT_FOUND": "NotFound", "ALREADY_EXISTS": "AlreadyExists",
+    "PERMISSION_DENIED": "PermissionDenied", "RESOURCE_EXHAUSTED": "ResourceExhausted",
+    "FAILED_PRECONDITION": "FailedPrecondition", "ABORTED": "Aborted",
+    "OUT_OF_RANGE": "OutOfRange", "UNIMPLEMENTED": "Unimplemented", "INTERNAL": "Internal",
+    "UNAVAILABLE": "Unavailable", "DATA_LOSS": "DataLoss",
+    "UNAUTHENTICATED": "Unauthenticated",
+}
 
 
 async def grpc_probe(
     host: str, port: int, *, service: str = "", timeout_seconds: float = 1.0
 ) -> ProbeOutcome:
     """The gRPC health checking protocol (``grpc.health.v1.Health/Check``), plaintext,
-    as the kubelet runs it; success iff the answer is SERVING."""
+    as the kubelet runs it: connect (waiting until the timeout, as the kubelet dials
+    with ``WithBlock``), then one Check within what is left of the timeout; success
+    iff the answer is SERVING. Messages are the kubelet's."""
     import grpc  # lazily: grpc is slow to import and most pods have no gRPC probe
 
+    from orchestra.runtime._gen import health_pb2, health_pb2_grpc
+
     target = _hostport(host, port)
-    within = f"{timeout_seconds:g}s"
-    async with grpc.aio.insecure_channel(target) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+    within = _go_duration(timeout_seconds)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_seconds
+    async with grpc.aio.insecure_channel(
+        target, options=[("grpc.primary_user_agent", USER_AGENT)]
+    ) as channel:
         try:
-            reply = await check(_health_request(service), timeout=timeout_seconds)
+            await asyncio.wait_for(channel.channel_ready(), timeout_seconds)
+        except TimeoutError:
+            return ProbeOutcome(
+                False,
+                f'timeout: failed to connect service "{target}" within {within}: '
+                "context deadline exceeded",
+            )
+        stub = health_pb2_grpc.HealthStub(channel)  # type: ignore[no-untyped-call]
+        try:
+            reply = await stub.Check(
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=max(0.001, deadline - loop.time()),
+            )
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
-            if code == grpc.StatusCode.UNAVAILABLE:
-                return ProbeOutcome(
-                    False, f'timeout: failed to connect service "{target}" within {within}'
-                )
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return ProbeOutcome(False, f"timeout: health rpc did not complete within {within}")
             if code == grpc.StatusCode.UNIMPLEMENTED:
                 return ProbeOutcome(
                     False,
-                    "this server does not implement the grpc health protocol "
+                    "error: this server does not implement the grpc health protocol "
                     f"(grpc.health.v1.Health): {exc.details()}",
                 )
-            return ProbeOutcome(False, f"error: health rpc probe failed: {exc.details()}")
-    status = _health_status(bytes(reply))
-    if status == 1:
-        return ProbeOutcome(True)
-    name = _GRPC_STATUS.get(status, str(status))
-    return ProbeOutcome(False, f'service unhealthy (responded with "{name}")')
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return ProbeOutcome(False, f"timeout: health rpc did not complete within {within}")
+            name = _GO_CODES.get(code.name, code.name)
+            return ProbeOutcome(
+                False,
+                f"error: health rpc probe failed: rpc error: code = {name} "
+                f"desc = {exc.details()}",
+            )
+    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+        return ProbeOutcome(True, "service healthy")
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return ProbeOutcome(False, f'service unhealthy (responded with "{status}")')
 
 
 async def network_probe(probe: Any, pod_ip: str) -> ProbeOutcome | None:

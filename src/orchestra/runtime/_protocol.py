@@ -135,8 +135,13 @@ class ExecResult:
 
 @dataclass(frozen=True, slots=True)
 class ProbeOutcome:
+    """One probe's result. ``warning`` marks a success the kubelet reports with a
+    ``ProbeWarning`` event (an HTTP probe that stopped at a redirect to another host);
+    ``message`` then holds the warning's text."""
+
     success: bool
     message: str = ""  # e.g. 'HTTP probe failed with statuscode: 500'
+    warning: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,8 +138,7 @@ class _ExecOps(_TaskOps):
             return await self.exec(container_id, command, timeout=seconds)
 
         return await run_probe(probe, sandbox.pod_ip, run,
-                               no_handler="probe has no handler (exec, httpGet, tcpSocket) "
-                               "this runtime supports")
+                               no_handler="probe has no handler (exec, httpGet, tcpSocket or grpc)")
 
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
