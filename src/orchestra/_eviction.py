@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Forbidden, OrchestraError, TooManyRequests
 from orchestra.loops._disruption import condition
-from orchestra.loops._podutil import is_ready
+from orchestra.loops._podutil import is_ready, mark_disruption_target
 from orchestra.objects._base import format_time
 from orchestra.objects._selector import Selector
 
@@ -80,20 +80,6 @@ def _spend_disruption(store: Store, pdb: PodDisruptionBudget, pod: Pod, now: flo
     store.update(pdb.model_copy(update={"status": status.model_copy(update=update)}))
 
 
-def _mark_disruption_target(store: Store, pod: Pod, now: float) -> Pod:
-    from orchestra.objects import PodCondition
-
-    st = pod.status
-    if st is None or st.phase in ("Succeeded", "Failed"):
-        return pod
-    conds = [c for c in st.conditions or () if c.type != "DisruptionTarget"]
-    conds.append(PodCondition(type="DisruptionTarget", status="True",
-                              reason="EvictionByEvictionAPI", message="Eviction API: evicting",
-                              last_transition_time=format_time(now)))
-    return cast("Pod", store.update(pod.model_copy(update={
-        "status": st.model_copy(update={"conditions": tuple(conds)})})))
-
-
 def evict(store: Store, clock: Clock, pod: Pod) -> None:
     """Evict ``pod`` through its PodDisruptionBudget (see the module docstring); raises
     :class:`TooManyRequests` when the budget does not allow it now."""
@@ -112,5 +98,6 @@ def evict(store: Store, clock: Clock, pod: Pod) -> None:
                     and st.desired_healthy > 0))
             if not unhealthy_ok:
                 _spend_disruption(store, pdb, pod, now)
-    pod = _mark_disruption_target(store, pod, now)
+    pod = mark_disruption_target(store, pod, format_time(now), "EvictionByEvictionAPI",
+                                 "Eviction API: evicting")
     store.delete("Pod", pod.metadata.name, namespace=pod.metadata.namespace)

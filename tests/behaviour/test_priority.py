@@ -3,6 +3,7 @@ plugin resolving ``priorityClassName`` (unknown classes and disagreeing pods ref
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,113 @@ async def test_describe_shows_the_priority_class(cluster: oc.Cluster) -> None:
     lines = cluster.describe("pod/p").splitlines()
     assert "Priority:             1000" in lines
     assert "Priority Class Name:  high" in lines
+
+
+# -- the scheduling queue and preemption ---------------------------------------------------
+
+
+def cpu_pod(name: str, cpu: str = "1", **spec: Any) -> dict[str, Any]:
+    p = pod(name, **spec)
+    p["spec"]["containers"][0]["resources"] = {"requests": {"cpu": cpu}}
+    p["spec"]["terminationGracePeriodSeconds"] = 0
+    return p
+
+
+def scheduled_message(cluster: oc.Cluster, name: str) -> str | None:
+    p = cluster.store.get("pod", name)
+    c = p.status.condition("PodScheduled") if p.status else None
+    return c.message if c is not None and c.status == "False" else None
+
+
+async def advance_until(cluster: oc.Cluster, check: Any, rounds: int = 200) -> Any:
+    clock = cluster.clock
+    assert isinstance(clock, oc.ManualClock)
+    for _ in range(rounds):
+        value = check()
+        if value:
+            return value
+        await clock.advance(0.5)
+    raise AssertionError("condition not reached")
+
+
+async def test_pending_pods_are_scheduled_higher_priority_first() -> None:
+    async with oc.Cluster(runtime="fake", nodes=0, clock=oc.ManualClock()) as cluster:
+        await cluster.create(klass("high", 1000))
+        for i in range(4):
+            await cluster.create(cpu_pod(f"low-{i}"))
+        await cluster.create(cpu_pod("urgent", priorityClassName="high"))
+        await advance_until(cluster, lambda: scheduled_message(cluster, "urgent"))
+        await cluster.add_node(oc.NodeSpec("only", cpu="1"))
+        await advance_until(cluster, lambda: cluster.store.get("pod", "urgent").spec.node_name)
+        for _ in range(10):
+            await cluster.clock.advance(0.5)  # type: ignore[attr-defined]
+        # the room went to the high-priority pod first: no low pod was ever bound
+        assert not any(e.reason in ("Scheduled", "Preempted")
+                       for i in range(4) for e in cluster.events(f"pod/low-{i}"))
+        assert all(not cluster.store.get("pod", f"low-{i}").spec.node_name for i in range(4))
+
+
+async def test_a_high_priority_pod_preempts_the_newest_low_priority_pod() -> None:
+    async with oc.Cluster(runtime="fake", nodes=[oc.NodeSpec("node-1", cpu="2")],
+                          clock=oc.ManualClock()) as cluster:
+        await cluster.apply(str(DOCS / "sched-priorityclass.yaml"))
+        await cluster.delete("pod/nginx")
+        await cluster.create(cpu_pod("old"))
+        await advance_until(cluster, lambda: (p := cluster.store.get("pod", "old")).status
+                            and p.status.phase == "Running")
+        await cluster.clock.advance(30)  # type: ignore[attr-defined]
+        await cluster.create(cpu_pod("new"))
+        await advance_until(cluster, lambda: (p := cluster.store.get("pod", "new")).status
+                            and p.status.phase == "Running")
+        nominated: list[tuple[str | None, str | None]] = []
+
+        async def follow() -> None:
+            async for ev in cluster.watch("Pod", field_selector="metadata.name=vip"):
+                st = ev.object.status
+                nominated.append((ev.object.spec.node_name,
+                                  st.nominated_node_name if st else None))
+
+        follower = asyncio.ensure_future(follow())
+        await asyncio.sleep(0)
+        vip = await cluster.create(cpu_pod("vip", priorityClassName="high-priority"))
+        victim = await advance_until(
+            cluster, lambda: next((e for e in cluster.events("pod/new")
+                                   if e.reason == "Preempted"), None))
+        assert victim.message == f"Preempted by pod {vip.metadata.uid} on node node-1"
+        assert victim.type == "Normal"
+        gone = cluster.store.get_or_none("pod", "new")
+        if gone is not None:  # still terminating
+            target = gone.status.condition("DisruptionTarget")
+            assert (target.reason, target.message) == (
+                "PreemptionByScheduler",
+                "default-scheduler: preempting to accommodate a higher priority pod")
+        p = await advance_until(cluster, lambda: (v := cluster.store.get("pod", "vip"))
+                                .spec.node_name and v)
+        assert p.spec.node_name == "node-1"
+        follower.cancel()
+        # nominated to the node while its victim went, then bound there
+        assert (None, "node-1") in nominated
+        # the older pod of the same priority stays; the newer one went
+        assert cluster.store.get("pod", "old").metadata.deletion_timestamp is None
+        await advance_until(cluster, lambda: cluster.store.get_or_none("pod", "new") is None)
+
+
+async def test_preemption_policy_never_and_no_victims_messages() -> None:
+    async with oc.Cluster(runtime="fake", nodes=[oc.NodeSpec("node-1", cpu="1")],
+                          clock=oc.ManualClock()) as cluster:
+        await cluster.apply(str(DOCS / "sched-priorityclass.yaml"))
+        await cluster.delete("pod/nginx")
+        await cluster.create(cpu_pod("low"))
+        await advance_until(cluster, lambda: cluster.store.get("pod", "low").spec.node_name)
+        await cluster.create(cpu_pod("polite", priorityClassName="high-priority-nonpreempting"))
+        msg = await advance_until(cluster, lambda: scheduled_message(cluster, "polite"))
+        assert msg == ("0/1 nodes are available: 1 Insufficient cpu. not eligible due to "
+                       "preemptionPolicy=Never.")
+        await cluster.create(cpu_pod("peer"))
+        msg = await advance_until(cluster, lambda: scheduled_message(cluster, "peer"))
+        assert msg == ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes "
+                       "are available: 1 No preemption victims found for incoming pod..")
+        for _ in range(6):
+            await cluster.clock.advance(0.5)  # type: ignore[attr-defined]
+        assert cluster.store.get("pod", "low").metadata.deletion_timestamp is None
+        assert not any(e.reason == "Preempted" for e in cluster.events("pod/low"))

@@ -114,3 +114,18 @@ async def test_a_single_worker_controller_processes_keys_one_at_a_time() -> None
         await _settle()
         assert gate.seen == ["a", "b", "c"] and gate.most == 1
         tg.cancel_scope.cancel()
+
+
+async def test_an_ordered_queue_hands_out_the_lowest_order_first_ties_in_arrival() -> None:
+    rank = {"low-a": 0, "low-b": 0, "high": -100, "mid": -5}
+    q: WorkQueue[str] = WorkQueue(ManualClock(), order=rank.__getitem__)
+    for key in ("low-a", "low-b", "mid", "high"):
+        q.add(key)
+    q.add("low-a")  # already waiting: no second copy, keeps its place
+    assert len(q) == 4
+    out = [await q.get() for _ in range(4)]
+    assert out == ["high", "mid", "low-a", "low-b"]
+    q.add("low-a")  # while processed: only marked dirty
+    assert len(q) == 0
+    q.done("low-a")
+    assert await q.get() == "low-a"

@@ -73,11 +73,12 @@ class Controller:
     """
 
     def __init__(
-        self, name: str, reconcile: Reconcile, clock: Clock, *, workers: int = 1
+        self, name: str, reconcile: Reconcile, clock: Clock, *, workers: int = 1,
+        order: Callable[[str], Any] | None = None,
     ) -> None:
         self.name = name
         self._reconcile = reconcile
-        self.queue: WorkQueue[str] = WorkQueue(clock)
+        self.queue: WorkQueue[str] = WorkQueue(clock, order=order)
         self.queue.on_starved = self._grow
         self._workers = max(1, workers)
         self._running = 0

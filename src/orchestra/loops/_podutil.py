@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestra.objects._base import parse_time
 
@@ -78,3 +78,19 @@ def _frozen(d: dict[str, str]) -> Any:
     from orchestra.objects._base import FrozenDict
 
     return FrozenDict(d) if d else None
+
+
+def mark_disruption_target(store: Any, pod: Pod, now: str, reason: str, message: str) -> Pod:
+    """Give a pod about to be disrupted the ``DisruptionTarget`` condition (before its
+    deletion, as the Eviction API and the scheduler's preemption do); a pod that already
+    ended keeps its status. Returns the pod as stored."""
+    from orchestra.objects import PodCondition
+
+    st = pod.status
+    if st is None or st.phase in ("Succeeded", "Failed"):
+        return pod
+    conds = [c for c in st.conditions or () if c.type != "DisruptionTarget"]
+    conds.append(PodCondition(type="DisruptionTarget", status="True", reason=reason,
+                              message=message, last_transition_time=now))
+    return cast("Pod", store.update(pod.model_copy(update={
+        "status": st.model_copy(update={"conditions": tuple(conds)})})))

@@ -9,14 +9,18 @@ Guarantees (client-go's, kept exactly):
 - ``add_rate_limited`` delays a key by its own exponential backoff (``base * 2**failures``
   up to ``max_delay``) combined with an overall token bucket; ``forget`` clears the
   key's failures. Delays run on the injected clock, so tests can use fake time.
+- Keys come out first in, first out; given ``order``, the waiting key with the lowest
+  ``order(key)`` comes out first, ties in arrival order (kube-scheduler's activeQ: higher
+  priority first, then the earlier arrival). ``order`` is read when a key is queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orchestra._clock import Clock, TimerHandle
 
@@ -67,12 +71,32 @@ class RateLimiter(Generic[K]):
         self._failures.pop(key, None)
 
 
-class WorkQueue(Generic[K]):
-    """A deduplicating, delaying, rate-limited FIFO of keys (see module docstring)."""
+class _Ordered(Generic[K]):
+    """The part of ``deque`` the queue uses, popping the lowest ``(order(key), arrival)``."""
 
-    def __init__(self, clock: Clock, *, rate_limiter: RateLimiter[K] | None = None) -> None:
+    def __init__(self, order: Callable[[K], Any]) -> None:
+        self._order = order
+        self._heap: list[tuple[Any, int, K]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def append(self, key: K) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (self._order(key), self._seq, key))
+
+    def popleft(self) -> K:
+        return heapq.heappop(self._heap)[2]
+
+
+class WorkQueue(Generic[K]):
+    """A deduplicating, delaying, rate-limited queue of keys (see module docstring)."""
+
+    def __init__(self, clock: Clock, *, rate_limiter: RateLimiter[K] | None = None,
+                 order: Callable[[K], Any] | None = None) -> None:
         self._clock = clock
-        self._queue: deque[K] = deque()
+        self._queue: deque[K] | _Ordered[K] = deque() if order is None else _Ordered(order)
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()

@@ -5,21 +5,31 @@ fits nowhere gets ``PodScheduled=False`` with reason ``Unschedulable`` and the e
 message (``0/5 nodes are available: ...``), a ``FailedScheduling`` event, and waits in
 the unschedulable set until the cluster changes (a node added or updated, a pod
 deleted) or five minutes pass, as kube-scheduler's queue does.
+
+Pending pods wait in priority order (higher ``spec.priority`` first, then first come).
+A pod that fits nowhere may preempt (see ``orchestra.scheduler._preemption``): its
+victims get the ``DisruptionTarget`` condition (``PreemptionByScheduler``), a graceful
+deletion and a ``Preempted`` event ("Preempted by pod <uid> on node <node>"); the pod
+gets ``status.nominatedNodeName`` and the room is held for it until it is bound. When no
+node can be freed, the FitError carries kube-scheduler's ``preemption: ...`` sentence.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
+from orchestra.loops._podutil import mark_disruption_target
 from orchestra.objects._base import format_time
-from orchestra.scheduler import Scheduler, Unschedulable
+from orchestra.objects._selector import Selector
+from orchestra.scheduler import Budget, Candidate, NoPreemption, Scheduler, Unschedulable
 
 if TYPE_CHECKING:
-    from orchestra.objects import Pod
+    from orchestra.objects import Pod, PodDisruptionBudget
     from orchestra.objects._base import KubeObject
 
 log = logging.getLogger("orchestra.scheduler")
@@ -32,10 +42,17 @@ class SchedulingLoop:
     def __init__(self, ctx: Context, scheduler: Scheduler) -> None:
         self.ctx = ctx
         self.scheduler = scheduler
-        self.controller = Controller("scheduler", self.reconcile, ctx.clock, workers=1)
+        self.controller = Controller("scheduler", self.reconcile, ctx.clock, workers=1,
+                                     order=self._order)
         self.unschedulable: set[str] = set()
         ctx.informers["Node"].add_handler(self._on_node)
         ctx.informers["Pod"].add_handler(self._on_pod)
+
+    def _order(self, key: str) -> int:
+        """The queue's sort key: higher priority first."""
+        ns, name = split_key(key)
+        pod = cast("Pod | None", self.ctx.store.get_or_none("Pod", name, namespace=ns))
+        return -((pod.spec.priority or 0) if pod is not None else 0)
 
     # The cache follows the store; pending pods are queued.
     def _on_node(self, typ: str, node: Any, old: Any) -> None:
@@ -54,6 +71,8 @@ class SchedulingLoop:
         old = cast("Pod | None", old_obj)
         bound = bool(pod.spec.node_name)
         was_bound = old is not None and bool(old.spec.node_name)
+        if typ == "DELETED" or bound:
+            self.scheduler.unnominate(pod.metadata.uid or "")
         if typ == "DELETED":
             if bound:
                 self.scheduler.remove_pod(pod)
@@ -92,7 +111,15 @@ class SchedulingLoop:
         try:
             node = self.scheduler.schedule(pod)
         except Unschedulable as exc:
-            self._mark_unschedulable(pod, exc.message)
+            message = exc.message
+            if exc.num_nodes:  # (no nodes: kube-scheduler runs no PostFilter)
+                try:
+                    chosen = self.scheduler.preempt(pod, self._budgets())
+                except NoPreemption as no:
+                    message = f"{message} {no.message}"
+                else:
+                    pod = self._preempt(pod, chosen)
+            self._mark_unschedulable(pod, message)
             self.unschedulable.add(key)
             return Result(requeue_after=UNSCHEDULABLE_FLUSH)
         self.unschedulable.discard(key)
@@ -119,6 +146,48 @@ class SchedulingLoop:
             f"Successfully assigned {pod.metadata.namespace}/{pod.metadata.name} to {node}",
             component=SCHEDULER_NAME)
         return None
+
+    def _budgets(self) -> list[Budget]:
+        out = []
+        for b in cast("list[PodDisruptionBudget]", self.ctx.store.list("PodDisruptionBudget")):
+            st = b.status
+            out.append(Budget(
+                b.metadata.namespace or "default",
+                Selector.from_label_selector(b.spec.selector) if b.spec.selector else None,
+                st.disruptions_allowed if st is not None else 0,
+                frozenset((st.disrupted_pods or {}) if st is not None else ())))
+        return out
+
+    def _preempt(self, pod: Pod, chosen: Candidate) -> Pod:
+        """Evict ``chosen``'s victims for ``pod`` and nominate ``pod`` to its node."""
+        store = self.ctx.store
+        now = format_time(self.ctx.clock.now())
+        for v in chosen.victims:
+            victim = cast("Pod | None", store.get_or_none("Pod", v.name, namespace=v.namespace))
+            if victim is None or victim.metadata.uid != v.uid:
+                continue
+            mark_disruption_target(
+                store, victim, now, "PreemptionByScheduler",
+                f"{pod.spec.scheduler_name or SCHEDULER_NAME}: preempting to accommodate a "
+                "higher priority pod")
+            with contextlib.suppress(NotFound):
+                store.delete("Pod", v.name, namespace=v.namespace)
+            self.ctx.recorder.event(
+                victim, "Normal", "Preempted",
+                f"Preempted by pod {pod.metadata.uid} on node {chosen.node}",
+                component=SCHEDULER_NAME)
+        self.scheduler.nominate(pod, chosen.node)
+        status = pod.status.to_dict() if pod.status is not None else {}
+        if status.get("nominatedNodeName") == chosen.node:
+            return pod
+        status["nominatedNodeName"] = chosen.node
+        from orchestra.objects import PodStatus
+
+        try:
+            return cast("Pod", store.update(pod.model_copy(
+                update={"status": PodStatus.model_validate(status)})))
+        except (Conflict, NotFound):
+            return pod
 
     def _mark_unschedulable(self, pod: Pod, message: str) -> None:
         from orchestra.objects import PodStatus

@@ -18,6 +18,7 @@ from orchestra.scheduler._framework import (
 )
 from orchestra.scheduler._info import PodFacts
 from orchestra.scheduler._messages import Unschedulable, fit_error
+from orchestra.scheduler._preemption import Budget, Candidate, NoPreemption
 from orchestra.scheduler._scheduler import (
     Scheduler,
     ScheduleResult,
@@ -27,10 +28,13 @@ from orchestra.scheduler._scheduler import (
 
 __all__ = [
     "MAX_NODE_SCORE",
+    "Budget",
     "Cache",
+    "Candidate",
     "Code",
     "Cycle",
     "FilterPlugin",
+    "NoPreemption",
     "NodeInfo",
     "NormalizeScorePlugin",
     "PodFacts",

@@ -215,8 +215,8 @@ class PodFacts:
     __slots__ = ("affinity", "anti_affinity", "cpu", "host_ports", "labels", "memory",
                  "name", "namespace", "node_name", "node_selector", "nz_cpu", "nz_memory",
                  "other", "preferred_affinity", "preferred_anti_affinity",
-                 "preferred_node_affinity", "required_node_affinity", "spread",
-                 "tolerations", "uid", "uses_node_name")
+                 "preferred_node_affinity", "priority", "required_node_affinity", "spread",
+                 "start_time", "terminating", "tolerations", "uid", "uses_node_name")
 
     uid: str
     namespace: str
@@ -239,6 +239,9 @@ class PodFacts:
     spread: tuple[SpreadConstraint, ...]
     host_ports: tuple[tuple[str, str, int], ...]
     uses_node_name: bool
+    priority: int
+    start_time: str  # RFC 3339, or "~" (after every time) while the pod has not started
+    terminating: bool
 
     @classmethod
     def of(cls, pod: Any) -> PodFacts:
@@ -250,6 +253,11 @@ class PodFacts:
         self.name = meta.name or ""
         self.labels = meta.labels or EMPTY_LABELS
         self.node_name = spec.node_name or ""
+        self.priority = spec.priority or 0
+        status = pod.status
+        self.start_time = (status.start_time if status is not None and status.start_time
+                           else "~")
+        self.terminating = meta.deletion_timestamp is not None
         _requests(self, spec)
 
         self.node_selector = tuple((spec.node_selector or {}).items())

@@ -36,6 +36,8 @@ from orchestra.scheduler._framework import (
 )
 from orchestra.scheduler._info import PodFacts
 from orchestra.scheduler._messages import NO_NODES, Unschedulable, fit_error
+from orchestra.scheduler._preemption import Budget, Candidate
+from orchestra.scheduler._preemption import find as find_preemption
 
 Strategy = Literal["LeastAllocated", "MostAllocated", "BalancedAllocation"]
 
@@ -135,6 +137,7 @@ class Scheduler:
         self._rng = random.Random(seed)
         self._next_start = 0
         self.last: ScheduleResult | None = None
+        self.nominated: dict[str, tuple[PodFacts, str]] = {}  # uid -> (pod, node)
 
     # -- cache maintenance ----------------------------------------------------
 
@@ -187,11 +190,50 @@ class Scheduler:
         """Pick a node for ``pod`` and assume the pod onto it; raise Unschedulable if none.
 
         candidates -> pre-filter -> filter (until enough feasible nodes) -> pre-score ->
-        score -> normalize -> weigh -> select the best (ties broken at random)."""
+        score -> normalize -> weigh -> select the best (ties broken at random). Pods
+        nominated to a node by preemption count there while a pod of no higher priority
+        is placed, so that it does not take the room freed for them."""
         facts = PodFacts.of(pod)
         cache = self._cache
         if facts.uid in cache.assumed:  # scheduling again supersedes the assumption
             cache.remove_pod(facts.uid)
+        held = [(n, node) for uid, (n, node) in self.nominated.items()
+                if uid != facts.uid and n.priority >= facts.priority and uid not in cache.pods]
+        for n, node in held:
+            cache.add_pod(n, node, assumed=True)
+        try:
+            return self._schedule(facts)
+        finally:
+            for n, _ in held:
+                cache.remove_pod(n.uid)
+
+    def fits(self, pod: PodFacts, node: NodeInfo) -> Status:
+        """Every filter's verdict on ``pod`` for ``node`` as the cache stands now."""
+        cycle = Cycle(pod, self._cache)
+        active = [f for f, pre in self._filter_plan if pre is None or pre(cycle) is not SKIP]
+        return _run(active, cycle, node)
+
+    def preempt(self, pod: Any, budgets: Sequence[Budget]) -> Candidate:
+        """DefaultPreemption for a pod that fits nowhere: the node to free and the pods to
+        evict there (see ``_preemption``); raises :class:`NoPreemption` when none helps."""
+        facts = PodFacts.of(pod)
+        if facts.uid in self._cache.assumed:
+            self._cache.remove_pod(facts.uid)
+        status = pod.status
+        return find_preemption(
+            self._cache, facts, self.fits, budgets,
+            preemption_policy=pod.spec.preemption_policy,
+            nominated_node=status.nominated_node_name if status is not None else None)
+
+    def nominate(self, pod: Any, node: str) -> None:
+        """Hold room on ``node`` for ``pod`` until it is bound or :meth:`unnominate` d."""
+        self.nominated[PodFacts.of(pod).uid] = (PodFacts.of(pod), node)
+
+    def unnominate(self, uid: str) -> None:
+        self.nominated.pop(uid, None)
+
+    def _schedule(self, facts: PodFacts) -> str:
+        cache = self._cache
         if not cache.nodes:
             raise Unschedulable(NO_NODES, {}, 0)
         cycle = Cycle(facts, cache)
