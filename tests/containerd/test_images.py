@@ -113,3 +113,85 @@ async def test_pull_policies_and_missing_images(runtime: ContainerdRuntime,
         info = await runtime.pull_image(SB, ContainerSpec(name="c", image="busybox",
                                                           image_pull_policy=policy))
         assert info.ref == "docker.io/library/busybox:latest"
+
+
+async def _collect_garbage(rt: ContainerdRuntime) -> None:
+    """Run containerd's garbage collector now: deleting a lease with ``sync`` waits for a
+    full collection, which removes every blob and snapshot nothing references."""
+    from orchestra.runtime.containerd._gen import leases_pb2
+
+    lease = f"gc-{uuid.uuid4().hex[:8]}"
+    await rt.client.leases.Create(leases_pb2.CreateRequest(id=lease), metadata=rt.client.md())
+    await rt.client.leases.Delete(leases_pb2.DeleteRequest(id=lease, sync=True),
+                                  metadata=rt.client.md())
+
+
+def _fresh_image(busybox_archive: str, host: str) -> tuple[str, list[str], str]:
+    """Push busybox plus a layer of its own; returns (image, blob digests, top chain ID)."""
+    import json
+
+    from containerd_registry import read_archive
+
+    from orchestra.runtime.containerd import build_image_archive, build_layer
+    from orchestra.runtime.containerd._build import busybox_layer
+    from orchestra.runtime.containerd._content import chain_ids
+
+    tag = uuid.uuid4().hex[:8]
+    archive = os.path.join(os.path.dirname(busybox_archive), f"gc{tag}.tar")
+    build_image_archive(archive, f"gc:{tag}",
+                        [busybox_layer(), build_layer(files={"tag": tag.encode()})], cmd=["sh"])
+    repo = f"gc{tag}"
+    push_archive(host, repo, "1", archive)
+    index, blobs = read_archive(archive)
+    os.unlink(archive)
+    manifest_digest = index["manifests"][0]["digest"]
+    manifest = json.loads(blobs[manifest_digest])
+    config = json.loads(blobs[manifest["config"]["digest"]])
+    digests = [manifest_digest, manifest["config"]["digest"],
+               *(layer["digest"] for layer in manifest["layers"])]
+    return f"{host}/{repo}:1", digests, chain_ids(config["rootfs"]["diff_ids"])[-1]
+
+
+async def _assert_image_intact(rt: ContainerdRuntime, image: str, digests: list[str],
+                               chain: str) -> None:
+    from orchestra.runtime.containerd._content import has_blob, snapshot_exists
+
+    await _collect_garbage(rt)
+    assert [d for d in digests if not await has_blob(rt.client, d)] == []
+    assert await snapshot_exists(rt.client, rt.snapshotter, chain)
+    assert await _run(rt, image, "Never") == "pulled\n"
+
+
+async def test_a_pulled_image_survives_containerd_gc(runtime: ContainerdRuntime,
+                                                     busybox_archive: str,
+                                                     registry: tuple[str, str]) -> None:
+    image, digests, chain = _fresh_image(busybox_archive, registry[0])
+    await runtime.pull_image(SB, ContainerSpec(name="c", image=image))
+    await _assert_image_intact(runtime, image, digests, chain)
+
+
+async def test_blobs_already_held_get_the_pulls_gc_labels(runtime: ContainerdRuntime,
+                                                          busybox_archive: str,
+                                                          registry: tuple[str, str]) -> None:
+    """``ctr content fetch`` leaves the image's blobs in the namespace, unpacked nowhere:
+    the pull that unpacks them must add the config's reference to its snapshots, or the
+    GC removes the snapshots once the pull's lease is gone."""
+    import asyncio
+    import subprocess
+
+    image, digests, chain = _fresh_image(busybox_archive, registry[0])
+    await asyncio.to_thread(
+        subprocess.run, ["ctr", "-a", runtime.address, "-n", runtime.namespace, "content",
+                         "fetch", "--plain-http", image], check=True, capture_output=True,
+        timeout=60)
+    from orchestra.runtime.containerd._content import blob_info
+
+    config = await blob_info(runtime.client, digests[1])
+    assert config is not None and not any(k.startswith("containerd.io/gc.ref.snapshot")
+                                          for k in config.labels)
+    await runtime.pull_image(SB, ContainerSpec(name="c", image=image,
+                                               image_pull_policy="Always"))
+    config = await blob_info(runtime.client, digests[1])
+    assert config is not None
+    assert config.labels[f"containerd.io/gc.ref.snapshot.{runtime.snapshotter}"] == chain
+    await _assert_image_intact(runtime, image, digests, chain)

@@ -31,14 +31,22 @@ def descriptor(media_type: str, digest: str, size: int) -> types_pb2.Descriptor:
     return types_pb2.Descriptor(media_type=media_type, digest=digest, size=size)
 
 
-async def has_blob(client: Client, digest: str) -> bool:
+async def blob_info(client: Client, digest: str) -> content_pb2.Info | None:
+    """The blob's record in this namespace (size, labels), or None if it has none."""
     try:
-        await client.content.Info(content_pb2.InfoRequest(digest=digest), metadata=client.md())
+        resp = await client.content.Info(
+            content_pb2.InfoRequest(digest=digest), metadata=client.md()
+        )
     except grpc.aio.AioRpcError as exc:
         if is_not_found(exc):
-            return False
+            return None
         raise
-    return True
+    info: content_pb2.Info = resp.info
+    return info
+
+
+async def has_blob(client: Client, digest: str) -> bool:
+    return await blob_info(client, digest) is not None
 
 
 class DigestMismatch(Exception):
@@ -62,9 +70,10 @@ async def write_blob(
     between namespaces) is committed without reading ``source``. Raises
     :class:`DigestMismatch` when the bytes are not ``digest``."""
     md = client.md(lease)
-    if await has_blob(client, digest):
+    info = await blob_info(client, digest)
+    if info is not None:
         if labels:
-            await _label_blob(client, digest, labels)
+            await _label_blob(client, digest, labels, dict(info.labels))
         return
     ref = f"orchestra-{digest}"
     call = client.content.Write(metadata=md)
@@ -143,10 +152,33 @@ async def _abort(client: Client, ref: str) -> None:
         pass
 
 
-async def _label_blob(client: Client, digest: str, labels: Mapping[str, str]) -> None:
-    """Content.Update is not in our proto subset; existing blobs keep the labels they
-    were committed with, which for orchestra's own writes are the same labels."""
-    return None
+async def _label_blob(
+    client: Client,
+    digest: str,
+    labels: Mapping[str, str],
+    current: Mapping[str, str] | None = None,
+) -> None:
+    """Set ``labels`` on a blob this namespace already holds (Content.Update with one
+    ``labels.<key>`` path each, so its other labels stay). A blob written before (by
+    ``ctr content fetch``, an interrupted pull, an image whose layers were unpacked
+    under another snapshot chain) may lack the GC references that keep what the image
+    needs, its snapshots above all; without them containerd's GC removes those as soon
+    as the pull's lease goes."""
+    if current is None:
+        info = await blob_info(client, digest)
+        current = dict(info.labels) if info is not None else {}
+    missing = {k: v for k, v in labels.items() if current.get(k) != v}
+    if not missing:
+        return
+    from google.protobuf import field_mask_pb2
+
+    await client.content.Update(
+        content_pb2.UpdateRequest(
+            info=content_pb2.Info(digest=digest, labels=missing),
+            update_mask=field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in missing]),
+        ),
+        metadata=client.md(),
+    )
 
 
 async def read_blob(client: Client, digest: str) -> bytes:

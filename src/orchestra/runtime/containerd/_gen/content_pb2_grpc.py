@@ -41,6 +41,11 @@ class ContentStub:
                 request_serializer=content__pb2.InfoRequest.SerializeToString,
                 response_deserializer=content__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/containerd.services.content.v1.Content/Update',
+                request_serializer=content__pb2.UpdateRequest.SerializeToString,
+                response_deserializer=content__pb2.UpdateResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/containerd.services.content.v1.Content/Delete',
                 request_serializer=content__pb2.DeleteContentRequest.SerializeToString,
@@ -67,6 +72,12 @@ class ContentServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Info(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Update(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -103,6 +114,11 @@ def add_ContentServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=content__pb2.InfoRequest.FromString,
                     response_serializer=content__pb2.InfoResponse.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=content__pb2.UpdateRequest.FromString,
+                    response_serializer=content__pb2.UpdateResponse.SerializeToString,
             ),
             'Delete': grpc.unary_unary_rpc_method_handler(
                     servicer.Delete,
@@ -152,6 +168,33 @@ class Content:
             '/containerd.services.content.v1.Content/Info',
             content__pb2.InfoRequest.SerializeToString,
             content__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/containerd.services.content.v1.Content/Update',
+            content__pb2.UpdateRequest.SerializeToString,
+            content__pb2.UpdateResponse.FromString,
             options,
             channel_credentials,
             insecure,
