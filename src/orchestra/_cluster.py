@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import shutil
@@ -42,6 +44,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Informers
 from orchestra.loops._events import EventRecorder
 from orchestra.loops._nodes import NodeManager, setup_lifecycle
+from orchestra.loops._options import check_options
 from orchestra.net import Network, load_network
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
@@ -75,6 +78,13 @@ def _controller_setups() -> list[Callable[[Context], list[Runnable]]]:
     return [*_controllers.SETUPS, setup_lifecycle]
 
 
+_PARAMETERS = ("runtime", "nodes", "network", "clock", "name", "scheduler", "events",
+               "state_dir", "runtime_options", "network_options")
+# What works before start() and after stop(): everything else needs the running loops.
+_UNGUARDED = {"start", "stop", "store", "name", "clock", "options", "runtime", "network",
+              "nodes", "recorder"}
+
+
 class Cluster:
     """A Kubernetes-like cluster inside this process (see docs/api.md)."""
 
@@ -93,6 +103,11 @@ class Cluster:
         network_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
+        check_options(options, accepted=_PARAMETERS)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be an orchestra clock (oc.RealClock(), "
+                            f"oc.ScaledClock(speed), oc.ManualClock()), not "
+                            f"{type(clock).__name__}")
         self.name = name or f"c{uuid.uuid4().hex[:8]}"
         self.clock: Clock = clock or RealClock()
         self._runtime_arg = runtime
@@ -117,6 +132,7 @@ class Cluster:
         self._lock_fd: int | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
+        self._ever_started = False
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -189,6 +205,7 @@ class Cluster:
                 if not ready.done():
                     ready.set_result(None)
 
+        self._ever_started = True
         self._supervisor = asyncio.create_task(supervise(), name=f"orchestra-{self.name}")
         self._supervisor.add_done_callback(self._supervisor_done)
         await ready
@@ -249,6 +266,14 @@ class Cluster:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def _check_running(self, method: str) -> None:
+        if self._supervisor is None:
+            state = "has been stopped" if self._state_dir is None and self._ever_started \
+                else "is not started"
+            raise RuntimeError(
+                f"cluster {self.name} {state}: {method}() needs a running cluster; use "
+                f"'async with oc.Cluster(...) as cluster:' or 'await cluster.start()'")
 
     def __repr__(self) -> str:
         rt = self.runtime.name if self.runtime else self._runtime_arg
@@ -479,3 +504,30 @@ class Cluster:
 
 
 __all__ = ["Cluster", "NodeSpec", "to_object"]
+
+
+def _guard_methods(cls: type[Cluster]) -> None:
+    """Make every public method refuse to run on a cluster that is not running, with a
+    message that says how to start it (instead of hanging on loops that never run)."""
+
+    def guarded(name: str, fn: Any) -> Any:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def call_async(self: Cluster, *args: Any, **kwargs: Any) -> Any:
+                self._check_running(name)
+                return await fn(self, *args, **kwargs)
+            return call_async
+
+        @functools.wraps(fn)
+        def call(self: Cluster, *args: Any, **kwargs: Any) -> Any:
+            self._check_running(name)
+            return fn(self, *args, **kwargs)
+        return call
+
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or name in _UNGUARDED or not inspect.isfunction(fn):
+            continue
+        setattr(cls, name, guarded(name, fn))
+
+
+_guard_methods(Cluster)

@@ -92,3 +92,10 @@ class Invalid(OrchestraError):
     def paths(self) -> list[str]:
         """The failed field paths, in the order they were found."""
         return [e.path for e in self.errors]
+
+
+# Raised errors show as users name them (orchestra.Timeout, not orchestra._errors.Timeout):
+# in tracebacks, pytest reports and reprs. Each is importable under that name.
+for _error in (OrchestraError, NotFound, AlreadyExists, Conflict, Gone, Timeout, Forbidden,
+               TooManyRequests, RuntimeUnavailable, Invalid):
+    _error.__module__ = "orchestra"

@@ -33,7 +33,11 @@ class SyncCluster:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name="orchestra-sync")
         self._thread.start()
-        self._cluster: Cluster = self._call(self._make(args, kwargs))
+        try:
+            self._cluster: Cluster = self._call(self._make(args, kwargs))
+        except BaseException:
+            self._stop_loop()  # a refused argument must not leave the thread running
+            raise
         self._started = False
 
     @staticmethod
@@ -59,11 +63,14 @@ class SyncCluster:
         try:
             self.stop()
         finally:
-            if self._loop.is_running():
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._thread.join(timeout=10)
-            if not self._loop.is_running():
-                self._loop.close()
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
 
     def __enter__(self) -> SyncCluster:
         return self.start()

@@ -1,10 +1,11 @@
 """``Cluster.wait_for``: its conditions, the wait, and the explanation a Timeout carries.
 
-A condition is a Kubernetes condition type (checked in ``status.conditions``), a pod
-phase, ``"Deleted"`` or a callable. For workloads, ``"Available"`` and ``"Ready"`` mean
-what ``kubectl rollout status`` waits for: the controller has seen the current
-generation and every replica is updated and available (resp. ready) — not merely that
-the minimum availability is met.
+A condition is a Kubernetes condition type (checked in ``status.conditions``), a phase
+(of a Pod, PersistentVolumeClaim, PersistentVolume or Namespace), ``"Deleted"`` or a
+callable; a condition type the kind never has is refused at once. For workloads,
+``"Available"`` and ``"Ready"`` mean what ``kubectl rollout status`` waits for: the
+controller has seen the current generation and every replica is updated and available
+(resp. ready) — not merely that the minimum availability is met.
 """
 
 from __future__ import annotations
@@ -52,6 +53,51 @@ def _rollout_done(obj: Any, field: str) -> bool:
     return (updated or 0) >= want and have >= want and total <= want
 
 
+# The condition types (and phases) each kind's status can have, as Kubernetes writes
+# them; wait_for refuses others for these kinds, since such a wait could never end.
+# Kinds not listed (custom, Gateway API, ...) accept any condition type.
+CONDITIONS: dict[str, tuple[str, ...]] = {
+    "Pod": ("PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady",
+            "Ready", "DisruptionTarget", *PHASES),
+    "Deployment": ("Available", "Progressing", "ReplicaFailure", "Ready"),
+    "ReplicaSet": ("Available", "Ready", "ReplicaFailure"),
+    "StatefulSet": ("Available", "Ready"),
+    "DaemonSet": ("Available", "Ready"),
+    "Job": ("Complete", "Failed", "Suspended", "FailureTarget", "SuccessCriteriaMet"),
+    "Node": ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"),
+    "HorizontalPodAutoscaler": ("AbleToScale", "ScalingActive", "ScalingLimited"),
+    "PodDisruptionBudget": ("DisruptionAllowed",),
+    "PersistentVolumeClaim": ("Pending", "Bound", "Lost", "Resizing",
+                              "FileSystemResizePending", "ModifyVolumeError",
+                              "ModifyingVolume"),
+    "PersistentVolume": ("Pending", "Available", "Bound", "Released", "Failed"),
+    "Namespace": ("Active", "Terminating", "NamespaceDeletionDiscoveryFailure",
+                  "NamespaceDeletionGroupVersionParsingFailure",
+                  "NamespaceDeletionContentFailure", "NamespaceContentRemaining",
+                  "NamespaceFinalizersRemaining"),
+    "ConfigMap": (), "Secret": (), "Service": (), "Endpoints": (), "CronJob": (),
+}
+_PHASED = {"Pod": PHASES, "PersistentVolumeClaim": ("Pending", "Bound", "Lost"),
+           "PersistentVolume": ("Pending", "Available", "Bound", "Released", "Failed"),
+           "Namespace": ("Active", "Terminating")}
+
+
+def check_condition(kind: str, condition: object) -> None:
+    """Refuse, at once, a wait that can never end: a condition type ``kind`` never has."""
+    if callable(condition) or condition == "Deleted":
+        return
+    if not isinstance(condition, str):
+        raise TypeError(f"wait_for: a condition is a condition type, \"Deleted\" or a "
+                        f"callable, not {type(condition).__name__}")
+    known = CONDITIONS.get(kind)
+    if known is None or condition in known:
+        return
+    has = (f"its conditions are {', '.join(known)}" if known
+           else "it has no status conditions")
+    raise ValueError(f'wait_for: {kind} has no condition "{condition}"; {has} '
+                     '("Deleted" and a callable work for every kind)')
+
+
 def predicate(kind: str, condition: str | Callable[[Any], bool]) -> Callable[[Any], bool]:
     """``fn(obj_or_None) -> bool`` for ``wait_for``."""
     if callable(condition):
@@ -70,7 +116,7 @@ def predicate(kind: str, condition: str | Callable[[Any], bool]) -> Callable[[An
             return _rollout_done(obj, field)
 
         return workload
-    if kind == "Pod" and condition in PHASES:
+    if condition in _PHASED.get(kind, ()):
         return lambda obj: obj is not None and obj.status is not None and \
             obj.status.phase == condition
     return lambda obj: obj is not None and _condition_true(obj, condition)
@@ -115,6 +161,7 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
         raise ValueError(f"wait_for needs a name: {ref!r}")
     store = cluster.store
     ns = namespace if info.namespaced else None
+    check_condition(info.kind, condition)
     check = predicate(info.kind, condition)
     current = store.get_or_none(info.kind, obj_name, namespace=ns)
     if check(current):

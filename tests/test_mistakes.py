@@ -1,0 +1,87 @@
+"""Mistakes are caught at once, with a message that says what to do instead of a hang or
+a silently ignored argument."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+import orchestra as oc
+from orchestra.loops._options import OPTIONS
+
+SRC = Path(oc.__file__).resolve().parent
+
+
+def test_a_misspelt_option_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(TypeError, match=r"Cluster\(\) got an unexpected keyword argument "
+                       r"'kubelet_worker'; did you mean 'kubelet_workers'\?"):
+        oc.Cluster(kubelet_worker=4)
+    with pytest.raises(TypeError, match=r"'runtim'; did you mean 'runtime'\?"):
+        oc.Cluster(runtim="fake")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'zzz'$"):
+        oc.Cluster(zzz=1)
+    oc.Cluster(kubelet_workers=4, hpa_sync_period=1.0)  # known options are taken
+
+
+def test_sync_cluster_refuses_the_same_and_leaves_no_thread() -> None:
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(TypeError, match="did you mean 'nodes'"):
+        oc.SyncCluster(node=3)
+    assert {t.ident for t in threading.enumerate()} <= before
+
+
+def test_every_option_a_loop_reads_is_known() -> None:
+    """The table that check_options uses names every ``ctx.options`` read in the code."""
+    read = set()
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        read.update(re.findall(r'ctx\.options(?:\.get|\.setdefault)?\(\s*"(\w+)"', text))
+        read.update(re.findall(r'ctx\.options\[\s*"(\w+)"\s*\]', text))
+    assert read, "the scan found no option reads at all"
+    assert read <= set(OPTIONS), sorted(read - set(OPTIONS))
+
+
+def test_a_wrong_clock_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"clock must be an orchestra clock .* not float"):
+        oc.Cluster(clock=2.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_using_a_cluster_that_is_not_running_says_how_to_start_it() -> None:
+    cluster = oc.Cluster()
+    with pytest.raises(RuntimeError, match=r"is not started: apply\(\) needs a running "
+                       r"cluster; use 'async with oc.Cluster\(...\) as cluster:'"):
+        await cluster.apply("examples/web.yaml")
+    with pytest.raises(RuntimeError, match="is not started: describe"):
+        cluster.describe("pod/x")
+    async with cluster:
+        assert await cluster.list("pods") == []
+    with pytest.raises(RuntimeError, match=r"has been stopped: get\(\)"):
+        await cluster.get("pod/x")
+
+
+@pytest.mark.anyio
+async def test_wait_for_refuses_a_condition_the_kind_never_has() -> None:
+    async with oc.Cluster() as cluster:
+        with pytest.raises(ValueError, match=r'Job has no condition "Available"; its '
+                           r"conditions are Complete, Failed, .*SuccessCriteriaMet"):
+            await cluster.wait_for("job/x", "Available", timeout=1)
+        with pytest.raises(ValueError, match=r'ConfigMap has no condition "Ready"; it has '
+                           r"no status conditions"):
+            await cluster.wait_for("cm/x", "Ready", timeout=1)
+        await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "x"}})
+        await cluster.delete("cm/x")
+        await cluster.wait_for("cm/x", "Deleted", timeout=5)  # works for every kind
+        ns = await cluster.wait_for("ns/default", "Active", timeout=5)  # a phase
+        assert ns.status.phase == "Active"
+
+
+def test_errors_are_named_as_users_import_them() -> None:
+    assert repr(oc.Timeout("late")) == "Timeout('late')"
+    assert oc.Timeout.__module__ == "orchestra" and oc.Invalid.__module__ == "orchestra"
+    assert f"{type(oc.NotFound()).__module__}.{type(oc.NotFound()).__qualname__}" == \
+        "orchestra.NotFound"
