@@ -68,3 +68,26 @@ def test_process_quick() -> None:
         for figure in ("short_http", "short_http_keepalive", "bulk"):
             assert proxy[figure][f"{ref}_ratio"] > 0
         assert proxy["short_http"][f"{ref}_cpu_us_per_request"] > 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc for the proxies' CPU")
+def test_l7_quick() -> None:
+    result = _run("l7.py", "--quick")
+    paths = result["paths"]
+    assert isinstance(paths, dict)
+    for name in ("direct", "orchestra"):
+        p = paths[name]
+        assert p["keepalive_rps"] > 0 and p["newconn_rps"] > 0 and p["bulk_mb_s"] > 0
+        assert 0 < p["latency_ms"]["p50"] <= p["latency_ms"]["p99"]
+    o = paths["orchestra"]
+    assert o["cpu_us_per_request"] > 0
+    assert set(o["added_latency_ms"]) == {"p50", "p99"}
+    assert o["vs_direct"]["keepalive_rps"] == pytest.approx(
+        o["keepalive_rps"] / paths["direct"]["keepalive_rps"], abs=0.01)
+    refs = result["references"]
+    assert isinstance(refs, dict)
+    for ref in ("haproxy", "nginx"):
+        if shutil.which(ref):
+            assert ref in refs and ref in paths and f"vs_{ref}" in o
+        else:
+            assert refs[f"{ref}_missing"] == f"{ref} is not installed"

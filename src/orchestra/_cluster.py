@@ -39,6 +39,7 @@ from orchestra._statedir import (
     remove_leftovers,
 )
 from orchestra._store import Store
+from orchestra._traffic import access_log, ingress_endpoint, traffic_stats
 from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Informers
@@ -46,6 +47,7 @@ from orchestra.loops._events import EventRecorder
 from orchestra.loops._nodes import NodeManager, setup_lifecycle
 from orchestra.loops._options import check_options
 from orchestra.net import Network, load_network
+from orchestra.net.l7 import HttpProxy
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
 from orchestra.runtime import ExecResult, Runtime, load_runtime
@@ -125,6 +127,7 @@ class Cluster:
         self.recorder = EventRecorder(self.store, self.clock, enabled=events)
         self.runtime: Runtime | None = None
         self.network: Network | None = None
+        self.traffic: HttpProxy | None = None  # the L7 data plane (Ingress)
         self.nodes: NodeManager | None = None
         self._ctx: Context | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -183,8 +186,9 @@ class Cluster:
         await self._remove_leftovers()
         _admission.install(self.store, self.network)
         informers = Informers(self.store)
+        self.traffic = HttpProxy()
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
-                                  self.network, self.options)
+                                  self.network, self.options, traffic=self.traffic)
         self.nodes = NodeManager(ctx, self.runtime, self._state_dir)
         self.options.setdefault("metrics", self._pod_metrics)
         runnables: list[Runnable] = []
@@ -239,6 +243,12 @@ class Cluster:
 
     async def _close_backends(self) -> None:
         with anyio.CancelScope(shield=True):
+            traffic, self.traffic = self.traffic, None
+            if traffic is not None:
+                try:
+                    await traffic.close()
+                except Exception:
+                    log.exception("closing the L7 data plane failed")
             if self.runtime is not None:
                 try:
                     await self.runtime.close()
@@ -433,8 +443,21 @@ class Cluster:
         else:
             ref = service if "/" in str(service) else f"service/{service}"
             svc = self.store.get(ref, namespace=namespace)
+        if svc.kind == "Ingress":
+            return ingress_endpoint(self.traffic, svc, port)
         assert self.network is not None
         return self.network.endpoint(svc, port)
+
+    def traffic_stats(self, ref: Any = None, *, namespace: str = "default"
+                      ) -> dict[str, Any]:
+        """Per route (and per backend of it): requests, response codes, latency
+        percentiles, from the L7 data plane; ``ref`` (``"ingress/NAME"``) filters."""
+        return traffic_stats(self.traffic, self.store, ref, namespace)
+
+    def access_log(self, ref: Any = None, *, namespace: str = "default",
+                   tail: int | None = None) -> builtins.list[str]:
+        """The L7 data plane's recent access log lines (Envoy's default format)."""
+        return access_log(self.traffic, self.store, ref, namespace, tail)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ _ASYNC = {"apply", "create", "get", "list", "update", "patch", "delete", "edit",
           "scale", "rollout_history", "rollout_undo", "logs", "exec", "add_node", "cordon",
           "uncordon", "drain", "fail_node", "evict"}
 _PLAIN = {"endpoint", "describe", "events", "store", "name", "clock", "runtime", "network",
-          "nodes"}
+          "nodes", "traffic_stats", "access_log"}
 _ITER = {"watch", "stream_logs"}
 
 

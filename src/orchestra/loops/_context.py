@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orchestra.loops._engine import Informers
     from orchestra.loops._events import EventRecorder
     from orchestra.net import Network
+    from orchestra.net.l7 import HttpProxy
 
 Runnable = Callable[[], Coroutine[Any, Any, None]]
 
@@ -32,3 +33,5 @@ class Context:
     options: dict[str, Any] = field(default_factory=dict)
     # name -> Controller (for idle checks)
     controllers: dict[str, Any] = field(default_factory=dict)
+    # the L7 data plane that the traffic controllers (Ingress...) program
+    traffic: HttpProxy | None = None

@@ -10,6 +10,7 @@ from orchestra.loops import (
     _endpoints,
     _gc,
     _hpa,
+    _ingress,
     _job,
     _namespace,
     _replicaset,
@@ -30,4 +31,5 @@ SETUPS = [
     _statefulset.setup,
     _cronjob.setup,
     _hpa.setup,
+    _ingress.setup,
 ]

@@ -1,0 +1,62 @@
+"""The cluster's view of its L7 data plane: where an Ingress listens, and the data
+plane's counters and access log filtered by the object they were compiled from."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from orchestra.loops._ingress import HTTP_LISTENER, HTTPS_LISTENER
+from orchestra.loops._ingress_compile import route_prefix
+
+if TYPE_CHECKING:
+    from orchestra._store import Store
+    from orchestra.net.l7 import HttpProxy
+
+__all__ = ["access_log", "ingress_endpoint", "route_filter", "traffic_stats"]
+
+
+def ingress_endpoint(proxy: HttpProxy | None, ingress: Any,
+                     port: int | str | None) -> tuple[str, int]:
+    """Where the embedding process reaches ``ingress`` for its port 80 (HTTP, the
+    default) or 443 (HTTPS). ValueError while nothing serves it yet."""
+    name = f"{ingress.metadata.namespace or 'default'}/{ingress.metadata.name}"
+    if port in (None, 80, "80", "http"):
+        listener = HTTP_LISTENER
+    elif port in (443, "443", "https"):
+        listener = HTTPS_LISTENER
+    else:
+        raise ValueError(f"ingress {name} listens on ports 80 and 443, not {port!r}")
+    served = ingress.status is not None and ingress.status.load_balancer is not None \
+        and ingress.status.load_balancer.ingress
+    addr = proxy.address(listener) if proxy is not None else None
+    if not served or addr is None:
+        what = "HTTPS (no TLS certificate is served)" if listener == HTTPS_LISTENER \
+            and served else "traffic"
+        raise ValueError(f"ingress {name} does not serve {what} yet "
+                         "(status.loadBalancer is empty or no listener is up)")
+    return addr
+
+
+def route_filter(store: Store, ref: Any, namespace: str) -> str:
+    """The route-name prefix of the object ``ref`` names ("" for every route)."""
+    if ref is None:
+        return ""
+    from orchestra.objects._registry import parse_ref
+
+    info, name = parse_ref(ref)
+    if info.kind == "Ingress" and name:
+        return route_prefix(namespace, name)
+    raise ValueError(f"no traffic statistics for {info.kind}: name an ingress, or none")
+
+
+def traffic_stats(proxy: HttpProxy | None, store: Store, ref: Any,
+                  namespace: str) -> dict[str, Any]:
+    prefix = route_filter(store, ref, namespace)
+    return proxy.traffic_stats(prefix) if proxy is not None else {}
+
+
+def access_log(proxy: HttpProxy | None, store: Store, ref: Any, namespace: str,
+               tail: int | None) -> list[str]:
+    prefix = route_filter(store, ref, namespace)
+    lines = proxy.access_log(prefix) if proxy is not None else []
+    return lines[-tail:] if tail else lines
