@@ -16,6 +16,7 @@ from orchestra.loops import (
     _replicaset,
     _scheduling,
     _statefulset,
+    _ttlafterfinished,
 )
 
 SETUPS = [
@@ -32,4 +33,5 @@ SETUPS = [
     _cronjob.setup,
     _hpa.setup,
     _ingress.setup,
+    _ttlafterfinished.setup,
 ]

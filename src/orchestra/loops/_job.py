@@ -1,30 +1,64 @@
-"""The Job controller: runs pods to ``completions`` successes, ``parallelism`` at a
-time, and fails the Job after ``backoffLimit`` failed pods or past
-``activeDeadlineSeconds``, with Kubernetes' conditions (``Complete``, ``Failed`` with
-``BackoffLimitExceeded``/``DeadlineExceeded``; ``SuccessCriteriaMet``/``FailureTarget``
-first, as Kubernetes 1.31 does)."""
+"""The Job controller, as Kubernetes' (1.31+) runs it.
+
+- Pods carry the ``batch.kubernetes.io/job-tracking`` finalizer until the controller has
+  counted them: ``status.succeeded``/``failed`` (and ``completedIndexes``/
+  ``failedIndexes``) only grow, and the status is written before a finalizer is removed,
+  so no pod is counted twice or lost. Pods the controller deletes itself (suspension,
+  surplus) lose the finalizer first and are not counted as failures.
+- ``NonIndexed`` runs pods to ``completions`` successes (or, without completions, until
+  one succeeds and the rest finish), ``parallelism`` at a time. ``Indexed`` gives every
+  pod an index (annotation and label ``batch.kubernetes.io/job-completion-index``,
+  ``JOB_COMPLETION_INDEX``, hostname ``<job>-<index>``, name ``<job>-<index>-xxxxx``),
+  lowest pending indexes first.
+- Failures: ``backoffLimit`` (with OnFailure also container restarts),
+  ``activeDeadlineSeconds``, ``podFailurePolicy`` (FailJob, Ignore, Count, FailIndex),
+  ``backoffLimitPerIndex``/``maxFailedIndexes``. Failed pods are replaced after
+  Kubernetes' back-off (10 s doubling, 10 min cap; per index with
+  ``backoffLimitPerIndex``). ``podReplacementPolicy: Failed`` waits for a deleted pod to
+  be Failed before replacing it; ``status.terminating`` counts such pods.
+- Finishing: an interim ``FailureTarget`` or ``SuccessCriteriaMet`` condition (reason
+  and message as Kubernetes writes them) is written first; active pods are deleted; once
+  none is terminating, ``Failed`` or ``Complete`` follows (and ``completionTime``).
+- ``suspend`` deletes active pods and sets ``Suspended`` (``JobSuspended``); resuming
+  sets it False (``JobResumed``) and resets ``startTime``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._errors import NotFound, OrchestraError
+from orchestra._errors import Conflict, NotFound, OrchestraError
+from orchestra.loops import _jobpolicy as jp
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Expectations, Result, key_of, split_key
-from orchestra.loops._podutil import is_ready, pod_from_template
+from orchestra.loops._podutil import is_ready
 from orchestra.objects._base import format_time, parse_time
-from orchestra.objects._selector import Selector
+from orchestra.objects._batch import JOB_NAME_LABEL, format_indexes
 
 if TYPE_CHECKING:
     from orchestra.objects import Job, Pod
 
 COMPONENT = "job-controller"
+_COMPLETED = ("CompletionsReached", "Reached expected number of succeeded pods")
+
+
+def _finished(job: Job) -> bool:
+    return any(c.type in ("Complete", "Failed") and c.status == "True"
+               for c in (job.status.conditions or ())) if job.status else False
+
+
+def _cond(type_: str, status: str, reason: str, message: str, stamp: str) -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastProbeTime": stamp, "lastTransitionTime": stamp}
 
 
 class JobController:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.expectations = Expectations(ctx.clock)
+        # key -> (failures since the last success, time of the last failure): the pod
+        # failure back-off, kept in memory as Kubernetes' backoffRecordStore is.
+        self.backoff: dict[str, tuple[int, float]] = {}
         self.controller = Controller("job", self.reconcile, ctx.clock)
         ctx.informers["Job"].add_handler(lambda t, j, o: self.controller.enqueue(key_of(j)))
         ctx.informers["Pod"].add_handler(self._on_pod)
@@ -38,128 +72,401 @@ class JobController:
             self.expectations.observed_add(key)
         self.controller.enqueue(key)
 
+    # -- the sync --------------------------------------------------------------------------
+
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
         ns, name = split_key(key)
+        ns = ns or "default"
         found = cast("Job | None", store.get_or_none("Job", name, namespace=ns))
         if found is None or found.metadata.deletion_timestamp is not None:
+            self._release_orphans(ns, name, found)
+            self.backoff.pop(key, None)
             return None
         job = self._ensure_selector(found)
-        conds = {c.type: c for c in (job.status.conditions or ())} if job.status else {}
-        if any(c in conds and conds[c].status == "True" for c in ("Complete", "Failed")):
+        if _finished(job):
+            self.backoff.pop(key, None)
             return None
+        return self._sync(key, job)
+
+    def _sync(self, key: str, job: Job) -> Result | None:
+        spec, old = job.spec, job.status
         now = self.ctx.clock.now()
-        pods = [cast("Pod", p) for p in store.list_owned(job.uid) if p.kind == "Pod"]
-        succeeded = sum(1 for p in pods if p.status and p.status.phase == "Succeeded")
-        failed = sum(1 for p in pods if p.status and p.status.phase == "Failed")
-        active = [p for p in pods if p.metadata.deletion_timestamp is None and not (
-            p.status and p.status.phase in ("Succeeded", "Failed"))]
-        completions = job.spec.completions
-        parallelism = job.spec.parallelism if job.spec.parallelism is not None else 1
-        backoff = job.spec.backoff_limit if job.spec.backoff_limit is not None else 6
-        start = job.status.start_time if job.status and job.status.start_time else None
-        start = start or format_time(now)
-        failure: tuple[str, str] | None = None
-        if failed > backoff:
-            failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        elif job.spec.active_deadline_seconds is not None and \
-                now - parse_time(start) >= job.spec.active_deadline_seconds:
-            failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
-        done = (succeeded >= completions) if completions is not None else (
-            succeeded > 0 and not active)
-        requeue: float | None = None
-        if failure is not None or done:
-            for p in active:
-                try:
-                    store.delete("Pod", p.metadata.name, namespace=ns)
-                except NotFound:
-                    pass
-            active = []
-        elif not job.spec.suspend and self.expectations.satisfied(key):
-            want = parallelism if completions is None else min(parallelism,
-                                                               completions - succeeded)
-            missing = want - len(active)
-            if missing > 0:
-                self.expectations.expect(key, adds=missing)
-                for _ in range(missing):
-                    pod = pod_from_template(job.spec.template, namespace=ns,
-                                            generate_name=f"{name}-", owner=job,
-                                            extra_labels={"batch.kubernetes.io/job-name": name,
-                                                          "job-name": name,
-                                                          "controller-uid": job.uid,
-                                                          "batch.kubernetes.io/controller-uid":
-                                                          job.uid})
-                    try:
-                        new = store.create(pod)
-                    except OrchestraError as exc:
-                        self.expectations.observed_add(key)
-                        self.ctx.recorder.event(job, "Warning", "FailedCreate",
-                                                f"Error creating: {exc}", component=COMPONENT)
-                        requeue = 10.0
-                        break
-                    self.ctx.recorder.event(job, "Normal", "SuccessfulCreate",
-                                            f"Created pod: {new.metadata.name}",
-                                            component=COMPONENT)
-            if job.spec.active_deadline_seconds is not None:
-                requeue = max(0.001, parse_time(start) + job.spec.active_deadline_seconds - now)
-        self._status(job, start, now, len(active), succeeded, failed,
-                     sum(1 for p in active if is_ready(p)), failure, done)
-        return Result(requeue_after=requeue) if requeue is not None else None
-
-    def _ensure_selector(self, job: Job) -> Job:
-        if job.spec.selector is not None and not job.spec.manual_selector and (
-                job.spec.template.metadata and job.spec.template.metadata.labels
-                and job.spec.template.metadata.labels.get("batch.kubernetes.io/controller-uid")):
-            return job
-        if job.spec.manual_selector:
-            return job
-        from orchestra.objects import Job
-
-        d = job.to_dict()
-        uid = job.metadata.uid
-        labels = {"batch.kubernetes.io/controller-uid": uid, "controller-uid": uid,
-                  "batch.kubernetes.io/job-name": job.metadata.name,
-                  "job-name": job.metadata.name}
-        tmeta = d["spec"]["template"].setdefault("metadata", {})
-        tmeta["labels"] = {**tmeta.get("labels", {}), **labels}
-        d["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-        return cast("Job", self.ctx.store.update(Job.model_validate(d)))
-
-    def _status(self, job: Job, start: str, now: float, active: int, succeeded: int,
-                failed: int, ready: int, failure: tuple[str, str] | None, done: bool) -> None:
-        from orchestra.objects import JobStatus
-
         stamp = format_time(now)
-        status: dict[str, Any] = {"startTime": start, "active": active or None,
-                                  "succeeded": succeeded or None, "failed": failed or None,
-                                  "ready": ready, "terminating": 0,
-                                  "uncountedTerminatedPods": {}}
-        conds = [c.to_dict() for c in (job.status.conditions or ())] if job.status else []
-        if failure is not None:
-            reason, message = failure
-            conds += [
-                {"type": "FailureTarget", "status": "True", "reason": reason,
-                 "message": message, "lastProbeTime": stamp, "lastTransitionTime": stamp},
-                {"type": "Failed", "status": "True", "reason": reason, "message": message,
-                 "lastProbeTime": stamp, "lastTransitionTime": stamp}]
-            self.ctx.recorder.event(job, "Warning", reason, message, component=COMPONENT)
-        elif done:
-            conds += [
-                {"type": "SuccessCriteriaMet", "status": "True",
-                 "reason": "CompletionsReached", "message": "Reached expected number of "
-                 "succeeded pods", "lastProbeTime": stamp, "lastTransitionTime": stamp},
-                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                 "message": "Reached expected number of succeeded pods",
-                 "lastProbeTime": stamp, "lastTransitionTime": stamp}]
-            status["completionTime"] = stamp
-            self.ctx.recorder.event(job, "Normal", "Completed", "Job completed",
-                                    component=COMPONENT)
+        pods = [cast("Pod", p) for p in self.ctx.store.list_owned(job.uid) if p.kind == "Pod"]
+        indexed = spec.completion_mode == "Indexed"
+        completions = spec.completions
+        per_index = spec.backoff_limit_per_index
+        satisfied = self.expectations.satisfied(key)
+
+        def valid(p: Pod) -> bool:
+            ix = jp.completion_index(p)
+            return not indexed or (ix is not None and ix < (completions or 0))
+
+        new_ok = [p for p in pods if jp.tracked(p) and jp.succeeded(p) and valid(p)]
+        new_bad = [p for p in pods if jp.tracked(p) and jp.counts_as_failed(p, job)
+                   and valid(p)]
+        matches = {p.metadata.uid: jp.match_failure_policy(job, p) for p in new_bad}
+        counted_failed = (old.failed if old else 0) or 0
+        # Decisions see every failed pod; the status counts a pod once it is released.
+        failed = counted_failed + sum(1 for p in new_bad if matches[p.metadata.uid].count)
+        succeeded = ((old.succeeded if old else 0) or 0) + len(new_ok)
+        self._record_backoff(key, new_ok, new_bad, now)
+        suspended = bool(spec.suspend)
+        start = old.start_time if old else None
+        if start is None and not suspended:
+            start = stamp
+        conds = [c.to_dict() for c in (old.conditions or ())] if old else []
+        by_type = {c["type"]: c for c in conds}
+        requeue: list[float] = []
+
+        # The finish condition, in Kubernetes' order of precedence.
+        finish: tuple[str, str, str] | None = None
+        if by_type.get("SuccessCriteriaMet", {}).get("status") == "True":
+            c = by_type["SuccessCriteriaMet"]
+            finish = ("SuccessCriteriaMet", c.get("reason", ""), c.get("message", ""))
+        elif by_type.get("FailureTarget", {}).get("status") == "True":
+            c = by_type["FailureTarget"]
+            finish = ("FailureTarget", c.get("reason", ""), c.get("message", ""))
+        else:
+            for p in pods:
+                if jp.counts_as_failed(p, job):
+                    msg = jp.match_failure_policy(job, p).message
+                    if msg is not None:
+                        finish = ("FailureTarget", "PodFailurePolicy", msg)
+                        break
+        backoff_limit = spec.backoff_limit if spec.backoff_limit is not None else 6
+        if finish is None:
+            if failed > backoff_limit or jp.past_backoff_on_failure(job, pods, backoff_limit):
+                finish = ("FailureTarget", "BackoffLimitExceeded",
+                          "Job has reached the specified backoff limit")
+            elif spec.active_deadline_seconds is not None and start and not suspended:
+                left = parse_time(start) + spec.active_deadline_seconds - now
+                if left <= 0:
+                    finish = ("FailureTarget", "DeadlineExceeded",
+                              "Job was active longer than specified deadline")
+                else:
+                    requeue.append(left)
+        done_ix: frozenset[int] = frozenset()
+        failed_ix: frozenset[int] | None = None
+        if indexed:
+            size = completions or 0
+            done_ix = jp.indexes_in(old.completed_indexes if old else None, size) | {
+                cast("int", jp.completion_index(p)) for p in new_ok}
+            succeeded = len(done_ix)
+            if per_index is not None:
+                failed_ix = jp.indexes_in(old.failed_indexes if old else None, size)
+                for p in new_bad:
+                    ix = cast("int", jp.completion_index(p))
+                    m = matches[p.metadata.uid]
+                    if ix not in done_ix and (m.action == "FailIndex" or (
+                            m.count and jp.annotation_int(
+                                p, jp.FAILURE_COUNT_ANNOTATION) >= per_index)):
+                        failed_ix = failed_ix | {ix}
+                if finish is None and spec.max_failed_indexes is not None and \
+                        len(failed_ix) > spec.max_failed_indexes:
+                    finish = ("FailureTarget", "MaxFailedIndexesExceeded",
+                              "Job has exceeded the specified maximal number of failed "
+                              "indexes")
+                elif finish is None and failed_ix and len(failed_ix | done_ix) >= size:
+                    finish = ("FailureTarget", "FailedIndexes", "Job has failed indexes")
+            if finish is None:
+                msg = jp.success_policy_message(job, done_ix)
+                if msg is not None:
+                    finish = ("SuccessCriteriaMet", "SuccessPolicy", msg)
+
+        active = [p for p in pods if jp.active(p)]
+        n_terminating = sum(1 for p in pods if jp.terminating(p))
+        ready = sum(1 for p in active if is_ready(p))
+        released: set[str] = set()
+        can_finish = False
+        if finish is not None:
+            gone = self._delete(job, active, keep_finalizer=True)
+            can_finish = gone == len(active) and satisfied
+            n_terminating += gone
+            ready = 0
+            active = []
+        else:
+            if satisfied:
+                active, ready, extra = self._manage(key, job, pods, active, ready, succeeded,
+                                                   done_ix, failed_ix, released, now, requeue)
+                n_terminating += extra
+            complete = (succeeded > 0 if completions is None else succeeded >= completions)
+            if complete and not active:
+                finish = ("SuccessCriteriaMet", *_COMPLETED)
+                can_finish = True
+            elif satisfied:
+                start = self._suspension(job, by_type, conds, suspended, start, stamp)
+
+        # Count: every tracked pod that has finished (or, when the Job fails, every one).
+        failing = finish is not None and finish[0] == "FailureTarget"
+        delayed = jp.delayed_per_index(job, pods, done_ix, failed_ix) if per_index is not None \
+            and finish is None else set()
+        to_release: list[Pod] = []
+        for p in pods:
+            if not jp.tracked(p) or p.metadata.uid in released:
+                continue
+            bad = jp.counts_as_failed(p, job)
+            if finish is None and not jp.succeeded(p) and not bad:
+                continue
+            if finish is None and p.metadata.uid in delayed:
+                continue
+            to_release.append(p)
+            seen = matches.get(p.metadata.uid)
+            if seen is not None and seen.count:
+                counted_failed += 1
+            elif failing and not bad and not jp.succeeded(p) and valid(p):
+                counted_failed += 1  # still running when the Job failed: a failure
+        if finish is not None:
+            type_, reason, message = finish
+            if not by_type.get(type_):
+                conds.append(_cond(type_, "True", reason, message, stamp))
+        status: dict[str, Any] = {
+            "startTime": start, "active": len(active) or None,
+            "succeeded": succeeded or None, "failed": counted_failed or None,
+            "ready": ready, "terminating": n_terminating, "uncountedTerminatedPods": {}}
+        if indexed:
+            status["completedIndexes"] = format_indexes(done_ix) or None
+            if failed_ix is not None:
+                status["failedIndexes"] = format_indexes(failed_ix)
+        done_now = finish is not None and can_finish and n_terminating == 0
+        if done_now:
+            assert finish is not None
+            final = "Failed" if finish[0] == "FailureTarget" else "Complete"
+            conds.append(_cond(final, "True", finish[1], finish[2], stamp))
+            if final == "Complete":
+                status["completionTime"] = stamp
         if conds:
             status["conditions"] = conds
-        status = {k: v for k, v in status.items() if v is not None}
-        new = JobStatus.model_validate(status)
+        self._write(job, status)
+        for p in to_release:
+            self._release(p)
+        if done_now:
+            assert finish is not None
+            if finish[0] == "FailureTarget":
+                self.ctx.recorder.event(job, "Warning", finish[1], finish[2],
+                                        component=COMPONENT)
+            else:
+                self.ctx.recorder.event(job, "Normal", "Completed", "Job completed",
+                                        component=COMPONENT)
+        if requeue:
+            return Result(requeue_after=max(0.001, min(requeue)))
+        return None
+
+    # -- pods ------------------------------------------------------------------------------
+
+    def _manage(self, key: str, job: Job, pods: list[Pod], active: list[Pod], ready: int,
+                succeeded: int, done_ix: frozenset[int], failed_ix: frozenset[int] | None,
+                released: set[str], now: float, requeue: list[float]
+                ) -> tuple[list[Pod], int, int]:
+        """Kubernetes' manageJob: returns the active pods, ready count and how many pods
+        it started deleting."""
+        spec = job.spec
+        if spec.suspend:
+            gone = self._delete(job, active, keep_finalizer=False, released=released)
+            return [], 0, gone
+        parallelism = spec.parallelism if spec.parallelism is not None else 1
+        if spec.completions is None:
+            want = len(active) if succeeded > 0 else parallelism
+        else:
+            want = max(0, min(spec.completions - succeeded, parallelism))
+        surplus = jp.surplus(job, active, max(0, len(active) - want))
+        if surplus:
+            gone = self._delete(job, surplus, keep_finalizer=False, released=released)
+            left = [p for p in active if p.metadata.uid not in released]
+            return left, sum(1 for p in left if is_ready(p)), gone
+        waiting = sum(1 for p in pods if jp.terminating(p)) if jp.only_replace_failed(job) else 0
+        diff = want - waiting - len(active)
+        if diff <= 0:
+            return active, ready, 0
+        indexes: list[int | None] = [None] * diff
+        notes: dict[int, dict[str, str]] = {}
+        if spec.completion_mode == "Indexed":
+            busy = {jp.completion_index(p) for p in pods if jp.active(p) or (
+                jp.only_replace_failed(job) and jp.terminating(p))}
+            skip = done_ix | (failed_ix or frozenset())
+            pending = [i for i in range(spec.completions or 0) if i not in skip
+                       and i not in busy][:diff]
+            if spec.backoff_limit_per_index is not None:
+                pending, wait = self._index_backoff(job, pods, pending, notes, now)
+                if wait > 0:
+                    requeue.append(wait)
+            indexes = list(pending)
+        else:
+            failures, last = self.backoff.get(key, (0, 0.0))
+            wait = jp.backoff_remaining(failures, last, now)
+            if wait > 0:
+                requeue.append(wait)
+                return active, ready, 0
+        if not indexes:
+            return active, ready, 0
+        self.expectations.expect(key, adds=len(indexes))
+        created = list(active)
+        for ix in indexes:
+            new = self._create(key, job, ix, notes.get(ix, {}) if ix is not None else {})
+            if new is None:
+                requeue.append(10.0)
+                break
+            created.append(new)
+        return created, ready, 0
+
+    def _index_backoff(self, job: Job, pods: list[Pod], pending: list[int],
+                       notes: dict[int, dict[str, str]], now: float
+                       ) -> tuple[list[int], float]:
+        """Per index: the failure counts the new pod carries, and the back-off after
+        the index's last failed pod."""
+        last: dict[int, Pod] = {}
+        for p in pods:
+            ix = jp.completion_index(p)
+            if ix is not None and jp.counts_as_failed(p, job) and (
+                    ix not in last or jp.created(p) > jp.created(last[ix])):
+                last[ix] = p
+        ready_now: list[int] = []
+        waits: list[float] = []
+        for ix in pending:
+            prev = last.get(ix)
+            if prev is None:
+                ready_now.append(ix)
+                continue
+            m = jp.match_failure_policy(job, prev)
+            count = jp.annotation_int(prev, jp.FAILURE_COUNT_ANNOTATION) + int(m.count)
+            ignored = jp.annotation_int(prev, jp.IGNORED_COUNT_ANNOTATION) + int(not m.count)
+            notes[ix] = {jp.FAILURE_COUNT_ANNOTATION: str(count)}
+            if ignored:
+                notes[ix][jp.IGNORED_COUNT_ANNOTATION] = str(ignored)
+            wait = jp.backoff_remaining(count + ignored, jp.finish_time(prev, now), now)
+            if wait > 0:
+                waits.append(wait)
+            else:
+                ready_now.append(ix)
+        if ready_now:
+            return ready_now, 0.0
+        return [], min(waits) if waits else 0.0
+
+    def _create(self, key: str, job: Job, index: int | None,
+                notes: dict[str, str]) -> Pod | None:
+        from orchestra.objects import Pod
+
+        try:
+            pod = Pod.model_validate(jp.pod_manifest(job, index, notes))
+            new = cast("Pod", self.ctx.store.create(pod))
+        except OrchestraError as exc:
+            self.expectations.observed_add(key)
+            self.ctx.recorder.event(job, "Warning", "FailedCreate", f"Error creating: {exc}",
+                                    component=COMPONENT)
+            return None
+        self.ctx.recorder.event(job, "Normal", "SuccessfulCreate",
+                                f"Created pod: {new.metadata.name}", component=COMPONENT)
+        return new
+
+    def _delete(self, job: Job, pods: list[Pod], *, keep_finalizer: bool,
+                released: set[str] | None = None) -> int:
+        """Delete ``pods``; without ``keep_finalizer`` they are released first, so they
+        never count (suspension, surplus). Returns how many deletions went through."""
+        gone = 0
+        for p in pods:
+            if not keep_finalizer:
+                self._release(p)
+                if released is not None:
+                    released.add(p.metadata.uid or "")
+            try:
+                self.ctx.store.delete("Pod", p.metadata.name, namespace=p.metadata.namespace)
+            except NotFound:
+                pass
+            else:
+                self.ctx.recorder.event(job, "Normal", "SuccessfulDelete",
+                                        f"Deleted pod: {p.metadata.name}",
+                                        component=COMPONENT)
+            gone += 1
+        return gone
+
+    def _release(self, pod: Pod) -> None:
+        """Remove the tracking finalizer (re-reading the pod; a gone pod is fine)."""
+        for _ in range(5):
+            cur = cast("Pod | None", self.ctx.store.get_or_none(
+                "Pod", pod.metadata.name, namespace=pod.metadata.namespace))
+            if cur is None or cur.metadata.uid != pod.metadata.uid or not jp.tracked(cur):
+                return
+            kept = tuple(f for f in cur.metadata.finalizers or ()
+                         if f != jp.TRACKING_FINALIZER)
+            meta = cur.metadata.model_copy(update={"finalizers": kept or None})
+            try:
+                self.ctx.store.update(cur.model_copy(update={"metadata": meta}))
+                return
+            except Conflict:
+                continue
+            except NotFound:
+                return
+
+    def _release_orphans(self, ns: str, name: str, job: Job | None) -> None:
+        """Pods of a deleted (or deleting) Job lose their tracking finalizer."""
+        if job is not None:
+            pods = [p for p in self.ctx.store.list_owned(job.uid) if p.kind == "Pod"]
+        else:
+            pods = [p for p in self.ctx.store.list("Pod", namespace=ns,
+                                                    selector=f"{JOB_NAME_LABEL}={name}")]
+        for p in pods:
+            pod = cast("Pod", p)
+            ref = pod.metadata.controller_ref()
+            if ref is not None and ref.kind == "Job" and ref.name == name and jp.tracked(pod):
+                self._release(pod)
+
+    def _record_backoff(self, key: str, ok: list[Pod], bad: list[Pod], now: float) -> None:
+        failures, last = self.backoff.get(key, (0, 0.0))
+        if ok:
+            latest_ok = max(jp.finish_time(p, now) for p in ok)
+            later = [jp.finish_time(p, now) for p in bad if jp.finish_time(p, now) > latest_ok]
+            failures, last = len(later), max(later, default=0.0)
+        elif bad:
+            failures += len(bad)
+            last = max(last, *(jp.finish_time(p, now) for p in bad))
+        self.backoff[key] = (failures, last)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def _suspension(self, job: Job, by_type: dict[str, dict[str, Any]],
+                    conds: list[dict[str, Any]], suspended: bool, start: str | None,
+                    stamp: str) -> str | None:
+        """The Suspended condition and its events; resuming resets ``startTime``."""
+        cur = by_type.get("Suspended")
+        if suspended:
+            want = ("True", "JobSuspended", "Job suspended")
+        elif cur is not None:
+            want = ("False", "JobResumed", "Job resumed")
+        else:
+            return start
+        if cur is not None and (cur.get("status"), cur.get("reason"),
+                                cur.get("message")) == want:
+            return start
+        new = _cond("Suspended", *want, stamp)
+        if cur is not None:
+            conds[conds.index(cur)] = new
+        else:
+            conds.append(new)
+        by_type["Suspended"] = new
+        if suspended:
+            self.ctx.recorder.event(job, "Normal", "Suspended", "Job suspended",
+                                    component=COMPONENT)
+            return start
+        self.ctx.recorder.event(job, "Normal", "Resumed", "Job resumed", component=COMPONENT)
+        return stamp
+
+    def _write(self, job: Job, status: dict[str, Any]) -> None:
+        from orchestra.objects import JobStatus
+
+        new = JobStatus.model_validate({k: v for k, v in status.items() if v is not None})
         if job.status != new:
             self.ctx.store.update(job.model_copy(update={"status": new}))
+
+    def _ensure_selector(self, job: Job) -> Job:
+        if job.spec.manual_selector or (
+                job.spec.selector is not None and job.spec.template.metadata
+                and job.spec.template.metadata.labels
+                and job.spec.template.metadata.labels.get("batch.kubernetes.io/controller-uid")):
+            return job
+        from orchestra.objects._batch import generate_job_selector
+
+        return cast("Job", self.ctx.store.update(generate_job_selector(job)))
 
 
 def setup(ctx: Context) -> list[Runnable]:
@@ -168,4 +475,4 @@ def setup(ctx: Context) -> list[Runnable]:
     return [c.controller.run]
 
 
-__all__ = ["Selector", "setup"]
+__all__ = ["setup"]

@@ -306,6 +306,7 @@ class NodeAgent(_ContainerStarts):
                           if pod.metadata.deletion_grace_period_seconds is not None
                           else pod.spec.termination_grace_period_seconds or 30)
             await self._stop_all(pod, st, grace=grace)
+            self._write_terminal_status(pod, st)
             await self._teardown(st, grace=0.0)
             self.pods.pop(st.key, None)
         try:
@@ -313,6 +314,14 @@ class NodeAgent(_ContainerStarts):
                               grace_period_seconds=0)
         except NotFound:
             pass
+
+    def _write_terminal_status(self, pod: Pod, st: PodState) -> None:
+        """A deleted pod that a finalizer keeps (a Job's) gets its terminal phase and
+        exit codes, as the kubelet writes them before the pod goes."""
+        cur = cast("Pod | None", self.store.get_or_none(
+            "Pod", pod.metadata.name, namespace=pod.metadata.namespace))
+        if cur is not None and cur.metadata.uid == st.uid and cur.metadata.finalizers:
+            self._write_status(cur, st)
 
     async def _leave_endpoints(self, pod: Pod, st: PodState) -> None:
         """Wait (bounded) until no Endpoints routes to this pod, so that SIGTERM never
