@@ -10,9 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+MAX_MESSAGE = 4096
+"""Longest message an error carries: past it, the middle is cut (``...``), so that no
+input, however large, makes an error message large."""
+
+
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = MAX_MESSAGE // 2 - 16
+    return f"{text[:half]} ...({len(text) - 2 * half} characters cut)... {text[-half:]}"
+
 
 class OrchestraError(Exception):
-    """Base of every error orchestra raises on purpose."""
+    """Base of every error orchestra raises on purpose. Its message is at most
+    :data:`MAX_MESSAGE` characters long."""
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str) and len(args[0]) > MAX_MESSAGE:
+            args = (_bounded(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class NotFound(OrchestraError):
@@ -78,15 +95,22 @@ class Invalid(OrchestraError):
     and with several errors ``... is invalid: [spec.replicas: ..., spec.selector: ...]``.
     """
 
-    def __init__(self, what: str, errors: Sequence[FieldError] | str) -> None:
+    def __init__(self, what: str, errors: Sequence[FieldError] | str, *,
+                 message: str | None = None) -> None:
         if isinstance(errors, str):
             errors = [FieldError("", errors)]
         self.what = what
         self.errors: list[FieldError] = list(errors)
-        # Several errors read as the API server's aggregate: "[first, second]", each once.
-        messages = list(dict.fromkeys(str(e) for e in self.errors))
-        detail = f"[{', '.join(messages)}]" if len(messages) > 1 else "".join(messages)
-        super().__init__(f"{what} is invalid: {detail}" if what else detail)
+        if message is None:
+            # Several errors read as the API server's aggregate: "[first, second]", each
+            # once; past _MAX_LISTED, the rest are counted, not listed.
+            messages = list(dict.fromkeys(_bounded_part(str(e)) for e in self.errors))
+            if len(messages) > _MAX_LISTED:
+                rest = len(messages) - _MAX_LISTED
+                messages = [*messages[:_MAX_LISTED], f"and {rest} more errors"]
+            detail = f"[{', '.join(messages)}]" if len(messages) > 1 else "".join(messages)
+            message = f"{what} is invalid: {detail}" if what else detail
+        super().__init__(message)
 
     @property
     def paths(self) -> list[str]:
@@ -99,3 +123,11 @@ class Invalid(OrchestraError):
 for _error in (OrchestraError, NotFound, AlreadyExists, Conflict, Gone, Timeout, Forbidden,
                TooManyRequests, RuntimeUnavailable, Invalid):
     _error.__module__ = "orchestra"
+
+
+_MAX_LISTED = 20
+_MAX_PART = 1024
+
+
+def _bounded_part(text: str) -> str:
+    return text if len(text) <= _MAX_PART else f"{text[:_MAX_PART - 3]}..."

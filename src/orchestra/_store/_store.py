@@ -59,6 +59,7 @@ from orchestra._store._rules import (
 )
 from orchestra._store._watch import Watch, WatchEvent, _Change
 from orchestra.objects._base import KindInfo, KubeObject, LabelSelector
+from orchestra.objects._messages import invalid, truncate
 from orchestra.objects._registry import kind_info, to_object
 from orchestra.objects._selector import FieldSelector, Selector
 
@@ -247,8 +248,8 @@ class Store(_Deletion):
             name = self._generate_name(table, ns or "", meta.generate_name)
         error = info.name_check(name)
         if error is not None:
-            raise Invalid(_what(info, name), [FieldError(
-                "metadata.name", f'Invalid value: "{name}": {error}')])
+            raise Invalid(_what(info, truncate(name)), [FieldError(
+                "metadata.name", invalid(name, error))])
         if ns is not None:
             ns_obj = self._namespaces.objects.get(("", ns))
             if ns_obj is None:

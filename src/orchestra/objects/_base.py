@@ -14,12 +14,14 @@ Invariants, relied on by the store to hand out shared snapshots without copying:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Self, TypeVar, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,10 +34,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
-from orchestra.objects._field_errors import fail, invalid_from
-from orchestra.objects._messages import invalid
+from orchestra._errors import FieldError, Invalid
+from orchestra.objects._decode import DecodeError, plain
+from orchestra.objects._field_errors import INT_RANGE_MARK, describe_kind, fail, invalid_from
+from orchestra.objects._messages import int_text, invalid
 from orchestra.objects._names import dns1123_subdomain_error, label_key_error, label_value_error
 
+_json_dumps = json.dumps
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -118,8 +123,66 @@ def _thaw_value(v: Any) -> Any:
     return v
 
 
+# ---------------------------------------------------------------------------
+# Integer widths: Kubernetes' int32 fields refuse what does not fit 32 bits, every other
+# integer field what does not fit 64, as the API server's JSON decoder does.
+
+INT32_FIELDS = frozenset({
+    "replicas", "min_ready_seconds", "revision_history_limit", "progress_deadline_seconds",
+    "parallelism", "completions", "backoff_limit", "backoff_limit_per_index",
+    "max_failed_indexes", "ttl_seconds_after_finished", "successful_jobs_history_limit",
+    "failed_jobs_history_limit", "container_port", "host_port", "port", "node_port",
+    "health_check_node_port", "number", "initial_delay_seconds", "timeout_seconds",
+    "period_seconds", "success_threshold", "failure_threshold", "default_mode", "mode",
+    "min_replicas", "max_replicas", "current_replicas", "desired_replicas",
+    "average_utilization", "current_average_utilization",
+    "target_cpu_utilization_percentage", "current_cpu_utilization_percentage",
+    "stabilization_window_seconds", "value", "weight", "priority", "exit_code",
+    "restart_count", "partition", "updated_replicas", "ready_replicas",
+    "available_replicas", "unavailable_replicas", "fully_labeled_replicas",
+    "terminating_replicas", "collision_count", "number_ready", "current_number_scheduled",
+    "desired_number_scheduled", "number_misscheduled", "number_available",
+    "number_unavailable", "updated_number_scheduled", "active", "succeeded", "failed",
+    "ready", "terminating", "expected_pods", "current_healthy", "desired_healthy",
+    "disruptions_allowed", "start", "signal",
+})
+"""Fields (snake_case) that Kubernetes declares ``int32``; other ``int`` fields are int64."""
+
+
+def _int_range(bits: int) -> Callable[[int], int]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def check(v: int) -> int:
+        if low <= v <= high:
+            return v
+        raise ValueError(f"{INT_RANGE_MARK}{bits}:{int_text(v)}")
+
+    return check
+
+
+Int32 = Annotated[int, AfterValidator(_int_range(32))]
+Int64 = Annotated[int, AfterValidator(_int_range(64))]
+
+
+def _bound_ints(cls: type) -> None:
+    """Give every plain ``int`` field of ``cls`` its Kubernetes width (before pydantic
+    reads the annotations)."""
+    # (the class's own dict, edited in place: inspect.get_annotations returns a copy)
+    annotations = cls.__dict__.get("__annotations__")  # noqa: RUF063
+    if not annotations:
+        return
+    for name, annotation in list(annotations.items()):
+        if annotation in ("int", "int | None", int):
+            width = Int32 if name in INT32_FIELDS else Int64
+            annotations[name] = width if annotation in ("int", int) else width | None
+
+
 class Model(BaseModel):
     """Base of all nested Kubernetes structures (not only top-level kinds)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        _bound_ints(cls)
+        super().__init_subclass__(**kwargs)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -223,6 +286,8 @@ def _to_quantity(v: Any) -> Any:
     if isinstance(v, int):
         return str(v)
     if isinstance(v, float):
+        if not math.isfinite(v):  # (no quantity is infinite; JSON cannot even carry one)
+            raise ValueError(invalid(v, _QUANTITY_MESSAGE))
         return repr(v) if not v.is_integer() else str(int(v))
     if isinstance(v, str) and _QUANTITY_RE.match(v):
         if len(_VALID_QUANTITIES) < 4096:
@@ -433,11 +498,24 @@ class KubeObject(Model):
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
-        """Validate a Kubernetes dict; failures raise :class:`orchestra.Invalid`."""
+        """Validate a Kubernetes dict; failures raise :class:`orchestra.Invalid`.
+
+        Any input at all gives an object or :class:`orchestra.Invalid`: a dict that JSON
+        could not carry (NaN, lone surrogates, nesting past the decoder's depth, integers
+        past Python's int-to-text limit) is first made what the API server's decoder
+        would have made of it, or refused.
+        """
+        if obj.__class__ is dict:
+            obj = _json_safe(cls, obj)
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
             raise invalid_from(cls, obj, exc) from None
+        except (RecursionError, ValueError, UnicodeError, OverflowError) as exc:
+            # (pydantic got past its own checks; what is left is a value no manifest holds)
+            raise Invalid(describe_kind(cls, obj), [FieldError(
+                "", f"Invalid value: {type(exc).__name__}: the object cannot be decoded")]
+            ) from None
 
     @property
     def name(self) -> str:
@@ -472,6 +550,21 @@ class KubeObject(Model):
 
 
 T = TypeVar("T", bound=KubeObject)
+
+
+def _json_safe(cls: type[KubeObject], obj: dict[str, Any]) -> Any:
+    """``obj`` if JSON can carry it as is (checked at C speed); else the value Go's JSON
+    decoder would have made of it (:func:`~orchestra.objects._decode.plain`), or
+    :class:`Invalid` if it has none."""
+    try:
+        _json_dumps(obj, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        return obj
+    except (ValueError, TypeError, UnicodeError, RecursionError):
+        pass
+    try:
+        return plain(obj, keep_objects=True)
+    except DecodeError as exc:
+        raise Invalid(describe_kind(cls, obj), [FieldError("", exc.message)]) from None
 
 
 def register(

@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Union, get_args, get
 from pydantic import BaseModel, ValidationError
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._messages import unsupported
+from orchestra.objects._messages import truncate, unsupported
 
 if TYPE_CHECKING:
     from orchestra.objects._base import KubeObject
 
-__all__ = ["describe_kind", "fail", "invalid_from"]
+__all__ = ["INT_RANGE_MARK", "describe_kind", "fail", "invalid_from"]
+
+INT_RANGE_MARK = "\x00int-range:"
+"""Starts the message of an integer out of its field's width (then ``<bits>:<value>``):
+the API server's JSON decoder refuses those before validating anything."""
 
 
 def fail(errors: Iterable[tuple[tuple[int | str, ...], str]]) -> NoReturn:
@@ -92,6 +96,43 @@ def _field_by_wire_name(model: type[BaseModel], part: str) -> Any:
 _UNION_TAGS = frozenset({"int", "str", "float", "bool", "constrained-str", "lax-str"})
 
 
+def _go_field(loc: tuple[int | str, ...], model: Any) -> str:
+    """``DeploymentSpec.spec.replicas``: how Go's JSON decoder names the field at ``loc``
+    (the Go struct holding it, then the path from the object's root without indices)."""
+    parts: list[str] = []
+    owner = getattr(model, "__name__", "")
+    tp: Any = model
+    for part in loc:
+        if isinstance(part, str) and (part.startswith("function-") or part in _UNION_TAGS):
+            continue
+        tp = _bare(tp)
+        if isinstance(part, int):
+            args = get_args(tp) if get_origin(tp) in (tuple, list) else ()
+            tp = args[0] if args else None
+            continue
+        parts.append(part)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            owner = tp.__name__
+            field = _field_by_wire_name(tp, part)
+            tp = field.annotation if field is not None else None
+        else:
+            tp = None
+    return f"{owner}.{'.'.join(parts)}"
+
+
+def _decode_error(cls: type[KubeObject], obj: Any, loc: tuple[int | str, ...], text: str
+                  ) -> Invalid:
+    bits, _, value = text.removeprefix(INT_RANGE_MARK).partition(":")
+    info = getattr(cls, "INFO", None)
+    kind = info.kind if info is not None else cls.__name__
+    version = info.api_version.rpartition("/")[2] if info is not None else "v1"
+    detail = (f"json: cannot unmarshal number {value} into Go struct field "
+              f"{_go_field(loc, cls)} of type int{bits}")
+    return Invalid(describe_kind(cls, obj), [FieldError(_path(loc, cls), detail)],
+                   message=f'{kind} in version "{version}" cannot be handled as a {kind}: '
+                           f"{detail}")
+
+
 def describe_kind(cls: type[KubeObject], obj: Any) -> str:
     """``Deployment.apps "web"``: how the API server names an object in an error."""
     info = getattr(cls, "INFO", None)
@@ -99,7 +140,10 @@ def describe_kind(cls: type[KubeObject], obj: Any) -> str:
     if isinstance(obj, dict):
         meta = obj.get("metadata")
         if isinstance(meta, dict):
-            name = str(meta.get("name") or meta.get("generateName") or "")
+            for field in ("name", "generateName"):
+                if isinstance(meta.get(field), str) and meta[field]:
+                    name = truncate(meta[field])
+                    break
     if info is None:
         return f'{cls.__name__} "{name}"'
     what = f"{info.kind}.{info.group}" if info.group else info.kind
@@ -108,7 +152,8 @@ def describe_kind(cls: type[KubeObject], obj: Any) -> str:
 
 # pydantic's type errors, by the JSON type the field wanted
 _JSON_TYPES = {
-    "int_type": "integer", "int_parsing": "integer", "int_from_float": "integer",
+    "int_type": "integer", "int_parsing": "integer", "int_parsing_size": "integer",
+    "int_from_float": "integer",
     "float_type": "number", "float_parsing": "number",
     "string_type": "string",
     "bool_type": "boolean", "bool_parsing": "boolean",
@@ -138,7 +183,13 @@ def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Inval
     """Turn pydantic's error list into one :class:`Invalid` naming every failed path."""
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
-    for err in exc.errors(include_url=False):
+    details = exc.errors(include_url=False, include_input=True)
+    for err in details:  # the decoder's errors come first and alone, as in Go
+        if err["type"] == "value_error" and str(err["msg"]).startswith(
+                f"Value error, {INT_RANGE_MARK}"):
+            return _decode_error(cls, obj, err["loc"], str(err["msg"]).removeprefix(
+                "Value error, "))
+    for err in details:
         path = _path(err["loc"], cls)
         kind = err["type"]
         want = _JSON_TYPES.get(kind)

@@ -7,26 +7,65 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+MAX_VALUE = 256
+"""Longest text of a value quoted in an error message; longer ones are cut (``"aaa..."``),
+so that a message stays small whatever the input."""
+
+
+def truncate(text: str, limit: int = MAX_VALUE) -> str:
+    """``text`` cut to ``limit`` characters (``...`` marks the cut)."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def int_text(value: int) -> str:
+    """An integer's decimal text, cut short (with its digit count) when it is huge: never
+    hits Python's int-to-text limit."""
+    bits = value.bit_length()
+    if bits < 800:  # (240 digits: cheap, and far below Python's int-to-text limit)
+        return truncate(str(value))
+    digits = int(bits * 0.30103) + 1
+    head = abs(value) >> (bits - 200)  # the leading ~60 digits' worth
+    return f"{'-' if value < 0 else ''}{str(head)[:20]}...({digits} digits)"
+
 
 def go_value(value: Any) -> str:
-    """A value as Kubernetes prints it after ``Invalid value:`` (Go's ``%v``/``%q``/``%#v``)."""
+    """A value as Kubernetes prints it after ``Invalid value:`` (Go's ``%v``/``%q``/``%#v``),
+    cut to about :data:`MAX_VALUE` characters."""
+    try:
+        return _go_value(value)
+    except (ValueError, TypeError, RecursionError):  # (a value no manifest could hold)
+        return f"<{type(value).__name__}>"
+
+
+def _go_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return int_text(value)
+    if isinstance(value, float):
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "+Inf" if value > 0 else "-Inf"
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(truncate(value), ensure_ascii=False).encode(
+            "utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, Mapping):
         inner = ", ".join(
-            f"{json.dumps(str(k))}:{json.dumps(str(v))}" for k, v in sorted(value.items())
+            f"{json.dumps(truncate(str(k)))}:{json.dumps(truncate(str(v)))}"
+            for k, v in sorted(value.items())[:32]
         )
-        return f"map[string]string{{{inner}}}"
+        return truncate(f"map[string]string{{{inner}}}", 4 * MAX_VALUE)
     to_dict = getattr(value, "to_dict", None)  # an object model (no import: _base uses this)
     if callable(to_dict):
-        return json.dumps(to_dict(), separators=(",", ":"), sort_keys=True)
-    return repr(value)
+        return truncate(json.dumps(to_dict(), separators=(",", ":"), sort_keys=True),
+                        4 * MAX_VALUE)
+    if isinstance(value, list | tuple):
+        return truncate(repr(value[:32]), MAX_VALUE)
+    return truncate(repr(value), MAX_VALUE)
 
 
 def invalid(value: Any, message: str) -> str:
@@ -41,5 +80,5 @@ def port_number_error(port: int) -> str | None:
 
 
 def unsupported(value: Any, supported: Iterable[str]) -> str:
-    values = ", ".join(json.dumps(s) for s in supported)
+    values = ", ".join(json.dumps(s, ensure_ascii=False) for s in supported)
     return f"Unsupported value: {go_value(value)}: supported values: {values}"

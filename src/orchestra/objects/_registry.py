@@ -24,10 +24,11 @@ import yaml
 from orchestra._errors import FieldError, Invalid, NotFound
 from orchestra.objects import _kustomize as kustomize
 from orchestra.objects._base import KINDS, KindInfo, KubeObject
-from orchestra.objects._messages import invalid
+from orchestra.objects._decode import DecodeError, decode_text, json_document, yaml_documents
+from orchestra.objects._messages import invalid, truncate
+from orchestra.objects._names import dns1123_label_error
 
 # libyaml is several times faster for large manifests.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _index: dict[str, KindInfo] = {}
@@ -121,8 +122,11 @@ def _describe(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata")
     name = ""
     if isinstance(meta, Mapping):
-        name = str(meta.get("name") or meta.get("generateName") or "")
-    label = kind if isinstance(kind, str) and kind else "object"
+        for field in ("name", "generateName"):
+            if isinstance(meta.get(field), str) and meta[field]:
+                name = truncate(meta[field])
+                break
+    label = truncate(kind) if isinstance(kind, str) and kind else "object"
     return f'{label} "{name}"' if name else label
 
 
@@ -156,7 +160,30 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
     if info.api_version != api_version:
         raise Invalid(_describe(x), [FieldError(
             "apiVersion", f'no matches for kind "{kind}" in version "{api_version}"')])
-    return info.cls.model_validate(dict(x))
+    obj = info.cls.model_validate(dict(x))
+    check_names(obj)
+    return obj
+
+
+def check_names(obj: KubeObject) -> None:
+    """The API server's checks of ``metadata.name`` and ``metadata.namespace`` (which do
+    not need the store): :class:`orchestra.Invalid` naming the field."""
+    info = type(obj).INFO
+    meta = obj.metadata
+    errors: list[FieldError] = []
+    if meta.name:
+        error = info.name_check(meta.name)
+        if error is not None:
+            errors.append(FieldError("metadata.name", invalid(meta.name, error)))
+    if meta.namespace:
+        if not info.namespaced:
+            errors.append(FieldError("metadata.namespace",
+                                     "Forbidden: not allowed on this type"))
+        elif (error := dns1123_label_error(meta.namespace)) is not None:
+            errors.append(FieldError("metadata.namespace", invalid(meta.namespace, error)))
+    if errors:
+        what = f"{info.kind}.{info.group}" if info.group else info.kind
+        raise Invalid(f'{what} "{truncate(meta.name or "")}"', errors)
 
 
 # ---------------------------------------------------------------------------
@@ -172,45 +199,74 @@ def _looks_like_text(s: str) -> bool:
 def _read_source(source: str | bytes | os.PathLike[str]) -> tuple[str, str]:
     """The text to parse and a label for messages (the path, or "" for text)."""
     if isinstance(source, bytes):
-        return source.decode("utf-8"), ""
+        return decode_text(source), ""
     if isinstance(source, str) and _looks_like_text(source):
         return source, ""
     path = Path(source)
     if path.is_dir():
         files = sorted(p for p in path.iterdir()
                        if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
-        return "\n---\n".join(p.read_text("utf-8") for p in files), str(path)
+        return "\n---\n".join(decode_text(p.read_bytes()) for p in files), str(path)
     if path.is_file():
-        return path.read_text("utf-8"), str(path)
+        return decode_text(path.read_bytes()), str(path)
     if isinstance(source, str) and ":" in source:
         return source, ""  # a one-line YAML mapping
     raise FileNotFoundError(f'the path "{source}" does not exist')
+
+
+def _source_label(source: str | bytes | os.PathLike[str]) -> str:
+    return "document 0" if isinstance(source, bytes) else truncate(os.fspath(source))
 
 
 def _documents(text: str, where: str) -> Iterator[tuple[int, Any]]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            yield 0, json.loads(text)
+            yield 0, _decoded(lambda: json_document(text), f"{where}document 0")
             return
         except json.JSONDecodeError:
             pass  # maybe a JSON stream or YAML flow style: let YAML try
     count = 0
+    docs = yaml_documents(text)
+    while True:
+        doc = _decoded(lambda: next(docs, _END), f"{where}document {count}")
+        if doc is _END:
+            return
+        yield count, doc
+        count += 1
+
+
+_END = object()
+
+
+def _decoded(decode: Any, what: str) -> Any:
+    """``decode()``, its :class:`DecodeError` raised as :class:`Invalid` naming the
+    document (a strict-decoding error in the API server's words for the document's kind)."""
     try:
-        for doc in yaml.load_all(text, Loader=_Loader):
-            yield count, doc
-            count += 1
-    except yaml.YAMLError as exc:
-        detail = str(exc)
-        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-            detail = f"line {exc.problem_mark.line + 1}: {exc.problem}"
-        raise Invalid(f"{where}document {count}", [FieldError(
-            "", f"error converting YAML to JSON: yaml: {detail}")]) from None
+        return decode()
+    except DecodeError as exc:
+        doc = exc.document
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        version = doc.get("apiVersion") if isinstance(doc, dict) else None
+        if exc.strict and isinstance(kind, str) and isinstance(version, str):
+            kind, version = truncate(kind), truncate(version.rpartition("/")[2])
+            message = (f'{what}: {kind} in version "{version}" cannot be handled as a '
+                       f"{kind}: {exc.message}")
+            raise Invalid(what, [FieldError("", exc.message)], message=message) from None
+        raise Invalid(what, [FieldError("", exc.message)]) from None
 
 
 def _relabel(exc: Invalid, prefix: str) -> Invalid:
     what = f"{prefix} ({exc.what})" if exc.what not in ("", "object") else prefix
-    return Invalid(what, exc.errors)
+    return Invalid(what, exc.errors, message=_relabel_message(exc, prefix))
+
+
+def _relabel_message(exc: Invalid, prefix: str) -> str | None:
+    """A message that does not read "<what> is invalid: ..." keeps its words, prefixed."""
+    default = Invalid(exc.what, exc.errors)
+    if str(exc) == str(default):
+        return None
+    return f"{prefix}: {exc}"
 
 
 def _objects_of(doc: Any, prefix: str) -> Iterator[KubeObject]:
@@ -256,7 +312,10 @@ def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
     """
     if not isinstance(source, bytes) and _is_kustomization(source):
         return load_dicts(kustomize.build(source))
-    text, where = _read_source(source)
+    try:
+        text, where = _read_source(source)
+    except DecodeError as exc:
+        raise Invalid(_source_label(source), [FieldError("", exc.message)]) from None
     label = f"{where}: " if where else ""
     out: list[KubeObject] = []
     for index, doc in _documents(text, label):
