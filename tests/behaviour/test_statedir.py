@@ -41,12 +41,14 @@ def host(parent: Path, name: str, runtime: str, mode: str,
 
 def kill_early(parent: Path, name: str) -> Path:
     """Start a process-runtime cluster in a child and SIGKILL it as soon as its state
-    directory appears (before the watchdog that would remove it can exist)."""
+    directory is claimed (its ``.lock`` exists), before the watchdog that would remove it
+    can exist. (A kill between the directory's mkdir and its lock file leaves an empty
+    directory that the sweep rightly leaves alone for a while: a claim in progress.)"""
     path = parent / f"orchestra-{name}"
     child = host(parent, name, "process", "wait")
     try:
         deadline = time.monotonic() + 60
-        while not path.exists():
+        while not (path / ".lock").exists():
             assert child.poll() is None, "the host exited before claiming its directory"
             assert time.monotonic() < deadline, "the host never made its state directory"
             time.sleep(0.0005)
@@ -56,17 +58,40 @@ def kill_early(parent: Path, name: str) -> Path:
     return path
 
 
+def _abandoned(path: Path) -> bool:
+    """A claimed state directory nobody holds: not a watchdog still cleaning it."""
+    try:
+        fd = os.open(path / ".lock", os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
 def test_a_host_killed_during_start_is_reclaimed_by_the_next_start(
         tmp_path: Path) -> None:
-    dead = [kill_early(tmp_path, f"early{i}") for i in range(3)]
-    time.sleep(0.5)  # a watchdog, had one started, would have cleaned by now
-    left = [p for p in dead if p.exists()]
-    assert left, "no kill left a state directory: the test shows nothing"
-    assert all((p / ".lock").exists() for p in left)
-    with oc.SyncCluster(name="next", state_dir=str(tmp_path)) as cluster:
-        assert cluster.cluster._state_dir == str(tmp_path / "orchestra-next")
-        assert [p.name for p in tmp_path.iterdir()] == ["orchestra-next"]
-    assert list(tmp_path.iterdir()) == []
+    # Each attempt gets a parent of its own: a later start in the same parent would
+    # sweep the earlier dead directory itself, which is the behaviour under test.
+    dead = None
+    for i in range(10):  # on a loaded machine a kill can land after the watchdog started
+        parent = tmp_path / f"p{i}"
+        parent.mkdir()
+        path = kill_early(parent, "early")
+        time.sleep(0.5)  # a watchdog, had one started, would have cleaned by now
+        if _abandoned(path):
+            dead = path
+            break
+    assert dead is not None, "no kill left a state directory: the test shows nothing"
+    parent = dead.parent
+    with oc.SyncCluster(name="next", state_dir=str(parent)) as cluster:
+        assert cluster.cluster._state_dir == str(parent / "orchestra-next")
+        assert [p.name for p in parent.iterdir()] == ["orchestra-next"]
+    assert list(parent.iterdir()) == []
 
 
 def test_a_dead_run_with_runtime_state_is_reclaimed_a_live_one_kept(
