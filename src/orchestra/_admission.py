@@ -4,24 +4,23 @@
   network, released again when the Service goes.
 - Pods get Kubernetes' default tolerations for ``not-ready`` and ``unreachable``
   (NoExecute, 300 s), as the DefaultTolerationSeconds plugin adds them.
-- LimitRange defaults fill containers' missing requests/limits; ResourceQuota refuses
-  what would exceed a namespace's hard limits (``Forbidden`` with Kubernetes' message).
+- Then, in kube-apiserver's order: Priority (``_priority``), LimitRanger
+  (``_limitrange``) and ResourceQuota (``_quota``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra import _priority
-from orchestra._errors import Forbidden, Invalid
+from orchestra import _limitrange, _priority, _quota
+from orchestra._errors import Invalid
 from orchestra.objects._messages import go_value, invalid
-from orchestra.objects._quantity import Quantity
 
 if TYPE_CHECKING:
+    from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.net import Network
-    from orchestra.objects import LimitRange, Pod, ResourceQuota, Service
+    from orchestra.objects import Pod, Service
     from orchestra.objects._base import KubeObject
 
 DEFAULT_TOLERATION_SECONDS = 300
@@ -109,123 +108,9 @@ def _pod_tolerations(op: str, new: KubeObject | None, old: KubeObject | None
     return new.model_copy(update={"spec": spec.model_copy(update={"tolerations": tuple(tols)})})
 
 
-def _limit_range_hook(store: Store) -> Any:
-    def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
-        if op != "CREATE" or new is None:
-            return None
-        ranges = cast("list[LimitRange]",
-                      store.list("LimitRange", namespace=new.metadata.namespace))
-        if not ranges:
-            return None
-        spec = cast("Pod", new).spec
-        containers = []
-        changed = False
-        for c in spec.containers:
-            res = c.resources
-            req = dict((res.requests if res else None) or {})
-            lim = dict((res.limits if res else None) or {})
-            for lr in ranges:
-                for item in lr.spec.limits or ():
-                    if item.type != "Container":
-                        continue
-                    for r, v in (item.default or {}).items():
-                        if r not in lim:
-                            lim[r] = v
-                            changed = True
-                    for r, v in (item.default_request or {}).items():
-                        if r not in req:
-                            req[r] = lim.get(r, v) if r in lim and not item.default_request else v
-                            changed = True
-                    for r, v in lim.items():
-                        if r not in req:
-                            req[r] = v
-                            changed = True
-                    for r, v in (item.max or {}).items():
-                        if r in lim and Quantity(lim[r]) > Quantity(v):
-                            raise Forbidden(
-                                f'pods "{new.metadata.name}" is forbidden: maximum {r} usage '
-                                f"per Container is {v}, but limit is {lim[r]}")
-                    for r, v in (item.min or {}).items():
-                        if r in req and Quantity(req[r]) < Quantity(v):
-                            raise Forbidden(
-                                f'pods "{new.metadata.name}" is forbidden: minimum {r} usage '
-                                f"per Container is {v}, but request is {req[r]}")
-            from orchestra.objects import ResourceRequirements
-
-            containers.append(c.model_copy(update={"resources": ResourceRequirements.model_validate(
-                {"requests": req, "limits": lim})}) if changed else c)
-        if not changed:
-            return None
-        new_spec = spec.model_copy(update={"containers": tuple(containers)})
-        return new.model_copy(update={"spec": new_spec})
-
-    return hook
-
-
-def _pod_requests(pod: Pod) -> dict[str, Quantity]:
-    total: dict[str, Quantity] = {"pods": Quantity(1)}
-    for c in pod.spec.containers:
-        res = c.resources
-        for prefix, table in (("requests.", res.requests if res else None),
-                              ("limits.", res.limits if res else None)):
-            for r, v in (table or {}).items():
-                k = prefix + r
-                total[k] = total.get(k, Quantity(0)) + Quantity(v)
-                if prefix == "requests.":
-                    total[r] = total.get(r, Quantity(0)) + Quantity(v)
-    return total
-
-
-def quota_usage(store: Store, namespace: str | None) -> dict[str, Quantity]:
-    """What the pods of ``namespace`` that have not ended use of each quota resource
-    (``pods``, ``requests.cpu``, ``cpu``, ``limits.memory``, ...)."""
-    used: dict[str, Quantity] = {}
-    for p in cast("list[Pod]", store.list("Pod", namespace=namespace)):
-        if p.status and p.status.phase in ("Succeeded", "Failed"):
-            continue
-        for k, v in _pod_requests(p).items():
-            used[k] = used.get(k, Quantity(0)) + v
-    return used
-
-
-def _quota_hook(store: Store) -> Any:
-    def hook(op: str, new: KubeObject | None, old: KubeObject | None) -> KubeObject | None:
-        if op != "CREATE" or new is None:
-            return None
-        quotas = cast("list[ResourceQuota]",
-                      store.list("ResourceQuota", namespace=new.metadata.namespace))
-        if not quotas:
-            return None
-        want = _pod_requests(cast("Pod", new))
-        used = quota_usage(store, new.metadata.namespace)
-        for quota in quotas:
-            hard: Mapping[str, str] = quota.spec.hard or {}
-            exceeded = []
-            for r, limit in hard.items():
-                if r in want:
-                    after = used.get(r, Quantity(0)) + want[r]
-                    if after > Quantity(limit):
-                        exceeded.append((r, want[r], used.get(r, Quantity(0)), limit))
-                elif r in ("requests.cpu", "requests.memory", "limits.cpu", "limits.memory",
-                           "cpu", "memory") and r not in want:
-                    raise Forbidden(
-                        f'pods "{new.metadata.name}" is forbidden: failed quota: '
-                        f"{quota.metadata.name}: must specify {r.split('.')[-1]}")
-            if exceeded:
-                req = ",".join(f"{r}={w}" for r, w, _, _ in exceeded)
-                use = ",".join(f"{r}={u}" for r, _, u, _ in exceeded)
-                lim = ",".join(f"{r}={h}" for r, _, _, h in exceeded)
-                raise Forbidden(
-                    f'pods "{new.metadata.name}" is forbidden: exceeded quota: '
-                    f"{quota.metadata.name}, requested: {req}, used: {use}, limited: {lim}")
-        return None
-
-    return hook
-
-
-def install(store: Store, network: Network) -> None:
+def install(store: Store, network: Network, clock: Clock) -> None:
     _priority.install(store)
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
-    store.add_admission(_limit_range_hook(store), kinds=["Pod"])
-    store.add_admission(_quota_hook(store), kinds=["Pod"])
+    _limitrange.install(store)
+    _quota.install(store, clock)

@@ -184,7 +184,7 @@ class Cluster:
         # the lock) that must go if this process dies.
         self._watchdog = await asyncio.to_thread(_start_watchdog, self._state_dir)
         await self._remove_leftovers()
-        _admission.install(self.store, self.network)
+        _admission.install(self.store, self.network, self.clock)
         informers = Informers(self.store)
         self.traffic = HttpProxy()
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,

@@ -85,10 +85,13 @@ def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
 
 
 def _quota_rows(cluster: Cluster, q: Any) -> list[list[str]]:
-    """``Resource  Used  Hard`` rows of a quota: what the namespace's pods use now."""
-    from orchestra._admission import quota_usage
+    """``Resource  Used  Hard`` rows of a quota: the status the quota controller wrote
+    (what the namespace uses now, until it has)."""
+    from orchestra.loops._quotausage import namespace_usage
 
-    used = quota_usage(cluster.store, q.metadata.namespace)
+    used: dict[str, Any] = dict((q.status.used or {}) if q.status else {})
+    if set(used) != set(q.spec.hard or {}):
+        used = dict(namespace_usage(cluster.store, q, cluster.clock.now()))
     hard = q.spec.hard or {}
     return [[r, str(used.get(r, 0)), str(hard[r])] for r in sorted(hard)]
 

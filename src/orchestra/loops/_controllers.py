@@ -14,6 +14,7 @@ from orchestra.loops import (
     _job,
     _namespace,
     _replicaset,
+    _resourcequota,
     _scheduling,
     _statefulset,
     _ttlafterfinished,
@@ -34,4 +35,5 @@ SETUPS = [
     _hpa.setup,
     _ingress.setup,
     _ttlafterfinished.setup,
+    _resourcequota.setup,
 ]
