@@ -58,6 +58,7 @@ from orchestra.objects._autoscaling import (
     ResourceMetricSource,
     ResourceMetricStatus,
 )
+from orchestra.objects._autoscaling_v1 import hpa_to_v1
 from orchestra.objects._base import (
     KINDS,
     FrozenDict,
@@ -539,6 +540,7 @@ __all__ = [
     "cpu_milli",
     "dump_json",
     "format_time",
+    "hpa_to_v1",
     "kind_info",
     "load",
     "load_dicts",

@@ -1,4 +1,5 @@
-"""autoscaling/v2: HorizontalPodAutoscaler.
+"""autoscaling/v2: HorizontalPodAutoscaler (autoscaling/v1 manifests are converted to it:
+see ``_autoscaling_v1``).
 
 Defaults as the API server sets them: ``minReplicas: 1``; no metrics means one CPU metric
 at 80% average utilization; ``behavior`` stays unset when not given (the controller then
@@ -10,7 +11,7 @@ scale down: policy 100% per 15 s, selectPolicy Max, window left to the controlle
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,6 +27,7 @@ from orchestra.objects._apps import (
     label_selector_errors,
     unsupported,
 )
+from orchestra.objects._autoscaling_v1 import V1, hpa_v1_to_v2
 from orchestra.objects._base import (
     LabelSelector,
     Model,
@@ -380,6 +382,16 @@ class HorizontalPodAutoscaler(CheckedKind):
     kind: Literal["HorizontalPodAutoscaler"] = "HorizontalPodAutoscaler"
     spec: HorizontalPodAutoscalerSpec
     status: HorizontalPodAutoscalerStatus | None = None
+
+    # Also served as autoscaling/v1, converted on the way in (see _autoscaling_v1).
+    SERVED_VERSIONS: ClassVar[tuple[str, ...]] = (V1,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_v1(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("apiVersion") == V1:
+            return hpa_v1_to_v2(data)
+        return data
 
 
 __all__ = [

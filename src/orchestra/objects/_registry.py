@@ -157,7 +157,8 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
     if info is None:
         raise Invalid(_describe(x), [FieldError(
             "kind", f'no matches for kind "{kind}" in version "{api_version}"')])
-    if info.api_version != api_version:
+    if info.api_version != api_version and \
+            api_version not in getattr(info.cls, "SERVED_VERSIONS", ()):
         raise Invalid(_describe(x), [FieldError(
             "apiVersion", f'no matches for kind "{kind}" in version "{api_version}"')])
     obj = info.cls.model_validate(dict(x))
