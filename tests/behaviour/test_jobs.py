@@ -397,12 +397,33 @@ async def test_pod_replacement_policy(policy: str) -> None:
                          step=1)
 
 
+def _job_errors(**spec: Any) -> set[str]:
+    with pytest.raises(oc.Invalid) as info:
+        Job.model_validate({"metadata": {"name": "x"}, "spec": {**spec, "template": {
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "main", "image": "i"}]}}}})
+    return {str(e) for e in info.value.errors}
+
+
 async def test_job_validation_as_the_api_server() -> None:
-    with pytest.raises(oc.Invalid, match=r"spec\.backoffLimitPerIndex: Forbidden: requires "
-                                         r"indexed completion mode"):
-        Job.model_validate({"metadata": {"name": "x"}, "spec": {
-            "backoffLimitPerIndex": 1, "template": {"spec": {
-                "restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}})
+    assert _job_errors(backoffLimitPerIndex=1, maxFailedIndexes=1) == {
+        "spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode",
+        "spec.maxFailedIndexes: Invalid value: 1: requires indexed completion mode"}
+    assert _job_errors(completionMode="Indexed", completions=2, maxFailedIndexes=1) == {
+        "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified"}
+    assert "spec.successPolicy" in " ".join(_job_errors(successPolicy={"rules": [
+        {"succeededCount": 1}]}))
+    rule = {"action": "FailIndex", "onExitCodes": {"containerName": "other",
+                                                   "operator": "In", "values": [1]}}
+    assert _job_errors(podFailurePolicy={"rules": [rule]}) == {
+        'spec.podFailurePolicy.rules[0].action: Invalid value: "FailIndex": requires the '
+        "backoffLimitPerIndex to be set",
+        'spec.podFailurePolicy.rules[0].onExitCodes.containerName: Invalid value: "other": '
+        "must be one of the container or initContainer names in the pod template"}
+    assert _job_errors(podFailurePolicy={"rules": [
+        {"action": "Count", "onExitCodes": {"operator": "NotIn", "values": []}}]}) == {
+        "spec.podFailurePolicy.rules[0].onExitCodes.values: Invalid value: []: at least "
+        "one value is required"}
 
 
 # -- process runtime -----------------------------------------------------------------------

@@ -94,17 +94,18 @@ class PodFailurePolicyRule(Checked):
                 errors.append((("onExitCodes", "operator"),
                                unsupported(codes.operator, ["In", "NotIn"])))
             if not codes.values:
-                errors.append((("onExitCodes", "values"), "Required value"))
+                errors.append((("onExitCodes", "values"),
+                               invalid(list(codes.values), "at least one value is required")))
             for j, value in enumerate(codes.values):
                 if codes.operator == "In" and value == 0:
                     errors.append((("onExitCodes", "values", j), invalid(
                         value, "must not be 0 for the In operator")))
-                if j and value == codes.values[j - 1]:
+                if value in codes.values[:j]:
                     errors.append((("onExitCodes", "values", j), "Duplicate value: "
                                    f"{value}"))
-                elif j and value < codes.values[j - 1]:
-                    errors.append((("onExitCodes", "values", j),
-                                   invalid(value, "must be ordered")))
+            if list(codes.values) != sorted(codes.values):
+                errors.append((("onExitCodes", "values"),
+                               invalid(list(codes.values), "must be ordered")))
         return errors
 
 
@@ -235,14 +236,17 @@ class JobSpec(Checked):
                     self.parallelism,
                     f"must be less than or equal to {_MAX_INDEXED} when completion mode "
                     "is Indexed")))
-        if self.backoff_limit_per_index is not None and not indexed:
-            errors.append((("backoffLimitPerIndex",),
-                           "Forbidden: requires indexed completion mode"))
+        if not indexed:
+            for alias, value in (("backoffLimitPerIndex", self.backoff_limit_per_index),
+                                 ("maxFailedIndexes", self.max_failed_indexes)):
+                if value is not None:
+                    errors.append(((alias,), invalid(value, "requires indexed completion mode")))
         if self.max_failed_indexes is not None:
             if self.backoff_limit_per_index is None:
                 errors.append((("backoffLimitPerIndex",),
                                "Required value: when maxFailedIndexes is specified"))
-            if self.completions is not None and self.max_failed_indexes > self.completions:
+            if indexed and self.completions is not None and \
+                    self.max_failed_indexes > self.completions:
                 errors.append((("maxFailedIndexes",), invalid(
                     self.max_failed_indexes, "must be less than or equal to completions")))
         if self.success_policy is not None and not indexed:
@@ -256,10 +260,19 @@ class JobSpec(Checked):
                 errors.append((("podReplacementPolicy",),
                                unsupported(self.pod_replacement_policy, ["Failed"])))
         if self.pod_failure_policy is not None:
+            spec = self.template.spec
+            names = {c.name for c in (*spec.containers, *(spec.init_containers or ()))}
             for i, rule in enumerate(self.pod_failure_policy.rules):
                 if rule.action == "FailIndex" and self.backoff_limit_per_index is None:
                     errors.append((("podFailurePolicy", "rules", i, "action"), invalid(
                         rule.action, "requires the backoffLimitPerIndex to be set")))
+                codes = rule.on_exit_codes
+                if codes is not None and codes.container_name is not None and \
+                        codes.container_name not in names:
+                    errors.append((("podFailurePolicy", "rules", i, "onExitCodes",
+                                    "containerName"), invalid(
+                        codes.container_name, "must be one of the container or "
+                        "initContainer names in the pod template")))
         if self.selector is not None:
             sel_errors = label_selector_errors(self.selector, ("selector",))
             errors += sel_errors
