@@ -138,10 +138,20 @@ def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
 
 
 
+def priority_class(cluster: Cluster, pc: Any, out: _Out) -> None:
+    out.kv([("Name", pc.metadata.name), ("Value", pc.value),
+            ("GlobalDefault", "true" if pc.global_default else "false"),
+            ("PreemptionPolicy", pc.preemption_policy or "PreemptLowerPriority"),
+            ("Description", pc.description or ""),
+            ("Annotations", _map(pc.metadata.annotations))])
+    _events(cluster, pc, out)
+
+
 DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,
     "Namespace": namespace,
     "ResourceQuota": resource_quota,
+    "PriorityClass": priority_class,
 }

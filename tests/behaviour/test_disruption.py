@@ -269,3 +269,24 @@ def test_sync_cluster_evicts() -> None:
         name = cluster.list("pods", selector="app=web")[0].metadata.name
         with pytest.raises(oc.TooManyRequests, match="disruption budget"):
             cluster.evict(name)
+
+
+async def test_a_recorded_eviction_stops_counting_after_two_minutes() -> None:
+    """An entry of disruptedPods whose pod never began to go (its deletion failed, say)
+    keeps the pod out of currentHealthy for DeletionTimeout (2 min), then is dropped."""
+    async with oc.Cluster(runtime="fake", nodes=1, clock=oc.ManualClock()) as cluster:
+        await cluster.apply(deployment(replicas=3))
+        await cluster.apply(budget(minAvailable=1))
+        await until(cluster, settled(cluster, current_healthy=3, disruptions_allowed=2))
+        name = live_ready(cluster)[0].metadata.name
+        stamp = oc.objects.format_time(cluster.clock.now())
+
+        def record(pdb: Any) -> None:
+            pdb.status.disrupted_pods = {name: stamp}
+        await cluster.edit("pdb/web", record)
+        await until(cluster, settled(cluster, current_healthy=2, disruptions_allowed=1))
+        assert dict(status_of(cluster).disrupted_pods) == {name: stamp}
+        await cluster.clock.advance(100)  # type: ignore[attr-defined]
+        assert status_of(cluster).current_healthy == 2
+        await until(cluster, settled(cluster, current_healthy=3, disruptions_allowed=2))
+        assert status_of(cluster).disrupted_pods is None

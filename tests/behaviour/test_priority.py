@@ -226,3 +226,17 @@ async def test_preemption_policy_never_and_no_victims_messages() -> None:
             await cluster.clock.advance(0.5)  # type: ignore[attr-defined]
         assert cluster.store.get("pod", "low").metadata.deletion_timestamp is None
         assert not any(e.reason == "Preempted" for e in cluster.events("pod/low"))
+
+
+async def test_describe_priority_class_like_kubectl(cluster: oc.Cluster) -> None:
+    await cluster.create(klass("batch", 10, description="Batch jobs.",
+                               preemptionPolicy="Never"))
+    assert cluster.describe("priorityclass/batch").splitlines() == [
+        "Name:              batch",
+        "Value:             10",
+        "GlobalDefault:     false",
+        "PreemptionPolicy:  Never",
+        "Description:       Batch jobs.",
+        "Annotations:       <none>",
+        "Events:            <none>",
+    ]
