@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe import (
+    _age,
     _annotations,
     _containers,
     _events,
@@ -16,6 +17,7 @@ from orchestra._describe import (
     _time,
 )
 from orchestra._describe_volumes import volumes
+from orchestra.objects._base import parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:
@@ -245,10 +247,15 @@ def job(cluster: Cluster, j: Any, out: _Out) -> None:
         ("Suspend", str(bool(spec.suspend)).lower()),
         ("Backoff Limit", spec.backoff_limit if spec.backoff_limit is not None else 6),
     ]
+    if spec.ttl_seconds_after_finished is not None:
+        pairs.append(("TTL Seconds After Finished", spec.ttl_seconds_after_finished))
     if st is not None and st.start_time:
         pairs.append(("Start Time", _time(st.start_time)))
     if st is not None and st.completion_time:
         pairs.append(("Completed At", _time(st.completion_time)))
+        if st.start_time:
+            pairs.append(("Duration", _age(parse_time(st.completion_time)
+                                           - parse_time(st.start_time))))
     if spec.active_deadline_seconds is not None:
         pairs.append(("Active Deadline Seconds", f"{spec.active_deadline_seconds}s"))
     active = (st.active or 0) if st else 0
@@ -256,9 +263,20 @@ def job(cluster: Cluster, j: Any, out: _Out) -> None:
     pairs.append(("Pods Statuses", f"{active} Active ({ready} Ready) / "
                                    f"{(st.succeeded or 0) if st else 0} Succeeded / "
                                    f"{(st.failed or 0) if st else 0} Failed"))
+    if spec.completion_mode == "Indexed":
+        pairs.append(("Completed Indexes",
+                      _cap_indexes((st.completed_indexes if st else None) or "")))
     out.kv(pairs)
     pod_template(out, spec.template)
     _events(cluster, j, out)
+
+
+def _cap_indexes(indexes: str, soft_limit: int = 50) -> str:
+    """kubectl's capIndexesListOrNone: cut after the first comma past the limit."""
+    if not indexes:
+        return "<none>"
+    cut = indexes.find(",", soft_limit)
+    return indexes if cut < 0 else indexes[: cut + 1] + "..."
 
 
 def cron_job(cluster: Cluster, cj: Any, out: _Out) -> None:

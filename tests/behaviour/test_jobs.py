@@ -125,6 +125,12 @@ async def test_indexed_job_runs_each_index_once_with_its_identity() -> None:
         assert len(pods) == 5 and all(p.status.phase == "Succeeded" for p in pods)
         assert not any(TRACKING in (p.metadata.finalizers or ()) for p in pods)
         assert "Completed" in reasons(cluster, "job/indexed-job")
+        lines = [" ".join(line.split()) for line in
+                 cluster.describe("job/indexed-job").splitlines()]
+        for line in ("Completion Mode: Indexed", "Completed Indexes: 0-4",
+                     "Pods Statuses: 0 Active (0 Ready) / 5 Succeeded / 0 Failed",
+                     "Duration: 20s"):
+            assert line in lines, line
 
 
 async def test_backoff_limit_per_index_fails_indexes_after_their_own_retries() -> None:
@@ -310,6 +316,8 @@ async def test_ttl_after_finished_deletes_the_job_and_its_pods() -> None:
         await eventually(cluster, lambda: finished(cluster, "pi-with-ttl", "Complete"),
                          step=1)
         assert len(job_pods(cluster, "pi-with-ttl")) == 1
+        assert "TTL Seconds After Finished: 100" in [
+            " ".join(line.split()) for line in cluster.describe("job/pi-with-ttl").splitlines()]
         done = oc_time(cond(job(cluster, "pi-with-ttl"), "Complete").last_transition_time)
         clock = cluster.clock
         assert isinstance(clock, oc.ManualClock)
@@ -403,6 +411,17 @@ def _job_errors(**spec: Any) -> set[str]:
             "spec": {"restartPolicy": "Never",
                      "containers": [{"name": "main", "image": "i"}]}}}})
     return {str(e) for e in info.value.errors}
+
+
+def test_describe_caps_long_index_lists_as_kubectl() -> None:
+    from orchestra._describe_kinds import _cap_indexes
+
+    long = ",".join(str(i) for i in range(0, 80, 2))
+    assert _cap_indexes("") == "<none>"
+    assert _cap_indexes("0-4") == "0-4"
+    capped = _cap_indexes(long)
+    assert capped.endswith(",...") and long.startswith(capped[:-3])
+    assert len(capped) - 4 >= 50 > len(capped) - 8
 
 
 async def test_job_validation_as_the_api_server() -> None:
