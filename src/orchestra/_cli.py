@@ -146,26 +146,39 @@ def _name(obj: Any) -> str:
 
 
 def pod_status(pod: Any) -> str:
-    """The STATUS column of ``kubectl get pods``."""
+    """The STATUS column of ``kubectl get pods`` (kubectl's printPod)."""
     st = pod.status
     if pod.metadata.deletion_timestamp is not None:
         return "Terminating"
     if st is None:
         return "Pending"
     reason = st.reason or st.phase or "Unknown"
-    inits = st.init_container_statuses or ()
     n_init = len(pod.spec.init_containers or ())
-    for i, cs in enumerate(inits):
+    sidecars = _sidecar_names(pod)
+    initializing = False
+    for i, cs in enumerate(st.init_container_statuses or ()):
         state = cs.state
-        if state is not None and state.terminated is not None and \
-                state.terminated.exit_code == 0:
+        terminated = state.terminated if state is not None else None
+        waiting = state.waiting if state is not None else None
+        if terminated is not None and terminated.exit_code == 0:
             continue
-        if state is not None and state.terminated is not None:
-            return f"Init:{state.terminated.reason or 'Error'}"
-        if state is not None and state.waiting is not None and \
-                state.waiting.reason not in (None, "PodInitializing"):
-            return f"Init:{state.waiting.reason}"
-        return f"Init:{i}/{n_init}"
+        if cs.name in sidecars and cs.started:
+            continue  # a started sidecar counts as initialized
+        initializing = True
+        if terminated is not None:
+            reason = "Init:" + (terminated.reason or (
+                f"Signal:{terminated.signal}" if terminated.signal
+                else f"ExitCode:{terminated.exit_code}"))
+        elif waiting is not None and waiting.reason not in (None, "", "PodInitializing"):
+            reason = f"Init:{waiting.reason}"
+        else:
+            reason = f"Init:{i}/{n_init}"
+        break
+    initialized = any(c.type == "Initialized" and c.status == "True"
+                      for c in st.conditions or ())
+    if initializing and not initialized:
+        return reason
+    has_running = False
     for cs in reversed(st.container_statuses or ()):
         state = cs.state
         if state is None:
@@ -176,15 +189,35 @@ def pod_status(pod: Any) -> str:
             reason = state.terminated.reason or (
                 f"Signal:{state.terminated.signal}" if state.terminated.signal
                 else f"ExitCode:{state.terminated.exit_code}")
+        elif cs.ready and state.running is not None:
+            has_running = True
+    if reason == "Completed" and has_running:
+        ready = any(c.type == "Ready" and c.status == "True" for c in st.conditions or ())
+        reason = "Running" if ready else "NotReady"
     return str(reason)
+
+
+def _sidecar_names(pod: Any) -> set[str]:
+    return {c.name for c in pod.spec.init_containers or () if c.restart_policy == "Always"}
 
 
 def _pod_row(pod: Any, now: float) -> list[str]:
     statuses = (pod.status.container_statuses or ()) if pod.status else ()
-    ready = sum(1 for cs in statuses if cs.ready)
-    restarts = sum(cs.restart_count or 0 for cs in statuses)
+    sidecars = _sidecar_names(pod)
+    # As kubectl counts them: sidecars are containers of the pod (READY, RESTARTS).
+    side = [cs for cs in ((pod.status.init_container_statuses or ()) if pod.status else ())
+            if cs.name in sidecars]
+    ready = sum(1 for cs in statuses if cs.ready) + sum(
+        1 for cs in side if cs.started and cs.ready)
+    status = pod_status(pod)
+    inits = (pod.status.init_container_statuses or ()) if pod.status else ()
+    initialized = any(c.type == "Initialized" and c.status == "True"
+                      for c in (pod.status.conditions or () if pod.status else ()))
+    counted = inits if status.startswith("Init:") and not initialized else (*statuses, *side)
+    restarts = sum(cs.restart_count or 0 for cs in counted)
     ip = (pod.status.pod_ip if pod.status else None) or "<none>"
-    return [_name(pod), f"{ready}/{len(pod.spec.containers)}", pod_status(pod),
+    total = len(pod.spec.containers) + len(sidecars)
+    return [_name(pod), f"{ready}/{total}", status,
             str(restarts), _age(pod, now), ip, pod.spec.node_name or "<none>"]
 
 

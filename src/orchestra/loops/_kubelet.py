@@ -34,8 +34,8 @@ from orchestra.loops._podstart import (
     MAX_BACKOFF,
     _ContainerStarts,
 )
-from orchestra.loops._podstatus import ContainerRecord
-from orchestra.loops._statuswriter import qos_class, write_status
+from orchestra.loops._podstatus import ContainerRecord, is_sidecar
+from orchestra.loops._statuswriter import apply_probe_defaults, qos_class, write_status
 from orchestra.loops._volumes import PodVolumes
 from orchestra.objects._base import format_time
 from orchestra.runtime import Runtime, SandboxSpec, State
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.net import Network
-    from orchestra.objects import Endpoints, Pod
+    from orchestra.objects import Container, Endpoints, Pod
 
 __all__ = [
     "BACKOFF_RESET",
@@ -70,6 +70,12 @@ class PodState:
     volumes: PodVolumes | None = None
     start_time: str | None = None
     terminating: bool = False
+    # The init sequence completed once (the kubelet's "previously initialized"): from
+    # then on only sidecars among the init containers are (re)started.
+    initialized: bool = False
+    # Every main container has ended for good (restartPolicy Never/OnFailure): the
+    # sidecars are stopped and not restarted, and the pod's phase becomes terminal.
+    mains_done: bool = False
     exit_mono: dict[str, float] = field(default_factory=dict)
     started_mono: dict[str, float] = field(default_factory=dict)
     # The last status dict written and the stored status it became, so that a sync
@@ -188,6 +194,7 @@ class NodeAgent(_ContainerStarts):
             st.start_time = format_time(self.clock.now())
             for c in pod.spec.init_containers or ():
                 st.records[c.name] = ContainerRecord(c.name, init=True,
+                                                     sidecar=is_sidecar(c),
                                                      waiting_reason="PodInitializing")
             for c in pod.spec.containers:
                 st.records[c.name] = ContainerRecord(
@@ -201,35 +208,57 @@ class NodeAgent(_ContainerStarts):
             self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
 
     async def _sync_containers(self, pod: Pod, st: PodState) -> float | None:
+        """One pass of the kubelet's computePodActions: init containers one at a time
+        (a sidecar counts as done once it has started), then the sidecars kept running
+        and the main containers, each (re)started under the pod's restart policy and
+        the CrashLoopBackOff back-off. Returns when to look again, if nothing else
+        wakes the pod first."""
         policy = pod.spec.restart_policy or "Always"
         requeue: float | None = None
 
-        def later(delay: float) -> None:
+        def later(delay: float | None) -> None:
             nonlocal requeue
-            requeue = delay if requeue is None else min(requeue, delay)
+            if delay is not None:
+                requeue = delay if requeue is None else min(requeue, delay)
 
-        for c in pod.spec.init_containers or ():
-            rec = st.records[c.name]
-            if rec.exited and rec.status is not None and rec.status.exit_code == 0:
-                rec.waiting_reason = ""
-                continue
-            if rec.running or rec.starting:
-                return requeue
-            if rec.exited:
-                if policy == "Never":
+        inits = pod.spec.init_containers or ()
+        if not st.initialized:
+            for c in inits:
+                rec = st.records[c.name]
+                if rec.sidecar:
+                    if rec.running:
+                        self._ensure_probes(pod, st, c, rec)
+                        apply_probe_defaults(c, rec)
+                        if rec.started:
+                            continue  # started: the next init step may begin
+                    elif not rec.starting:
+                        later(await self._restart(pod, st, c, rec))
+                    return requeue
+                if rec.succeeded:
+                    continue
+                if rec.running or rec.starting:
+                    return requeue
+                if rec.exited and policy == "Never":
                     rec.waiting_reason = ""
+                    rec.waiting_message = None
                     return requeue
-                delay = self._backoff_delay(pod, st, rec)
-                if delay > 0:
-                    later(delay)
-                    return requeue
-            retry = await self._start(pod, st, c, rec)
-            if retry:
-                later(retry)
-            return requeue
+                later(await self._restart(pod, st, c, rec))
+                return requeue
+            st.initialized = True
+        for c in inits:
+            rec = st.records[c.name]
+            if not rec.sidecar or st.mains_done:
+                continue
+            if rec.running:
+                self._ensure_probes(pod, st, c, rec)
+            elif not rec.starting:
+                later(await self._restart(pod, st, c, rec))
         for c in pod.spec.containers:
             rec = st.records[c.name]
-            if rec.running or rec.starting:
+            if rec.running:
+                self._ensure_probes(pod, st, c, rec)
+                continue
+            if rec.starting:
                 continue
             if rec.exited:
                 code = rec.status.exit_code if rec.status is not None else 1
@@ -240,14 +269,23 @@ class NodeAgent(_ContainerStarts):
                     rec.waiting_reason = ""
                     rec.waiting_message = None
                     continue
-                delay = self._backoff_delay(pod, st, rec)
-                if delay > 0:
-                    later(delay)
-                    continue
-            retry = await self._start(pod, st, c, rec)
-            if retry:
-                later(retry)
+            later(await self._restart(pod, st, c, rec))
+        if (policy != "Always" and not st.mains_done
+                and all(st.records[c.name].terminated for c in pod.spec.containers)):
+            # The main containers are done: sidecars do not keep the pod alive.
+            st.mains_done = True
+            await self._stop_sidecars(pod, st, deadline=None)
         return requeue
+
+    async def _restart(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
+                       ) -> float | None:
+        """Start ``c`` unless its back-off still runs (after an exit or a failed create
+        or start); returns when to look again."""
+        if rec.exited or rec.create_failed:
+            delay = self._backoff_delay(pod, st, rec)
+            if delay > 0:
+                return delay
+        return await self._start(pod, st, c, rec)
 
     async def _explain_exit(self, pod: Pod, rec: ContainerRecord) -> None:
         """Once per failed container: if its last log lines say the address was in use
@@ -341,22 +379,41 @@ class NodeAgent(_ContainerStarts):
                 return
             await anyio.sleep(0.01)
 
-    async def _stop_all(self, pod: Pod, st: PodState, *, grace: float) -> None:
-        async def stop(rec: ContainerRecord) -> None:
-            if rec.probe_scope is not None:
-                rec.probe_scope.cancel()
-                rec.probe_scope = None
-            if rec.container_id is not None and rec.running:
-                self._event(pod, "Normal", "Killing", f"Stopping container {rec.name}")
-                try:
-                    await self.runtime.stop_container(rec.container_id, grace)
-                    rec.status = await self.runtime.container_status(rec.container_id)
-                except OrchestraError as exc:
-                    log.debug("stopping %s: %s", rec.container_id, exc)
+    async def _stop(self, pod: Pod, rec: ContainerRecord, grace: float) -> None:
+        if rec.probe_scope is not None:
+            rec.probe_scope.cancel()
+            rec.probe_scope = None
+        if rec.container_id is not None and (rec.running or rec.starting):
+            self._event(pod, "Normal", "Killing", f"Stopping container {rec.name}")
+            try:
+                await self.runtime.stop_container(rec.container_id, grace)
+                rec.status = await self.runtime.container_status(rec.container_id)
+            except OrchestraError as exc:
+                log.debug("stopping %s: %s", rec.container_id, exc)
 
+    async def _stop_all(self, pod: Pod, st: PodState, *, grace: float) -> None:
+        """Stop the pod's containers as the kubelet does: the main (and any running
+        ordinary init) containers together, then the sidecars one by one in reverse
+        order, sharing what is left of the grace period."""
+        deadline = self.clock.monotonic() + grace
         async with anyio.create_task_group() as tg:
             for rec in st.records.values():
-                tg.start_soon(stop, rec)
+                if not rec.sidecar:
+                    tg.start_soon(self._stop, pod, rec, grace)
+        await self._stop_sidecars(pod, st, deadline=deadline)
+
+    async def _stop_sidecars(self, pod: Pod, st: PodState, *, deadline: float | None
+                             ) -> None:
+        """Stop the sidecars in reverse order; each gets what is left of the grace
+        period up to ``deadline`` (None: a full termination grace period from now)."""
+        if deadline is None:
+            deadline = self.clock.monotonic() + float(
+                pod.spec.termination_grace_period_seconds
+                if pod.spec.termination_grace_period_seconds is not None else 30)
+        for c in reversed(pod.spec.init_containers or ()):
+            rec = st.records.get(c.name)
+            if rec is not None and rec.sidecar:
+                await self._stop(pod, rec, max(0.0, deadline - self.clock.monotonic()))
 
     async def _remove_quietly(self, cid: str) -> None:
         self._containers.pop(cid, None)

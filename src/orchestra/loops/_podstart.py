@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,6 +24,7 @@ from orchestra.runtime import (
     Mount,
     Resources,
     Runtime,
+    State,
 )
 
 if TYPE_CHECKING:
@@ -84,7 +86,9 @@ class _ContainerStarts:
 
     def _backoff_delay(self, pod: Pod, st: PodState, rec: ContainerRecord) -> float:
         """Seconds still to wait before restarting ``rec`` (0: restart now); sets the
-        CrashLoopBackOff waiting state while waiting."""
+        CrashLoopBackOff waiting state while waiting, except after a failed create,
+        which keeps showing its CreateContainerError (there is no container to
+        restart, as with the kubelet)."""
         now = self.clock.monotonic()
         exited_at = st.exit_mono.setdefault(rec.name, now)
         ran = exited_at - st.started_mono.get(rec.name, exited_at)
@@ -97,6 +101,8 @@ class _ContainerStarts:
         if remaining <= 0:
             rec.backoff = min(MAX_BACKOFF, rec.backoff * 2)
             return 0.0
+        if rec.create_failed:
+            return remaining
         meta = pod.metadata
         if rec.waiting_reason != "CrashLoopBackOff":
             self._event(pod, "Warning", "BackOff",
@@ -149,7 +155,7 @@ class _ContainerStarts:
             capabilities_add=tuple(caps.add or ()) if caps else (),
             capabilities_drop=tuple(caps.drop or ()) if caps else (),
             attempt=rec.restart_count + (1 if rec.container_id else 0),
-            init=rec.init,
+            init=rec.init and not rec.sidecar,
         )
 
     async def _start(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
@@ -215,10 +221,15 @@ class _ContainerStarts:
         try:
             cid = await self.runtime.create_container(st.sandbox_id, spec)
         except ContainerCreateError as exc:
+            # No container to restart: the next create waits out the same back-off
+            # as a crash, showing CreateContainerError meanwhile.
+            rec.create_failed = True
             rec.waiting_reason = "CreateContainerError"
             rec.waiting_message = str(exc)
+            st.started_mono[rec.name] = st.exit_mono[rec.name] = self.clock.monotonic()
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return 10.0
+            return rec.backoff  # 0: the first restart is immediate
+        rec.create_failed = False
         self._containers[cid] = st.key
         # (the kubelet's words: "Created container: NAME", then "Started container NAME")
         self._event(pod, "Normal", "Created", f"Created container: {c.name}")
@@ -228,12 +239,23 @@ class _ContainerStarts:
         try:
             await self.runtime.start_container(cid)
         except ContainerCreateError as exc:
-            rec.status = await self.runtime.container_status(cid)
-            rec.waiting_reason = "RunContainerError"
-            rec.waiting_message = str(exc)
-            st.exit_mono[rec.name] = self.clock.monotonic()
+            # The container exists and ended (containerd: exited, 128, StartError): it
+            # is restarted under the CrashLoopBackOff back-off like any exit.
+            status = await self.runtime.container_status(cid)
+            if status.state is not State.EXITED:
+                status = replace(status, state=State.EXITED, exit_code=128,
+                                 reason="StartError", message=str(exc),
+                                 finished_at=self.clock.now())
+            rec.status = status
+            if rec.sidecar or (pod.spec.restart_policy or "Always") != "Never":
+                rec.waiting_reason = "RunContainerError"
+                rec.waiting_message = str(exc)
+            else:  # not to be restarted: shown as terminated (StartError)
+                rec.waiting_reason = ""
+                rec.waiting_message = None
+            st.started_mono[rec.name] = st.exit_mono[rec.name] = self.clock.monotonic()
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
-            return 10.0
+            return rec.backoff  # 0: the first restart is immediate
         self._event(pod, "Normal", "Started", f"Started container {c.name}")
         rec.status = await self.runtime.container_status(cid)
         rec.waiting_reason = ""
@@ -242,9 +264,17 @@ class _ContainerStarts:
         st.exit_mono.pop(rec.name, None)
         if rec.exited:  # it already finished
             st.exit_mono[rec.name] = self.clock.monotonic()
-        if rec.running:
-            self._spawn_probes(pod, st, c, rec, cid)
+        self._ensure_probes(pod, st, c, rec)
         return None
+
+    def _ensure_probes(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
+                       ) -> None:
+        """Probe workers for ``rec``'s current container once it runs (also when it
+        reached running after a start delay)."""
+        cid = rec.container_id
+        if cid is not None and rec.running and rec.probed_id != cid:
+            rec.probed_id = cid
+            self._spawn_probes(pod, st, c, rec, cid)
 
     def _spawn_probes(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord,
                       cid: str) -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.loops._kubelet import PodState
-    from orchestra.objects import Pod
+    from orchestra.objects import Container, Pod
 
 
 def qos_class(pod: Pod) -> str:
@@ -45,55 +45,57 @@ def write_status(store: Store, clock: Clock, pod: Pod, st: PodState, *, node_ip:
 
     inits = [st.records[c.name] for c in pod.spec.init_containers or ()]
     mains = [st.records[c.name] for c in pod.spec.containers]
-    init_done = all(r.exited and r.status is not None and r.status.exit_code == 0
-                    for r in inits)
-    phase = compute_phase(pod, inits, mains, init_done)
-    # Without a startup probe a running container has started; without a readiness
-    # probe a started container is ready. Probe workers set the rest.
-    for r in mains:
-        if r.running:
-            if not _has_startup(pod, r):
-                r.started = True
-            if r.started and not _has_readiness(pod, r):
-                r.ready = True
-    ready = init_done and all(r.running and r.ready for r in mains)
+    sidecars = [r for r in inits if r.sidecar]
+    for c in pod.spec.all_containers:
+        apply_probe_defaults(c, st.records[c.name])
+    phase = compute_phase(pod, st.records)
     old = pod.status
     old_conds = {c.type: c for c in (old.conditions or ())} if old else {}
     now = format_time(clock.now())
 
-    def cond(type_: str, value: bool, reason: str | None = None) -> dict[str, Any]:
+    def cond(type_: str, value: bool, reason: str | None = None,
+             message: str | None = None) -> dict[str, Any]:
         status = "True" if value else "False"
         prev = old_conds.get(type_)
-        out: dict[str, Any] = {"type": type_, "status": status,
-                               "lastProbeTime": None}
+        out: dict[str, Any] = {"type": type_, "status": status}
         out["lastTransitionTime"] = (prev.last_transition_time
                                      if prev is not None and prev.status == status
                                      and prev.last_transition_time else now)
-        if not value and reason:
+        if reason:
             out["reason"] = reason
-        del out["lastProbeTime"]
+        if message:
+            out["message"] = message
         return out
 
-    not_ready = [r.name for r in mains if not (r.running and r.ready)]
-    containers_reason = None if not not_ready else "ContainersNotReady"
+    # GeneratePodInitializedCondition: sticky once the main containers were started.
+    incomplete = [r.name for r in inits
+                  if not (r.running and r.started if r.sidecar else r.succeeded)]
     if phase == "Succeeded":
-        containers_reason = "PodCompleted"
+        initialized = cond("Initialized", True, "PodCompleted")
+    elif st.initialized or not incomplete:
+        initialized = cond("Initialized", True)
+    else:
+        initialized = cond("Initialized", False, "ContainersNotInitialized",
+                           f"containers with incomplete status: [{' '.join(incomplete)}]")
+    # GenerateContainersReadyCondition: sidecars first, then the main containers.
+    not_ready = [r.name for r in (*sidecars, *mains) if not (r.running and r.ready)]
+    reason: str | None
+    message: str | None
+    if phase in ("Succeeded", "Failed"):
+        reason, message = f"Pod{'Completed' if phase == 'Succeeded' else 'Failed'}", None
+    elif not_ready:
+        reason = "ContainersNotReady"
+        message = f"containers with unready status: [{' '.join(not_ready)}]"
+    else:
+        reason = message = None
+    ready = reason is None
     conditions = [
         cond("PodReadyToStartContainers", st.sandbox_id is not None),
-        cond("Initialized", init_done, "ContainersNotInitialized"),
-        cond("Ready", ready, containers_reason),
-        cond("ContainersReady", ready, containers_reason),
+        initialized,
+        cond("Ready", ready, reason, message),
+        cond("ContainersReady", ready, reason, message),
         cond("PodScheduled", True),
     ]
-    if not ready and containers_reason == "ContainersNotReady":
-        msg = f"containers with unready status: [{' '.join(not_ready)}]"
-        conditions[2]["message"] = msg
-        conditions[3]["message"] = msg
-    if not init_done:
-        pending = [r.name for r in inits if not (r.exited and r.status is not None
-                                                 and r.status.exit_code == 0)]
-        conditions[1]["message"] = (f"containers with incomplete status: "
-                                    f"[{' '.join(pending)}]")
     # conditions others own (the DisruptionTarget of an eviction or preemption) stay
     owned = {c["type"] for c in conditions}
     conditions += [c.to_dict() for c in old_conds.values() if c.type not in owned]
@@ -127,11 +129,12 @@ def write_status(store: Store, clock: Clock, pod: Pod, st: PodState, *, node_ip:
     st.written = (status, stored.status)
 
 
-def _has_readiness(pod: Pod, rec: ContainerRecord) -> bool:
-    return any(c.name == rec.name and c.readiness_probe is not None
-               for c in pod.spec.containers)
-
-
-def _has_startup(pod: Pod, rec: ContainerRecord) -> bool:
-    return any(c.name == rec.name and c.startup_probe is not None
-               for c in pod.spec.containers)
+def apply_probe_defaults(c: Container, rec: ContainerRecord) -> None:
+    """Without a startup probe a running container has started; without a readiness
+    probe a started container (main or sidecar) is ready. Probe workers set the rest."""
+    if not rec.running or (rec.init and not rec.sidecar):
+        return
+    if c.startup_probe is None:
+        rec.started = True
+    if rec.started and c.readiness_probe is None:
+        rec.ready = True

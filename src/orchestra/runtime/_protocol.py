@@ -93,7 +93,7 @@ class ContainerSpec:
     capabilities_add: tuple[str, ...] = ()
     capabilities_drop: tuple[str, ...] = ()
     attempt: int = 0  # restart count; keeps log files of earlier attempts apart
-    init: bool = False
+    init: bool = False  # an ordinary init container (runs to completion), not a sidecar
 
 
 class State(enum.Enum):

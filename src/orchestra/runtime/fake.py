@@ -12,15 +12,21 @@ Scripting (``fake.orchestra.dev/<key>`` for every container of the pod, or
 key                 meaning                                               default
 ==================  ====================================================  ============
 start-delay         time from ``start_container`` to running              ``0s``
-exit-after          run this long, then exit                              never
+exit-after          run this long, then exit                              never (1)
 exit-code           the exit code when it exits by itself                 ``0``
 pull-error          ``pull_image`` fails with this message                none
 create-error        ``create_container`` fails with this message          none
+start-error         ``start_container`` fails with this message (the      none
+                    container ends as exited, 128, ``StartError``)
 cpu, memory         simulated usage (``250m``, ``64Mi``)                  ``0``
 probe-fail          probes that fail (``readiness``, ``liveness,startup``) none
 ignore-sigterm      ``"true"``: stop waits out the grace period (137)     false
 exec-exit-code      exit code of every exec                               ``0``
 ==================  ====================================================  ============
+
+(1) An init container (``ContainerSpec.init``: an ordinary one, not a sidecar) that
+no annotation gives an ``exit-after`` exits at once with its ``exit-code``, so a pod's
+initialization completes by default, as most init containers of real manifests do.
 
 A stopped container exits with 143 (SIGTERM) at once, or with 137 (SIGKILL) after the
 grace period when it ignores SIGTERM. A container that has not reached running when it
@@ -81,6 +87,7 @@ class Script:
     exit_code: int = 0
     pull_error: str | None = None
     create_error: str | None = None
+    start_error: str | None = None
     cpu_milli: int = 0
     memory_bytes: int = 0
     probe_fail: frozenset[str] = frozenset()
@@ -90,8 +97,8 @@ class Script:
 
 _DEFAULT = Script()
 _KEYS = (
-    "start-delay", "exit-after", "exit-code", "pull-error", "create-error", "cpu", "memory",
-    "probe-fail", "ignore-sigterm", "exec-exit-code",
+    "start-delay", "exit-after", "exit-code", "pull-error", "create-error", "start-error",
+    "cpu", "memory", "probe-fail", "ignore-sigterm", "exec-exit-code",
 )  # fmt: skip
 _CACHE_MAX = 4096
 _cache: dict[tuple[str, tuple[tuple[str, str], ...]], Script] = {}
@@ -132,6 +139,8 @@ def _script(annotations: Mapping[str, str], container: str) -> Script:
         fields["pull_error"] = chosen["pull-error"][1]
     if "create-error" in chosen:
         fields["create_error"] = chosen["create-error"][1]
+    if "start-error" in chosen:
+        fields["start_error"] = chosen["start-error"][1]
     if "cpu" in chosen:
         fields["cpu_milli"] = get("cpu", cpu_milli)
     if "memory" in chosen:
@@ -161,10 +170,13 @@ class _Container:
     name: str
     image: str
     script: Script
+    init: bool = False  # an ordinary init container: exits at once unless scripted
     state: State = State.CREATED
     started_at: float | None = None
     finished_at: float | None = None
     exit_code: int | None = None
+    reason: str | None = None  # set for a failed start (StartError)
+    message: str | None = None
     timer: TimerHandle | None = None
     # Futures of stop_container and stream_logs waiting for the next change; None
     # (not an empty list) while nobody waits, to keep idle containers small.
@@ -291,7 +303,8 @@ class FakeRuntime:
             raise ContainerCreateError(str(exc)) from None
         if script.create_error is not None:
             raise ContainerCreateError(script.create_error)
-        c = _Container(self._new_id(), sandbox_id, spec.name, spec.image, script)
+        c = _Container(self._new_id(), sandbox_id, spec.name, spec.image, script,
+                       init=spec.init)
         sandbox.containers[c.id] = c
         self._containers[c.id] = c
         return c.id
@@ -300,6 +313,15 @@ class FakeRuntime:
         c = self._get(container_id)
         if c.state is not State.CREATED or c.timer is not None:
             raise ContainerCreateError(f"container {container_id} is not in created state")
+        if c.script.start_error is not None:
+            # As containerd reports a task that failed to start: exited, 128, StartError.
+            c.state = State.EXITED
+            c.exit_code = 128
+            c.reason = "StartError"
+            c.message = c.script.start_error
+            c.finished_at = self.clock.now()
+            self._notify(c)
+            raise ContainerCreateError(c.script.start_error)
         if c.script.start_delay > 0:
             c.timer = self.clock.call_later(c.script.start_delay, lambda: self._run(c))
         else:
@@ -316,6 +338,8 @@ class FakeRuntime:
                 c.script.exit_after, lambda: self._exit(c, c.script.exit_code)
             )
         self._notify(c)
+        if c.script.exit_after is None and c.init:
+            self._exit(c, c.script.exit_code)
 
     def _exit(self, c: _Container, code: int) -> None:
         if c.timer is not None:
@@ -378,12 +402,12 @@ class FakeRuntime:
         # the record stays in its sandbox so that its logs remain readable
 
     def _status(self, c: _Container) -> ContainerStatus:
-        reason = None
-        if c.exit_code is not None:
+        reason = c.reason
+        if reason is None and c.exit_code is not None:
             reason = "Completed" if c.exit_code == 0 else "Error"
         return ContainerStatus(
             id=c.id, name=c.name, state=c.state, exit_code=c.exit_code, reason=reason,
-            started_at=c.started_at, finished_at=c.finished_at,
+            message=c.message, started_at=c.started_at, finished_at=c.finished_at,
             image_id="sha256:" + hashlib.sha256(c.image.encode()).hexdigest(),
         )  # fmt: skip
 

@@ -5,6 +5,10 @@ What a container is here:
 - The process runs ``command + args`` directly: there is no image, so no image
   entrypoint to fall back on; a container with neither fails with
   ``ContainerCreateError("no command specified")``. ``image`` is metadata only.
+- A start that fails (command not found, permission denied, exec format error, a bad
+  working directory) raises ``ContainerCreateError`` from ``start_container`` and
+  leaves the container exited with code 128 and reason ``StartError``, as containerd
+  leaves a task that failed to start; the kubelet restarts it under its back-off.
 - Its environment is exactly the given env, plus ``PATH``, ``HOME`` and ``LANG`` from the
   host when the env does not set them, plus ``ORCHESTRA_ROOT`` (below).
 - Volumes: a process cannot have paths remapped, so each container gets a *root*
@@ -97,6 +101,7 @@ class _Container:
     finished_at: float | None = None
     exit_code: int | None = None
     message: str | None = None
+    reason: str | None = None  # set for a failed start (StartError)
     cwd: str | None = None
     kill_timer: TimerHandle | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -397,8 +402,12 @@ class ProcessRuntime:
         c = self._get(container_id)
         if c.state is not State.CREATED:
             raise ContainerCreateError(f"container {container_id} is not in created state")
-        cwd = self._cwd(c)
-        executable = _resolve(c.argv[0], c.env, cwd)
+        try:
+            cwd = self._cwd(c)
+            executable = _resolve(c.argv[0], c.env, cwd)
+        except ContainerCreateError as exc:
+            self._start_failed(c, str(exc))
+            raise
         writer = _logs.CriLogWriter(c.log_path, self.clock)
         kwargs: dict[str, Any] = {}
         if self._as_root:
@@ -413,7 +422,9 @@ class ProcessRuntime:
         except OSError as exc:
             writer.close()
             reason = (exc.strerror or str(exc)).lower()
-            raise ContainerCreateError(f'exec: "{c.argv[0]}": {reason}') from None
+            message = f'exec: "{c.argv[0]}": {reason}'
+            self._start_failed(c, message)
+            raise ContainerCreateError(message) from None
         pid = transport.get_pid()
         if self._reaper is not None:
             self._reaper.add(pid)
@@ -427,6 +438,17 @@ class ProcessRuntime:
         )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        self._notify(c)
+
+    def _start_failed(self, c: _Container, message: str) -> None:
+        """A container whose process could not be started ends as containerd ends a
+        task that failed to start: exited with 128, reason ``StartError``."""
+        c.state = State.EXITED
+        c.exit_code = 128
+        c.reason = "StartError"
+        c.message = message
+        c.finished_at = self.clock.now()
+        c.exited.set()
         self._notify(c)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -494,8 +516,8 @@ class ProcessRuntime:
         c.removed = True
 
     def _status(self, c: _Container) -> ContainerStatus:
-        reason = None
-        if c.exit_code is not None:
+        reason = c.reason
+        if reason is None and c.exit_code is not None:
             reason = "Completed" if c.exit_code == 0 else "Error"
         return ContainerStatus(
             id=c.id, name=c.spec.name, state=c.state, exit_code=c.exit_code, reason=reason,
