@@ -112,5 +112,9 @@ def install(store: Store, network: Network, clock: Clock) -> None:
     _priority.install(store)
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
+    # DefaultStorageClass mutates claims before the quota counts them per class.
+    from orchestra._admission_storage import default_storage_class_hook
+
+    store.add_admission(default_storage_class_hook(store), kinds=["PersistentVolumeClaim"])
     _limitrange.install(store)
     _quota.install(store, clock)

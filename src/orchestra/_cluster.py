@@ -188,7 +188,8 @@ class Cluster:
         informers = Informers(self.store)
         self.traffic = HttpProxy()
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
-                                  self.network, self.options, traffic=self.traffic)
+                                  self.network, self.options, traffic=self.traffic,
+                                  state_dir=self._state_dir)
         self.nodes = NodeManager(ctx, self.runtime, self._state_dir)
         self.options.setdefault("metrics", self._pod_metrics)
         runnables: list[Runnable] = []

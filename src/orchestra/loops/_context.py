@@ -35,3 +35,5 @@ class Context:
     controllers: dict[str, Any] = field(default_factory=dict)
     # the L7 data plane that the traffic controllers (Ingress...) program
     traffic: HttpProxy | None = None
+    # the cluster's state directory (provisioned volumes live under it); "" for none
+    state_dir: str = ""

@@ -13,6 +13,8 @@ from orchestra.loops import (
     _ingress,
     _job,
     _namespace,
+    _provisioner,
+    _pvbinder,
     _replicaset,
     _resourcequota,
     _scheduling,
@@ -36,4 +38,6 @@ SETUPS = [
     _ingress.setup,
     _ttlafterfinished.setup,
     _resourcequota.setup,
+    _pvbinder.setup,
+    _provisioner.setup,
 ]

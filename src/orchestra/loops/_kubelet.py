@@ -58,6 +58,9 @@ __all__ = [
 
 log = logging.getLogger("orchestra.kubelet")
 
+VOLUME_RETRY = 5.0  # seconds between looks at a pod whose volumes cannot be mounted yet
+MOUNT_TIMEOUT = 120.0  # then FailedMount says so
+
 
 @dataclass(slots=True)
 class PodState:
@@ -160,6 +163,11 @@ class NodeAgent(_ContainerStarts):
             self._event(pod, "Warning", "FailedCreatePodSandBox",
                         f"Failed to create pod sandbox: {exc}")
             return Result(requeue_after=10.0)
+        if st.volumes is not None and st.volumes.pending:
+            # Containers start once every volume can be mounted (claims bound); a claim's
+            # change enqueues the pod (NodeManager), the requeue is a safety net.
+            self._write_status(pod, st)
+            return Result(requeue_after=VOLUME_RETRY)
         requeue = await self._sync_containers(pod, st)
         self._write_status(pod, st)
         return Result(requeue_after=requeue) if requeue is not None else None
@@ -206,6 +214,19 @@ class NodeAgent(_ContainerStarts):
             st.volumes.sync(self.store, pod, st.pod_ip)
         except ConfigError as exc:
             self._event(pod, "Warning", "FailedMount", f"MountVolume.SetUp failed: {exc}")
+        if not st.volumes.pending:
+            st.volumes.pending_since = None
+            return
+        now = self.clock.monotonic()
+        if st.volumes.pending_since is None:
+            st.volumes.pending_since = now
+        elif now - st.volumes.pending_since >= MOUNT_TIMEOUT:
+            # As the kubelet's volume manager, after two minutes of waiting.
+            st.volumes.pending_since = now
+            names = ",".join(sorted(st.volumes.pending))
+            self._event(pod, "Warning", "FailedMount",
+                        f"Unable to attach or mount volumes: unmounted volumes=[{names}], "
+                        f"unattached volumes=[{names}]: timed out waiting for the condition")
 
     async def _sync_containers(self, pod: Pod, st: PodState) -> float | None:
         """One pass of the kubelet's computePodActions: init containers one at a time

@@ -107,6 +107,7 @@ class NodeManager:
         ctx.informers["Pod"].add_handler(self._on_pod)
         ctx.informers["ConfigMap"].add_handler(self._on_config)
         ctx.informers["Secret"].add_handler(self._on_config)
+        ctx.informers["PersistentVolumeClaim"].add_handler(self._on_claim)
         runtime.set_listener(self._on_container)
 
     def _on_pod(self, typ: str, obj: KubeObject, old: KubeObject | None) -> None:
@@ -125,6 +126,14 @@ class NodeManager:
         for agent in self.agents.values():
             for key in list(agent.pods):
                 if key.startswith(f"{ns}/"):
+                    agent.enqueue(key)
+
+    def _on_claim(self, typ: str, obj: Any, old: Any) -> None:
+        """A claim that changes (bound, say) lets pods waiting to mount it start."""
+        ns = obj.metadata.namespace
+        for agent in self.agents.values():
+            for key, st in list(agent.pods.items()):
+                if key.startswith(f"{ns}/") and st.volumes is not None and st.volumes.pending:
                     agent.enqueue(key)
 
     def _on_container(self, event: ContainerEvent) -> None:

@@ -124,7 +124,9 @@ class _ContainerStarts:
             host = st.volumes.paths.get(vm.name)
             if host is None:
                 raise ConfigError(f'volume "{vm.name}" not found')
-            mounts.append(Mount(host, vm.mount_path, bool(vm.read_only), vm.sub_path or None))
+            mounts.append(Mount(host, vm.mount_path,
+                                bool(vm.read_only) or vm.name in st.volumes.read_only,
+                                vm.sub_path or None))
         res = c.resources
         req: Mapping[str, str] = (res.requests if res else None) or {}
         lim: Mapping[str, str] = (res.limits if res else None) or {}

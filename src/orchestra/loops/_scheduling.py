@@ -24,9 +24,23 @@ from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._podutil import mark_disruption_target
+from orchestra.loops._volumebinding import (
+    VolumeRejected,
+    bind_volumes,
+    volume_facts,
+    watch_volumes,
+)
 from orchestra.objects._base import format_time
 from orchestra.objects._selector import Selector
-from orchestra.scheduler import Budget, Candidate, NoPreemption, Scheduler, Unschedulable
+from orchestra.scheduler import (
+    Budget,
+    Candidate,
+    NoPreemption,
+    Scheduler,
+    Unschedulable,
+    VolumeFacts,
+    pre_filter_error,
+)
 
 if TYPE_CHECKING:
     from orchestra.objects import Pod, PodDisruptionBudget
@@ -47,6 +61,7 @@ class SchedulingLoop:
         self.unschedulable: set[str] = set()
         ctx.informers["Node"].add_handler(self._on_node)
         ctx.informers["Pod"].add_handler(self._on_pod)
+        watch_volumes(ctx, self._retry_unschedulable)
 
     def _order(self, key: str) -> int:
         """The queue's sort key: higher priority first."""
@@ -108,13 +123,21 @@ class SchedulingLoop:
         if pod is None or pod.spec.node_name or pod.metadata.deletion_timestamp is not None:
             self.unschedulable.discard(key)
             return None
+        volumes = None
         try:
-            node = self.scheduler.schedule(pod)
-        except Unschedulable as exc:
-            message = exc.message
-            if exc.num_nodes:  # (no nodes: kube-scheduler runs no PostFilter)
+            volumes = volume_facts(store, pod)
+            node = self.scheduler.schedule(pod, volumes=volumes)
+        except (VolumeRejected, Unschedulable) as exc:
+            if isinstance(exc, VolumeRejected):
+                # A PreFilter refusal: every node is unresolvable, preemption included.
+                num_nodes = len(self.scheduler.cache.nodes)
+                message = pre_filter_error(num_nodes, str(exc))
+                volumes = VolumeFacts(bound=(_nowhere,))
+            else:
+                num_nodes, message = exc.num_nodes, exc.message
+            if num_nodes:  # (no nodes: kube-scheduler runs no PostFilter)
                 try:
-                    chosen = self.scheduler.preempt(pod, self._budgets())
+                    chosen = self.scheduler.preempt(pod, self._budgets(), volumes=volumes)
                 except NoPreemption as no:
                     message = f"{message} {no.message}"
                 else:
@@ -134,6 +157,8 @@ class SchedulingLoop:
         from orchestra.objects import PodStatus
 
         try:
+            if volumes is not None:
+                bind_volumes(store, pod, node)
             store.update(pod.model_copy(update={
                 "spec": pod.spec.model_copy(update={"node_name": node}),
                 "status": PodStatus.model_validate(status),
@@ -209,6 +234,10 @@ class SchedulingLoop:
             self.ctx.store.update(pod.model_copy(update={"status": new_status}))
         except (Conflict, NotFound):
             pass
+
+
+def _nowhere(node: str, labels: Any) -> bool:
+    return False
 
 
 def _loosened(node: Any, old: Any) -> bool:

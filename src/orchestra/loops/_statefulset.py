@@ -11,9 +11,9 @@ As in Kubernetes:
   ``Parallel``: creates and deletes without waiting.
 - ``volumeClaimTemplates``: a claim ``<template>-<set>-<ordinal>`` per pod, created
   before the pod and kept when the pod goes (retention ``Retain``; ``whenDeleted:
-  Delete`` makes the set own its claims so they go with it). orchestra has no volume
-  provisioner: the controller marks each claim ``Bound`` itself, and the node agent
-  backs it with a directory that survives the pod.
+  Delete`` makes the set own its claims so they go with it). The claims bind as any
+  claim does (the PV controller, the default StorageClass's provisioner once the
+  scheduler has placed the pod), and the node agent mounts the bound volume.
 - Each distinct template is a ControllerRevision ``<set>-<hash>``; ``RollingUpdate``
   replaces pods from the highest ordinal down to ``partition``, one at a time, each
   after the previous updated pod is Ready; ``OnDelete`` only records revisions.
@@ -339,14 +339,6 @@ class StatefulSetController:
             if retention.when_deleted == "Delete":
                 d["metadata"]["ownerReferences"] = [{**owner, "controller": True,
                                                      "blockOwnerDeletion": True}]
-            spec_d = d.get("spec") or {}
-            status: dict[str, Any] = {"phase": "Bound"}
-            if spec_d.get("accessModes"):
-                status["accessModes"] = spec_d["accessModes"]
-            requests = (spec_d.get("resources") or {}).get("requests") or {}
-            if "storage" in requests:
-                status["capacity"] = {"storage": requests["storage"]}
-            d["status"] = status
             try:
                 store.create(PersistentVolumeClaim.model_validate(d))
             except AlreadyExists:

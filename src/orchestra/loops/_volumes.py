@@ -152,6 +152,39 @@ def _downward_files(pod: Pod, items: Any, default_mode: int | None, pod_ip: str
     return files, modes
 
 
+def _claim_path(store: Store, ns: str, claim_name: str, cluster_dir: str) -> str:
+    """The host directory of the volume bound to a claim: a ``hostPath`` or ``local``
+    volume's path (what the local provisioner makes too), else a directory per volume
+    under the cluster's state directory. Raises ConfigError (with the kubelet's words)
+    while the claim is missing or unbound."""
+    claim: Any = store.get_or_none("PersistentVolumeClaim", claim_name, namespace=ns)
+    where = f"error processing PVC {ns}/{claim_name}"
+    if claim is None:
+        raise ConfigError(f"{where}: failed to fetch PVC from API server: "
+                          f'persistentvolumeclaims "{claim_name}" not found')
+    if (claim.status.phase if claim.status else "") != "Bound" or not claim.spec.volume_name:
+        raise ConfigError(f"{where}: PVC is not bound")
+    pv: Any = store.get_or_none("PersistentVolume", claim.spec.volume_name, namespace=None)
+    if pv is None:
+        raise ConfigError(f"{where}: failed to fetch PV {claim.spec.volume_name} from API "
+                          f'server: persistentvolumes "{claim.spec.volume_name}" not found')
+    if pv.spec.host_path is not None:
+        path = str(pv.spec.host_path.path)
+        if pv.spec.host_path.type in ("DirectoryOrCreate", None, "") and \
+                not os.path.exists(path):
+            os.makedirs(path, exist_ok=True)
+        return path
+    if pv.spec.local is not None:
+        path = str(pv.spec.local.path)
+        if not os.path.isdir(path):  # a local volume's directory must exist already
+            raise ConfigError(f'MountVolume.NewMounter initialization failed for volume '
+                              f'"{pv.metadata.name}" : path "{path}" does not exist')
+        return path
+    path = os.path.join(cluster_dir, "pv", pv.metadata.name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 class PodVolumes:
     """The host directories of one pod's volumes, under ``pod_dir``."""
 
@@ -159,12 +192,17 @@ class PodVolumes:
         self.pod_dir = pod_dir
         self.cluster_dir = cluster_dir
         self.paths: dict[str, str] = {}
+        # volumes that cannot be mounted yet (an unbound claim, say) -> why
+        self.pending: dict[str, str] = {}
+        self.pending_since: float | None = None  # monotonic time the wait began
+        self.read_only: set[str] = set()
         self._tmpfs_dirs: list[str] = []
 
     def sync(self, store: Store, pod: Pod, pod_ip: str) -> bool:
         """Create or refresh every volume; returns whether any file content changed."""
         ns = pod.metadata.namespace or "default"
         changed = False
+        self.pending = {}
         for vol in pod.spec.volumes or ():
             name = vol.name
             if vol.host_path is not None:
@@ -229,10 +267,15 @@ class PodVolumes:
                 changed |= _write_atomic(path, files, modes)
                 self.paths[name] = path
             elif vol.persistent_volume_claim is not None:
-                claim = vol.persistent_volume_claim.claim_name
-                path = os.path.join(self.cluster_dir, "pvc", ns, claim)
-                os.makedirs(path, exist_ok=True)
+                try:
+                    path = _claim_path(store, ns, vol.persistent_volume_claim.claim_name,
+                                       self.cluster_dir)
+                except ConfigError as exc:
+                    self.pending[name] = str(exc)
+                    continue
                 self.paths[name] = path
+                if vol.persistent_volume_claim.read_only:
+                    self.read_only.add(name)
             else:
                 path = os.path.join(self.pod_dir, "volumes", "other", name)
                 os.makedirs(path, exist_ok=True)

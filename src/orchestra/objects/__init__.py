@@ -283,8 +283,15 @@ from orchestra.objects._registry import (
 )
 from orchestra.objects._scheduling import PriorityClass
 from orchestra.objects._selector import FieldSelector, Requirement, Selector
+from orchestra.objects._storage import (
+    DEFAULT_STORAGE_CLASS_ANNOTATION,
+    StorageClass,
+    TopologySelectorLabelRequirement,
+    TopologySelectorTerm,
+)
 
 __all__ = [
+    "DEFAULT_STORAGE_CLASS_ANNOTATION",
     "KINDS",
     "AWSElasticBlockStoreVolumeSource",
     "Affinity",
@@ -518,12 +525,15 @@ __all__ = [
     "StatefulSetSpec",
     "StatefulSetStatus",
     "StatefulSetUpdateStrategy",
+    "StorageClass",
     "SuccessPolicy",
     "SuccessPolicyRule",
     "Sysctl",
     "TCPSocketAction",
     "Taint",
     "Toleration",
+    "TopologySelectorLabelRequirement",
+    "TopologySelectorTerm",
     "TopologySpreadConstraint",
     "TypedLocalObjectReference",
     "TypedObjectReference",

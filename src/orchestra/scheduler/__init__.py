@@ -17,7 +17,7 @@ from orchestra.scheduler._framework import (
     Status,
 )
 from orchestra.scheduler._info import PodFacts
-from orchestra.scheduler._messages import Unschedulable, fit_error
+from orchestra.scheduler._messages import Unschedulable, fit_error, pre_filter_error
 from orchestra.scheduler._preemption import Budget, Candidate, NoPreemption
 from orchestra.scheduler._scheduler import (
     Scheduler,
@@ -25,6 +25,7 @@ from orchestra.scheduler._scheduler import (
     Strategy,
     num_feasible_nodes_to_find,
 )
+from orchestra.scheduler._volumes import VolumeBinding, VolumeFacts
 
 __all__ = [
     "MAX_NODE_SCORE",
@@ -46,6 +47,9 @@ __all__ = [
     "Status",
     "Strategy",
     "Unschedulable",
+    "VolumeBinding",
+    "VolumeFacts",
     "fit_error",
     "num_feasible_nodes_to_find",
+    "pre_filter_error",
 ]

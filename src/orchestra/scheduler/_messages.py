@@ -19,6 +19,9 @@ SPREAD_MISSING_LABEL = (
 )
 NO_FREE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 NO_NODES = "no nodes available to schedule pods"
+VOLUME_NODE_CONFLICT = "node(s) had volume node affinity conflict"
+VOLUME_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
+UNBOUND_IMMEDIATE_CLAIMS = "pod has unbound immediate PersistentVolumeClaims"
 
 
 class Unschedulable(OrchestraError):
@@ -31,6 +34,14 @@ class Unschedulable(OrchestraError):
         self.message = message
         self.reasons = reasons
         self.num_nodes = num_nodes
+
+
+def pre_filter_error(num_nodes: int, message: str) -> str:
+    """A pod refused before any node was filtered (a PreFilter said so): ``0/3 nodes
+    are available: persistentvolumeclaim "data" not found.``"""
+    if num_nodes == 0:
+        return NO_NODES
+    return f"0/{num_nodes} nodes are available: {message}."
 
 
 def fit_error(num_nodes: int, reasons: dict[str, int]) -> str:

@@ -38,6 +38,7 @@ from orchestra.scheduler._info import PodFacts
 from orchestra.scheduler._messages import NO_NODES, Unschedulable, fit_error
 from orchestra.scheduler._preemption import Budget, Candidate
 from orchestra.scheduler._preemption import find as find_preemption
+from orchestra.scheduler._volumes import VolumeBinding, VolumeFacts
 
 Strategy = Literal["LeastAllocated", "MostAllocated", "BalancedAllocation"]
 
@@ -65,7 +66,7 @@ def default_filters() -> list[FilterPlugin]:
     """kube-scheduler's default filter order."""
     return [filters.NodeUnschedulable(), filters.NodeName(), filters.TaintToleration(),
             filters.NodeAffinity(), filters.NodePorts(), filters.NodeResourcesFit(),
-            filters.PodTopologySpread(), filters.InterPodAffinity()]
+            VolumeBinding(), filters.PodTopologySpread(), filters.InterPodAffinity()]
 
 
 def default_scores(strategy: Strategy) -> list[ScorePlugin]:
@@ -186,8 +187,9 @@ class Scheduler:
 
     # -- the pipeline ---------------------------------------------------------
 
-    def schedule(self, pod: Any) -> str:
+    def schedule(self, pod: Any, *, volumes: VolumeFacts | None = None) -> str:
         """Pick a node for ``pod`` and assume the pod onto it; raise Unschedulable if none.
+        ``volumes`` is what the pod's claims ask of a node (the VolumeBinding filter).
 
         candidates -> pre-filter -> filter (until enough feasible nodes) -> pre-score ->
         score -> normalize -> weigh -> select the best (ties broken at random). Pods
@@ -202,18 +204,20 @@ class Scheduler:
         for n, node in held:
             cache.add_pod(n, node, assumed=True)
         try:
-            return self._schedule(facts)
+            return self._schedule(facts, volumes)
         finally:
             for n, _ in held:
                 cache.remove_pod(n.uid)
 
-    def fits(self, pod: PodFacts, node: NodeInfo) -> Status:
+    def fits(self, pod: PodFacts, node: NodeInfo, volumes: VolumeFacts | None = None
+             ) -> Status:
         """Every filter's verdict on ``pod`` for ``node`` as the cache stands now."""
-        cycle = Cycle(pod, self._cache)
+        cycle = self._cycle(pod, volumes)
         active = [f for f, pre in self._filter_plan if pre is None or pre(cycle) is not SKIP]
         return _run(active, cycle, node)
 
-    def preempt(self, pod: Any, budgets: Sequence[Budget]) -> Candidate:
+    def preempt(self, pod: Any, budgets: Sequence[Budget], *,
+                volumes: VolumeFacts | None = None) -> Candidate:
         """DefaultPreemption for a pod that fits nowhere: the node to free and the pods to
         evict there (see ``_preemption``); raises :class:`NoPreemption` when none helps."""
         facts = PodFacts.of(pod)
@@ -221,7 +225,7 @@ class Scheduler:
             self._cache.remove_pod(facts.uid)
         status = pod.status
         return find_preemption(
-            self._cache, facts, self.fits, budgets,
+            self._cache, facts, lambda p, n: self.fits(p, n, volumes), budgets,
             preemption_policy=pod.spec.preemption_policy,
             nominated_node=status.nominated_node_name if status is not None else None)
 
@@ -232,11 +236,17 @@ class Scheduler:
     def unnominate(self, uid: str) -> None:
         self.nominated.pop(uid, None)
 
-    def _schedule(self, facts: PodFacts) -> str:
+    def _cycle(self, facts: PodFacts, volumes: VolumeFacts | None) -> Cycle:
+        cycle = Cycle(facts, self._cache)
+        if volumes is not None:
+            cycle.data[VolumeBinding.name] = volumes
+        return cycle
+
+    def _schedule(self, facts: PodFacts, volumes: VolumeFacts | None) -> str:
         cache = self._cache
         if not cache.nodes:
             raise Unschedulable(NO_NODES, {}, 0)
-        cycle = Cycle(facts, cache)
+        cycle = self._cycle(facts, volumes)
         active = [f for f, pre in self._filter_plan if pre is None or pre(cycle) is not SKIP]
         feasible, found, evaluated = self._find_feasible(cycle, active)
         if not found:
