@@ -4,7 +4,8 @@ DaemonSet pods through the Eviction API, then wait for the evicted pods to go.
 Each pod is evicted on its own; an eviction its PodDisruptionBudget refuses (429) is
 retried every 5 seconds until ``timeout``, so the budget decides how many pods are away
 at once. kubectl's lines (``evicting pod ns/name``, ``error when evicting pods/"name" -n
-"ns" (will retry after 5s): ...``) go to the ``orchestra.drain`` logger.
+"ns" (will retry after 5s): ...``, ``pod/name evicted``, ``node/name drained``) go to the
+``orchestra.drain`` logger.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _to_evict(store: Store, name: str) -> builtins.list[Pod]:
 async def drain_node(store: Store, clock: Clock, name: str, *,
                      timeout: float) -> None:  # noqa: ASYNC109 - API.md
     """Evict the pods of the cordoned node ``name``; see the module docstring."""
+    log.info("node/%s cordoned", name)
     deadline = clock.monotonic() + timeout
     pending: dict[str, str] = {}  # pod key -> the last refusal
     evicted: builtins.list[Pod] = []
@@ -67,10 +69,16 @@ async def drain_node(store: Store, clock: Clock, name: str, *,
         await clock.sleep(RETRY_AFTER)
     # wait for the evicted pods to go (kubectl's waitForDelete)
     while True:
-        left = [p for p in evicted if (cur := store.get_or_none(
-            "Pod", p.metadata.name, namespace=p.metadata.namespace)) is not None
-            and cur.metadata.uid == p.metadata.uid]
+        left = []
+        for p in evicted:
+            cur = store.get_or_none("Pod", p.metadata.name, namespace=p.metadata.namespace)
+            if cur is not None and cur.metadata.uid == p.metadata.uid:
+                left.append(p)
+            else:
+                log.info("pod/%s evicted", p.metadata.name)
+        evicted = left
         if not left:
+            log.info("node/%s drained", name)
             return
         if clock.monotonic() >= deadline:
             names = ", ".join(f"{p.metadata.namespace}/{p.metadata.name}" for p in left)

@@ -235,6 +235,9 @@ async def test_drain_keeps_max_unavailable_one_of_four(caplog: pytest.LogCapture
         retry = [m for m in lines if "(will retry after 5s)" in m]
         assert retry and retry[0].startswith('error when evicting pods/"web-')
         assert retry[0].endswith(f'-n "default" (will retry after 5s): {VIOLATES}')
+        assert lines[0] == "node/node-1 cordoned" and lines[-1] == "node/node-1 drained"
+        assert len([m for m in lines if m.startswith("pod/web-")
+                    and m.endswith(" evicted")]) == 4
 
 
 async def test_the_docs_zookeeper_budget_holds_during_a_drain() -> None:
