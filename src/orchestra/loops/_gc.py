@@ -1,4 +1,5 @@
-"""The garbage collector: owner references drive cascading deletion.
+"""The garbage collector: owner references drive cascading deletion, for every
+registered kind (owners and dependents alike; events excepted, as in Kubernetes).
 
 - Background (the default): once an owner is gone, its dependents are deleted (a
   dependent with several owners only loses the dangling reference).
@@ -17,13 +18,21 @@ from typing import Any
 from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of
+from orchestra.objects._base import KINDS
 
 log = logging.getLogger("orchestra.gc")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
-OWNER_KINDS = ("Deployment", "ReplicaSet", "Job", "CronJob", "DaemonSet", "StatefulSet",
-               "Service", "Pod", "ConfigMap", "Secret", "Namespace")
+# kube-controller-manager's default ignored resources: events are never owners nor
+# collected dependents (and are too many to watch for nothing).
+IGNORED_KINDS = frozenset({"Event"})
+
+
+def collected_kinds() -> list[str]:
+    """Every registered kind but the ignored: any of them may own, or be owned by, any
+    other, as in Kubernetes, whose collector watches every deletable resource."""
+    return sorted(k for k in KINDS if k not in IGNORED_KINDS)
 
 
 def _exists(store: Any, ref: Any, namespace: str | None) -> bool:
@@ -39,7 +48,7 @@ class GarbageCollector:
         self.ctx = ctx
         self.controller = Controller("garbage-collector", self.reconcile, ctx.clock,
                                      workers=int(ctx.options.get("gc_workers", 2)))
-        for kind in OWNER_KINDS:
+        for kind in collected_kinds():
             ctx.informers[kind].add_handler(self._handler(kind))
 
     def _handler(self, kind: str) -> Any:
