@@ -69,11 +69,6 @@ def claim_state_dir(parent: str | None, name: str) -> tuple[str, int]:
                          f"(its state directory {path} is locked)")
 
 
-# An empty state directory younger than this may be a claim in progress (mkdir done, lock
-# file not yet created); older, its owner died between the two.
-_EMPTY_GRACE = 10.0
-
-
 def reclaim_stale_state_dirs(parent: str) -> list[str]:
     """Remove the state directories under ``parent`` whose owner is dead; returns them.
 
@@ -113,10 +108,11 @@ def _reclaim(path: str) -> bool:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
-        if time.time() - os.lstat(path).st_mtime < _EMPTY_GRACE:
-            return False
+        # No lock file: its owner died between mkdir and creating it, or is between the
+        # two right now; either way an empty directory may go, as a claimant recreates
+        # a directory removed under it (claim_state_dir).
         try:
-            os.rmdir(path)  # only if empty: the lock file is created first
+            os.rmdir(path)  # only if empty
         except OSError:
             return False
         return True
