@@ -413,6 +413,26 @@ def _job_errors(**spec: Any) -> set[str]:
     return {str(e) for e in info.value.errors}
 
 
+@pytest.mark.parametrize("propagation", ["Background", "Foreground", "Orphan"])
+async def test_deleting_a_job_releases_its_pods(propagation: str) -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "d"},
+            "spec": {"parallelism": 2, "completions": 2, "template": {"spec": {
+                "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                "containers": [{"name": "main", "image": "busybox"}]}}}})
+        await eventually(cluster, lambda: running(cluster, "d", 2))
+        await cluster.delete("job/d", propagation=propagation)
+        await eventually(cluster, lambda: cluster.store.get_or_none("Job", "d") is None)
+        if propagation == "Orphan":
+            # The orphans keep running, without the Job's tracking finalizer.
+            await eventually(cluster, lambda: len(job_pods(cluster, "d")) == 2 and not any(
+                TRACKING in (p.metadata.finalizers or ()) for p in job_pods(cluster, "d")))
+            assert running(cluster, "d", 2)
+        else:
+            await eventually(cluster, lambda: not job_pods(cluster, "d"))
+
+
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
     from orchestra._describe_kinds import _cap_indexes
 

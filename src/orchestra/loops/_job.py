@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import Conflict, NotFound, OrchestraError
@@ -33,7 +34,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Expectations, Result, key_of, split_key
 from orchestra.loops._podutil import is_ready
 from orchestra.objects._base import format_time, parse_time
-from orchestra.objects._batch import JOB_NAME_LABEL, format_indexes
+from orchestra.objects._batch import CONTROLLER_UID_LABEL, JOB_NAME_LABEL, format_indexes
 
 if TYPE_CHECKING:
     from orchestra.objects import Job, Pod
@@ -65,6 +66,13 @@ class JobController:
 
     def _on_pod(self, typ: str, pod: Any, old: Any) -> None:
         ref = pod.metadata.controller_ref()
+        if ref is None and jp.tracked(pod):
+            # An orphan (its Job deleted with propagation Orphan) still holding the
+            # finalizer: the sync of its former Job's key releases it.
+            job_name = (pod.metadata.labels or {}).get(JOB_NAME_LABEL)
+            if job_name:
+                self.controller.enqueue(f"{pod.metadata.namespace}/{job_name}")
+            return
         if ref is None or ref.kind != "Job":
             return
         key = f"{pod.metadata.namespace}/{ref.name}"
@@ -84,6 +92,7 @@ class JobController:
             self.backoff.pop(key, None)
             return None
         job = self._ensure_selector(found)
+        self._release_strays(job)
         if _finished(job):
             self.backoff.pop(key, None)
             return None
@@ -408,7 +417,17 @@ class JobController:
         for p in pods:
             pod = cast("Pod", p)
             ref = pod.metadata.controller_ref()
-            if ref is not None and ref.kind == "Job" and ref.name == name and jp.tracked(pod):
+            if jp.tracked(pod) and (ref is None or (ref.kind == "Job" and ref.name == name)):
+                self._release(pod)
+
+    def _release_strays(self, job: Job) -> None:
+        """Orphans of an earlier Job of this name (no controller, another uid)."""
+        for p in self.ctx.store.list("Pod", namespace=job.metadata.namespace,
+                                     selector=f"{JOB_NAME_LABEL}={job.metadata.name}"):
+            pod = cast("Pod", p)
+            labels: Mapping[str, str] = pod.metadata.labels or {}
+            if jp.tracked(pod) and pod.metadata.controller_ref() is None and \
+                    labels.get(CONTROLLER_UID_LABEL) != job.uid:
                 self._release(pod)
 
     def _record_backoff(self, key: str, ok: list[Pod], bad: list[Pod], now: float) -> None:
