@@ -39,7 +39,7 @@ from orchestra._statedir import (
     remove_leftovers,
 )
 from orchestra._store import Store
-from orchestra._traffic import access_log, ingress_endpoint, traffic_stats
+from orchestra._traffic import access_log, traffic_endpoint, traffic_stats
 from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Informers
@@ -444,8 +444,8 @@ class Cluster:
         else:
             ref = service if "/" in str(service) else f"service/{service}"
             svc = self.store.get(ref, namespace=namespace)
-        if svc.kind == "Ingress":
-            return ingress_endpoint(self.traffic, svc, port)
+        if svc.kind in ("Ingress", "Gateway"):
+            return traffic_endpoint(self.traffic, svc, port)
         assert self.network is not None
         return self.network.endpoint(svc, port)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from orchestra.loops._gateway import listener_name
+from orchestra.loops._gateway_compile import route_prefix as httproute_prefix
 from orchestra.loops._ingress import HTTP_LISTENER, HTTPS_LISTENER
 from orchestra.loops._ingress_compile import route_prefix
 
@@ -12,7 +14,29 @@ if TYPE_CHECKING:
     from orchestra._store import Store
     from orchestra.net.l7 import HttpProxy
 
-__all__ = ["access_log", "ingress_endpoint", "route_filter", "traffic_stats"]
+__all__ = ["access_log", "route_filter", "traffic_endpoint", "traffic_stats"]
+
+
+def traffic_endpoint(proxy: HttpProxy | None, obj: Any,
+                     port: int | str | None) -> tuple[str, int]:
+    """Where the embedding process reaches an Ingress or a Gateway on ``port``."""
+    if obj.kind == "Gateway":
+        return gateway_endpoint(proxy, obj, port)
+    return ingress_endpoint(proxy, obj, port)
+
+
+def gateway_endpoint(proxy: HttpProxy | None, gw: Any,
+                     port: int | str | None) -> tuple[str, int]:
+    """The listener serving the Gateway's ``port`` (its first listener's by default)."""
+    ns, name = gw.metadata.namespace or "default", gw.metadata.name
+    ports = [lis.port for lis in gw.spec.listeners]
+    want = ports[0] if port is None and ports else int(port) if port is not None else 0
+    if want not in ports:
+        raise ValueError(f"gateway {ns}/{name} has no listener on port {port!r}")
+    addr = proxy.address(listener_name(ns, name, want)) if proxy is not None else None
+    if addr is None:
+        raise ValueError(f"gateway {ns}/{name} is not programmed on port {want} yet")
+    return addr
 
 
 def ingress_endpoint(proxy: HttpProxy | None, ingress: Any,
@@ -46,7 +70,10 @@ def route_filter(store: Store, ref: Any, namespace: str) -> str:
     info, name = parse_ref(ref)
     if info.kind == "Ingress" and name:
         return route_prefix(namespace, name)
-    raise ValueError(f"no traffic statistics for {info.kind}: name an ingress, or none")
+    if info.kind == "HTTPRoute" and name:
+        return httproute_prefix(namespace, name)
+    raise ValueError(f"no traffic statistics for {info.kind}: name an ingress or an "
+                     "httproute, or none")
 
 
 def traffic_stats(proxy: HttpProxy | None, store: Store, ref: Any,

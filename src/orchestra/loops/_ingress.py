@@ -18,7 +18,6 @@ Warning event for each missing Service, port or Secret (once per problem).
 
 from __future__ import annotations
 
-import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -141,19 +140,7 @@ class IngressController:
         return None
 
     async def _listen(self, name: str, table: Any, tls: tuple[TlsCert, ...] | None) -> None:
-        if self.proxy.address(name) is not None:
-            await self.proxy.listen(name, table=table, tls=tls)
-            return
-        port = self._ports[name]
-        try:
-            await self.proxy.listen(name, ("127.0.0.1", port), table=table, tls=tls)
-        except OSError as e:
-            if port == 0 or e.errno not in (errno.EACCES, errno.EADDRINUSE, errno.EPERM):
-                raise
-            addr = await self.proxy.listen(name, ("127.0.0.1", 0), table=table, tls=tls)
-            log.warning("ingress: cannot listen on 127.0.0.1:%d (%s); listening on %s:%d "
-                        "instead (see cluster.endpoint('ingress/NAME', %d))",
-                        port, e.strerror, addr[0], addr[1], port)
+        await self.proxy.listen_port(name, self._ports[name], table=table, tls=tls)
 
     def _report(self, ing: Any, problems: list[tuple[str, str]]) -> None:
         uid = ing.metadata.uid or ""

@@ -150,6 +150,7 @@ from orchestra.objects._core import (
     VolumeNodeAffinity,
 )
 from orchestra.objects._files import config_map_from_files, secret_from_files
+from orchestra.objects._gateway import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
 from orchestra.objects._networking import (
     HTTPIngressPath,
     HTTPIngressRuleValue,
@@ -359,6 +360,8 @@ __all__ = [
     "FrozenDict",
     "GCEPersistentDiskVolumeSource",
     "GRPCAction",
+    "Gateway",
+    "GatewayClass",
     "GitRepoVolumeSource",
     "HPAScalingPolicy",
     "HPAScalingRules",
@@ -366,6 +369,7 @@ __all__ = [
     "HTTPHeader",
     "HTTPIngressPath",
     "HTTPIngressRuleValue",
+    "HTTPRoute",
     "HorizontalPodAutoscaler",
     "HorizontalPodAutoscalerBehavior",
     "HorizontalPodAutoscalerCondition",
@@ -482,6 +486,7 @@ __all__ = [
     "Probe",
     "ProjectedVolumeSource",
     "Quantity",
+    "ReferenceGrant",
     "ReplicaSet",
     "ReplicaSetCondition",
     "ReplicaSetSpec",

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import logging
 import os
 import random
 import shutil
@@ -43,6 +45,8 @@ from orchestra.net.l7._upstream import Pool, Upstream
 __all__ = ["HttpProxy", "Listener"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("orchestra.net.l7")
 
 
 class Listener:
@@ -149,6 +153,23 @@ class HttpProxy:
         if table is not None:
             self.set_table(name, table)
         return listener.address
+
+    async def listen_port(self, name: str, port: int, *, table: RouteTable,
+                          tls: Sequence[TlsCert] | None = None, ip: str = "127.0.0.1"
+                          ) -> tuple[str, int]:
+        """:meth:`listen` on ``ip:port``, or on a free port of ``ip`` when that port
+        cannot be bound (privileged, or taken); an existing listener keeps its address."""
+        if name in self._listeners:
+            return await self.listen(name, table=table, tls=tls)
+        try:
+            return await self.listen(name, (ip, port), table=table, tls=tls)
+        except OSError as e:
+            if port == 0 or e.errno not in (errno.EACCES, errno.EADDRINUSE, errno.EPERM):
+                raise
+            addr = await self.listen(name, (ip, 0), table=table, tls=tls)
+            log.warning("%s: cannot listen on %s:%d (%s); listening on %s:%d instead",
+                        name, ip, port, e.strerror, *addr)
+            return addr
 
     async def _serve(self, listener: Listener, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
