@@ -168,7 +168,9 @@ def run_client(mode: str, port: int, requests: int, concurrency: int) -> dict[st
     r = subprocess.run([sys.executable, __file__, "--role", "client", "--mode", mode,
                         "--port", str(port), "--requests", str(requests),
                         "--concurrency", str(concurrency)],
-                       capture_output=True, text=True, timeout=300, check=True)
+                       capture_output=True, text=True, timeout=300, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"client {mode} on port {port} failed: {r.stderr[-2000:]}")
     out: dict[str, Any] = json.loads(r.stdout)
     return out
 
@@ -251,6 +253,7 @@ error_log {d}/error.log;
 events {{ worker_connections 8192; }}
 http {{
   access_log off;
+  keepalive_requests 1000000;
   {temps}
   upstream ok {{ server 127.0.0.1:{ok}; keepalive 64; }}
   server {{
