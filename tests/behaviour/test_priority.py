@@ -240,3 +240,48 @@ async def test_describe_priority_class_like_kubectl(cluster: oc.Cluster) -> None
         "Annotations:       <none>",
         "Events:            <none>",
     ]
+
+
+async def test_a_more_important_preemption_displaces_an_earlier_nomination() -> None:
+    """low-1 and low-2 hold the node; mid preempts low-2 and is nominated; while low-2 is
+    still terminating, top (needing the whole node) preempts too: mid loses its
+    nomination and finds no victims of its own, since top's room is held."""
+    async with oc.Cluster(runtime="fake", nodes=[oc.NodeSpec("node-1", cpu="2")],
+                          clock=oc.ManualClock()) as cluster:
+        await cluster.create(klass("mid", 50))
+        await cluster.create(klass("top", 100))
+        slow = {"fake.orchestra.dev/ignore-sigterm": "true"}
+        for name in ("low-1", "low-2"):
+            body = cpu_pod(name)
+            body["metadata"]["annotations"] = slow
+            body["spec"]["terminationGracePeriodSeconds"] = 60
+            await cluster.create(body)
+            await advance_until(cluster, lambda n=name: cluster.store.get("pod", n)
+                                .spec.node_name)
+            await cluster.clock.advance(5)  # type: ignore[attr-defined]
+        seen: list[tuple[str, str | None]] = []
+
+        async def follow() -> None:
+            async for ev in cluster.watch("Pod", field_selector="metadata.name=mid"):
+                st = ev.object.status
+                seen.append(("mid", st.nominated_node_name if st else None))
+
+        follower = asyncio.ensure_future(follow())
+        await asyncio.sleep(0)
+        await cluster.create(cpu_pod("mid", priorityClassName="mid"))
+        await advance_until(cluster, lambda: ("mid", "node-1") in seen)
+        assert cluster.store.get("pod", "low-2").metadata.deletion_timestamp is not None
+        await cluster.create(cpu_pod("top", "2", priorityClassName="top"))
+        top = await advance_until(cluster, lambda: (t := cluster.store.get("pod", "top"))
+                                  .status.nominated_node_name and t)
+        assert top.status.nominated_node_name == "node-1"
+        mid = await advance_until(cluster, lambda: (m := cluster.store.get("pod", "mid"))
+                                  .status.nominated_node_name is None and m)
+        follower.cancel()
+        assert not mid.spec.node_name
+        assert scheduled_message(cluster, "mid").endswith(
+            "preemption: 0/1 nodes are available: 1 No preemption victims found for "
+            "incoming pod..")
+        p = await advance_until(cluster, lambda: (t := cluster.store.get("pod", "top"))
+                                .spec.node_name and t, rounds=400)
+        assert p.spec.node_name == "node-1"

@@ -103,3 +103,15 @@ def test_a_nominated_pod_keeps_its_room_from_lower_priority_pods() -> None:
     s2.nominate(high, "a")
     s2.unnominate(high.metadata.uid or "")
     assert s2.schedule(pod("low", cpu="1", priority=1)) == "a"
+
+
+def test_a_preemption_displaces_lower_priority_nominations_on_its_node() -> None:
+    s = scheduler([node("a", cpu="1"), node("b", cpu="1")], [])
+    low, mid, other = (pod("low", cpu="1", priority=1), pod("mid", cpu="1", priority=50),
+                       pod("other", cpu="1", priority=1))
+    s.nominate(low, "a")
+    s.nominate(mid, "a")
+    s.nominate(other, "b")
+    gone = s.displace_nominated("a", 50)
+    assert [p.name for p in gone] == ["low"]
+    assert {f.name for f, _ in s.nominated.values()} == {"mid", "other"}

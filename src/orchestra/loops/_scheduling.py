@@ -201,6 +201,8 @@ class SchedulingLoop:
                 victim, "Normal", "Preempted",
                 f"Preempted by pod {pod.metadata.uid} on node {chosen.node}",
                 component=SCHEDULER_NAME)
+        for other in self.scheduler.displace_nominated(chosen.node, pod.spec.priority or 0):
+            self._clear_nomination(other.namespace, other.name)
         self.scheduler.nominate(pod, chosen.node)
         status = pod.status.to_dict() if pod.status is not None else {}
         if status.get("nominatedNodeName") == chosen.node:
@@ -213,6 +215,22 @@ class SchedulingLoop:
                 update={"status": PodStatus.model_validate(status)})))
         except (Conflict, NotFound):
             return pod
+
+    def _clear_nomination(self, namespace: str, name: str) -> None:
+        """ClearNominatedNodeName: the pod goes back to the queue without a node held."""
+        from orchestra.objects import PodStatus
+
+        pod = cast("Pod | None", self.ctx.store.get_or_none("Pod", name, namespace=namespace))
+        if pod is None or pod.status is None or not pod.status.nominated_node_name:
+            return
+        status = pod.status.to_dict()
+        del status["nominatedNodeName"]
+        with contextlib.suppress(Conflict, NotFound):
+            self.ctx.store.update(pod.model_copy(
+                update={"status": PodStatus.model_validate(status)}))
+        key = key_of(pod)
+        self.unschedulable.discard(key)
+        self.controller.enqueue(key)
 
     def _mark_unschedulable(self, pod: Pod, message: str) -> None:
         from orchestra.objects import PodStatus

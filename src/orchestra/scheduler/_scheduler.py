@@ -199,15 +199,23 @@ class Scheduler:
         cache = self._cache
         if facts.uid in cache.assumed:  # scheduling again supersedes the assumption
             cache.remove_pod(facts.uid)
-        held = [(n, node) for uid, (n, node) in self.nominated.items()
-                if uid != facts.uid and n.priority >= facts.priority and uid not in cache.pods]
-        for n, node in held:
-            cache.add_pod(n, node, assumed=True)
+        held = self._hold_nominated(facts)
         try:
             return self._schedule(facts, volumes)
         finally:
-            for n, _ in held:
+            for n in held:
                 cache.remove_pod(n.uid)
+
+    def _hold_nominated(self, facts: PodFacts) -> list[PodFacts]:
+        """Count the pods nominated by earlier preemptions, of no lower priority than
+        ``facts``, on their nodes (as kube-scheduler's filters with nominated pods);
+        the caller removes them again."""
+        held = [(n, node) for uid, (n, node) in self.nominated.items()
+                if uid != facts.uid and n.priority >= facts.priority
+                and uid not in self._cache.pods]
+        for n, node in held:
+            self._cache.add_pod(n, node, assumed=True)
+        return [n for n, _ in held]
 
     def fits(self, pod: PodFacts, node: NodeInfo, volumes: VolumeFacts | None = None
              ) -> Status:
@@ -224,10 +232,15 @@ class Scheduler:
         if facts.uid in self._cache.assumed:
             self._cache.remove_pod(facts.uid)
         status = pod.status
-        return find_preemption(
-            self._cache, facts, lambda p, n: self.fits(p, n, volumes), budgets,
-            preemption_policy=pod.spec.preemption_policy,
-            nominated_node=status.nominated_node_name if status is not None else None)
+        held = self._hold_nominated(facts)
+        try:
+            return find_preemption(
+                self._cache, facts, lambda p, n: self.fits(p, n, volumes), budgets,
+                preemption_policy=pod.spec.preemption_policy,
+                nominated_node=status.nominated_node_name if status is not None else None)
+        finally:
+            for n in held:
+                self._cache.remove_pod(n.uid)
 
     def nominate(self, pod: Any, node: str) -> None:
         """Hold room on ``node`` for ``pod`` until it is bound or :meth:`unnominate` d."""
@@ -235,6 +248,15 @@ class Scheduler:
 
     def unnominate(self, uid: str) -> None:
         self.nominated.pop(uid, None)
+
+    def displace_nominated(self, node: str, priority: int) -> list[PodFacts]:
+        """Drop the nominations to ``node`` of pods below ``priority`` (a preemption for
+        a more important pod took that room); returns those pods."""
+        out = [n for n, where in self.nominated.values()
+               if where == node and n.priority < priority]
+        for n in out:
+            self.nominated.pop(n.uid, None)
+        return out
 
     def _cycle(self, facts: PodFacts, volumes: VolumeFacts | None) -> Cycle:
         cycle = Cycle(facts, self._cache)
