@@ -137,3 +137,17 @@ async def test_php_apache_walkthrough_scales_on_simulated_cpu() -> None:
         await cluster.patch("deploy/php-apache", {"spec": {"template": {"metadata": {
             "annotations": {CPU: "0m"}}}}})
         await eventually(cluster, lambda: replicas() == 1, step=15, within=60)
+
+
+async def test_reapplying_a_changed_v1_manifest_updates_the_stored_hpa() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply(v1(targetCPUUtilizationPercentage=50))
+        await cluster.apply(v1(targetCPUUtilizationPercentage=70, maxReplicas=6))
+        hpa = await cluster.get("hpa/web")
+        assert hpa.spec.max_replicas == 6
+        assert [m.resource.target.average_utilization for m in hpa.spec.metrics] == [70]
+        # Dropping the target falls back to v2's default metric, as the API server does.
+        await cluster.apply(v1(maxReplicas=6))
+        hpa = await cluster.get("hpa/web")
+        assert [m.resource.target.average_utilization for m in hpa.spec.metrics] == [80]
+        assert hpa_to_v1(hpa)["spec"]["targetCPUUtilizationPercentage"] == 80
