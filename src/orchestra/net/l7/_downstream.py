@@ -43,6 +43,7 @@ class Downstream(asyncio.Protocol):
         self.write_paused = False
         self.tunnel: asyncio.Transport | None = None
         self.closing = False
+        self.corked: list[bytes] | None = None  # writes held until uncork()
 
     # -- asyncio ----------------------------------------------------------------------
 
@@ -148,8 +149,21 @@ class Downstream(asyncio.Protocol):
                 self.t.resume_reading()
 
     def write(self, data: bytes) -> None:
-        if self.t is not None and not self.closing:
+        if self.corked is not None:
+            self.corked.append(data)
+        elif self.t is not None and not self.closing:
             self.t.write(data)
+
+    def cork(self) -> None:
+        """Hold writes until :meth:`uncork`: a response head and the body bytes that
+        arrived with it leave in one send."""
+        if self.corked is None:
+            self.corked = []
+
+    def uncork(self) -> None:
+        out, self.corked = self.corked, None
+        if out and self.t is not None and not self.closing:
+            self.t.write(out[0] if len(out) == 1 else b"".join(out))
 
     def exchange_done(self, ex: Exchange) -> None:
         """``ex`` answered and its request read: close, or go on with the next one."""
@@ -166,6 +180,7 @@ class Downstream(asyncio.Protocol):
 
     def close(self) -> None:
         if self.t is not None and not self.closing:
+            self.uncork()
             self.closing = True
             self.t.close()
 

@@ -53,6 +53,8 @@ class Upstream(asyncio.Protocol):
             self.close()
             return
         self.got_bytes = True
+        down = ex.down
+        down.cork()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as e:
@@ -63,6 +65,8 @@ class Upstream(asyncio.Protocol):
             if self.ex is not None:
                 self.ex.upstream_lost(self, "protocol error")
             self.close()
+        finally:
+            down.uncork()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
