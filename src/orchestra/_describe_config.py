@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe import _age, _annotations, _events, _map, _Out
 from orchestra._describe_kinds import _head
+from orchestra._describe_storage import DESCRIBERS as STORAGE
+from orchestra._describe_storage import access_modes
 from orchestra.objects._base import parse_time
 
 if TYPE_CHECKING:
@@ -53,10 +55,6 @@ def secret(cluster: Cluster, s: Any, out: _Out) -> None:
     _events(cluster, s, out)
 
 
-_ACCESS_MODES = (("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"),
-                 ("ReadWriteOncePod", "RWOP"))
-
-
 def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
     spec, st, meta = pvc.spec, pvc.status, pvc.metadata
     now = cluster.clock.now()
@@ -76,7 +74,7 @@ def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
         ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
         ("Finalizers", f"[{' '.join(meta.finalizers or ())}]"),
         ("Capacity", capacity or " "),
-        ("Access Modes", ",".join(short for mode, short in _ACCESS_MODES if mode in modes) or " "),
+        ("Access Modes", access_modes(modes) or " "),
         ("VolumeMode", spec.volume_mode),
         ("Used By", "\n".join(users) or "<none>"),
     ]
@@ -154,4 +152,5 @@ DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
     "Namespace": namespace,
     "ResourceQuota": resource_quota,
     "PriorityClass": priority_class,
+    **STORAGE,
 }

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from orchestra._describe import _Out
 
-__all__ = ["volumes"]
+__all__ = ["source_pairs", "volumes"]
 
 
 def _bool(value: bool | None) -> str:
@@ -116,3 +116,11 @@ def volumes(out: _Out, vols: Any, *, template: bool = False) -> None:
             kind = type(v).model_fields[field].alias or field  # its manifest key: scaleIO
             out.kv([("Type", kind)] + [(k, val) for k, val in body.items()
                                        if isinstance(val, str | int | float)], indent=4)
+
+
+def source_pairs(field: str, source: Any) -> list[tuple[str, Any]] | None:
+    """kubectl's ``Type:``/source lines for one volume source (``host_path``, ``nfs``,
+    ``csi``...), or None for a source it has no printer for; shared with the
+    PersistentVolume describer."""
+    printer = _DESCRIBERS.get(field)
+    return printer(source) if printer is not None else None

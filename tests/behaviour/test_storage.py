@@ -324,3 +324,58 @@ async def test_wait_for_first_consumer_without_provisioner_binds_a_volume_on_the
     await eventually(lambda: scheduled_message(cluster, "q") ==
                      "0/2 nodes are available: 2 node(s) didn't find available persistent "
                      "volumes to bind." + NOT_HELPFUL)
+
+
+async def test_describe_volume_and_class_as_kubectl_prints_them(cluster: oc.Cluster) -> None:
+    await cluster.apply(docs("task-pv-volume") + docs("task-pv-claim") + [
+        pvc("d", "1Gi", cls=None), pod("p", "d"),
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": "zonal"}, "provisioner": "example.com/disk",
+         "parameters": {"type": "ssd", "fs": "ext4"}, "allowVolumeExpansion": True,
+         "mountOptions": ["debug"], "allowedTopologies": [{"matchLabelExpressions": [
+             {"key": "topology.kubernetes.io/zone", "values": ["a", "b"]}]}]}])
+    await eventually(lambda: phase(cluster, "PersistentVolume", "task-pv-volume", "Bound"))
+    await cluster.wait_for("pod/p", "Running", timeout=20)
+    assert cluster.describe("pv/task-pv-volume").splitlines() == [
+        "Name:            task-pv-volume",
+        "Labels:          type=local",
+        "Annotations:     pv.kubernetes.io/bound-by-controller: yes",
+        "Finalizers:      []",
+        "StorageClass:    manual",
+        "Status:          Bound",
+        "Claim:           default/task-pv-claim",
+        "Reclaim Policy:  Retain",
+        "Access Modes:    RWO",
+        "VolumeMode:      Filesystem",
+        "Capacity:        10Gi",
+        "Node Affinity:   <none>",
+        "Message:",
+        "Source:",
+        "    Type:          HostPath (bare host directory volume)",
+        "    Path:          /mnt/data",
+        "    HostPathType:  <none>",
+        "Events:            <none>",
+    ]
+    node = cluster.store.get("Pod", "p").spec.node_name
+    name = cluster.store.get("pvc/d").spec.volume_name
+    lines = cluster.describe(f"pv/{name}").splitlines()
+    start = lines.index("Node Affinity:")
+    assert lines[start:start + 3] == ["Node Affinity:", "  Required Terms:",
+                                      f"    Term 0:        kubernetes.io/hostname in [{node}]"]
+    assert cluster.describe("sc/zonal").splitlines() == [
+        "Name:                  zonal",
+        "IsDefaultClass:        No",
+        "Annotations:           <none>",
+        "Provisioner:           example.com/disk",
+        "Parameters:            fs=ext4,type=ssd",
+        "AllowVolumeExpansion:  True",
+        "MountOptions:",
+        "  debug",
+        "ReclaimPolicy:      Delete",
+        "VolumeBindingMode:  Immediate",
+        "AllowedTopologies:",
+        "  Term 0:           topology.kubernetes.io/zone in [a, b]",
+        "Events:             <none>",
+    ]
+    text = cluster.describe("sc/standard")
+    assert "IsDefaultClass:        Yes" in text.splitlines()
