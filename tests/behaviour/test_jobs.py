@@ -431,6 +431,25 @@ async def test_deleting_a_job_releases_its_pods(propagation: str) -> None:
             await eventually(cluster, lambda: not job_pods(cluster, "d"))
 
 
+def test_a_created_job_gets_its_generated_selector_at_once() -> None:
+    store = oc.Store()
+    spec = {"template": {"spec": {"restartPolicy": "Never",
+                                  "containers": [{"name": "c", "image": "i"}]}}}
+    j = store.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "g"},
+                      "spec": spec})
+    uid = j.metadata.uid
+    assert j.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": uid}
+    assert j.spec.template.metadata.labels == {
+        "batch.kubernetes.io/controller-uid": uid, "controller-uid": uid,
+        "batch.kubernetes.io/job-name": "g", "job-name": "g"}
+    with pytest.raises(oc.Invalid, match="`selector` not auto-generated"):
+        store.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "h"},
+                      "spec": {**spec, "selector": {"matchLabels": {"app": "x"}},
+                               "template": {**spec["template"],
+                                            "metadata": {"labels": {"app": "x"}}}}})
+    assert store.get_or_none("Job", "h") is None
+
+
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
     from orchestra._describe_kinds import _cap_indexes
 

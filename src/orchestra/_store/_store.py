@@ -303,6 +303,13 @@ class Store(_Deletion):
             meta_changes["deletion_grace_period_seconds"] = None
         meta = changes["metadata"] = replace(obj.metadata, meta_changes)
         obj = replace(obj, changes)
+        if kind == "Job":
+            # The API server's generateSelector, which needs the uid just assigned.
+            from orchestra.objects._batch import Job, generate_job_selector
+
+            assert isinstance(obj, Job)
+            obj = generate_job_selector(obj)
+            meta = obj.metadata
         table.insert(key, obj)
         if meta.owner_references:
             self._index_owners(kind, key, None, obj)
