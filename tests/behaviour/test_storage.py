@@ -379,3 +379,11 @@ async def test_describe_volume_and_class_as_kubectl_prints_them(cluster: oc.Clus
     ]
     text = cluster.describe("sc/standard")
     assert "IsDefaultClass:        Yes" in text.splitlines()
+
+
+async def test_the_simulated_runtime_makes_no_host_directory_for_a_volume(
+        cluster: oc.Cluster, tmp_path: Path) -> None:
+    target = tmp_path / "never"
+    await cluster.apply([pv("v", "1Gi", path=str(target)), pvc("c", "1Gi"), pod("p", "c")])
+    await cluster.wait_for("pod/p", "Running", timeout=20)
+    assert not await anyio.Path(target).exists()

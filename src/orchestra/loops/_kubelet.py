@@ -184,7 +184,8 @@ class NodeAgent(_ContainerStarts):
                 # Volumes create their own directories; a simulated runtime writes no
                 # logs, so thousands of simulated pods cost no directories.
                 os.makedirs(pod_dir, exist_ok=True)
-            st.volumes = PodVolumes(pod_dir, self.state_dir)
+            st.volumes = PodVolumes(pod_dir, self.state_dir,
+                                    simulated=self.runtime.capabilities.simulated)
             st.sandbox = SandboxSpec(
                 uid=st.uid,
                 namespace=meta.namespace or "default",

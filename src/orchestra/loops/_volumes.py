@@ -152,11 +152,13 @@ def _downward_files(pod: Pod, items: Any, default_mode: int | None, pod_ip: str
     return files, modes
 
 
-def _claim_path(store: Store, ns: str, claim_name: str, cluster_dir: str) -> str:
+def _claim_path(store: Store, ns: str, claim_name: str, cluster_dir: str, *,
+                create: bool) -> str:
     """The host directory of the volume bound to a claim: a ``hostPath`` or ``local``
     volume's path (what the local provisioner makes too), else a directory per volume
     under the cluster's state directory. Raises ConfigError (with the kubelet's words)
-    while the claim is missing or unbound."""
+    while the claim is missing or unbound. Makes missing directories only if ``create``
+    (never for a simulated runtime, which mounts nothing)."""
     claim: Any = store.get_or_none("PersistentVolumeClaim", claim_name, namespace=ns)
     where = f"error processing PVC {ns}/{claim_name}"
     if claim is None:
@@ -170,27 +172,29 @@ def _claim_path(store: Store, ns: str, claim_name: str, cluster_dir: str) -> str
                           f'server: persistentvolumes "{claim.spec.volume_name}" not found')
     if pv.spec.host_path is not None:
         path = str(pv.spec.host_path.path)
-        if pv.spec.host_path.type in ("DirectoryOrCreate", None, "") and \
+        if create and pv.spec.host_path.type in ("DirectoryOrCreate", None, "") and \
                 not os.path.exists(path):
             os.makedirs(path, exist_ok=True)
         return path
     if pv.spec.local is not None:
         path = str(pv.spec.local.path)
-        if not os.path.isdir(path):  # a local volume's directory must exist already
+        if create and not os.path.isdir(path):  # a local volume's must exist already
             raise ConfigError(f'MountVolume.NewMounter initialization failed for volume '
                               f'"{pv.metadata.name}" : path "{path}" does not exist')
         return path
     path = os.path.join(cluster_dir, "pv", pv.metadata.name)
-    os.makedirs(path, exist_ok=True)
+    if create:
+        os.makedirs(path, exist_ok=True)
     return path
 
 
 class PodVolumes:
     """The host directories of one pod's volumes, under ``pod_dir``."""
 
-    def __init__(self, pod_dir: str, cluster_dir: str) -> None:
+    def __init__(self, pod_dir: str, cluster_dir: str, *, simulated: bool = False) -> None:
         self.pod_dir = pod_dir
         self.cluster_dir = cluster_dir
+        self.simulated = simulated
         self.paths: dict[str, str] = {}
         # volumes that cannot be mounted yet (an unbound claim, say) -> why
         self.pending: dict[str, str] = {}
@@ -269,7 +273,7 @@ class PodVolumes:
             elif vol.persistent_volume_claim is not None:
                 try:
                     path = _claim_path(store, ns, vol.persistent_volume_claim.claim_name,
-                                       self.cluster_dir)
+                                       self.cluster_dir, create=not self.simulated)
                 except ConfigError as exc:
                     self.pending[name] = str(exc)
                     continue
