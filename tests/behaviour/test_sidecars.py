@@ -285,3 +285,39 @@ async def test_sidecars_do_not_keep_a_failed_job_pod_alive() -> None:
         assert p.status.init_container_statuses[0].state.terminated.exit_code == 143
         assert _conds(p)["Ready"].reason == "PodFailed"
         assert pod_status(p) == "Error"
+
+
+async def test_a_sidecar_failing_liveness_is_killed_and_restarted_as_an_init_container(
+) -> None:
+    async with oc.Cluster(runtime="fake", nodes=1, clock=oc.ScaledClock(50)) as cluster:
+        await cluster.apply(_sidecar_pod(
+            "p", annotations={"fake.orchestra.dev/proxy.probe-fail": "liveness"},
+            inits=[{"name": "proxy", "image": "envoy", "restartPolicy": "Always",
+                    "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1,
+                                      "failureThreshold": 1}}]))
+        p = await cluster.wait_for(
+            "pod/p", lambda p: p.status is not None and p.status.init_container_statuses
+            and p.status.init_container_statuses[0].restart_count >= 2, timeout=30)
+        kills = {e.message for e in cluster.events(p) if e.reason == "Killing"}
+        assert kills == {"Init container proxy failed liveness probe"}
+        assert p.status.container_statuses[0].restart_count == 0
+
+
+@pytest.mark.parametrize(("container", "message"), [
+    ({"containers": [{"name": "a", "image": "x", "restartPolicy": "Always"}]},
+     "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers"),
+    ({"initContainers": [{"name": "i", "image": "x", "restartPolicy": "OnFailure"}]},
+     'spec.initContainers[0].restartPolicy: Unsupported value: "OnFailure": '
+     'supported values: "Always"'),
+    ({"initContainers": [{"name": "i", "image": "x",
+                          "startupProbe": {"exec": {"command": ["true"]}}}]},
+     "spec.initContainers[0].startupProbe: Forbidden: may not be set for init containers "
+     "without restartPolicy=Always"),
+])
+def test_restart_policies_of_containers_are_validated(container: dict[str, Any],
+                                                      message: str) -> None:
+    spec = {"containers": [{"name": "a", "image": "x"}], **container}
+    with pytest.raises(oc.Invalid) as info:
+        oc.objects.Pod.model_validate({"apiVersion": "v1", "kind": "Pod",
+                                       "metadata": {"name": "p"}, "spec": spec})
+    assert message in str(info.value)

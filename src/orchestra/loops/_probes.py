@@ -65,6 +65,12 @@ async def run_probes(
         probes.append(("liveness", resolve_probe_port(container.liveness_probe, container)))
     if container.readiness_probe is not None:
         probes.append(("readiness", resolve_probe_port(container.readiness_probe, container)))
+    def killed(kind: str) -> str:
+        """The kubelet's words when a probe kills the container (a sidecar's differ)."""
+        if rec.sidecar:
+            return f"Init container {container.name} failed {kind} probe"
+        return f"Container {container.name} failed {kind} probe, will be restarted"
+
     has_startup = container.startup_probe is not None
     started = anyio.Event()
     if not has_startup:
@@ -106,11 +112,10 @@ async def run_probes(
                     changed()
                     return
                 if fails >= fail_needed:
-                    await kill(f"Container {container.name} failed startup probe, "
-                               "will be restarted")
+                    await kill(killed("startup"))
                     return
             elif kind == "liveness" and fails >= fail_needed:
-                await kill(f"Container {container.name} failed liveness probe, will be restarted")
+                await kill(killed("liveness"))
                 return
             await clock.sleep(period)
 

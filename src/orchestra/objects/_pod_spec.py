@@ -266,6 +266,10 @@ class PodSpec(Model):
         if len(v) > 1 or init:
             check_unique_names(v, {c.name for c in init} if init else set())
         _check_mounts(v, data)
+        forbidden = [((i, "restartPolicy"), "Forbidden: may not be set for non-init containers")
+                     for i, c in enumerate(v) if c.restart_policy is not None]
+        if forbidden:
+            fail(forbidden)
         return v
 
     @field_validator("init_containers")
@@ -277,6 +281,7 @@ class PodSpec(Model):
             if len(v) > 1:
                 check_unique_names(v)
             _check_mounts(v, info.data)
+            _check_init_restart_policies(v)
         return v
 
     @field_validator("volumes")
@@ -298,6 +303,28 @@ class PodSpec(Model):
             if c.name == name:
                 return c
         return None
+
+
+_INIT_ONLY_WITH_ALWAYS = (("lifecycle", "lifecycle"), ("liveness_probe", "livenessProbe"),
+                          ("readiness_probe", "readinessProbe"),
+                          ("startup_probe", "startupProbe"))
+
+
+def _check_init_restart_policies(inits: tuple[Container, ...]) -> None:
+    """An init container's ``restartPolicy`` is unset (runs to completion) or
+    ``Always`` (a sidecar); only a sidecar may have probes or lifecycle hooks."""
+    errors: list[tuple[tuple[int | str, ...], str]] = []
+    for i, c in enumerate(inits):
+        policy = c.restart_policy
+        if policy is None:
+            errors.extend(((i, wire), "Forbidden: may not be set for init containers "
+                           "without restartPolicy=Always")
+                          for attr, wire in _INIT_ONLY_WITH_ALWAYS
+                          if getattr(c, attr) is not None)
+        elif policy != "Always":
+            errors.append(((i, "restartPolicy"), unsupported(policy, ["Always"])))
+    if errors:
+        fail(errors)
 
 
 class PodTemplateSpec(Model):
