@@ -4,6 +4,8 @@
   network, released again when the Service goes.
 - Pods get Kubernetes' default tolerations for ``not-ready`` and ``unreachable``
   (NoExecute, 300 s), as the DefaultTolerationSeconds plugin adds them.
+- Pods run as the ``default`` ServiceAccount unless they name one, which must exist
+  (``_admission_accounts``).
 - Then, in kube-apiserver's order: Priority (``_priority``), LimitRanger
   (``_limitrange``) and ResourceQuota (``_quota``).
 """
@@ -112,6 +114,9 @@ def install(store: Store, network: Network, clock: Clock) -> None:
     _priority.install(store)
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
+    from orchestra._admission_accounts import service_account_hook
+
+    store.add_admission(service_account_hook(store), kinds=["Pod"])
     # DefaultStorageClass mutates claims before the quota counts them per class.
     from orchestra._admission_storage import default_storage_class_hook
 

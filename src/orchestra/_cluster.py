@@ -27,7 +27,7 @@ import anyio
 import anyio.lowlevel
 
 from orchestra import _admission
-from orchestra._apply import LAST_APPLIED, apply_patch, as_objects, with_last_applied
+from orchestra._apply import apply_all
 from orchestra._clock import Clock, RealClock
 from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError
@@ -294,19 +294,7 @@ class Cluster:
     # -- objects ------------------------------------------------------------------------
 
     async def apply(self, x: Any, *, namespace: str | None = None) -> list[KubeObject]:
-        out = []
-        for obj in as_objects(x):
-            info = obj.INFO
-            ns = (obj.metadata.namespace or namespace or "default") if info.namespaced else None
-            current = self.store.get_or_none(info.kind, obj.metadata.name, namespace=ns) \
-                if obj.metadata.name else None
-            if current is None:
-                out.append(self.store.create(with_last_applied(obj), namespace=ns))
-                continue
-            last = current.annotations.get(LAST_APPLIED)
-            out.append(self.store.patch(info.kind, apply_patch(obj, last), namespace=ns or "",
-                                        name=current.metadata.name))
-        return out
+        return apply_all(self.store, x, namespace)
 
     async def create(self, obj: Any, *, namespace: str | None = None) -> KubeObject:
         return self.store.create(obj, namespace=namespace)

@@ -19,6 +19,7 @@ from orchestra.loops import (
     _replicaset,
     _resourcequota,
     _scheduling,
+    _serviceaccounts,
     _statefulset,
     _ttlafterfinished,
 )
@@ -29,6 +30,7 @@ SETUPS = [
     _deployment.setup,
     _gc.setup,
     _namespace.setup,
+    _serviceaccounts.setup,
     _endpoints.setup,
     _disruption.setup,
     _job.setup,

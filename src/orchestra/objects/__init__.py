@@ -273,6 +273,17 @@ from orchestra.objects._policy import (
     PodDisruptionBudgetStatus,
 )
 from orchestra.objects._quantity import Quantity, cpu_milli, to_bytes
+from orchestra.objects._rbac import (
+    AggregationRule,
+    ClusterRole,
+    ClusterRoleBinding,
+    PolicyRule,
+    Role,
+    RoleBinding,
+    RoleRef,
+    ServiceAccount,
+    Subject,
+)
 from orchestra.objects._registry import (
     dump_json,
     kind_info,
@@ -281,6 +292,12 @@ from orchestra.objects._registry import (
     parse_ref,
     to_object,
     to_yaml,
+)
+from orchestra.objects._replication import (
+    ReplicationController,
+    ReplicationControllerCondition,
+    ReplicationControllerSpec,
+    ReplicationControllerStatus,
 )
 from orchestra.objects._scheduling import PriorityClass
 from orchestra.objects._selector import FieldSelector, Requirement, Selector
@@ -296,12 +313,15 @@ __all__ = [
     "KINDS",
     "AWSElasticBlockStoreVolumeSource",
     "Affinity",
+    "AggregationRule",
     "AppArmorProfile",
     "AttachedVolume",
     "CSIPersistentVolumeSource",
     "CSIVolumeSource",
     "Capabilities",
     "ClientIPConfig",
+    "ClusterRole",
+    "ClusterRoleBinding",
     "ClusterTrustBundleProjection",
     "ConfigMap",
     "ConfigMapEnvSource",
@@ -480,6 +500,7 @@ __all__ = [
     "PodTemplateSpec",
     "PodsMetricSource",
     "PodsMetricStatus",
+    "PolicyRule",
     "PortStatus",
     "PreferredSchedulingTerm",
     "PriorityClass",
@@ -491,6 +512,10 @@ __all__ = [
     "ReplicaSetCondition",
     "ReplicaSetSpec",
     "ReplicaSetStatus",
+    "ReplicationController",
+    "ReplicationControllerCondition",
+    "ReplicationControllerSpec",
+    "ReplicationControllerStatus",
     "Requirement",
     "ResourceClaim",
     "ResourceFieldSelector",
@@ -500,6 +525,9 @@ __all__ = [
     "ResourceQuotaSpec",
     "ResourceQuotaStatus",
     "ResourceRequirements",
+    "Role",
+    "RoleBinding",
+    "RoleRef",
     "RollingUpdateDaemonSet",
     "RollingUpdateDeployment",
     "RollingUpdateStatefulSetStrategy",
@@ -516,6 +544,7 @@ __all__ = [
     "SecurityContext",
     "Selector",
     "Service",
+    "ServiceAccount",
     "ServiceAccountTokenProjection",
     "ServiceBackendPort",
     "ServicePort",
@@ -531,6 +560,7 @@ __all__ = [
     "StatefulSetStatus",
     "StatefulSetUpdateStrategy",
     "StorageClass",
+    "Subject",
     "SuccessPolicy",
     "SuccessPolicyRule",
     "Sysctl",

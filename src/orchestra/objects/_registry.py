@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -270,28 +270,108 @@ def _relabel_message(exc: Invalid, prefix: str) -> str | None:
     return f"{prefix}: {exc}"
 
 
-def _objects_of(doc: Any, prefix: str) -> Iterator[KubeObject]:
+def _leaves(doc: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """Each object of a document (a ``*List``'s items, a list's members) with its label;
+    what is not an object at all comes out as itself, for :func:`_convert` to refuse."""
     if isinstance(doc, list):
         for i, item in enumerate(doc):
-            yield from _objects_of(item, f"{prefix}[{i}]")
+            yield from _leaves(item, f"{prefix}[{i}]")
         return
-    if not isinstance(doc, Mapping):
-        raise Invalid(prefix, f"expected a Kubernetes object (a mapping), got "
-                      f"{type(doc).__name__}")
-    kind = doc.get("kind")
+    kind = doc.get("kind") if isinstance(doc, Mapping) else None
     if isinstance(kind, str) and kind.endswith("List") and kind not in KINDS:
         items = doc.get("items")
         if items is None:
             return
         if not isinstance(items, list):
-            raise Invalid(prefix, [FieldError("items", "Invalid value: must be a list")])
+            yield prefix, _BadItems()
+            return
         for i, item in enumerate(items):
-            yield from _objects_of(item, f"{prefix}, items[{i}]")
+            yield from _leaves(item, f"{prefix}, items[{i}]")
         return
+    yield prefix, doc
+
+
+class _BadItems:
+    """Stands for a ``*List`` whose ``items`` is not a list."""
+
+
+def _convert(doc: Any, prefix: str) -> KubeObject:
+    if isinstance(doc, _BadItems):
+        raise Invalid(prefix, [FieldError("items", "Invalid value: must be a list")])
+    if not isinstance(doc, Mapping):
+        raise Invalid(prefix, f"expected a Kubernetes object (a mapping), got "
+                      f"{type(doc).__name__}")
     try:
-        yield to_object(doc)
+        return to_object(doc)
     except Invalid as exc:
         raise _relabel(exc, prefix) from None
+
+
+def _objects_of(doc: Any, prefix: str) -> Iterator[KubeObject]:
+    for label, leaf in _leaves(doc, prefix):
+        yield _convert(leaf, label)
+
+
+class Document(NamedTuple):
+    """One object of a manifest as :func:`load_each` found it: the object, or why not."""
+
+    label: str
+    """``document 2 (ConfigMap "x")``: where it is, as errors name it."""
+    obj: KubeObject | None
+    error: Invalid | None
+    unsupported: bool
+    """The error is only that orchestra has no such kind (or version): kubectl's
+    ``unable to recognize``, which does not stop the other documents."""
+
+
+def _unsupported(exc: Invalid) -> bool:
+    return bool(exc.errors) and all(
+        e.path in ("kind", "apiVersion") and e.message.startswith("no matches for kind")
+        for e in exc.errors)
+
+
+def load_each(source: Any) -> list[Document]:
+    """As :func:`load` (or :func:`load_dicts` for a list), but every object is judged and
+    returned, failures included, instead of stopping at the first. Text that cannot be
+    decoded at all still raises :class:`orchestra.Invalid`."""
+    if isinstance(source, list | tuple):
+        pairs: list[tuple[str, Any]] = []
+        for i, x in enumerate(source):
+            if isinstance(x, KubeObject):
+                pairs.append((f"item {i}", x))
+            else:
+                pairs.extend(_leaves(x, f"item {i}"))
+    elif isinstance(source, Mapping):
+        pairs = list(_leaves(source, "object"))
+    else:
+        if not isinstance(source, bytes) and _is_kustomization(source):
+            return [Document(f"item {i}", o, None, False)
+                    for i, o in enumerate(load_dicts(kustomize.build(source)))]
+        try:
+            text, where = _read_source(source)
+        except DecodeError as exc:
+            raise Invalid(_source_label(source), [FieldError("", exc.message)]) from None
+        label = f"{where}: " if where else ""
+        pairs = []
+        for index, doc in _documents(text, label):
+            if doc is None or doc == {}:
+                continue
+            pairs.extend(_leaves(doc, f"{label}document {index}"))
+    out: list[Document] = []
+    for prefix, leaf in pairs:
+        if isinstance(leaf, KubeObject):
+            out.append(Document(f'{prefix} ({leaf.kind} "{leaf.name}")', leaf, None, False))
+            continue
+        try:
+            obj = _convert(leaf, prefix)
+        except Invalid as exc:
+            described = _describe(leaf) if isinstance(leaf, Mapping) else ""
+            label = f"{prefix} ({described})" if described else prefix
+            out.append(Document(label, None, exc, _unsupported(exc)))
+        else:
+            out.append(Document(f'{prefix} ({obj.kind} "{truncate(obj.name)}")', obj, None,
+                                False))
+    return out
 
 
 def _is_kustomization(source: str | bytes | os.PathLike[str]) -> bool:
