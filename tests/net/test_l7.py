@@ -12,10 +12,12 @@ import pytest
 
 from orchestra.net.l7 import (
     Cluster,
+    Fault,
     HeaderMatch,
     HeaderMods,
     HttpProxy,
     Match,
+    Mirror,
     PathMatch,
     QueryMatch,
     Redirect,
@@ -327,3 +329,81 @@ async def test_tls_chooses_the_certificate_by_sni(proxy: HttpProxy) -> None:
             assert b'"x-forwarded-proto": "https"' in out
 
         await asyncio.to_thread(run)
+
+
+async def test_route_timeout_cuts_a_slow_backend(proxy: HttpProxy) -> None:
+    with backends("v1") as (a,):
+        addr = await _listen(proxy, RouteTable((VirtualHost("all", ("*",), (
+            _route("slow", a, path="/slow", timeout=0.2), _route("rest", a))),)))
+
+        def run() -> None:
+            status, _, body = get(addr, "/slow/2000")
+            assert (status, body) == (504, b"upstream request timeout")
+            assert get(addr, "/fast")[0] == 200  # other routes unaffected
+
+        await asyncio.to_thread(run)
+        assert " 504 UT " in proxy.access_log()[0]
+
+
+async def test_fault_injection_aborts_and_delays(proxy: HttpProxy) -> None:
+    with backends("v1") as (a,):
+        table = RouteTable((VirtualHost("all", ("*",), (
+            _route("abort", a, path="/abort", fault=Fault(abort_status=418,
+                                                           abort_percent=50)),
+            _route("delay", a, path="/delay", fault=Fault(delay=0.2, delay_percent=100)),
+        )),))
+        addr = await _listen(proxy, table)
+
+        def run() -> dict[int, int]:
+            codes: dict[int, int] = {}
+            conn = http.client.HTTPConnection(*addr, timeout=5)
+            try:
+                for _ in range(400):
+                    status = get(addr, "/abort", conn=conn)[0]
+                    codes[status] = codes.get(status, 0) + 1
+                assert version_of(get(addr, "/delay", conn=conn)[2]) == "v1"
+            finally:
+                conn.close()
+            return codes
+
+        codes = await asyncio.to_thread(run)
+        assert set(codes) == {200, 418}
+        assert 140 <= codes[418] <= 260, codes  # 400 draws at p=0.5: sd 10; +-6 sd
+        delayed = [line for line in proxy.access_log() if "/delay" in line]
+        assert len(delayed) == 1 and " 200 DI " in delayed[0]
+        duration_ms = int(delayed[0].split('"')[2].split()[4])
+        assert duration_ms >= 200  # the configured delay is part of the request's time
+
+
+async def test_mirroring_copies_requests_without_changing_responses(proxy: HttpProxy) -> None:
+    got: list[bytes] = []
+
+    async def shadow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 500 Shadow\r\ncontent-length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(shadow, "127.0.0.1", 0)
+    shadow_addr = server.sockets[0].getsockname()[:2]
+    try:
+        with backends("v1") as (a,):
+            addr = await _listen(proxy, RouteTable((VirtualHost("all", ("*",), (
+                _route("m", a, mirrors=(Mirror(Cluster("shadow", (shadow_addr,))),)),)),)))
+
+            def run() -> list[int]:
+                conn = http.client.HTTPConnection(*addr, timeout=5)
+                try:
+                    return [get(addr, f"/m{i}", host="app", conn=conn)[0] for i in range(5)]
+                finally:
+                    conn.close()
+
+            assert await asyncio.to_thread(run) == [200] * 5
+            for _ in range(100):
+                if len(got) == 5:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sorted(h.split(b" ")[1] for h in got) == [b"/m%d" % i for i in range(5)]
+    assert all(b"\r\nhost: app-shadow\r\n" in h.lower() for h in got)

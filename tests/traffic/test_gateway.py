@@ -100,6 +100,7 @@ async def test_class_and_gateway_status(cluster: oc.Cluster) -> None:
 
 async def test_matches_filters_and_weights(cluster: oc.Cluster) -> None:
     await cluster.apply(route("shop", [
+        {"backendRefs": [ref("reviews-v1")]},  # first, yet it matches last (precedence)
         {"matches": [{"headers": [{"name": "End-User", "value": "jason"}]}],
          "backendRefs": [ref("reviews-v2")]},
         {"matches": [{"queryParams": [{"name": "version", "value": "3"}]},
@@ -123,7 +124,6 @@ async def test_matches_filters_and_weights(cluster: oc.Cluster) -> None:
          "backendRefs": [ref("reviews-v1")]},
         {"matches": [{"path": {"type": "PathPrefix", "value": "/split"}}],
          "backendRefs": [ref("reviews-v1", 80), ref("reviews-v2", 20), ref("reviews-v3", 0)]},
-        {"backendRefs": [ref("reviews-v1")]},
     ], hostnames=["bookinfo.example.com"]))
     conds = await parent_conditions(cluster, "shop")
     assert cond(conds, "Accepted") == ("True", "Accepted")
@@ -158,8 +158,8 @@ async def test_matches_filters_and_weights(cluster: oc.Cluster) -> None:
     # 1000 draws at p=0.2: mean 200, sd 12.6; +-5 sd. Weight 0 gets nothing.
     assert 137 <= counts["v2"] <= 263 and counts["v3"] == 0, counts
     stats = cluster.traffic_stats("httproute/shop")
-    assert stats["httproute/default/shop/rule4"]["requests"] == 1000
-    assert {b["cluster"] for b in stats["httproute/default/shop/rule4"]["backends"].values()} \
+    assert stats["httproute/default/shop/rule5"]["requests"] == 1000
+    assert {b["cluster"] for b in stats["httproute/default/shop/rule5"]["backends"].values()} \
         == {"default/reviews-v1:80", "default/reviews-v2:80"}
 
 

@@ -176,6 +176,11 @@ class Exchange:
         if route.timeout:
             self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
         self.head = self._request_head(route, match, path, query)
+        if route.mirrors and not self.has_body and not self.upgrade:
+            for m in route.mirrors:
+                if m.percent >= 100 or random.random() * 100 < m.percent:
+                    self.down.listener.plane.mirror(
+                        m.cluster, self._request_head(route, match, path, query, shadow=True))
         self._connect_next()
 
     def _connect_next(self) -> None:
@@ -219,7 +224,8 @@ class Exchange:
     def connected(self, up: Upstream) -> None:
         self._attach(up)
 
-    def _request_head(self, route: Route, match: Match, path: str, query: str) -> bytes:
+    def _request_head(self, route: Route, match: Match, path: str, query: str, *,
+                      shadow: bool = False) -> bytes:
         listener = self.down.listener
         hop = _HOP
         conn_named = [v.lower() for n, v in self.headers if n.lower() == b"connection"]
@@ -246,7 +252,10 @@ class Exchange:
                 path = _replace_prefix(path, match, rewrite.prefix)
         if route.request_headers is not None:
             out = _modify(out, route.request_headers)
-        if self.upgrade:
+        if shadow:  # a mirrored copy: Host gets "-shadow" (as Envoy does), then close
+            out = [(n, v + b"-shadow" if n.lower() == b"host" else v) for n, v in out]
+            out.append((b"connection", b"close"))
+        elif self.upgrade:
             out.append((b"connection", b"upgrade"))
             out += [(n, v) for n, v in self.headers if n.lower() == b"upgrade"]
         if self.chunked:

@@ -266,6 +266,29 @@ class HttpProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def mirror(self, cluster: Cluster, head: bytes) -> None:
+        """Send a copy of a bodiless request to one backend of ``cluster`` and drop its
+        answer (fire and forget: the client's response never waits for it)."""
+        backend = self.pick(cluster, set())
+        if backend is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._mirror(backend, head))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mirror(self, backend: Backend, head: bytes) -> None:
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(*backend)
+                writer.write(head)
+                await reader.read(65536)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            if writer is not None:
+                writer.close()
+
     async def _connect(self, ex: Any, backend: Backend) -> None:
         loop = asyncio.get_running_loop()
         try:

@@ -1,0 +1,65 @@
+"""Gateway API compilation on its own (no cluster): filters and timeouts become the
+routing table's fields, and listener hostnames intersect route hostnames."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestra.loops._gateway_compile import compile_gateways
+from orchestra.net.l7 import Mirror
+from orchestra.objects import Endpoints, Gateway, HTTPRoute, Service
+
+GW = "gateway.networking.k8s.io/v1"
+
+
+def _objects() -> dict[tuple[str, str], Any]:
+    objs: dict[tuple[str, str], Any] = {}
+    for name, ip in (("a", "10.0.0.1"), ("b", "10.0.0.2")):
+        objs[("Service", name)] = Service.model_validate({
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 80, "targetPort": 8080}]}})
+        objs[("Endpoints", name)] = Endpoints.model_validate({
+            "metadata": {"name": name, "namespace": "default"},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"port": 8080}]}]})
+    return objs
+
+
+def _compile(route_spec: dict[str, Any], listeners: list[dict[str, Any]]) -> Any:
+    objs = _objects()
+    gw = Gateway.model_validate({"apiVersion": GW, "kind": "Gateway",
+                                 "metadata": {"name": "gw", "namespace": "default"},
+                                 "spec": {"gatewayClassName": "orchestra",
+                                          "listeners": listeners}})
+    route = HTTPRoute.model_validate({"apiVersion": GW, "kind": "HTTPRoute",
+                                      "metadata": {"name": "r", "namespace": "default"},
+                                      "spec": {"parentRefs": [{"name": "gw"}], **route_spec}})
+    return compile_gateways([gw], [route], [],
+                            lambda kind, ns, name: objs.get((kind, name)))
+
+
+def test_mirror_and_timeout_filters_compile_into_the_route() -> None:
+    out = _compile({"rules": [{
+        "backendRefs": [{"name": "a", "port": 80}],
+        "filters": [{"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": "b", "port": 80}, "percent": 25}}],
+        "timeouts": {"request": "1m30s"}}]},
+        [{"name": "http", "protocol": "HTTP", "port": 80}])
+    table = out.gateways[("default", "gw")].ports[80].table()
+    (route,) = table.vhost("x.example.com").routes  # type: ignore[union-attr]
+    assert route.timeout == 90
+    assert route.mirrors == (Mirror(route.mirrors[0].cluster, 25.0),)
+    assert route.mirrors[0].cluster.backends == (("10.0.0.2", 8080),)
+    assert route.destinations[0].cluster.backends == (("10.0.0.1", 8080),)
+
+
+def test_hostnames_intersect_and_wildcards_span_labels() -> None:
+    out = _compile({"hostnames": ["*.example.com", "exact.other.org"],
+                    "rules": [{"backendRefs": [{"name": "a", "port": 80}]}]},
+                   [{"name": "web", "protocol": "HTTP", "port": 80,
+                     "hostname": "*.shop.example.com"}])
+    plan = out.gateways[("default", "gw")]
+    assert plan.attached == {"web": 1}
+    table = plan.ports[80].table()
+    assert table.vhost("a.b.shop.example.com") is not None  # Gateway API: any labels
+    assert table.vhost("exact.other.org") is None
+    assert table.vhost("x.example.com") is None
