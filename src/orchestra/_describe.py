@@ -136,9 +136,7 @@ def _state(state: Any) -> list[tuple[str, Any]]:
     if state.running is not None:
         return [("State", "Running"), ("  Started", _time(state.running.started_at))]
     if state.terminated is not None:
-        t = state.terminated
-        return [("State", "Terminated"), ("  Reason", t.reason), ("  Exit Code", t.exit_code),
-                ("  Started", _time(t.started_at)), ("  Finished", _time(t.finished_at))]
+        return [("State", "Terminated"), *_terminated(state.terminated)]
     if state.waiting is not None:
         w = state.waiting
         out: list[tuple[str, Any]] = [("State", "Waiting"), ("  Reason", w.reason)]
@@ -146,6 +144,16 @@ def _state(state: Any) -> list[tuple[str, Any]]:
             out.append(("  Message", w.message))
         return out
     return [("State", "Waiting")]
+
+
+def _terminated(t: Any) -> list[tuple[str, Any]]:
+    """kubectl's lines under a Terminated state: the message (a StartError's, an
+    OOM kill's) only when there is one."""
+    out: list[tuple[str, Any]] = [("  Reason", t.reason)]
+    if t.message:
+        out.append(("  Message", t.message))
+    return [*out, ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
+            ("  Finished", _time(t.finished_at))]
 
 
 def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
@@ -178,10 +186,7 @@ def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
         if not template:
             pairs += _state(st.state if st else None)
             if st is not None and st.last_state is not None and st.last_state.terminated:
-                t = st.last_state.terminated
-                pairs += [("Last State", "Terminated"), ("  Reason", t.reason),
-                          ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
-                          ("  Finished", _time(t.finished_at))]
+                pairs += [("Last State", "Terminated"), *_terminated(st.last_state.terminated)]
             pairs += [("Ready", str(bool(st and st.ready))),
                       ("Restart Count", st.restart_count if st else 0)]
         res = c.resources

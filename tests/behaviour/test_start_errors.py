@@ -78,6 +78,9 @@ async def test_a_container_that_cannot_start_backs_off_like_a_crash(runtime: str
         assert (term.exit_code, term.reason, term.message) == (128, "StartError", NOT_FOUND)
         assert p.status.phase == "Running"
         assert pod_status(p) == "CrashLoopBackOff"
+        text = cluster.describe("pod/p")
+        assert any(line.split() == ["Message:", *NOT_FOUND.split()]
+                   for line in text.splitlines()), text
         failed = [e for e in cluster.events(p) if e.reason == "Failed"]
         assert [(e.message, e.count) for e in failed] == [(f"Error: {NOT_FOUND}", 9)]
         assert any(e.reason == "BackOff" and e.message ==
