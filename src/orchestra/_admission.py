@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
     from orchestra.net import Network
-    from orchestra.objects import Pod, Service
+    from orchestra.objects import Job, Pod, Service
     from orchestra.objects._base import KubeObject
 
 DEFAULT_TOLERATION_SECONDS = 300
@@ -110,8 +110,21 @@ def _pod_tolerations(op: str, new: KubeObject | None, old: KubeObject | None
     return new.model_copy(update={"spec": spec.model_copy(update={"tolerations": tuple(tols)})})
 
 
+def _job_update(op: str, new: KubeObject | None, old: KubeObject | None
+                ) -> KubeObject | None:
+    """ValidateJobSpecUpdate: what a Job update may not change."""
+    from orchestra.objects._batch_update import job_update_errors
+
+    if op == "UPDATE" and new is not None and old is not None:
+        errors = job_update_errors(cast("Job", new), cast("Job", old))
+        if errors:
+            raise Invalid(f'Job.batch "{new.metadata.name}"', errors)
+    return None
+
+
 def install(store: Store, network: Network, clock: Clock) -> None:
     _priority.install(store)
+    store.add_admission(_job_update, kinds=["Job"])
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
     from orchestra._admission_accounts import service_account_hook

@@ -450,6 +450,49 @@ def test_a_created_job_gets_its_generated_selector_at_once() -> None:
     assert store.get_or_none("Job", "h") is None
 
 
+async def test_job_updates_refused_as_the_api_server_refuses_them() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        template = {"spec": {"restartPolicy": "Never",
+                             "containers": [{"name": "main", "image": "busybox"}]}}
+        await cluster.apply({"apiVersion": "batch/v1", "kind": "Job",
+                             "metadata": {"name": "u"},
+                             "spec": {"completions": 3, "template": template}})
+        await cluster.wait_for("job/u", lambda j: j.status and j.status.active, timeout=20)
+        with pytest.raises(oc.Invalid) as info:
+            await cluster.patch("job/u", {"spec": {
+                "completions": 4, "template": {"spec": {"containers": [
+                    {"name": "main", "image": "busybox:2"}]}}}})
+        messages = {str(e) for e in info.value.errors}
+        assert "spec.completions: Invalid value: 4: field is immutable" in messages
+        assert any(m.startswith("spec.template: Invalid value: ") and
+                   m.endswith(": field is immutable") for m in messages)
+        with pytest.raises(oc.Invalid, match=r'spec\.completionMode: Invalid value: '
+                                             r'"Indexed": field is immutable'):
+            await cluster.patch("job/u", {"spec": {"completionMode": "Indexed"}})
+        await cluster.patch("job/u", {"spec": {"parallelism": 2}})  # mutable
+
+        # Elastic Indexed Jobs: completions change together with an equal parallelism.
+        await cluster.apply({"apiVersion": "batch/v1", "kind": "Job",
+                             "metadata": {"name": "e"},
+                             "spec": {"completions": 2, "parallelism": 2,
+                                      "completionMode": "Indexed", "template": template}})
+        with pytest.raises(oc.Invalid, match=r"spec\.completions: Invalid value: 3: can only "
+                                             r"be modified in tandem with spec\.parallelism"):
+            await cluster.patch("job/e", {"spec": {"completions": 3}})
+        await cluster.patch("job/e", {"spec": {"completions": 3, "parallelism": 3}})
+
+        # A suspended Job that never started may change its scheduling directives only.
+        await cluster.apply({"apiVersion": "batch/v1", "kind": "Job",
+                             "metadata": {"name": "s"},
+                             "spec": {"suspend": True, "template": template}})
+        await cluster.patch("job/s", {"spec": {"template": {
+            "metadata": {"labels": {"queue": "a"}},
+            "spec": {"nodeSelector": {"pool": "batch"}}}}})
+        with pytest.raises(oc.Invalid, match=r"spec\.template: .*field is immutable"):
+            await cluster.patch("job/s", {"spec": {"template": {"spec": {
+                "containers": [{"name": "main", "image": "busybox:2"}]}}}})
+
+
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
     from orchestra._describe_kinds import _cap_indexes
 
