@@ -438,15 +438,15 @@ def test_index_path_agrees_with_a_linear_scan(populated: Store, selector: Any, f
 
 def test_indexes_follow_updates_and_deletes(store: Store) -> None:
     _populate(store)
-    p = store.get("pod/p1")
+    p = store.get("pod/p7")  # unbound: binding it is an allowed update
     d = p.to_dict()
     d["metadata"]["labels"] = {"app": "moved"}
     d["spec"]["nodeName"] = "n9"
     store.update(d)
-    assert [x.name for x in store.list("pods", selector="app=moved")] == ["p1"]
-    assert [x.name for x in store.list("pods", field_selector="spec.nodeName=n9")] == ["p1"]
-    assert "p1" not in {x.name for x in store.list("pods", selector="app=a1")}
-    store.delete("pod/p1", grace_period_seconds=0)
+    assert [x.name for x in store.list("pods", selector="app=moved")] == ["p7"]
+    assert [x.name for x in store.list("pods", field_selector="spec.nodeName=n9")] == ["p7"]
+    assert "p7" not in {x.name for x in store.list("pods", selector="app=a3")}
+    store.delete("pod/p7", grace_period_seconds=0)
     assert store.list("pods", selector="app=moved") == []
     assert store.list("pods", field_selector="spec.nodeName=n9") == []
     table = store._tables["Pod"]

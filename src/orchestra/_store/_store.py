@@ -43,6 +43,7 @@ from orchestra._errors import (
 from orchestra._store._admission import AdmissionHook
 from orchestra._store._core import KindRef
 from orchestra._store._delete import _Deletion
+from orchestra._store._immutable import check_update
 from orchestra._store._index import Filter, Key, Table
 from orchestra._store._meta import replace
 from orchestra._store._patch import merge_patch
@@ -386,6 +387,7 @@ class Store(_Deletion):
             _label_namespace(data, key[1])
             new = to_object(data)
         new = _carry_system_fields(new, old)
+        check_update(info, key[1], old, new)
         if self._hooks and self._hooked(info):
             admitted = self._admit("UPDATE", info, new, old)
             assert admitted is not None
