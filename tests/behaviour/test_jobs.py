@@ -459,13 +459,13 @@ async def test_job_updates_refused_as_the_api_server_refuses_them() -> None:
                              "spec": {"completions": 3, "template": template}})
         await cluster.wait_for("job/u", lambda j: j.status and j.status.active, timeout=20)
         with pytest.raises(oc.Invalid) as info:
-            await cluster.patch("job/u", {"spec": {
-                "completions": 4, "template": {"spec": {"containers": [
-                    {"name": "main", "image": "busybox:2"}]}}}})
-        messages = {str(e) for e in info.value.errors}
-        assert "spec.completions: Invalid value: 4: field is immutable" in messages
-        assert any(m.startswith("spec.template: Invalid value: ") and
-                   m.endswith(": field is immutable") for m in messages)
+            await cluster.patch("job/u", {"spec": {"completions": 4}})
+        assert {str(e) for e in info.value.errors} == {
+            "spec.completions: Invalid value: 4: field is immutable"}
+        with pytest.raises(oc.Invalid, match=r"spec\.template: Invalid value: .*: field is "
+                                             r"immutable"):
+            await cluster.patch("job/u", {"spec": {"template": {"spec": {"containers": [
+                {"name": "main", "image": "busybox:2"}]}}}})
         with pytest.raises(oc.Invalid, match=r'spec\.completionMode: Invalid value: '
                                              r'"Indexed": field is immutable'):
             await cluster.patch("job/u", {"spec": {"completionMode": "Indexed"}})

@@ -6,9 +6,9 @@
 
 Checked on every update and patch before admission. Two writes the API server makes
 through subresources are writes of the store here and stay allowed: binding a pod
-(``spec.nodeName`` set once) and binding a claim (``spec.volumeName`` set once); so does
-the Job controller's late defaulting of a Job's selector and template labels (the API
-server does it at create), while the stored Job has no selector yet.
+(``spec.nodeName`` set once) and binding a claim (``spec.volumeName`` set once). A Job
+gets its selector and template labels when it is created, as from the API server; one
+stored without a selector (a manualSelector Job) may still get them later.
 
 Go prints the refused value after ``Invalid value:``; a LabelSelector as ``%#v`` does
 (``v1.LabelSelector{MatchLabels:map[string]string{"app":"web"}, ...}``). Where Go would
@@ -125,7 +125,7 @@ _SCHEDULING = ("nodeSelector", "affinity", "tolerations", "schedulingGates")
 def _job_rule(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
     spec, old_spec = _spec(new), _spec(old)
     if old_spec.get("selector") is None:
-        return []  # not defaulted yet: the Job controller sets selector and labels
+        return []  # no selector yet (manualSelector): it may still be set
     errors = _selector_rule(old, new)
     template, was = spec.get("template") or {}, old_spec.get("template") or {}
     shown = template
