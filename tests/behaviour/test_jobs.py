@@ -493,6 +493,25 @@ async def test_job_updates_refused_as_the_api_server_refuses_them() -> None:
                 "containers": [{"name": "main", "image": "busybox:2"}]}}}})
 
 
+async def test_elastic_indexed_job_scales_down_with_its_completions() -> None:
+    async with manual() as cluster:
+        await cluster.apply({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "el"},
+            "spec": {"completions": 4, "parallelism": 4, "completionMode": "Indexed",
+                     "template": {"metadata": {"annotations": {FAKE + "exit-after": "10s"}},
+                                  "spec": {"restartPolicy": "Never", "containers": [
+                                      {"name": "main", "image": "busybox"}]}}}})
+        await eventually(cluster, lambda: running(cluster, "el", 4))
+        await cluster.patch("job/el", {"spec": {"completions": 2, "parallelism": 2}})
+        # The pods of indexes 2 and 3 are out of range now: deleted, and not failures.
+        await eventually(cluster, lambda: sorted(
+            p.metadata.annotations[INDEX] for p in live(cluster, "el")) == ["0", "1"])
+        await eventually(cluster, lambda: finished(cluster, "el", "Complete"), step=5)
+        j = job(cluster, "el")
+        assert j.status.completed_indexes == "0-1" and j.status.succeeded == 2
+        assert j.status.failed is None
+
+
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
     from orchestra._describe_kinds import _cap_indexes
 
