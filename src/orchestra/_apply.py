@@ -9,13 +9,15 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from orchestra._errors import FieldError, Invalid, OrchestraError
+from orchestra._errors import FieldError, Invalid, OrchestraError, hide_from_tracebacks
 from orchestra.objects._base import LAST_APPLIED as LAST_APPLIED
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import Document, load, load_each, to_object
 
 if TYPE_CHECKING:
     from orchestra._store import Store
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 
 def as_objects(x: Any) -> list[KubeObject]:

@@ -116,6 +116,12 @@ class ManualClock:
         self._mono = 0.0
         self._seq = itertools.count()
         self._timers: list[tuple[float, int, _ManualTimer]] = []
+        self._home: asyncio.AbstractEventLoop | None = None
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop whose timers this clock fires (the cluster's): ``advance`` called
+        from another loop runs there, so a test on its own loop can move the time."""
+        self._home = loop
 
     def monotonic(self) -> float:
         return self._mono
@@ -132,11 +138,18 @@ class ManualClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
 
-        def wake() -> None:
+        def done() -> None:
             if not fut.done():
                 fut.set_result(None)
+
+        def wake() -> None:  # advance() may run on another loop's thread
+            if loop is self._home or self._home is None:
+                done()
+            else:
+                loop.call_soon_threadsafe(done)
 
         handle = self.call_later(seconds, wake)
         try:
@@ -146,6 +159,11 @@ class ManualClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, running everything that falls due."""
+        home = self._home
+        if home is not None and home.is_running() and asyncio.get_running_loop() is not home:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                self.advance(seconds), home))
+            return
         target = self._mono + max(0.0, seconds)
         await _settle()
         while self._timers and self._timers[0][0] <= target:

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from orchestra import _admission
 from orchestra._apply import apply_all
 from orchestra._clock import Clock, RealClock
 from orchestra._drain import drain_node
-from orchestra._errors import Conflict, NotFound, OrchestraError
+from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_tracebacks
 from orchestra._eviction import evict
+from orchestra._loopthread import BridgedIterator, call_in, hop
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -51,6 +53,8 @@ from orchestra.net.l7 import HttpProxy
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
 from orchestra.runtime import ExecResult, Runtime, load_runtime
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 if TYPE_CHECKING:
     from orchestra.objects import Event, Pod
@@ -136,6 +140,9 @@ class Cluster:
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
         self._ever_started = False
+        # the loop the cluster runs on, and its thread: calls from elsewhere hop there
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._home_thread: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -211,6 +218,11 @@ class Cluster:
                     ready.set_result(None)
 
         self._ever_started = True
+        self._home = asyncio.get_running_loop()
+        self._home_thread = threading.get_ident()
+        bind = getattr(self.clock, "bind_loop", None)
+        if bind is not None:
+            bind(self._home)
         self._supervisor = asyncio.create_task(supervise(), name=f"orchestra-{self.name}")
         self._supervisor.add_done_callback(self._supervisor_done)
         await ready
@@ -228,6 +240,10 @@ class Cluster:
 
     async def stop(self) -> None:
         """Stop every loop, container, proxy and network namespace; remove all files."""
+        home = self._home
+        if home is not None and home.is_running() and asyncio.get_running_loop() is not home:
+            await hop(home, self.stop())
+            return
         sup, self._supervisor = self._supervisor, None
         error: BaseException | None = None
         if sup is not None:
@@ -239,6 +255,7 @@ class Cluster:
                     error = exc
         await self._close_backends()
         self._started = False
+        self._home = self._home_thread = None
         if error is not None:
             raise error
 
@@ -518,22 +535,35 @@ class Cluster:
 __all__ = ["Cluster", "NodeSpec", "to_object"]
 
 
+_ITERATORS = {"watch", "stream_logs"}
+
+
 def _guard_methods(cls: type[Cluster]) -> None:
     """Make every public method refuse to run on a cluster that is not running, with a
-    message that says how to start it (instead of hanging on loops that never run)."""
+    message that says how to start it (instead of hanging on loops that never run), and
+    run on the cluster's own loop when called from another loop or thread (a test
+    runner's loop, with the cluster started by a fixture on a loop of its own)."""
 
     def guarded(name: str, fn: Any) -> Any:
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def call_async(self: Cluster, *args: Any, **kwargs: Any) -> Any:
                 self._check_running(name)
+                home = self._home
+                if home is not None and asyncio.get_running_loop() is not home:
+                    return await hop(home, fn(self, *args, **kwargs))
                 return await fn(self, *args, **kwargs)
             return call_async
 
         @functools.wraps(fn)
         def call(self: Cluster, *args: Any, **kwargs: Any) -> Any:
             self._check_running(name)
-            return fn(self, *args, **kwargs)
+            home = self._home
+            if home is None or threading.get_ident() == self._home_thread:
+                return fn(self, *args, **kwargs)
+            if name in _ITERATORS:
+                return BridgedIterator(home, lambda: fn(self, *args, **kwargs))
+            return call_in(home, lambda: fn(self, *args, **kwargs))
         return call
 
     for name, fn in list(vars(cls).items()):

@@ -14,8 +14,10 @@ import builtins
 import logging
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._errors import NotFound, Timeout, TooManyRequests
+from orchestra._errors import NotFound, Timeout, TooManyRequests, hide_from_tracebacks
 from orchestra._eviction import evict
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock

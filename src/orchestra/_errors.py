@@ -9,6 +9,7 @@ data: code that builds a message from an object's content must not include
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 MAX_MESSAGE = 4096
 """Longest message an error carries: past it, the middle is cut (``...``), so that no
@@ -131,3 +132,13 @@ _MAX_PART = 1024
 
 def _bounded_part(text: str) -> str:
     return text if len(text) <= _MAX_PART else f"{text[:_MAX_PART - 3]}..."
+
+
+def hide_from_tracebacks(excinfo: Any) -> bool:
+    """pytest's ``__tracebackhide__`` for orchestra's modules that users call into.
+
+    When an orchestra error reaches a user's test (a Timeout, a NotFound), the frames
+    inside orchestra only separate the test's line from the message that explains it,
+    so pytest hides them. Any other exception is a bug, and keeps every frame.
+    """
+    return excinfo is not None and isinstance(getattr(excinfo, "value", None), OrchestraError)

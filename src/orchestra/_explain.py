@@ -116,21 +116,89 @@ async def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None
     return lines
 
 
-def cluster_summary(cluster: Cluster) -> str:
-    """Every pod's status, recent warnings and log tails: for test failure reports."""
-    from orchestra._wait import summarize
+def _healthy(pod: Any) -> bool:
+    """Running with every container ready and never restarted, or Succeeded."""
+    st = pod.status
+    if st is None:
+        return False
+    if st.phase == "Succeeded":
+        return True
+    statuses = st.container_statuses or ()
+    return (st.phase == "Running" and len(statuses) == len(pod.spec.containers)
+            and all(cs.ready and not cs.restart_count for cs in statuses))
 
-    lines = []
+
+def _state_text(state: Any) -> str:
+    if state is None:
+        return "unknown"
+    if state.waiting is not None:
+        w = state.waiting
+        return f"waiting: {w.reason or ''}" + (f": {w.message}" if w.message else "")
+    if state.terminated is not None:
+        t = state.terminated
+        text = f"terminated: exit code {t.exit_code}" + (f" ({t.reason})" if t.reason else "")
+        if t.signal:
+            text += f", signal {t.signal}"
+        return text + (f": {t.message}" if t.message else "")
+    return "running"
+
+
+def _container_lines(pod: Any) -> list[str]:
+    """Each container that is not ready: its state, exit code and last termination."""
+    out: list[str] = []
+    st = pod.status
+    for cs in [*(st.init_container_statuses or ()), *(st.container_statuses or ())]:
+        if cs.ready and not cs.restart_count:
+            continue
+        if cs.state is not None and cs.state.terminated is not None and \
+                cs.state.terminated.exit_code == 0 and not cs.restart_count:
+            continue  # an init container that finished
+        line = f"  {pod.metadata.name}/{cs.name}: {_state_text(cs.state)}"
+        if cs.restart_count:
+            line += f"; restarts {cs.restart_count}"
+        last = cs.last_state
+        if last is not None and last.terminated is not None:
+            line += f"; last {_state_text(last)}"
+        out.append(line)
+    return out
+
+
+def cluster_summary(cluster: Cluster) -> str:
+    """The cluster as a failing test needs to see it: pods as ``kubectl get pods`` lists
+    them (healthy ones collapsed into one line), what each unhealthy container is doing
+    and how it last ended, recent warnings, and the unhealthy pods' last log lines."""
+    from orchestra._kubectl import pod_status
+    from orchestra._tabwriter import align
+
     all_pods = cast("list[Pod]", cluster.store.list("Pod"))
-    for pod in all_pods:
-        lines.append(f"pod {pod.metadata.namespace}/{pod.metadata.name} on "
-                     f"{pod.spec.node_name or '<unscheduled>'}: {summarize(pod)}")
+    unhealthy = [p for p in all_pods if not _healthy(p)]
+    lines: list[str] = []
+    if unhealthy:
+        rows = [["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "NODE"]]
+        for pod in unhealthy:
+            statuses = (pod.status.container_statuses or ()) if pod.status else ()
+            rows.append([pod.metadata.namespace or "", pod.metadata.name or "",
+                         f"{sum(1 for cs in statuses if cs.ready)}/"
+                         f"{len(pod.spec.containers)}", pod_status(pod),
+                         str(sum(cs.restart_count or 0 for cs in statuses)),
+                         pod.spec.node_name or "<none>"])
+        lines += align(["\t".join(r) for r in rows], padding=3)
+    healthy = len(all_pods) - len(unhealthy)
+    if healthy:
+        lines.append(f"... and {healthy} healthy pod{'s' if healthy != 1 else ''} "
+                     "(Running and ready, or Succeeded)")
+    details = [line for p in unhealthy if p.status is not None for line in _container_lines(p)]
+    if details:
+        lines.append("containers:")
+        lines += details
     warnings = [e for e in cast("list[Event]", cluster.store.list("Event"))
                 if e.type == "Warning"][-15:]
     if warnings:
         lines.append("recent warnings:")
         lines += [f"  {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: "
                   f"{e.message}" for e in warnings]
-    for pod in all_pods[:10]:
+    # the unhealthy pods' logs; when all are healthy the test failed on its own terms,
+    # and the first pods' logs may still tell why
+    for pod in (unhealthy or all_pods)[:10 if unhealthy else 3]:
         lines += _log_tail(cluster, pod, 5)
     return "\n".join(lines) if lines else "no pods"

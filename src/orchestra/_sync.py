@@ -8,12 +8,14 @@ iterators. ``close()`` (or leaving the ``with`` block) stops the cluster and the
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from orchestra._cluster import Cluster
+from orchestra._errors import hide_from_tracebacks
+from orchestra._loopthread import LoopThread
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 T = TypeVar("T")
 
@@ -29,14 +31,12 @@ class SyncCluster:
     """A :class:`Cluster` driven from synchronous code (same arguments)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="orchestra-sync")
-        self._thread.start()
+        self._thread = LoopThread("orchestra-sync")
+        self._loop = self._thread.loop
         try:
             self._cluster: Cluster = self._call(self._make(args, kwargs))
         except BaseException:
-            self._stop_loop()  # a refused argument must not leave the thread running
+            self._thread.close()  # a refused argument must not leave the thread running
             raise
         self._started = False
 
@@ -45,7 +45,7 @@ class SyncCluster:
         return Cluster(*args, **kwargs)
 
     def _call(self, coro: Any, timeout: float | None = None) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        return self._thread.run(coro, timeout)
 
     def start(self) -> SyncCluster:
         if not self._started:
@@ -63,14 +63,7 @@ class SyncCluster:
         try:
             self.stop()
         finally:
-            self._stop_loop()
-
-    def _stop_loop(self) -> None:
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        if not self._loop.is_running():
-            self._loop.close()
+            self._thread.close()
 
     def __enter__(self) -> SyncCluster:
         return self.start()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from orchestra._errors import Timeout
+from orchestra._errors import Timeout, hide_from_tracebacks
 from orchestra.objects._registry import parse_ref
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster

@@ -126,8 +126,8 @@ def test_fixtures_clean_up_and_report_when_the_test_fails(tmp_path: Path) -> Non
                          cwd=tmp_path, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "2 failed" in run.stdout
-    assert "orchestra cluster state" in run.stdout
-    assert "pod default/p on node-1" in run.stdout
+    assert "- orchestra cluster c" in run.stdout  # the report's section
+    assert "... and 1 healthy pod (Running and ready, or Succeeded)" in run.stdout
     assert "last log lines of p/main:\n  last words" in run.stdout  # the pod's log tail
     for path in (state_file, Path(str(state_file) + ".sync")):
         state_dir = path.read_text()

@@ -3,8 +3,9 @@
 Each ```python block of README.md and docs/*.md, and the package docstring's example,
 runs in a fresh interpreter from the repository's root (where the examples' relative
 paths point), with ``import orchestra as oc`` done and top-level ``await`` allowed, as in
-a notebook or ``python -m asyncio``. A block that raises, or that leaves a process of its
-cluster behind, fails here with the block's location.
+a notebook or ``python -m asyncio``; a block whose first line is ``# test_NAME.py`` is a
+pytest file and runs under pytest. A block that raises, or whose tests fail, fails here
+with the block's location.
 """
 
 from __future__ import annotations
@@ -63,9 +64,28 @@ def test_the_documents_have_examples() -> None:
     assert len(blocks) >= 3, "the snippet finder found (almost) no examples"
 
 
+TEST_FILE = re.compile(r"\A# (test_\w+\.py)\n")
+
+
+def _run_as_tests(name: str, code: str, where: str, tmp: Path
+                  ) -> subprocess.CompletedProcess[str]:
+    """A block that starts with ``# test_x.py`` is a pytest file: run it with pytest."""
+    (tmp / name).write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp), str(tmp / name)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode == 0 and " passed" not in done.stdout:
+        return subprocess.CompletedProcess(done.args, 5, done.stdout, done.stderr)
+    return done
+
+
 @pytest.mark.parametrize(("code", "where"), list(_blocks()))
-def test_example_runs(code: str, where: str) -> None:
-    done = _run(code, where)
+def test_example_runs(code: str, where: str, tmp_path: Path) -> None:
+    test_file = TEST_FILE.match(code)
+    done = (_run_as_tests(test_file.group(1), code, where, tmp_path) if test_file
+            else _run(code, where))
     assert done.returncode == 0, (
         f"the example at {where} failed (exit {done.returncode}):\n{code}\n"
         f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-5000:]}")

@@ -39,6 +39,7 @@ from orchestra._errors import (
     Gone,
     Invalid,
     NotFound,
+    hide_from_tracebacks,
 )
 from orchestra._store._admission import AdmissionHook
 from orchestra._store._core import KindRef
@@ -63,6 +64,8 @@ from orchestra.objects._base import KindInfo, KubeObject, LabelSelector
 from orchestra.objects._messages import invalid, truncate
 from orchestra.objects._registry import kind_info, to_object
 from orchestra.objects._selector import FieldSelector, Selector
+
+__tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
