@@ -30,6 +30,7 @@ OPTIONS: dict[str, str] = {
     "metrics": "async (pod) -> {container: (cpu, memory)}: the HPA's metrics source",
     "ingress_ports": "(http, https) ports the Ingress controller listens on at 127.0.0.1 "
                      "((80, 443); 0 or a port it cannot bind: a free port)",
+    "default_storage_class": "whether the cluster has its default StorageClass (True)",
 }
 
 
