@@ -512,6 +512,20 @@ async def test_elastic_indexed_job_scales_down_with_its_completions() -> None:
         assert j.status.failed is None
 
 
+async def test_a_job_managed_by_another_controller_is_left_alone() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        template = {"spec": {"restartPolicy": "Never",
+                             "containers": [{"name": "main", "image": "busybox"}]}}
+        await cluster.apply([
+            {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+             "spec": {"managedBy": by, "template": template}}
+            for name, by in (("theirs", "example.com/queue"),
+                             ("ours", "kubernetes.io/job-controller"))])
+        await eventually(cluster, lambda: running(cluster, "ours", 1))
+        await asyncio.sleep(0.3)
+        assert not job_pods(cluster, "theirs") and job(cluster, "theirs").status is None
+
+
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
     from orchestra._describe_kinds import _cap_indexes
 

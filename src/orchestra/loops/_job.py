@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from orchestra.objects import Job, Pod
 
 COMPONENT = "job-controller"
+MANAGED_BY = "kubernetes.io/job-controller"
 _COMPLETED = ("CompletionsReached", "Reached expected number of succeeded pods")
 
 
@@ -91,6 +92,8 @@ class JobController:
             self._release_orphans(ns, name, found)
             self.backoff.pop(key, None)
             return None
+        if found.spec.managed_by not in (None, MANAGED_BY):
+            return None  # another controller runs it (spec.managedBy), as in Kubernetes
         job = self._ensure_selector(found)
         self._release_strays(job)
         if _finished(job):
