@@ -282,3 +282,46 @@ async def test_a_refused_apply_stores_nothing(name: str) -> None:
             assert [c.name for c in await cluster.list("ConfigMap")] == ["fine"]
             return
         assert _snapshot(cluster.store) == before
+
+
+# -- the other doors: map keys of a dict, store patches, kustomizations ----------------
+
+
+def _cm(**data: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, **data}
+
+
+def test_map_keys_that_are_not_strings_become_strings_and_a_null_one_is_refused() -> None:
+    cm = ConfigMap.model_validate(_cm(data={2: "two", False: "no"}))
+    assert cm.data == {"2": "two", "false": "no"}
+    with pytest.raises(oc.Invalid) as info:
+        ConfigMap.model_validate(_cm(data={None: "x"}))
+    assert "unsupported map key" in str(info.value)
+    assert "None" not in str(info.value)
+
+
+def test_a_hostile_merge_patch_is_refused_and_stores_nothing() -> None:
+    store = Store()
+    store.create(_cm())
+    rv = store.resource_version
+    with pytest.raises(oc.Invalid) as info:
+        store.patch("configmap/a", {"metadata": {"labels": _nested(5000)}})
+    assert "max depth" in str(info.value)
+    with pytest.raises(oc.Invalid):
+        store.patch("configmap/a", {"metadata": {"generation": 10**5000}})
+    assert store.resource_version == rv
+    patched = store.patch("configmap/a", {"data": {"k": "x\ud800"}})
+    assert patched.data == {"k": "x\ufffd"}  # (as the API server decodes "\ud800")
+
+
+def test_a_kustomization_is_decoded_by_the_same_rules(tmp_path: Any) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [bomb.yaml]\n")
+    (tmp_path / "bomb.yaml").write_text(BOMB_8)
+    with pytest.raises(oc.Invalid) as info:
+        load(tmp_path)
+    assert "excessive aliasing" in str(info.value)
+    (tmp_path / "bomb.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n"
+                                        "metadata: {name: a, name: b}\n")
+    with pytest.raises(oc.Invalid) as info:
+        load(tmp_path)
+    assert 'duplicate field "metadata.name"' in str(info.value)

@@ -61,6 +61,7 @@ from orchestra._store._rules import (
 )
 from orchestra._store._watch import Watch, WatchEvent, _Change
 from orchestra.objects._base import KindInfo, KubeObject, LabelSelector
+from orchestra.objects._decode import DecodeError, plain
 from orchestra.objects._messages import invalid, truncate
 from orchestra.objects._registry import kind_info, to_object
 from orchestra.objects._selector import FieldSelector, Selector
@@ -427,6 +428,10 @@ class Store(_Deletion):
             raise _not_found(info, name)
         if not isinstance(patch, Mapping):
             raise Invalid(_what(info, name), "a merge patch must be a JSON object")
+        try:  # (what JSON could carry: surrogates replaced, nesting bounded, as decoded)
+            patch = plain(dict(patch), keep_objects=True)
+        except DecodeError as exc:
+            raise Invalid(_what(info, name), exc.message) from None
         merged = merge_patch(old.to_dict(), dict(patch))
         meta = merged.get("metadata")
         if not isinstance(meta, dict):

@@ -510,6 +510,15 @@ class KubeObject(Model):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
+            if obj.__class__ is dict and _map_key_errors(exc):
+                # Map keys that are not strings (JSON has none): made strings as
+                # sigs.k8s.io/yaml makes them (1 -> "1"), a null one refused; then again.
+                try:
+                    fixed = plain(obj, keep_objects=True)
+                except DecodeError as decode:
+                    raise Invalid(describe_kind(cls, obj), [FieldError(
+                        "", decode.message)]) from None
+                return cls.model_validate(fixed, *args, **kwargs)
             raise invalid_from(cls, obj, exc) from None
         except (RecursionError, ValueError, UnicodeError, OverflowError) as exc:
             # (pydantic got past its own checks; what is left is a value no manifest holds)
@@ -550,6 +559,11 @@ class KubeObject(Model):
 
 
 T = TypeVar("T", bound=KubeObject)
+
+
+def _map_key_errors(exc: ValidationError) -> bool:
+    return any("[key]" in err["loc"] for err in exc.errors(include_url=False,
+                                                           include_input=False))
 
 
 def _json_safe(cls: type[KubeObject], obj: dict[str, Any]) -> Any:

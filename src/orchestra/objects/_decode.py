@@ -374,7 +374,9 @@ def plain(doc: Any, *, keep_objects: bool = False) -> Any:
             for dup in getattr(value, "duplicates", ()):
                 duplicates.append(_field(path, dup))
             for k, v in value.items():
-                k = k if isinstance(k, str) and k.isascii() else fix_text(str(k))
+                if k.__class__ is not str:
+                    k = _go_key(k, v)
+                k = k if k.isascii() else fix_text(k)
                 out[k] = None
                 stack.append((v, out, k, _field(path, k), depth + 1))
         elif isinstance(value, list | tuple | set | frozenset) and (

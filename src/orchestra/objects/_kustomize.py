@@ -21,9 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestra._errors import FieldError, Invalid
+from orchestra.objects._decode import DecodeError, decode_text, yaml_documents
 
 FILENAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUPPORTED = {"apiVersion", "kind", "resources", "configMapGenerator", "secretGenerator",
@@ -185,6 +184,15 @@ _CLUSTER_SCOPED = {"Namespace", "Node", "PersistentVolume", "ClusterRole",
                    "GatewayClass", "CustomResourceDefinition"}
 
 
+def _yaml_docs(path: Path) -> list[Any]:
+    """The documents of a YAML file, decoded as ``load`` decodes them (bounded aliases,
+    depth, duplicate keys...); :class:`Invalid` naming the file otherwise."""
+    try:
+        return list(yaml_documents(decode_text(path.read_bytes())))
+    except DecodeError as exc:
+        raise Invalid(str(path), [FieldError("", exc.message)]) from None
+
+
 def build(directory: str | os.PathLike[str], _seen: frozenset[Path] = frozenset()
           ) -> list[dict[str, Any]]:
     """The documents ``kustomize build DIR`` would print, as dicts (not yet validated),
@@ -195,7 +203,7 @@ def build(directory: str | os.PathLike[str], _seen: frozenset[Path] = frozenset(
     base = where.parent.resolve()
     if base in _seen:
         raise _fail(where, "resources", "Invalid value: cycle in kustomizations")
-    k = yaml.safe_load(where.read_text("utf-8")) or {}
+    k = next(iter(_yaml_docs(where)), None) or {}
     if not isinstance(k, dict):
         raise _fail(where, "", "Invalid value: a kustomization is a mapping")
     unknown = sorted(set(k) - SUPPORTED)
@@ -208,8 +216,7 @@ def build(directory: str | os.PathLike[str], _seen: frozenset[Path] = frozenset(
         if path.is_dir():
             docs.extend(build(path, _seen | {base}))
         elif path.is_file():
-            docs.extend(d for d in yaml.safe_load_all(path.read_text("utf-8"))
-                        if isinstance(d, dict) and d)
+            docs.extend(d for d in _yaml_docs(path) if isinstance(d, dict) and d)
         else:
             raise _fail(where, f"resources[{i}]",
                         f'Invalid value: "{res}": no such file or directory')
