@@ -128,23 +128,27 @@ async def test_restart_policies(scaled: oc.Cluster, runtime: str, policy: str, c
 
 async def test_on_failure_restarts_until_success(scaled: oc.Cluster, runtime: str) -> None:
     if runtime == "fake":
-        command, ann = exits(runtime, 1)
-        await cluster_apply(scaled, pod("p", command, ann, restartPolicy="OnFailure"))
-        p = await scaled.wait_for("pod/p", lambda p: p.status.container_statuses and
-                                  p.status.container_statuses[0].restart_count >= 2,
-                                  timeout=60)
-        assert p.status.phase == "Running" or p.status.phase == "Pending"
-        return
-    # fails the first time, succeeds the second (a marker file in a per-pod emptyDir)
-    # (process containers see their mounts under $ORCHESTRA_ROOT, their working dir)
-    script = "if [ -e data/x ]; then exit 0; fi; touch data/x; exit 1"
-    spec = pod("p", ["sh", "-c", script], restartPolicy="OnFailure")
-    spec["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
-    c = spec["spec"]["containers"][0]
-    c["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        # fails twice (exit 1, then 2), succeeds the third time
+        command, ann = exits(runtime, 0)
+        ann["fake.orchestra.dev/exit-code"] = "1,2,0"
+        spec = pod("p", command, ann, restartPolicy="OnFailure")
+        restarts = 2
+    else:
+        # fails the first time, succeeds the second (a marker file in a per-pod emptyDir)
+        # (process containers see their mounts under $ORCHESTRA_ROOT, their working dir)
+        script = "if [ -e data/x ]; then exit 0; fi; touch data/x; exit 1"
+        spec = pod("p", ["sh", "-c", script], restartPolicy="OnFailure")
+        spec["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+        c = spec["spec"]["containers"][0]
+        c["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        restarts = 1
     await cluster_apply(scaled, spec)
     p = await scaled.wait_for("pod/p", "Succeeded", timeout=60)
-    assert p.status.container_statuses[0].restart_count == 1
+    status = p.status.container_statuses[0]
+    assert status.restart_count == restarts
+    assert status.state.terminated.exit_code == 0
+    assert status.state.terminated.reason == "Completed"
+    assert status.last_state.terminated.exit_code == (2 if runtime == "fake" else 1)
 
 
 async def cluster_apply(cluster: oc.Cluster, body: dict[str, Any]) -> None:
@@ -221,11 +225,13 @@ async def test_a_job_completes_and_a_failing_job_exceeds_its_backoff_limit(
 
 
 async def test_exec(cluster: oc.Cluster, runtime: str) -> None:
-    await cluster.apply(pod("p", ["sleep", "3600"]))
+    # The fake runtime runs no command: its exec exits with the scripted code.
+    scripted = {"fake.orchestra.dev/exec-exit-code": "3"} if runtime == "fake" else None
+    await cluster.apply(pod("p", ["sleep", "3600"], scripted))
     await cluster.wait_for("pod/p", "Ready", timeout=30)
     r = await cluster.exec("p", ["sh", "-c", "echo out; echo err >&2; exit 3"])
     if runtime == "fake":
-        assert r.exit_code == 0
+        assert (r.exit_code, r.stdout, r.stderr) == (3, "", "")
         return
     assert (r.exit_code, r.stdout, r.stderr) == (3, "out\n", "err\n")
     r = await cluster.exec("p", ["sh", "-c", "echo $POD_NAME $HOSTNAME"])

@@ -39,22 +39,61 @@ async def test_ten_replicas_across_three_nodes_become_available(cluster: oc.Clus
                for p in pods)
 
 
-async def _watch_bounds(cluster: oc.Cluster, stop: asyncio.Event, seen: dict[str, Any],
-                        rv: str, initial: list[Any]) -> None:
-    """Track, from a watch, the live pods and the available ones at every instant."""
+async def _watch_rollout(cluster: oc.Cluster, seen: dict[str, Any], rv: str,
+                         initial: list[Any], replicas: int) -> None:
+    """Follow the pods from a watch, from ``initial`` (the old pods, at ``rv``) until the
+    watch shows the rollout over: every old pod gone and ``replicas`` new ones Ready.
+    At every event it records the live pods and the available ones (and whether an old
+    and a new pod ever existed together), and it counts the
+    events, the old pods it saw go and the new pods it saw become Ready, so that a test
+    can tell a watcher that saw the rollout from one that saw nothing."""
+    old = {p.metadata.uid for p in initial}
     live: dict[str, Any] = {p.metadata.uid: p for p in initial}
+    present = set(old)  # not yet DELETED, terminating ones included
+    seen.update(events=0, max_total=len(live), min_available=sum(map(ready, live.values())),
+                old_gone=set(), new_ready=set(), overlap=False)
     async for ev in cluster.watch("pods", selector="app=web", resource_version=rv):
         p = ev.object
-        if ev.type == "DELETED" or p.metadata.deletion_timestamp is not None:
-            live.pop(p.metadata.uid, None)
+        uid = p.metadata.uid
+        seen["events"] += 1
+        if ev.type == "DELETED":
+            present.discard(uid)
         else:
-            live[p.metadata.uid] = p
-        total = len(live)
-        available = sum(1 for q in live.values() if ready(q))
-        seen["max_total"] = max(seen["max_total"], total)
-        seen["min_available"] = min(seen["min_available"], available)
-        if stop.is_set():
+            present.add(uid)
+        if present & old and present - old:
+            seen["overlap"] = True
+        if ev.type == "DELETED" or p.metadata.deletion_timestamp is not None:
+            live.pop(uid, None)
+            if uid in old:
+                seen["old_gone"].add(uid)
+        else:
+            live[uid] = p
+            if uid not in old and ready(p):
+                seen["new_ready"].add(uid)
+        seen["max_total"] = max(seen["max_total"], len(live))
+        seen["min_available"] = min(seen["min_available"], sum(map(ready, live.values())))
+        if not old & live.keys() and len(live) == replicas and all(map(ready, live.values())):
             return
+
+
+async def _follow(cluster: oc.Cluster, replicas: int, update: Any) -> dict[str, Any]:
+    """Run ``update()`` while a watcher follows the rollout it starts; await the
+    watcher (its errors surface here) and check that it saw the whole rollout."""
+    seen: dict[str, Any] = {}
+    rv = cluster.store.resource_version
+    initial = await cluster.list("pods", selector="app=web")
+    assert len(initial) == replicas
+    watcher = asyncio.create_task(_watch_rollout(cluster, seen, rv, initial, replicas))
+    try:
+        await update()
+        await cluster.wait_for("deployment/web", "Available", timeout=60)
+        await asyncio.wait_for(watcher, timeout=30)
+    finally:
+        watcher.cancel()
+    assert seen["events"] > 0, "the watcher saw no event"
+    assert len(seen["old_gone"]) == replicas, seen
+    assert len(seen["new_ready"]) >= replicas, seen
+    return seen
 
 
 @pytest.mark.parametrize("surge,unavailable", [(2, 1), ("25%", "25%"), (0, 1), (1, 0)])
@@ -66,18 +105,12 @@ async def test_rolling_update_stays_within_surge_and_unavailable(
     slow = {"fake.orchestra.dev/start-delay": "100ms"}
     await cluster.apply(deployment(replicas=replicas, strategy=strategy, annotations=slow))
     await cluster.wait_for("deployment/web", "Available", timeout=30)
-    seen = {"max_total": 0, "min_available": replicas}
-    stop = asyncio.Event()
-    rv = cluster.store.resource_version
-    initial = await cluster.list("pods", selector="app=web")
-    watcher = asyncio.create_task(_watch_bounds(cluster, stop, seen, rv, initial))
-    await asyncio.sleep(0)
-    await cluster.apply(deployment(replicas=replicas, strategy=strategy,
-                                   annotations={**slow, "version": "2"}))
-    await cluster.wait_for("deployment/web", "Available", timeout=60)
-    stop.set()
-    await asyncio.sleep(0.2)  # let the watcher drain what is already delivered
-    watcher.cancel()
+
+    async def update() -> None:
+        await cluster.apply(deployment(replicas=replicas, strategy=strategy,
+                                       annotations={**slow, "version": "2"}))
+
+    seen = await _follow(cluster, replicas, update)
 
     def scaled(v: Any, up: bool) -> int:
         if isinstance(v, int):
@@ -95,32 +128,16 @@ async def test_recreate_stops_old_pods_before_starting_new(cluster: oc.Cluster) 
     await cluster.apply(deployment(replicas=3, strategy={"type": "Recreate"}))
     await cluster.wait_for("deployment/web", "Available", timeout=30)
     old = {p.metadata.uid for p in await cluster.list("pods", selector="app=web")}
-    rv = cluster.store.resource_version
-    overlap = False
-    live: set[str] = set(old)
-    done = asyncio.Event()
 
-    async def watch() -> None:
-        nonlocal overlap
-        async for ev in cluster.watch("pods", selector="app=web", resource_version=rv):
-            uid = ev.object.metadata.uid
-            if ev.type == "DELETED":
-                live.discard(uid)
-            elif uid not in old:
-                live.add(uid)
-                if live & old:
-                    overlap = True
-            if done.is_set():
-                return
+    async def update() -> None:
+        await cluster.apply(deployment(replicas=3, strategy={"type": "Recreate"},
+                                       annotations={"version": "2"}))
 
-    task = asyncio.create_task(watch())
-    await cluster.apply(deployment(replicas=3, strategy={"type": "Recreate"},
-                                   annotations={"version": "2"}))
-    await cluster.wait_for("deployment/web", "Available", timeout=30)
-    done.set()
-    await asyncio.sleep(0.2)
-    task.cancel()
-    assert not overlap
+    seen = await _follow(cluster, 3, update)
+    # No instant had an old pod (terminating ones included) and a new one together, and
+    # none was available in between.
+    assert not seen["overlap"]
+    assert seen["max_total"] == 3 and seen["min_available"] == 0
     pods = await cluster.list("pods", selector="app=web")
     assert len(pods) == 3 and not ({p.metadata.uid for p in pods} & old)
 

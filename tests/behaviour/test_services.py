@@ -13,6 +13,7 @@ import pytest
 
 import orchestra as oc
 from tests.behaviour._servers import eventually, http_probe, server_container
+from tests.behaviour._util import ready
 
 pytestmark = pytest.mark.anyio
 
@@ -194,11 +195,19 @@ async def test_binding_the_wildcard_address_collides_and_the_event_says_bind_pod
         except oc.NotFound:
             pass
     assert "Address already in use" in text
-    # exactly one of the two replicas serves; the other keeps failing
-    pods = await proc.list("pods", selector="app=web")
-    assert len(pods) == 2
-    assert {p.metadata.name for p in pods if p.status.container_statuses[0].restart_count
-            == 0} != {p.metadata.name for p in pods}
+    # exactly one of the two replicas serves (Ready, never restarted); the other, the
+    # one the event names, keeps failing (not Ready, restarted)
+    def split() -> tuple[list[str], list[str]] | None:
+        pods = proc.store.list("pods", selector="app=web")
+        assert len(pods) == 2
+        serving = [p.name for p in pods if ready(p)
+                   and p.status.container_statuses[0].restart_count == 0]
+        failing = [p.name for p in pods if not ready(p)
+                   and p.status.container_statuses[0].restart_count >= 1]
+        return (serving, failing) if len(serving) == 1 and len(failing) == 1 else None
+
+    serving, failing = await eventually(split, timeout=30)
+    assert failing == [loser] and serving != [loser]
 
 
 @pytest.mark.parametrize("runtime", ["fake", "process"])

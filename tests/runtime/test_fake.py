@@ -74,6 +74,26 @@ async def test_start_delay_and_exit_after_with_code() -> None:
     ]
 
 
+async def test_a_list_of_exit_codes_gives_each_attempt_its_own() -> None:
+    """``exit-code: 1,2,0``: the first container of that name in the pod exits 1, the
+    second 2, every later one 0 (how a test scripts "fails, then succeeds")."""
+    rt, clock, _, sid = await make(**{P + "exit-after": "1s", P + "exit-code": "1,2,0"})
+    codes = []
+    for _ in range(4):
+        cid = await rt.create_container(sid, ContainerSpec(name="app", image="busybox"))
+        await rt.start_container(cid)
+        await clock.advance(1)
+        codes.append((await rt.container_status(cid)).exit_code)
+    assert codes == [1, 2, 0, 0]
+    other = await rt.create_container(sid, ContainerSpec(name="other", image="busybox"))
+    await rt.start_container(other)
+    await clock.advance(1)
+    assert (await rt.container_status(other)).exit_code == 1  # counted per name
+    rt2, _, _, bad = await make(**{P + "exit-code": "1,x"})
+    with pytest.raises(ContainerCreateError, match="invalid annotation"):
+        await rt2.create_container(bad, ContainerSpec(name="app", image="busybox"))
+
+
 async def test_exit_zero_is_completed() -> None:
     rt, clock, _, sid = await make(**{P + "exit-after": "200ms"})
     cid = await rt.create_container(sid, ContainerSpec(name="job", image="busybox"))

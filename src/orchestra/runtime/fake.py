@@ -13,7 +13,9 @@ key                 meaning                                               defaul
 ==================  ====================================================  ============
 start-delay         time from ``start_container`` to running              ``0s``
 exit-after          run this long, then exit                              never (1)
-exit-code           the exit code when it exits by itself                 ``0``
+exit-code           the exit code when it exits by itself; a list         ``0``
+                    (``1,1,0``) gives each attempt of the container in
+                    its pod its own code, the last one repeating
 pull-error          ``pull_image`` fails with this message                none
 create-error        ``create_container`` fails with this message          none
 start-error         ``start_container`` fails with this message (the      none
@@ -84,7 +86,7 @@ class Script:
 
     start_delay: float = 0.0
     exit_after: float | None = None
-    exit_code: int = 0
+    exit_codes: tuple[int, ...] = (0,)
     pull_error: str | None = None
     create_error: str | None = None
     start_error: str | None = None
@@ -102,6 +104,13 @@ _KEYS = (
 )  # fmt: skip
 _CACHE_MAX = 4096
 _cache: dict[tuple[str, tuple[tuple[str, str], ...]], Script] = {}
+
+
+def _codes(raw: str) -> tuple[int, ...]:
+    codes = tuple(int(part) for part in raw.split(","))
+    if not codes:
+        raise ValueError(raw)
+    return codes
 
 
 def _script(annotations: Mapping[str, str], container: str) -> Script:
@@ -134,7 +143,7 @@ def _script(annotations: Mapping[str, str], container: str) -> Script:
     if "exit-after" in chosen:
         fields["exit_after"] = get("exit-after", parse_duration)
     if "exit-code" in chosen:
-        fields["exit_code"] = get("exit-code", int)
+        fields["exit_codes"] = get("exit-code", _codes)
     if "pull-error" in chosen:
         fields["pull_error"] = chosen["pull-error"][1]
     if "create-error" in chosen:
@@ -171,6 +180,7 @@ class _Container:
     image: str
     script: Script
     init: bool = False  # an ordinary init container: exits at once unless scripted
+    planned_exit: int = 0  # the code it exits with by itself (this attempt's)
     state: State = State.CREATED
     started_at: float | None = None
     finished_at: float | None = None
@@ -189,6 +199,7 @@ class _Sandbox:
     id: str
     spec: SandboxSpec
     containers: dict[str, _Container] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)  # containers made, by name
 
 
 class FakeRuntime:
@@ -303,8 +314,11 @@ class FakeRuntime:
             raise ContainerCreateError(str(exc)) from None
         if script.create_error is not None:
             raise ContainerCreateError(script.create_error)
+        attempt = sandbox.attempts.get(spec.name, 0)
+        sandbox.attempts[spec.name] = attempt + 1
+        codes = script.exit_codes
         c = _Container(self._new_id(), sandbox_id, spec.name, spec.image, script,
-                       init=spec.init)
+                       init=spec.init, planned_exit=codes[min(attempt, len(codes) - 1)])
         sandbox.containers[c.id] = c
         self._containers[c.id] = c
         return c.id
@@ -335,11 +349,11 @@ class FakeRuntime:
         c.started_at = self.clock.now()
         if c.script.exit_after is not None:
             c.timer = self.clock.call_later(
-                c.script.exit_after, lambda: self._exit(c, c.script.exit_code)
+                c.script.exit_after, lambda: self._exit(c, c.planned_exit)
             )
         self._notify(c)
         if c.script.exit_after is None and c.init:
-            self._exit(c, c.script.exit_code)
+            self._exit(c, c.planned_exit)
 
     def _exit(self, c: _Container, code: int) -> None:
         if c.timer is not None:
