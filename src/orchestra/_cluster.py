@@ -30,6 +30,7 @@ import anyio.lowlevel
 from orchestra import _admission
 from orchestra._apply import apply_all
 from orchestra._clock import Clock, RealClock
+from orchestra._clusterdns import cluster_resolve, start_dns
 from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_tracebacks
 from orchestra._eviction import evict
@@ -49,6 +50,7 @@ from orchestra.loops._events import EventRecorder
 from orchestra.loops._nodes import NodeManager, setup_lifecycle
 from orchestra.loops._options import check_options
 from orchestra.net import Network, load_network
+from orchestra.net.dns import DnsServer
 from orchestra.net.l7 import HttpProxy
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
@@ -132,6 +134,7 @@ class Cluster:
         self.runtime: Runtime | None = None
         self.network: Network | None = None
         self.traffic: HttpProxy | None = None  # the L7 data plane (Ingress)
+        self.dns: DnsServer | None = None  # the cluster DNS data plane
         self.nodes: NodeManager | None = None
         self._ctx: Context | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -194,9 +197,10 @@ class Cluster:
         _admission.install(self.store, self.network, self.clock)
         informers = Informers(self.store)
         self.traffic = HttpProxy()
+        self.dns = await start_dns(self.network, self.options)
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
                                   self.network, self.options, traffic=self.traffic,
-                                  state_dir=self._state_dir)
+                                  state_dir=self._state_dir, dns=self.dns)
         self.nodes = NodeManager(ctx, self.runtime, self._state_dir)
         self.options.setdefault("metrics", self._pod_metrics)
         runnables: list[Runnable] = []
@@ -267,6 +271,9 @@ class Cluster:
                     await traffic.close()
                 except Exception:
                     log.exception("closing the L7 data plane failed")
+            dns, self.dns = self.dns, None
+            if dns is not None:
+                await dns.close()
             if self.runtime is not None:
                 try:
                     await self.runtime.close()
@@ -453,6 +460,20 @@ class Cluster:
             return traffic_endpoint(self.traffic, svc, port)
         assert self.network is not None
         return self.network.endpoint(svc, port)
+
+    @property
+    def dns_address(self) -> tuple[str, int]:
+        """Where the cluster DNS server listens (UDP and TCP)."""
+        if self.dns is None or self.dns.address is None:
+            raise RuntimeError(f"cluster {self.name} is not started: it has no DNS server")
+        return self.dns.address
+
+    async def resolve(self, name: str, namespace: str = "default", type: str = "A"
+                      ) -> builtins.list[str]:
+        """The answers a pod of ``namespace`` gets for ``name`` (its search list and
+        ``ndots:5`` applied), as text: addresses, SRV or PTR data."""
+        assert self.dns is not None
+        return await cluster_resolve(self.dns, self.options, name, namespace, type)
 
     def traffic_stats(self, ref: Any = None, *, namespace: str = "default"
                       ) -> dict[str, Any]:

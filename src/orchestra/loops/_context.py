@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orchestra.loops._engine import Informers
     from orchestra.loops._events import EventRecorder
     from orchestra.net import Network
+    from orchestra.net.dns import DnsServer
     from orchestra.net.l7 import HttpProxy
 
 Runnable = Callable[[], Coroutine[Any, Any, None]]
@@ -35,5 +36,7 @@ class Context:
     controllers: dict[str, Any] = field(default_factory=dict)
     # the L7 data plane that the traffic controllers (Ingress...) program
     traffic: HttpProxy | None = None
+    # the cluster DNS server, whose index the DNS controller keeps
+    dns: DnsServer | None = None
     # the cluster's state directory (provisioned volumes live under it); "" for none
     state_dir: str = ""

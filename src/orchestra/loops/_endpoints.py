@@ -63,7 +63,9 @@ def desired_subsets(svc: Any, pods: list[Any]) -> list[dict[str, Any]]:
         }
         if pod.spec.node_name:
             address["nodeName"] = pod.spec.node_name
-        if pod.spec.hostname:
+        if pod.spec.hostname and pod.spec.subdomain == svc.metadata.name:
+            # as the endpoints controller: only the Service named by the pod's subdomain
+            # publishes its hostname (and so <hostname>.<subdomain> in DNS)
             address["hostname"] = pod.spec.hostname
         bucket = "addresses" if (publish or is_ready(pod)) else "notReadyAddresses"
         group[bucket].append(address)

@@ -28,6 +28,9 @@ OPTIONS: dict[str, str] = {
     "hpa_tolerance": "the HPA's tolerance around its target (0.1)",
     "hpa_downscale_stabilization": "seconds the HPA looks back before scaling down",
     "metrics": "async (pod) -> {container: (cpu, memory)}: the HPA's metrics source",
+    "cluster_domain": "the cluster DNS zone (cluster.local)",
+    "dns_upstreams": "[(host, port)] the cluster DNS forwards other names to "
+                     "(the host's /etc/resolv.conf nameservers)",
     "ingress_ports": "(http, https) ports the Ingress controller listens on at 127.0.0.1 "
                      "((80, 443); 0 or a port it cannot bind: a free port)",
     "default_storage_class": "whether the cluster has its default StorageClass (True)",
