@@ -30,7 +30,7 @@ def zone_of(options: Mapping[str, Any]) -> str:
 def _listen_on(network: Network) -> tuple[str, tuple[int, ...]]:
     gateway = getattr(network, "gateway", None)
     if network.isolated and isinstance(gateway, str):
-        return gateway, (53,)
+        return gateway, (53, 0)
     try:
         ip = network.allocate_cluster_ip()
     except ValueError:
