@@ -21,6 +21,7 @@ from orchestra.net.l7 import (
     PathMatch,
     QueryMatch,
     Redirect,
+    Retry,
     Rewrite,
     Route,
     RouteTable,
@@ -407,3 +408,57 @@ async def test_mirroring_copies_requests_without_changing_responses(proxy: HttpP
         await server.wait_closed()
     assert sorted(h.split(b" ")[1] for h in got) == [b"/m%d" % i for i in range(5)]
     assert all(b"\r\nhost: app-shadow\r\n" in h.lower() for h in got)
+
+
+async def test_retries_hide_a_backend_failing_every_other_request(proxy: HttpProxy) -> None:
+    served = [0]
+
+    async def flaky(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                served[0] += 1
+                if served[0] % 2:
+                    writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n"
+                                 b"\r\nfail")
+                else:
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    silent: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)  # accepts, never answers
+
+    servers = [await asyncio.start_server(flaky, "127.0.0.1", 0),
+               await asyncio.start_server(hang, "127.0.0.1", 0)]
+    flaky_addr, hang_addr = (s.sockets[0].getsockname()[:2] for s in servers)
+    try:
+        with backends("v1") as (a,):
+            table = RouteTable((VirtualHost("all", ("*",), (
+                _route("plain", flaky_addr, path="/plain"),
+                _route("retried", flaky_addr, path="/retried",
+                       retry=Retry(attempts=2, retry_on=("5xx",))),
+                _route("per-try", hang_addr, a, path="/per-try",
+                       retry=Retry(attempts=2, per_try_timeout=0.2, retry_on=("5xx",))),
+            )),))
+            addr = await _listen(proxy, table)
+
+            def run(path: str, n: int) -> list[int]:
+                conn = http.client.HTTPConnection(*addr, timeout=5)
+                try:
+                    return [get(addr, path, conn=conn)[0] for _ in range(n)]
+                finally:
+                    conn.close()
+
+            assert sorted(set(await asyncio.to_thread(run, "/plain", 10))) == [200, 503]
+            assert await asyncio.to_thread(run, "/retried", 10) == [200] * 10
+            assert await asyncio.to_thread(run, "/per-try", 6) == [200] * 6
+    finally:
+        for w in silent:
+            w.close()
+        for s in servers:
+            s.close()
+    codes = proxy.traffic_stats()["retried"]["codes"]
+    assert codes == {200: 10}

@@ -214,3 +214,43 @@ async def test_route_conditions_and_reference_grants(cluster: oc.Cluster) -> Non
     open_addr = cluster.endpoint(GATEWAY_REF, 8081)
     status, _, body = await asyncio.to_thread(get, open_addr, "/remote", host="x")
     assert status == 200 and version_of(body) == "v2"
+
+
+async def test_https_listener_terminates_tls_from_a_secret(cluster: oc.Cluster) -> None:
+    import base64
+
+    from tests.net._http import https_get, make_cert, peer_cert, same_cert
+
+    crt, key = make_cert("secure.example.com")
+    await cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                         "metadata": {"name": "secure-tls"},
+                         "data": {"tls.crt": base64.b64encode(crt).decode(),
+                                  "tls.key": base64.b64encode(key).decode()}})
+    await cluster.apply([
+        {"apiVersion": GW, "kind": "Gateway", "metadata": {"name": "tls"},
+         "spec": {"gatewayClassName": "orchestra", "listeners": [
+             {"name": "https", "protocol": "HTTPS", "port": 8443,
+              "hostname": "secure.example.com",
+              "tls": {"mode": "Terminate", "certificateRefs": [{"name": "secure-tls"}]}},
+             {"name": "broken", "protocol": "HTTPS", "port": 8444,
+              "tls": {"certificateRefs": [{"name": "absent"}]}}]}},
+        route("secure", [{"backendRefs": [ref("reviews-v3")]}],
+              parents=[{"name": "tls", "sectionName": "https"}])])
+    gw = await cluster.wait_for("gateways.gateway.networking.k8s.io/tls", lambda g: bool(
+        g.status and g.status.listeners and g.status.listeners[0].attached_routes == 1),
+        timeout=10)
+    by_name = {ls.name: ls for ls in gw.status.listeners}
+    assert cond(by_name["https"].conditions, "ResolvedRefs") == ("True", "ResolvedRefs")
+    assert cond(by_name["broken"].conditions, "ResolvedRefs") == (
+        "False", "InvalidCertificateRef")
+    assert cond(by_name["broken"].conditions, "Programmed") == ("False", "Invalid")
+    addr = cluster.endpoint("gateways.gateway.networking.k8s.io/tls", 8443)
+
+    def run() -> None:
+        assert same_cert(peer_cert(addr, "secure.example.com"), crt)
+        status, body = https_get(addr, "secure.example.com", cafile_pem=crt)
+        assert status == 200 and version_of(body) == "v3"
+
+    await asyncio.to_thread(run)
+    with pytest.raises(ValueError, match="not programmed"):
+        cluster.endpoint("gateways.gateway.networking.k8s.io/tls", 8444)

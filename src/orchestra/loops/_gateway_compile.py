@@ -37,6 +37,7 @@ from orchestra.net.l7 import (
     PathMatch,
     QueryMatch,
     Redirect,
+    Retry,
     Rewrite,
     Route,
     RouteTable,
@@ -320,6 +321,11 @@ def _rules(route: Any, grants: list[Any], lookup: Lookup, out: Compiled
         if refs and not dests and "redirect" not in kw:
             kw["direct"] = DirectResponse(500)
         timeout = _duration(rule.timeouts.request) if rule.timeouts is not None else None
+        if rule.retry is not None:  # experimental channel (GEP-1731)
+            kw["retry"] = Retry(attempts=1 if rule.retry.attempts is None
+                                else rule.retry.attempts,
+                                retry_on=("retriable-status-codes", "connect-failure"),
+                                codes=tuple(rule.retry.codes or (500, 502, 503, 504)))
         matches = [_match(m) for m in rule.matches or ()] or [Match(PathMatch("Prefix", "/"))]
         routes = [Route(name=name, matches=(m,), destinations=tuple(dests),
                         mirrors=tuple(mirrors), timeout=timeout, **kw) for m in matches]

@@ -97,6 +97,8 @@ class Exchange:
         self.timer: asyncio.TimerHandle | None = None
         self.resent = False
         self.until_close = False
+        self.attempt = 0
+        self.try_timer: asyncio.TimerHandle | None = None
 
     # -- request side -----------------------------------------------------------------
 
@@ -183,10 +185,13 @@ class Exchange:
                         m.cluster, self._request_head(route, match, path, query, shadow=True))
         self._connect_next()
 
-    def _connect_next(self) -> None:
+    def _connect_next(self, *, again: bool = False) -> None:
         cluster = self.cluster
         assert cluster is not None
         backend = self.down.listener.plane.pick(cluster, self.tried)
+        if backend is None and again:  # a retry: every backend was tried, take any
+            self.tried.clear()
+            backend = self.down.listener.plane.pick(cluster, self.tried)
         if backend is None:
             if self.tried:
                 self.direct(503, _CONNECT_FAILED, "UF")
@@ -195,6 +200,12 @@ class Exchange:
             return
         self.tried.add(backend)
         self.backend = backend
+        retry = self.route.retry if self.route is not None else None
+        if retry is not None and retry.per_try_timeout and not self.has_body:
+            if self.try_timer is not None:
+                self.try_timer.cancel()
+            self.try_timer = asyncio.get_running_loop().call_later(
+                retry.per_try_timeout, self._try_timed_out)
         up = self.down.listener.plane.pool.take(backend)
         if up is not None:
             self._attach(up)
@@ -202,7 +213,7 @@ class Exchange:
             self.down.listener.plane.connect(self, backend)
 
     def connect_failed(self, backend: Backend) -> None:
-        if not self.finished:
+        if not self.finished and self.up is None and backend == self.backend:
             self._connect_next()
 
     def _attach(self, up: Upstream) -> None:
@@ -222,7 +233,35 @@ class Exchange:
             pass  # the rest goes through once the backend agreed to upgrade
 
     def connected(self, up: Upstream) -> None:
+        if self.up is not None or up.backend != self.backend:  # a try given up on
+            self.down.listener.plane.pool.give(up)
+            return
         self._attach(up)
+
+    def _can_retry(self, condition: str | None = None, status: int = 0) -> bool:
+        retry = self.route.retry if self.route is not None else None
+        if retry is None or self.attempt >= retry.attempts or self.has_body or self.upgrade \
+                or self.resp_started or self.finished:
+            return False
+        return retry.on_status(status) if condition is None else condition in retry.retry_on
+
+    def _retry(self) -> None:
+        self.attempt += 1
+        self.flags = "URX"
+        up, self.up = self.up, None
+        if up is not None:
+            up.close()
+        self._connect_next(again=True)
+
+    def _try_timed_out(self) -> None:
+        self.try_timer = None
+        if self.finished or self.resp_started:
+            return
+        if self._can_retry("per-try-timeout") or self._can_retry("5xx") or \
+                self._can_retry("gateway-error"):
+            self._retry()
+        else:
+            self._timed_out()
 
     def _request_head(self, route: Route, match: Match, path: str, query: str, *,
                       shadow: bool = False) -> bytes:
@@ -296,6 +335,10 @@ class Exchange:
             return
         if 100 <= status < 200 and status != 101:
             self.down.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
+            return
+        if self._can_retry(status=status):
+            up.broken = True
+            self._retry()
             return
         self.status = status
         self.resp_started = True
@@ -407,6 +450,9 @@ class Exchange:
             self.tried.discard(up.backend)
             self._connect_next()
             return
+        if self._can_retry("reset") or self._can_retry("5xx"):
+            self._retry()
+            return
         self.direct(503, _RESET, "UC")
 
     def _timed_out(self) -> None:
@@ -488,6 +534,9 @@ class Exchange:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
         self.resp_done = True
         if self.up is not None:
             self._release(self.up, reuse=False)
@@ -506,8 +555,9 @@ class Exchange:
             self.flags = "DC"
             self._record()
         self.finished = True
-        if self.timer is not None:
-            self.timer.cancel()
+        for timer in (self.timer, self.try_timer):
+            if timer is not None:
+                timer.cancel()
         up, self.up = self.up, None
         if up is not None:
             up.close()

@@ -179,9 +179,22 @@ class Mirror:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
+    """Retries of a request without a body, Envoy's way: ``attempts`` more tries, each
+    cut after ``per_try_timeout``, on the conditions of ``retry_on``: ``5xx``,
+    ``gateway-error`` (502, 503, 504), ``reset`` (the backend closed before answering),
+    ``connect-failure``, ``retriable-status-codes`` (the statuses in ``codes``). A retry
+    prefers a backend not tried yet."""
+
     attempts: int = 0
     per_try_timeout: float | None = None
     retry_on: tuple[str, ...] = ("connect-failure",)
+    codes: tuple[int, ...] = ()
+
+    def on_status(self, status: int) -> bool:
+        on = self.retry_on
+        return ("5xx" in on and status >= 500) or \
+            ("gateway-error" in on and status in (502, 503, 504)) or \
+            ("retriable-status-codes" in on and status in self.codes)
 
 
 @dataclass(frozen=True, slots=True)
