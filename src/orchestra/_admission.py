@@ -131,8 +131,8 @@ def install(store: Store, network: Network, clock: Clock) -> None:
 
     store.add_admission(service_account_hook(store), kinds=["Pod"])
     # DefaultStorageClass mutates claims before the quota counts them per class.
-    from orchestra._admission_storage import default_storage_class_hook
+    from orchestra import _admission_storage
 
-    store.add_admission(default_storage_class_hook(store), kinds=["PersistentVolumeClaim"])
+    _admission_storage.install(store)
     _limitrange.install(store)
     _quota.install(store, clock)

@@ -174,7 +174,13 @@ async def test_delete_policy_without_a_provisioner_fails_and_a_lost_volume_loses
                "plugin matched")
     assert failed.status.message == message
     assert ("VolumeFailedDelete", "Warning", message) in reasons(cluster, "pv/d")
+    # pv-protection keeps a bound volume; forcing it away (dropping the finalizer, as an
+    # administrator might) loses the claim.
     await cluster.delete("pv/gone", namespace="")
+    gone = await cluster.get("pv/gone", namespace="")
+    assert gone.metadata.deletion_timestamp is not None
+    assert gone.metadata.finalizers == ("kubernetes.io/pv-protection",)
+    await cluster.patch("pv/gone", {"metadata": {"finalizers": None}}, namespace="")
     await eventually(lambda: phase(cluster, "PersistentVolumeClaim", "orphan", "Lost"))
     assert ("ClaimLost", "Warning", "Bound claim has lost its PersistentVolume. Data on the "
             "volume is lost!") in reasons(cluster, "pvc/orphan")
@@ -340,7 +346,7 @@ async def test_describe_volume_and_class_as_kubectl_prints_them(cluster: oc.Clus
         "Name:            task-pv-volume",
         "Labels:          type=local",
         "Annotations:     pv.kubernetes.io/bound-by-controller: yes",
-        "Finalizers:      []",
+        "Finalizers:      [kubernetes.io/pv-protection]",
         "StorageClass:    manual",
         "Status:          Bound",
         "Claim:           default/task-pv-claim",
@@ -387,3 +393,28 @@ async def test_the_simulated_runtime_makes_no_host_directory_for_a_volume(
     await cluster.apply([pv("v", "1Gi", path=str(target)), pvc("c", "1Gi"), pod("p", "c")])
     await cluster.wait_for("pod/p", "Running", timeout=20)
     assert not await anyio.Path(target).exists()
+
+
+async def test_a_claim_in_use_and_a_bound_volume_are_kept_until_released(
+        cluster: oc.Cluster) -> None:
+    """pvc-protection / pv-protection: deleting only marks them while needed."""
+    await cluster.apply([pv("v", "1Gi"), pvc("c", "1Gi"), pod("p", "c")])
+    await cluster.wait_for("pod/p", "Running", timeout=20)
+    claim = await cluster.get("pvc/c")
+    assert claim.metadata.finalizers == ("kubernetes.io/pvc-protection",)
+    await cluster.delete("pvc/c")
+    await cluster.delete("pv/v", namespace="")
+    await anyio.sleep(0.3)  # the protection controllers had their chance to (wrongly) act
+    claim = await cluster.get("pvc/c")
+    assert claim.metadata.deletion_timestamp is not None and claim.status.phase == "Bound"
+    assert (await cluster.get("pv/v", namespace="")).status.phase == "Bound"
+    # The scheduler refuses a new pod naming the claim being deleted.
+    await cluster.apply(pod("late", "c"))
+    await eventually(lambda: scheduled_message(cluster, "late") ==
+                     '0/2 nodes are available: persistentvolumeclaim "c" is being deleted.'
+                     + NOT_HELPFUL)
+    # The pod goes: the claim goes, the volume is released and then goes too.
+    await cluster.delete("pod/p", grace_period_seconds=0)
+    await eventually(lambda: cluster.store.get_or_none("PersistentVolumeClaim", "c") is None)
+    await eventually(lambda: cluster.store.get_or_none("PersistentVolume", "v",
+                                                       namespace=None) is None)

@@ -85,6 +85,7 @@ async def test_statefulset_pods_keep_their_own_data_across_restarts(
         claim = await proc.get(f"pvc/www-web-{i}")
         volume = await proc.get("pv/" + claim.spec.volume_name)
         paths[i] = anyio.Path(volume.spec.host_path.path)
+        await eventually(lambda p=Path(paths[i]) / "starts": p.exists())  # written, then sleep
         assert await (paths[i] / "first").read_text() == f"web-{i}\n"
     # web-0 is deleted; the controller recreates it with the same claim.
     old_uid = (await proc.get("pod/web-0")).metadata.uid
@@ -93,5 +94,6 @@ async def test_statefulset_pods_keep_their_own_data_across_restarts(
                      and p.metadata.uid != old_uid, timeout=30)
     await proc.wait_for("sts/web", "Ready", timeout=60)
     assert await sh(proc, "web-0", "cat usr/share/nginx/html/first") == "web-0\n"
-    assert (await (paths[0] / "starts").read_text()).split() == ["start", "start"]
+    await eventually(lambda: (Path(paths[0]) / "starts").read_text().split() ==
+                     ["start", "start"])
     assert (await (paths[1] / "starts").read_text()).split() == ["start"]

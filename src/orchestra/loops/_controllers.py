@@ -17,6 +17,7 @@ from orchestra.loops import (
     _namespace,
     _provisioner,
     _pvbinder,
+    _pvprotection,
     _replicaset,
     _resourcequota,
     _scheduling,
@@ -46,4 +47,5 @@ SETUPS = [
     _resourcequota.setup,
     _pvbinder.setup,
     _provisioner.setup,
+    _pvprotection.setup,
 ]

@@ -234,7 +234,7 @@ class PersistentVolumeController:
         _, name = split_key(key)
         store: Any = self.ctx.store
         pv = store.get_or_none("PersistentVolume", name, namespace=None)
-        if pv is None or pv.metadata.deletion_timestamp is not None:
+        if pv is None:  # (one being deleted still turns Released: pv-protection waits on it)
             return None
         ref = pv.spec.claim_ref
         if ref is None or not ref.uid:

@@ -25,6 +25,8 @@ SELECTED_NODE = "volume.kubernetes.io/selected-node"
 STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
 
 
 def requested(claim: Any) -> Quantity:
