@@ -19,6 +19,7 @@ from orchestra.loops import (
     _pvbinder,
     _pvprotection,
     _replicaset,
+    _replication,
     _resourcequota,
     _scheduling,
     _serviceaccounts,
@@ -29,6 +30,7 @@ from orchestra.loops import (
 SETUPS = [
     _scheduling.setup,
     _replicaset.setup,
+    _replication.setup,
     _deployment.setup,
     _gc.setup,
     _namespace.setup,

@@ -112,12 +112,28 @@ def deletion_rank(pods: list[Any]) -> list[Any]:
 
 
 class ReplicaSetController:
+    """Also the base of the ReplicationController's manager (``_replication``), as in
+    Kubernetes, where one implementation serves both kinds: the class attributes and
+    the two small methods below are all that differ."""
+
+    KIND = "ReplicaSet"
+    NAME = "replicaset"
+    COMPONENT = "replicaset-controller"
+
+    def selector_of(self, rs: Any) -> Selector:
+        return Selector.from_label_selector(rs.spec.selector)
+
+    def status_of(self, status: dict[str, Any]) -> Any:
+        from orchestra.objects import ReplicaSetStatus
+
+        return ReplicaSetStatus.model_validate(status)
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.expectations = Expectations(ctx.clock)
-        self.controller = Controller("replicaset", self.reconcile, ctx.clock,
-                                     workers=int(ctx.options.get("replicaset_workers", 2)))
-        ctx.informers["ReplicaSet"].add_handler(self._on_rs)
+        self.controller = Controller(self.NAME, self.reconcile, ctx.clock,
+                                     workers=int(ctx.options.get(f"{self.NAME}_workers", 2)))
+        ctx.informers[self.KIND].add_handler(self._on_rs)
         ctx.informers["Pod"].add_handler(self._on_pod)
 
     def _on_rs(self, typ: str, rs: Any, old: Any) -> None:
@@ -129,7 +145,7 @@ class ReplicaSetController:
         ref = pod.metadata.controller_ref()
         old_ref = old.metadata.controller_ref() if old is not None else None
         ns = pod.metadata.namespace
-        if ref is not None and ref.kind == "ReplicaSet":
+        if ref is not None and ref.kind == self.KIND:
             key = f"{ns}/{ref.name}"
             if typ == "ADDED":
                 self.expectations.observed_add(key)
@@ -137,23 +153,23 @@ class ReplicaSetController:
                     old is None or old.metadata.deletion_timestamp is None)):
                 self.expectations.observed_del(key)
             self.controller.enqueue(key)
-        if old_ref is not None and old_ref.kind == "ReplicaSet" and (
+        if old_ref is not None and old_ref.kind == self.KIND and (
                 ref is None or ref.uid != old_ref.uid):
             self.controller.enqueue(f"{ns}/{old_ref.name}")
         if ref is None and typ != "DELETED":
-            for rs in cast("list[ReplicaSet]", self.ctx.store.list("ReplicaSet", namespace=ns)):
-                if Selector.from_label_selector(rs.spec.selector).matches(
+            for rs in cast("list[ReplicaSet]", self.ctx.store.list(self.KIND, namespace=ns)):
+                if self.selector_of(rs).matches(
                         pod.metadata.labels or {}):
                     self.controller.enqueue(key_of(rs))
 
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
         ns, name = split_key(key)
-        rs = cast("ReplicaSet | None", store.get_or_none("ReplicaSet", name, namespace=ns))
+        rs = cast("ReplicaSet | None", store.get_or_none(self.KIND, name, namespace=ns))
         if rs is None:
             self.expectations.forget(key)
             return None
-        selector = Selector.from_label_selector(rs.spec.selector)
+        selector = self.selector_of(rs)
         candidates = {p.metadata.uid: p for p in store.list("Pod", namespace=ns,
                                                             selector=selector)}
         for p in store.list_owned(rs.uid):
@@ -183,7 +199,7 @@ class ReplicaSetController:
                 created += 1
                 self.ctx.recorder.event(rs, "Normal", "SuccessfulCreate",
                                         f"Created pod: {new.metadata.name}",
-                                        component="replicaset-controller")
+                                        component=self.COMPONENT)
 
             try:
                 await slow_start_batch(count, create_one)
@@ -191,7 +207,7 @@ class ReplicaSetController:
                 for _ in range(count - created):
                     self.expectations.observed_add(key)
                 self.ctx.recorder.event(rs, "Warning", "FailedCreate", f"Error creating: {exc}",
-                                        component="replicaset-controller")
+                                        component=self.COMPONENT)
                 return exc
         elif diff > 0:
             doomed = deletion_rank(active)[: min(diff, BURST)]
@@ -201,15 +217,13 @@ class ReplicaSetController:
                     store.delete("Pod", pod.metadata.name, namespace=pod.metadata.namespace)
                     self.ctx.recorder.event(rs, "Normal", "SuccessfulDelete",
                                             f"Deleted pod: {pod.metadata.name}",
-                                            component="replicaset-controller")
+                                            component=self.COMPONENT)
                 except NotFound:
                     self.expectations.observed_del(key)
         return None
 
     def _update_status(self, rs: Any, pods: list[Any], active: list[Any],
                        error: OrchestraError | None) -> Result | None:
-        from orchestra.objects import ReplicaSetStatus
-
         now = self.ctx.clock.now()
         min_ready = rs.spec.min_ready_seconds or 0
         template_labels = (rs.spec.template.metadata.labels
@@ -233,7 +247,7 @@ class ReplicaSetController:
         }
         if conditions:
             status["conditions"] = conditions
-        new = ReplicaSetStatus.model_validate(status)
+        new = self.status_of(status)
         if rs.status != new:
             self.ctx.store.update(rs.model_copy(update={"status": new}))
         if min_ready and ready > available:

@@ -1,9 +1,8 @@
 """v1 ReplicationController: ReplicaSet's predecessor, with an equality-only selector.
 
-It loads, validates as the API server does (the selector defaults to the template's
-labels, must match them, and the template's restartPolicy must be Always) and is
-stored. orchestra has no controller for it: a ReplicationController creates no pods
-(use a ReplicaSet or a Deployment, as Kubernetes' docs advise).
+It loads and validates as the API server does (the selector defaults to the template's
+labels, must match them, and the template's restartPolicy must be Always). The
+ReplicaSet controller's code manages it (``loops/_replication``), as in Kubernetes.
 """
 
 from __future__ import annotations
