@@ -418,3 +418,29 @@ async def test_a_claim_in_use_and_a_bound_volume_are_kept_until_released(
     await eventually(lambda: cluster.store.get_or_none("PersistentVolumeClaim", "c") is None)
     await eventually(lambda: cluster.store.get_or_none("PersistentVolume", "v",
                                                        namespace=None) is None)
+
+
+async def test_statefulset_when_scaled_delete_removes_the_scaled_down_pods_claims(
+        cluster: oc.Cluster) -> None:
+    (svc, sts) = docs("statefulset-web")
+    d = sts.to_dict()
+    d["spec"]["replicas"] = 3
+    d["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenScaled": "Delete",
+                                                         "whenDeleted": "Retain"}
+    await cluster.apply([svc, d])
+    await cluster.wait_for("sts/web", "Ready", timeout=30)
+    volumes = {i: cluster.store.get(f"pvc/www-web-{i}").spec.volume_name for i in range(3)}
+    await cluster.scale("sts/web", 1)
+    await eventually(lambda: all(cluster.store.get_or_none("PersistentVolumeClaim",
+                                                           f"www-web-{i}") is None
+                                 for i in (1, 2)))
+    await eventually(lambda: all(cluster.store.get_or_none("PersistentVolume", volumes[i],
+                                                           namespace=None) is None
+                                 for i in (1, 2)))  # reclaim Delete of the default class
+    kept = await cluster.get("pvc/www-web-0")
+    assert kept.status.phase == "Bound" and not kept.metadata.owner_references
+    # Scaling up again makes fresh claims for the new pods.
+    await cluster.scale("sts/web", 2)
+    await cluster.wait_for("sts/web", "Ready", timeout=30)
+    fresh = await cluster.get("pvc/www-web-1")
+    assert fresh.status.phase == "Bound" and fresh.spec.volume_name != volumes[1]

@@ -11,7 +11,8 @@ As in Kubernetes:
   ``Parallel``: creates and deletes without waiting.
 - ``volumeClaimTemplates``: a claim ``<template>-<set>-<ordinal>`` per pod, created
   before the pod and kept when the pod goes (retention ``Retain``; ``whenDeleted:
-  Delete`` makes the set own its claims so they go with it). The claims bind as any
+  Delete`` makes the set own its claims so they go with it; ``whenScaled: Delete`` hands
+  a scaled-down pod's claims to that pod, so they go with it). The claims bind as any
   claim does (the PV controller, the default StorageClass's provisioner once the
   scheduler has placed the pod), and the node agent mounts the bound volume.
 - Each distinct template is a ControllerRevision ``<set>-<hash>``; ``RollingUpdate``
@@ -267,6 +268,7 @@ class StatefulSetController:
                 if monotonic:
                     return requeue
                 continue
+            self._claims_follow(sts, pod)
             self._delete_pod(sts, pod)
             if monotonic:
                 return requeue
@@ -368,6 +370,29 @@ class StatefulSetController:
             raise
         self._event(sts, "Normal", "SuccessfulCreate",
                     f"create Pod {pod_name} in StatefulSet {name} successful")
+
+    def _claims_follow(self, sts: Any, pod: Any) -> None:
+        """``whenScaled: Delete``: the claims of a pod removed by a scale-down are owned by
+        that pod alone (not the set), so they go when it goes."""
+        policy = sts.spec.persistent_volume_claim_retention_policy
+        if policy is None or policy.when_scaled != "Delete":
+            return
+        store = self.ctx.store
+        ordinal = ordinal_of(sts.metadata.name, pod)
+        if ordinal is None:
+            return
+        for c in sts.spec.volume_claim_templates or ():
+            claim = store.get_or_none("PersistentVolumeClaim",
+                                      claim_name(c, sts.metadata.name, ordinal),
+                                      namespace=sts.metadata.namespace)
+            if claim is None:
+                continue
+            refs = [r.to_dict() for r in claim.metadata.owner_references or ()
+                    if r.uid not in (sts.metadata.uid, pod.metadata.uid)]
+            refs.append({"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name,
+                         "uid": pod.metadata.uid})
+            store.patch("PersistentVolumeClaim", {"metadata": {"ownerReferences": refs}},
+                        namespace=sts.metadata.namespace, name=claim.metadata.name)
 
     def _delete_pod(self, sts: Any, pod: Any) -> None:
         try:
