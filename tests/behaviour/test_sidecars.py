@@ -321,3 +321,27 @@ def test_restart_policies_of_containers_are_validated(container: dict[str, Any],
         oc.objects.Pod.model_validate({"apiVersion": "v1", "kind": "Pod",
                                        "metadata": {"name": "p"}, "spec": spec})
     assert message in str(info.value)
+
+
+async def test_sidecars_share_what_is_left_of_the_grace_period() -> None:
+    # Nothing here handles SIGTERM: the app takes its whole 10 s, then each sidecar gets
+    # the kubelet's minimal window of 2 s (what is left is 0): the pod goes at +14 s.
+    clock = oc.ManualClock()
+    async with oc.Cluster(runtime="fake", nodes=1, clock=clock) as cluster:
+        inits = [{"name": n, "image": "envoy", "restartPolicy": "Always"}
+                 for n in ("first", "second")]
+        body = _sidecar_pod("p", inits=inits,
+                            annotations={"fake.orchestra.dev/ignore-sigterm": "true"})
+        body["spec"]["terminationGracePeriodSeconds"] = 10
+        await cluster.apply(body)
+        for _ in range(3):
+            await clock.advance(1)
+        assert _conds(await cluster.get("pod/p"))["Ready"].status == "True"
+        await cluster.delete("pod/p")
+        gone_at = None
+        for t in range(1, 40):
+            await clock.advance(1)
+            if cluster.store.get_or_none("Pod", "p", namespace="default") is None:
+                gone_at = t
+                break
+        assert gone_at == 14

@@ -121,9 +121,13 @@ async def test_a_start_error_under_restart_policy_never_fails_the_pod(runtime: s
         assert pod_status(p) == "StartError"
 
 
-async def test_a_command_that_is_not_executable_is_permission_denied(tmp_path: Any) -> None:
-    script = tmp_path / "not-executable.sh"
-    script.write_text("echo hi\n")
+@pytest.mark.parametrize(("mode", "error"), [(0o644, "permission denied"),
+                                           (0o755, "exec format error")])
+async def test_a_command_that_cannot_be_executed_backs_off(tmp_path: Any, mode: int,
+                                                          error: str) -> None:
+    script = tmp_path / "not-a-program"
+    script.write_bytes(b"\x00\x01\x02 not a program\n")  # no shebang, not ELF
+    script.chmod(mode)
     clock = oc.ManualClock()
     async with oc.Cluster(runtime="process", nodes=1, clock=clock) as cluster:
         await cluster.apply({
@@ -141,5 +145,31 @@ async def test_a_command_that_is_not_executable_is_permission_denied(tmp_path: A
         p = await cluster.get("pod/p")
         term = p.status.container_statuses[0].last_state.terminated
         assert term.reason == "StartError"
-        assert term.message == f'exec: "{script}": permission denied'
+        assert term.message == f'exec: "{script}": {error}'
         assert p.status.container_statuses[0].restart_count == 1
+
+
+@pytest.mark.parametrize(("runs", "checkpoints"), [
+    # 11 minutes of running resets the back-off: every restart is immediate.
+    (660, [(659, 0), (661, 1), (1321, 2), (1981, 3)]),
+    # 9 minutes 50 s does not: 0, then 10 s, then 20 s of back-off.
+    (590, [(591, 1), (1185, 1), (1191, 2), (1795, 2), (1801, 3)]),
+])
+async def test_the_backoff_resets_after_ten_minutes_of_running(
+        runs: int, checkpoints: list[tuple[int, int]]) -> None:
+    clock = oc.ManualClock()
+    async with oc.Cluster(runtime="fake", nodes=1, clock=clock) as cluster:
+        await cluster.apply({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {
+                "fake.orchestra.dev/exit-after": f"{runs}s",
+                "fake.orchestra.dev/exit-code": "1"}},
+            "spec": {"containers": [{"name": "main", "image": "busybox"}]}})
+        now = 0
+        seen = []
+        for at, _ in checkpoints:
+            await clock.advance(at - now)
+            now = at
+            p = await cluster.get("pod/p")
+            seen.append((at, p.status.container_statuses[0].restart_count))
+        assert seen == checkpoints

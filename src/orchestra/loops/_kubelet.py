@@ -58,6 +58,8 @@ __all__ = [
 
 log = logging.getLogger("orchestra.kubelet")
 
+MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds for a sidecar's turn
+
 VOLUME_RETRY = 5.0  # seconds between looks at a pod whose volumes cannot be mounted yet
 MOUNT_TIMEOUT = 120.0  # then FailedMount says so
 
@@ -296,7 +298,9 @@ class NodeAgent(_ContainerStarts):
                 and all(st.records[c.name].terminated for c in pod.spec.containers)):
             # The main containers are done: sidecars do not keep the pod alive.
             st.mains_done = True
-            await self._stop_sidecars(pod, st, deadline=None)
+            grace = pod.spec.termination_grace_period_seconds
+            await self._stop_sidecars(pod, st, grace=float(30 if grace is None else grace),
+                                      since=self.clock.monotonic())
         return requeue
 
     async def _restart(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
@@ -417,25 +421,24 @@ class NodeAgent(_ContainerStarts):
         """Stop the pod's containers as the kubelet does: the main (and any running
         ordinary init) containers together, then the sidecars one by one in reverse
         order, sharing what is left of the grace period."""
-        deadline = self.clock.monotonic() + grace
+        since = self.clock.monotonic()
         async with anyio.create_task_group() as tg:
             for rec in st.records.values():
                 if not rec.sidecar:
                     tg.start_soon(self._stop, pod, rec, grace)
-        await self._stop_sidecars(pod, st, deadline=deadline)
+        await self._stop_sidecars(pod, st, grace=grace, since=since)
 
-    async def _stop_sidecars(self, pod: Pod, st: PodState, *, deadline: float | None
-                             ) -> None:
-        """Stop the sidecars in reverse order; each gets what is left of the grace
-        period up to ``deadline`` (None: a full termination grace period from now)."""
-        if deadline is None:
-            deadline = self.clock.monotonic() + float(
-                pod.spec.termination_grace_period_seconds
-                if pod.spec.termination_grace_period_seconds is not None else 30)
+    async def _stop_sidecars(self, pod: Pod, st: PodState, *, grace: float,
+                             since: float) -> None:
+        """Stop the sidecars in reverse order. Each gets what is left of ``grace``
+        (counted from ``since``, in whole seconds), but at least the kubelet's minimal
+        shutdown window of 2 s when there was a grace period at all."""
         for c in reversed(pod.spec.init_containers or ()):
             rec = st.records.get(c.name)
-            if rec is not None and rec.sidecar:
-                await self._stop(pod, rec, max(0.0, deadline - self.clock.monotonic()))
+            if rec is None or not rec.sidecar:
+                continue
+            left = grace - int(self.clock.monotonic() - since)
+            await self._stop(pod, rec, max(left, MIN_GRACE) if grace > 0 else 0.0)
 
     async def _remove_quietly(self, cid: str) -> None:
         self._containers.pop(cid, None)
