@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+pytest_plugins = ["tests._containerd_env"]  # the session containerd, registry, images
+
 BLOCK_LIMIT = float(os.environ.get("ORCHESTRA_TEST_BLOCK_LIMIT", "5.0"))
 
 

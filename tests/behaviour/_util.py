@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import orchestra as oc
+
+MakeCluster = Callable[..., oc.Cluster]  # the make_cluster fixture (conftest)
 
 
 def deployment(name: str = "web", replicas: int = 3, *, image: str = "busybox:1.36",
