@@ -77,10 +77,12 @@ def busybox_archive(tmp_path_factory: pytest.TempPathFactory) -> str:
 def containerd_options(containerd_socket: str, busybox_archive: str,
                        tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """``runtime_options`` for a Cluster on the session's containerd, with busybox as
-    ``busybox`` and ``busybox:1.36`` (the tags the behaviour suite's manifests use)."""
+    ``busybox`` and under the other tags the behaviour suite's manifests use (the docs'
+    ``busybox:1.28`` and ``alpine:latest`` among them: their commands are busybox's)."""
+    tags = ("busybox:1.36", "busybox:1.28", "alpine:latest")
     return {"address": containerd_socket,
             "image_archives": [busybox_archive,
-                               _busybox(tmp_path_factory, "busybox:1.36")]}
+                               *(_busybox(tmp_path_factory, tag) for tag in tags)]}
 
 
 def _free_port() -> int:

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 import orchestra as oc
 
 MakeCluster = Callable[..., oc.Cluster]  # the make_cluster fixture (conftest)
+
+
+def offline(runtime: str, path: Path) -> Path | list[dict[str, Any]]:
+    """A docs manifest as it can run here. On containerd, images come from the session's
+    archives (busybox under the tags the docs use, tests/_containerd_env.py), never from
+    a registry: every container gets ``imagePullPolicy: IfNotPresent`` (``:latest``
+    would mean Always, a pull from Docker Hub). Other runtimes have no images: as is."""
+    if runtime != "containerd":
+        return path
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for doc in docs:
+        spec = doc.get("spec", {})
+        pod = spec.get("template", {}).get("spec") or spec.get("jobTemplate", {}).get(
+            "spec", {}).get("template", {}).get("spec") or spec
+        for key in ("containers", "initContainers"):
+            for c in pod.get(key) or ():
+                c["imagePullPolicy"] = "IfNotPresent"
+    return docs
 
 
 def deployment(name: str = "web", replicas: int = 3, *, image: str = "busybox:1.36",

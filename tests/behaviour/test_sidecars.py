@@ -1,6 +1,6 @@
 """Init containers and native sidecars (init containers with ``restartPolicy: Always``)
-as the kubelet runs them, with the docs-style manifests of tests/manifests/docs; on the
-fake and the process runtime."""
+as the kubelet runs them, with the docs-style manifests of tests/manifests/docs; on every
+runtime (fake, process, containerd)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 import orchestra as oc
 from orchestra._cli import _pod_row, pod_status
 from orchestra.objects._base import parse_time
+from tests.behaviour._util import MakeCluster, offline
 
 pytestmark = pytest.mark.anyio
 
@@ -55,10 +56,11 @@ async def _logs_contain(cluster: oc.Cluster, pod: Any, container: str | None, te
 # -- ordinary init containers -------------------------------------------------------------
 
 
-async def test_docs_pod_with_an_init_container_progresses(runtime: str) -> None:
+async def test_docs_pod_with_an_init_container_progresses(runtime: str,
+                                                         make_cluster: MakeCluster) -> None:
     # On the fake runtime the init container exits 0 at once without any annotation.
-    async with oc.Cluster(runtime=runtime, nodes=1) as cluster:
-        await cluster.apply(DOCS / "kubelet-init-pod.yaml")
+    async with make_cluster(nodes=1) as cluster:
+        await cluster.apply(offline(runtime, DOCS / "kubelet-init-pod.yaml"))
         p = await cluster.wait_for("pod/myapp-pod", "Ready", timeout=30)
         (init,) = p.status.init_container_statuses
         assert init.state.terminated.reason == "Completed"
@@ -70,7 +72,7 @@ async def test_docs_pod_with_an_init_container_progresses(runtime: str) -> None:
         assert p.status.phase == "Running"
         assert pod_status(p) == "Running"
         assert _pod_row(p, 0.0)[1] == "1/1"
-        if runtime == "process":  # the main container read what the init container wrote
+        if runtime != "fake":  # the main container read what the init container wrote
             await _logs_contain(cluster, "pod/myapp-pod", None, "initialized")
 
 
@@ -94,9 +96,10 @@ async def test_a_start_delay_still_gets_its_probes_and_becomes_ready() -> None:
 # -- sidecars: start order, readiness, status ---------------------------------------------
 
 
-async def test_docs_sidecar_deployment_runs_the_sidecar_beside_the_app(runtime: str) -> None:
-    async with oc.Cluster(runtime=runtime, nodes=1) as cluster:
-        await cluster.apply(DOCS / "kubelet-sidecar-deployment.yaml")
+async def test_docs_sidecar_deployment_runs_the_sidecar_beside_the_app(
+        runtime: str, make_cluster: MakeCluster) -> None:
+    async with make_cluster(nodes=1) as cluster:
+        await cluster.apply(offline(runtime, DOCS / "kubelet-sidecar-deployment.yaml"))
         await cluster.wait_for("deployment/myapp", "Available", timeout=30)
         p = await _only_pod(cluster, "app", "myapp")
         p = await cluster.wait_for(f"pod/{p.metadata.name}", "Ready", timeout=30)
@@ -114,23 +117,26 @@ async def test_docs_sidecar_deployment_runs_the_sidecar_beside_the_app(runtime: 
         assert started == ["Started container logshipper", "Started container myapp"]
         assert parse_time(side.state.running.started_at) <= parse_time(
             p.status.container_statuses[0].state.running.started_at)
-        if runtime == "process":
+        if runtime != "fake":
             # A real process tails the file the app writes, through the shared volume.
             await _logs_contain(cluster, p, "logshipper", "logging")
 
 
-async def test_docs_job_with_a_sidecar_completes_and_stops_the_sidecar(runtime: str) -> None:
-    async with oc.Cluster(runtime=runtime, nodes=1, clock=oc.ScaledClock(5)) as cluster:
-        await cluster.apply(DOCS / "kubelet-job-sidecar.yaml")
+async def test_docs_job_with_a_sidecar_completes_and_stops_the_sidecar(
+        runtime: str, make_cluster: MakeCluster) -> None:
+    async with make_cluster(nodes=1, clock=oc.ScaledClock(5)) as cluster:
+        await cluster.apply(offline(runtime, DOCS / "kubelet-job-sidecar.yaml"))
         await cluster.wait_for("job/myjob", "Complete", timeout=60)
         p = await _only_pod(cluster, "job-name", "myjob")
         assert p.status.phase == "Succeeded"
         (side,) = p.status.init_container_statuses
         (main,) = p.status.container_statuses
         assert main.state.terminated.exit_code == 0
-        # The sidecar was stopped (SIGTERM) after the job's container had finished.
+        # The sidecar was stopped (SIGTERM) after the job's container had finished. In a
+        # container of its own (containerd) its shell is PID 1, which the kernel spares
+        # SIGTERM without a handler: the SIGKILL after the grace period ends it (137).
         assert side.state.terminated is not None
-        assert side.state.terminated.exit_code == 143
+        assert side.state.terminated.exit_code == (137 if runtime == "containerd" else 143)
         assert parse_time(main.state.terminated.finished_at) <= parse_time(
             side.state.terminated.finished_at)
         assert "Stopping container logshipper" in _ordered(cluster, "Killing", p)
@@ -138,7 +144,7 @@ async def test_docs_job_with_a_sidecar_completes_and_stops_the_sidecar(runtime: 
         assert conds["Ready"].status == "False" and conds["Ready"].reason == "PodCompleted"
         assert conds["Initialized"].reason == "PodCompleted"
         assert pod_status(p) == "Completed"
-        if runtime == "process":
+        if runtime != "fake":
             assert "logging" in await cluster.logs(p, "logshipper")
 
 
@@ -149,7 +155,7 @@ def _sidecar_pod(name: str, *, inits: list[dict[str, Any]],
         meta["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
             "spec": {"initContainers": inits,
-                     "containers": [{"name": "main", "image": "busybox",
+                     "containers": [{"name": "main", "image": "busybox:1.36",
                                      "command": ["sleep", "3600"]}],
                      "terminationGracePeriodSeconds": 2, **spec}}
 
@@ -256,9 +262,10 @@ async def test_a_crashing_sidecar_is_restarted_with_backoff_beside_the_app() -> 
         assert _conds(p)["Initialized"].status == "True"
 
 
-async def test_sidecars_stop_after_the_main_containers_in_reverse_order(runtime: str) -> None:
-    async with oc.Cluster(runtime=runtime, nodes=1) as cluster:
-        inits = [{"name": n, "image": "busybox", "restartPolicy": "Always",
+async def test_sidecars_stop_after_the_main_containers_in_reverse_order(
+        make_cluster: MakeCluster) -> None:
+    async with make_cluster(nodes=1) as cluster:
+        inits = [{"name": n, "image": "busybox:1.36", "restartPolicy": "Always",
                   "command": ["sleep", "3600"]} for n in ("first", "second")]
         await cluster.apply(_sidecar_pod("p", inits=inits))
         p = await cluster.wait_for("pod/p", "Ready", timeout=30)

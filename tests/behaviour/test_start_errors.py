@@ -1,6 +1,6 @@
 """Containers that cannot start (command not found, permission denied, create errors)
 are retried under CrashLoopBackOff's schedule, with the kubelet's reasons and
-messages; counted on a ManualClock on the fake and the process runtime."""
+messages; counted on a ManualClock on every runtime (fake, process, containerd)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,17 @@ import pytest
 
 import orchestra as oc
 from orchestra._cli import pod_status
+from tests.behaviour._util import MakeCluster
 
 pytestmark = pytest.mark.anyio
 
 NOT_FOUND = 'exec: "no-such-binary-xyz": executable file not found in $PATH'
+# runc's wording of the same failure, as containerd reports it.
+RUNC_NOT_FOUND = f"unable to start container process: {NOT_FOUND}: unknown"
+
+
+def not_found(runtime: str) -> str:
+    return RUNC_NOT_FOUND if runtime == "containerd" else NOT_FOUND
 
 # Attempts at 0 and 0 (the first restart is immediate), then after 10, 20, 40, 80, 160
 # and 300 (capped) seconds: restarts at 10, 30, 70, 150, 310, 610, 910.
@@ -29,7 +36,8 @@ def _pod(runtime: str, *, create_error: bool = False) -> dict[str, Any]:
         meta["annotations"] = {f"fake.orchestra.dev/{key}": NOT_FOUND}
         command = ["sleep", "3600"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": {"containers": [{"name": "main", "image": "busybox", "command": command}],
+            "spec": {"containers": [{"name": "main", "image": "busybox:1.36",
+                                     "command": command}],
                      "terminationGracePeriodSeconds": 0}}
 
 
@@ -46,9 +54,10 @@ async def _settled(cluster: oc.Cluster, value: Any, expected: Any) -> Any:
     return await value()
 
 
-async def test_a_container_that_cannot_start_backs_off_like_a_crash(runtime: str) -> None:
+async def test_a_container_that_cannot_start_backs_off_like_a_crash(
+        runtime: str, make_cluster: MakeCluster) -> None:
     clock = oc.ManualClock()
-    async with oc.Cluster(runtime=runtime, nodes=1, clock=clock) as cluster:
+    async with make_cluster(nodes=1, clock=clock) as cluster:
         await cluster.apply(_pod(runtime))
 
         async def restarts() -> int:
@@ -75,14 +84,15 @@ async def test_a_container_that_cannot_start_backs_off_like_a_crash(runtime: str
         assert cs.state.waiting.message == (
             f"back-off 5m0s restarting failed container=main pod=p_default({uid})")
         term = cs.last_state.terminated
-        assert (term.exit_code, term.reason, term.message) == (128, "StartError", NOT_FOUND)
+        assert (term.exit_code, term.reason, term.message) == (
+            128, "StartError", not_found(runtime))
         assert p.status.phase == "Running"
         assert pod_status(p) == "CrashLoopBackOff"
         text = cluster.describe("pod/p")
         assert any(line.split() == ["Message:", *NOT_FOUND.split()]
                    for line in text.splitlines()), text
         failed = [e for e in cluster.events(p) if e.reason == "Failed"]
-        assert [(e.message, e.count) for e in failed] == [(f"Error: {NOT_FOUND}", 9)]
+        assert [(e.message, e.count) for e in failed] == [(f"Error: {not_found(runtime)}", 9)]
         assert any(e.reason == "BackOff" and e.message ==
                    f"Back-off restarting failed container main in pod p_default({uid})"
                    for e in cluster.events(p))
@@ -108,15 +118,17 @@ async def test_a_failed_create_is_retried_under_the_same_backoff() -> None:
         assert cs.restart_count == 0
 
 
-async def test_a_start_error_under_restart_policy_never_fails_the_pod(runtime: str) -> None:
-    async with oc.Cluster(runtime=runtime, nodes=1) as cluster:
+async def test_a_start_error_under_restart_policy_never_fails_the_pod(
+        runtime: str, make_cluster: MakeCluster) -> None:
+    async with make_cluster(nodes=1) as cluster:
         body = _pod(runtime)
         body["spec"]["restartPolicy"] = "Never"
         await cluster.apply(body)
         p = await cluster.wait_for("pod/p", "Failed", timeout=30)
         (cs,) = p.status.container_statuses
         term = cs.state.terminated
-        assert (term.exit_code, term.reason, term.message) == (128, "StartError", NOT_FOUND)
+        assert (term.exit_code, term.reason, term.message) == (
+            128, "StartError", not_found(runtime))
         assert cs.restart_count == 0
         assert pod_status(p) == "StartError"
 
