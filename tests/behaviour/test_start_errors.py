@@ -89,7 +89,7 @@ async def test_a_container_that_cannot_start_backs_off_like_a_crash(
         assert p.status.phase == "Running"
         assert pod_status(p) == "CrashLoopBackOff"
         text = cluster.describe("pod/p")
-        assert any(line.split() == ["Message:", *NOT_FOUND.split()]
+        assert any(line.split() == ["Message:", *not_found(runtime).split()]
                    for line in text.splitlines()), text
         failed = [e for e in cluster.events(p) if e.reason == "Failed"]
         assert [(e.message, e.count) for e in failed] == [(f"Error: {not_found(runtime)}", 9)]
