@@ -273,3 +273,38 @@ async def test_probe_messages_with_probe_models() -> None:
     probe = Probe.model_validate({"tcpSocket": {"port": 80}})
     outcome = await rt.probe(sandbox(), cid, "readiness", probe)
     assert outcome.message == "dial tcp 127.1.0.2:80: connect: connection refused"
+
+
+async def test_an_init_container_exits_0_at_once_unless_scripted() -> None:
+    rt, clock, events, sid = await make(**{P + "slow.exit-after": "5s",
+                                           P + "bad.exit-code": "2"})
+    init = await rt.create_container(sid, ContainerSpec(name="init", image="x", init=True))
+    await rt.start_container(init)
+    status = await rt.container_status(init)
+    assert (status.state, status.exit_code, status.reason) == (State.EXITED, 0, "Completed")
+    assert [e.status.state for e in events] == [State.RUNNING, State.EXITED]
+    bad = await rt.create_container(sid, ContainerSpec(name="bad", image="x", init=True))
+    await rt.start_container(bad)
+    assert (await rt.container_status(bad)).exit_code == 2
+    slow = await rt.create_container(sid, ContainerSpec(name="slow", image="x", init=True))
+    await rt.start_container(slow)
+    assert (await rt.container_status(slow)).state is State.RUNNING
+    await clock.advance(5)
+    assert (await rt.container_status(slow)).exit_code == 0
+    # A sidecar or a main container (init=False) runs until stopped.
+    app = await rt.create_container(sid, ContainerSpec(name="app", image="x"))
+    await rt.start_container(app)
+    await clock.advance(3600)
+    assert (await rt.container_status(app)).state is State.RUNNING
+
+
+async def test_a_start_error_leaves_the_container_exited_as_containerd_does() -> None:
+    rt, clock, events, sid = await make(**{P + "start-error": "exec: no"})
+    cid = await rt.create_container(sid, ContainerSpec(name="app", image="x"))
+    with pytest.raises(ContainerCreateError, match=r"^exec: no$"):
+        await rt.start_container(cid)
+    status = await rt.container_status(cid)
+    assert (status.state, status.exit_code, status.reason, status.message) == (
+        State.EXITED, 128, "StartError", "exec: no")
+    assert status.started_at is None and status.finished_at == clock.now()
+    assert [e.status.state for e in events] == [State.EXITED]

@@ -88,6 +88,10 @@ async def test_no_command_and_missing_executable(runtime: ProcessRuntime) -> Non
     with pytest.raises(ContainerCreateError) as info:
         await runtime.start_container(cid)
     assert str(info.value) == 'exec: "no-such-binary-xyz": executable file not found in $PATH'
+    # Left as containerd leaves a task that failed to start: exited, 128, StartError.
+    status = await runtime.container_status(cid)
+    assert (status.state, status.exit_code, status.reason, status.message) == (
+        State.EXITED, 128, "StartError", str(info.value))
 
 
 async def test_logs_tail_previous_attempt_and_stream(runtime: ProcessRuntime) -> None:
