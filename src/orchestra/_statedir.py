@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -42,16 +43,24 @@ def claim_state_dir(parent: str | None, name: str) -> tuple[str, int]:
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
-        st = os.lstat(path)
-        if not os.path.isdir(path) or os.path.islink(path) or st.st_uid != os.geteuid():
-            raise OrchestraError(f"{path} exists and is not this user's directory") from None
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            pass  # removed meanwhile (another start's sweep): made again below
+        else:
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                raise OrchestraError(
+                    f"{path} exists and is not this user's directory") from None
     lock_path = os.path.join(path, ".lock")
     for _ in range(40):  # a dead run's watchdog may hold the lock while it cleans up
-        os.makedirs(path, 0o700, exist_ok=True)
+        # Another start's sweep may remove the directory while it is empty, at any point
+        # until the lock file exists: make it again and retry.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path, 0o700)
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except FileNotFoundError:
-            continue  # reclaimed (removed) between makedirs and open: make it again
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -5,6 +5,7 @@ no file at all (the loopback network's block claims included)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -176,3 +177,57 @@ def test_start_and_stop_leave_no_file_in_tmpdir(tmp_path: Path) -> None:
     out, _ = child.communicate(timeout=120)
     assert out.split() == ["started", "stopped"]
     assert list(tmp.iterdir()) == []
+
+
+def test_claims_survive_concurrent_sweeps(tmp_path: Path) -> None:
+    """Starts and sweeps running at once (parallel test runs share $TMPDIR): a sweep may
+    remove a claimant's directory while it is still empty, never once it is claimed, and
+    every claim succeeds."""
+    import threading
+
+    from orchestra._statedir import claim_state_dir, reclaim_stale_state_dirs
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    sweeps = 0
+
+    def sweep() -> None:
+        nonlocal sweeps
+        while not stop.is_set():
+            reclaim_stale_state_dirs(str(tmp_path))
+            sweeps += 1
+
+    def claims(worker: int) -> None:
+        try:
+            for i in range(60):
+                path, fd = claim_state_dir(str(tmp_path), f"w{worker}-{i}")
+                try:
+                    # Claimed: the directory and its lock file are ours, whatever sweeps.
+                    probe = os.open(os.path.join(path, ".lock"), os.O_RDWR)
+                    try:
+                        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        raise AssertionError(f"{path} is claimed but its lock is free")
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        os.close(probe)
+                finally:  # as stop() does; once empty, a sweep may remove it first
+                    os.unlink(os.path.join(path, ".lock"))
+                    with contextlib.suppress(FileNotFoundError):
+                        os.rmdir(path)
+                    os.close(fd)
+        except BaseException as exc:
+            errors.append(exc)
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(2)]
+    workers = [threading.Thread(target=claims, args=(w,)) for w in range(3)]
+    for t in sweepers + workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    stop.set()
+    for t in sweepers:
+        t.join(10)
+    assert not errors, errors
+    assert sweeps > 0
+    assert list(tmp_path.iterdir()) == []
