@@ -176,3 +176,50 @@ async def test_deleting_a_namespace_stops_its_processes() -> None:
         await cluster.wait_for("namespace/team", "Deleted", timeout=60)
         assert everything(cluster, "team") == {}
         assert not [p for p in pids if alive(p)]
+
+
+async def test_a_content_deletion_failure_is_reported_and_retried() -> None:
+    """An object whose deletion is refused (here by an admission hook) keeps the namespace
+    Terminating with NamespaceDeletionContentFailure saying why; once the refusal ends,
+    the next pass empties and removes the namespace."""
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        refuse = True
+
+        def hold(op: str, new: Any, old: Any) -> None:
+            if op == "DELETE" and refuse and old.metadata.name == "stuck":
+                raise oc.Forbidden('configmaps "stuck" is forbidden: held by a test')
+
+        cluster.store.add_admission(hold, kinds=["ConfigMap"])
+        await cluster.apply(NS)
+        await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "stuck", "namespace": "team"}})
+        await cluster.delete("namespace/team")
+
+        def failing() -> Any:
+            ns = cluster.store.get_or_none("Namespace", "team")
+            got = conditions(ns) if ns is not None else {}
+            return got if got.get("NamespaceDeletionContentFailure", ("",))[0] == "True" \
+                else None
+
+        got = await eventually(failing, timeout=30)
+        assert got["NamespaceDeletionContentFailure"] == (
+            "True", "ContentDeletionFailed", "Failed to delete all resource types, 1 "
+            'remaining: configmaps "stuck" is forbidden: held by a test')
+        assert got["NamespaceContentRemaining"] == (
+            "True", "SomeResourcesRemain",
+            "Some resources are remaining: configmaps. has 1 resource instances")
+        assert got["NamespaceFinalizersRemaining"][0] == "False"
+        refuse = False
+        await cluster.wait_for("namespace/team", "Deleted", timeout=30)
+        assert everything(cluster, "team") == {}
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+async def test_the_system_namespaces_may_not_be_deleted(name: str) -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        with pytest.raises(oc.Forbidden) as err:
+            await cluster.delete(f"namespace/{name}")
+        assert str(err.value) == (f'namespaces "{name}" is forbidden: this namespace may not '
+                                  "be deleted")
+        ns = await cluster.get(f"namespace/{name}")
+        assert ns.metadata.deletion_timestamp is None and ns.status.phase == "Active"

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestra._errors import Forbidden
 from orchestra._store._core import KindRef, _StoreCore
 from orchestra._store._index import Key, Table
 from orchestra._store._rules import _finalizers_for, _not_found, _spec_finalizers
 from orchestra.objects._base import KindInfo, KubeObject, format_time
 from orchestra.objects._registry import to_object
+
+IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+"""Namespaces the API server never deletes."""
 
 
 class _Deletion(_StoreCore):
@@ -44,6 +48,9 @@ class _Deletion(_StoreCore):
         om = old.metadata
         finalizers = _finalizers_for(info, om.finalizers or (), propagation)
         if info.kind == "Namespace":
+            if name in IMMORTAL_NAMESPACES:  # the NamespaceLifecycle admission plugin
+                raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not '
+                                "be deleted")
             return self._delete_namespace(table, key, old, finalizers)
         grace = self._grace_period(info, old, grace_period_seconds)
         changes: dict[str, Any] = {}
