@@ -94,7 +94,7 @@ class JobController:
             return None
         if found.spec.managed_by not in (None, MANAGED_BY):
             return None  # another controller runs it (spec.managedBy), as in Kubernetes
-        job = self._ensure_selector(found)
+        job = found  # (its selector was generated when it was created)
         self._release_strays(job)
         if _finished(job):
             self.backoff.pop(key, None)
@@ -132,60 +132,10 @@ class JobController:
         by_type = {c["type"]: c for c in conds}
         requeue: list[float] = []
 
-        # The finish condition, in Kubernetes' order of precedence.
-        finish: tuple[str, str, str] | None = None
-        if by_type.get("SuccessCriteriaMet", {}).get("status") == "True":
-            c = by_type["SuccessCriteriaMet"]
-            finish = ("SuccessCriteriaMet", c.get("reason", ""), c.get("message", ""))
-        elif by_type.get("FailureTarget", {}).get("status") == "True":
-            c = by_type["FailureTarget"]
-            finish = ("FailureTarget", c.get("reason", ""), c.get("message", ""))
-        else:
-            for p in pods:
-                if jp.counts_as_failed(p, job):
-                    msg = jp.match_failure_policy(job, p).message
-                    if msg is not None:
-                        finish = ("FailureTarget", "PodFailurePolicy", msg)
-                        break
-        backoff_limit = spec.backoff_limit if spec.backoff_limit is not None else 6
-        if finish is None:
-            if failed > backoff_limit or jp.past_backoff_on_failure(job, pods, backoff_limit):
-                finish = ("FailureTarget", "BackoffLimitExceeded",
-                          "Job has reached the specified backoff limit")
-            elif spec.active_deadline_seconds is not None and start and not suspended:
-                left = parse_time(start) + spec.active_deadline_seconds - now
-                if left <= 0:
-                    finish = ("FailureTarget", "DeadlineExceeded",
-                              "Job was active longer than specified deadline")
-                else:
-                    requeue.append(left)
-        done_ix: frozenset[int] = frozenset()
-        failed_ix: frozenset[int] | None = None
+        finish, done_ix, failed_ix, indexed_succeeded = self._finish(
+            job, pods, by_type, new_ok, new_bad, matches, failed, start, now, requeue)
         if indexed:
-            size = completions or 0
-            done_ix = jp.indexes_in(old.completed_indexes if old else None, size) | {
-                cast("int", jp.completion_index(p)) for p in new_ok}
-            succeeded = len(done_ix)
-            if per_index is not None:
-                failed_ix = jp.indexes_in(old.failed_indexes if old else None, size)
-                for p in new_bad:
-                    ix = cast("int", jp.completion_index(p))
-                    m = matches[p.metadata.uid]
-                    if ix not in done_ix and (m.action == "FailIndex" or (
-                            m.count and jp.annotation_int(
-                                p, jp.FAILURE_COUNT_ANNOTATION) >= per_index)):
-                        failed_ix = failed_ix | {ix}
-                if finish is None and spec.max_failed_indexes is not None and \
-                        len(failed_ix) > spec.max_failed_indexes:
-                    finish = ("FailureTarget", "MaxFailedIndexesExceeded",
-                              "Job has exceeded the specified maximal number of failed "
-                              "indexes")
-                elif finish is None and failed_ix and len(failed_ix | done_ix) >= size:
-                    finish = ("FailureTarget", "FailedIndexes", "Job has failed indexes")
-            if finish is None:
-                msg = jp.success_policy_message(job, done_ix)
-                if msg is not None:
-                    finish = ("SuccessCriteriaMet", "SuccessPolicy", msg)
+            succeeded = indexed_succeeded
 
         active = [p for p in pods if jp.active(p)]
         n_terminating = sum(1 for p in pods if jp.terminating(p))
@@ -264,6 +214,69 @@ class JobController:
         if requeue:
             return Result(requeue_after=max(0.001, min(requeue)))
         return None
+
+    def _finish(self, job: Job, pods: list[Pod], by_type: dict[str, dict[str, Any]],
+                new_ok: list[Pod], new_bad: list[Pod], matches: dict[str | None, Any],
+                failed: int, start: str | None, now: float, requeue: list[float]
+                ) -> tuple[tuple[str, str, str] | None, frozenset[int],
+                           frozenset[int] | None, int]:
+        """The interim finish condition (type, reason, message), in Kubernetes' order of
+        precedence, with the succeeded and failed indexes of an Indexed Job."""
+        spec, old = job.spec, job.status
+        suspended = bool(spec.suspend)
+        finish: tuple[str, str, str] | None = None
+        for type_ in ("SuccessCriteriaMet", "FailureTarget"):
+            c = by_type.get(type_)
+            if c is not None and c.get("status") == "True":
+                finish = (type_, c.get("reason", ""), c.get("message", ""))
+                break
+        else:
+            for p in pods:
+                if jp.counts_as_failed(p, job):
+                    msg = jp.match_failure_policy(job, p).message
+                    if msg is not None:
+                        finish = ("FailureTarget", "PodFailurePolicy", msg)
+                        break
+        backoff_limit = spec.backoff_limit if spec.backoff_limit is not None else 6
+        if finish is None:
+            if failed > backoff_limit or jp.past_backoff_on_failure(job, pods, backoff_limit):
+                finish = ("FailureTarget", "BackoffLimitExceeded",
+                          "Job has reached the specified backoff limit")
+            elif spec.active_deadline_seconds is not None and start and not suspended:
+                left = parse_time(start) + spec.active_deadline_seconds - now
+                if left <= 0:
+                    finish = ("FailureTarget", "DeadlineExceeded",
+                              "Job was active longer than specified deadline")
+                else:
+                    requeue.append(left)
+        done_ix: frozenset[int] = frozenset()
+        failed_ix: frozenset[int] | None = None
+        if spec.completion_mode != "Indexed":
+            return finish, done_ix, failed_ix, 0
+        size = spec.completions or 0
+        done_ix = jp.indexes_in(old.completed_indexes if old else None, size) | {
+            cast("int", jp.completion_index(p)) for p in new_ok}
+        per_index = spec.backoff_limit_per_index
+        if per_index is not None:
+            failed_ix = jp.indexes_in(old.failed_indexes if old else None, size)
+            for p in new_bad:
+                ix = cast("int", jp.completion_index(p))
+                m = matches[p.metadata.uid]
+                if ix not in done_ix and (m.action == "FailIndex" or (
+                        m.count and jp.annotation_int(
+                            p, jp.FAILURE_COUNT_ANNOTATION) >= per_index)):
+                    failed_ix = failed_ix | {ix}
+            if finish is None and spec.max_failed_indexes is not None and \
+                    len(failed_ix) > spec.max_failed_indexes:
+                finish = ("FailureTarget", "MaxFailedIndexesExceeded",
+                          "Job has exceeded the specified maximal number of failed indexes")
+            elif finish is None and failed_ix and len(failed_ix | done_ix) >= size:
+                finish = ("FailureTarget", "FailedIndexes", "Job has failed indexes")
+        if finish is None:
+            msg = jp.success_policy_message(job, done_ix)
+            if msg is not None:
+                finish = ("SuccessCriteriaMet", "SuccessPolicy", msg)
+        return finish, done_ix, failed_ix, len(done_ix)
 
     # -- pods ------------------------------------------------------------------------------
 
@@ -479,16 +492,6 @@ class JobController:
         new = JobStatus.model_validate({k: v for k, v in status.items() if v is not None})
         if job.status != new:
             self.ctx.store.update(job.model_copy(update={"status": new}))
-
-    def _ensure_selector(self, job: Job) -> Job:
-        if job.spec.manual_selector or (
-                job.spec.selector is not None and job.spec.template.metadata
-                and job.spec.template.metadata.labels
-                and job.spec.template.metadata.labels.get("batch.kubernetes.io/controller-uid")):
-            return job
-        from orchestra.objects._batch import generate_job_selector
-
-        return cast("Job", self.ctx.store.update(generate_job_selector(job)))
 
 
 def setup(ctx: Context) -> list[Runnable]:
