@@ -444,3 +444,56 @@ async def test_statefulset_when_scaled_delete_removes_the_scaled_down_pods_claim
     await cluster.wait_for("sts/web", "Ready", timeout=30)
     fresh = await cluster.get("pvc/www-web-1")
     assert fresh.status.phase == "Bound" and fresh.spec.volume_name != volumes[1]
+
+
+async def test_docs_generic_ephemeral_volume_gets_a_claim_that_goes_with_its_pod(
+        cluster: oc.Cluster) -> None:
+    await cluster.apply(docs("ephemeral-pod"))
+    claim = await eventually(lambda: cluster.store.get_or_none(
+        "PersistentVolumeClaim", "my-app-scratch-volume"))
+    owner = claim.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("Pod", "my-app", True)
+    assert claim.metadata.labels == {"type": "my-frontend-volume"}
+    # Its class does not exist yet: the claim is an unbound immediate one.
+    await eventually(lambda: scheduled_message(cluster, "my-app") ==
+                     "0/2 nodes are available: pod has unbound immediate "
+                     "PersistentVolumeClaims." + NOT_HELPFUL)
+    await cluster.apply({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                         "metadata": {"name": "scratch-storage-class"},
+                         "provisioner": "orchestra.dev/local-path",
+                         "volumeBindingMode": "WaitForFirstConsumer"})
+    await cluster.wait_for("pod/my-app", "Running", timeout=20)
+    volume = (await cluster.get("pvc/my-app-scratch-volume")).spec.volume_name
+    assert volume
+    await cluster.delete("pod/my-app", grace_period_seconds=0)
+    await eventually(lambda: cluster.store.get_or_none(
+        "PersistentVolumeClaim", "my-app-scratch-volume") is None)
+    await eventually(lambda: cluster.store.get_or_none("PersistentVolume", volume,
+                                                       namespace=None) is None)
+
+
+async def test_an_ephemeral_volume_waits_for_its_claim_and_refuses_someone_elses(
+        cluster: oc.Cluster) -> None:
+    ephemeral = {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}}}
+    await cluster.apply(pvc("x-scratch", "1Gi", cls=None))  # not the pod's
+    body = pod("x")
+    body["spec"]["volumes"] = [ephemeral]
+    await cluster.apply(body)
+    await eventually(lambda: scheduled_message(cluster, "x") ==
+                     "0/2 nodes are available: PVC default/x-scratch was not created for pod "
+                     "default/x (pod is not owner)." + NOT_HELPFUL)
+
+
+async def test_the_scheduler_names_an_ephemeral_claim_not_made_yet() -> None:
+    from orchestra._store import Store
+    from orchestra.loops._volumebinding import VolumeRejected, volume_facts
+    from orchestra.objects import Pod
+
+    body = pod("x")
+    body["spec"]["volumes"] = [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {
+        "spec": {"resources": {"requests": {"storage": "1Gi"}}}}}}]
+    with pytest.raises(VolumeRejected) as err:
+        volume_facts(Store(), Pod.model_validate(body))
+    assert str(err.value) == ('waiting for ephemeral volume controller to create the '
+                              'persistentvolumeclaim "x-scratch"')

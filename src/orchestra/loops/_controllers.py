@@ -9,6 +9,7 @@ from orchestra.loops import (
     _disruption,
     _dns,
     _endpoints,
+    _ephemeral,
     _gateway,
     _gc,
     _hpa,
@@ -50,4 +51,5 @@ SETUPS = [
     _pvbinder.setup,
     _provisioner.setup,
     _pvprotection.setup,
+    _ephemeral.setup,
 ]

@@ -16,6 +16,7 @@ from orchestra._errors import NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of
 from orchestra.loops._pvmatch import PV_PROTECTION, PVC_PROTECTION
+from orchestra.loops._volumebinding import claim_names
 
 
 def claim_in_use(store: Any, claim: Any) -> bool:
@@ -24,8 +25,7 @@ def claim_in_use(store: Any, claim: Any) -> bool:
         if not pod.spec.node_name or (pod.status is not None and
                                       pod.status.phase in ("Succeeded", "Failed")):
             continue
-        if any(v.persistent_volume_claim is not None and
-               v.persistent_volume_claim.claim_name == name for v in pod.spec.volumes or ()):
+        if name in claim_names(pod):
             return True
     return False
 
@@ -55,9 +55,8 @@ class StorageProtection:
         if not ended:
             return
         ns = pod.metadata.namespace or "default"
-        for v in pod.spec.volumes or ():
-            if v.persistent_volume_claim is not None:
-                self.controller.enqueue(f"claim/{ns}/{v.persistent_volume_claim.claim_name}")
+        for name in claim_names(pod):
+            self.controller.enqueue(f"claim/{ns}/{name}")
 
     async def reconcile(self, key: str) -> Result | None:
         store: Any = self.ctx.store

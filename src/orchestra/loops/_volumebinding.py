@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestra.loops._context import Context
+from orchestra.loops._ephemeral import ephemeral_claim_name
 from orchestra.loops._pvmatch import (
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
@@ -36,9 +37,25 @@ class VolumeRejected(Exception):
     """The pod cannot be scheduled until its claims change; ``str()`` is the reason."""
 
 
+def pod_claims(pod: Any) -> list[tuple[str, bool]]:
+    """The claims a pod's volumes name, each with whether it is a generic ephemeral
+    volume's (``<pod>-<volume>``, made by the ephemeral volume controller)."""
+    out = []
+    for v in pod.spec.volumes or ():
+        if v.persistent_volume_claim is not None:
+            out.append((v.persistent_volume_claim.claim_name, False))
+        elif v.ephemeral is not None and v.ephemeral.volume_claim_template is not None:
+            out.append((ephemeral_claim_name(pod, v), True))
+    return out
+
+
 def claim_names(pod: Any) -> list[str]:
-    return [v.persistent_volume_claim.claim_name for v in pod.spec.volumes or ()
-            if v.persistent_volume_claim is not None]
+    return [name for name, _ in pod_claims(pod)]
+
+
+def _owned_by(claim: Any, pod: Any) -> bool:
+    return any(r.controller and r.uid == pod.metadata.uid
+               for r in claim.metadata.owner_references or ())
 
 
 def _delayed(store: Any, claim: Any) -> Any | None:
@@ -60,17 +77,23 @@ def _can_bind(claim: Any, volumes: list[Any]) -> Callable[[str, Any], bool]:
 
 def volume_facts(store: Any, pod: Any) -> VolumeFacts | None:
     """What the pod's claims ask of a node; raises VolumeRejected (see module doc)."""
-    names = claim_names(pod)
-    if not names:
+    claims = pod_claims(pod)
+    if not claims:
         return None
     ns = pod.metadata.namespace or "default"
     bound: list[Callable[[str, Any], bool]] = []
     unbound: list[Callable[[str, Any], bool]] = []
     immediate = False
-    for name in names:
+    for name, ephemeral in claims:
         claim = store.get_or_none("PersistentVolumeClaim", name, namespace=ns)
         if claim is None:
-            raise VolumeRejected(f'persistentvolumeclaim "{name}" not found')
+            raise VolumeRejected(
+                f'waiting for ephemeral volume controller to create the '
+                f'persistentvolumeclaim "{name}"' if ephemeral else
+                f'persistentvolumeclaim "{name}" not found')
+        if ephemeral and not _owned_by(claim, pod):
+            raise VolumeRejected(f"PVC {ns}/{name} was not created for pod "
+                                 f"{ns}/{pod.metadata.name} (pod is not owner)")
         if claim.metadata.deletion_timestamp is not None:
             raise VolumeRejected(f'persistentvolumeclaim "{name}" is being deleted')
         volume = claim.spec.volume_name

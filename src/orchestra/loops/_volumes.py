@@ -270,15 +270,19 @@ class PodVolumes:
                 path = os.path.join(self.pod_dir, "volumes", "projected", name)
                 changed |= _write_atomic(path, files, modes)
                 self.paths[name] = path
-            elif vol.persistent_volume_claim is not None:
+            elif vol.persistent_volume_claim is not None or (
+                    vol.ephemeral is not None and vol.ephemeral.volume_claim_template):
+                pvc_source = vol.persistent_volume_claim
+                claim_name = pvc_source.claim_name if pvc_source is not None else \
+                    f"{pod.metadata.name}-{name}"  # a generic ephemeral volume's claim
                 try:
-                    path = _claim_path(store, ns, vol.persistent_volume_claim.claim_name,
-                                       self.cluster_dir, create=not self.simulated)
+                    path = _claim_path(store, ns, claim_name, self.cluster_dir,
+                                       create=not self.simulated)
                 except ConfigError as exc:
                     self.pending[name] = str(exc)
                     continue
                 self.paths[name] = path
-                if vol.persistent_volume_claim.read_only:
+                if pvc_source is not None and pvc_source.read_only:
                     self.read_only.add(name)
             else:
                 path = os.path.join(self.pod_dir, "volumes", "other", name)
