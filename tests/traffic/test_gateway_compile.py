@@ -66,3 +66,17 @@ def test_hostnames_intersect_and_wildcards_span_labels() -> None:
     assert table.vhost("a.b.shop.example.com") is not None  # Gateway API: any labels
     assert table.vhost("exact.other.org") is None
     assert table.vhost("x.example.com") is None
+
+
+def test_listeners_that_are_not_distinct_conflict() -> None:
+    out = _compile({"rules": [{"backendRefs": [{"name": "a", "port": 80}]}]},
+                   [{"name": "one", "protocol": "HTTP", "port": 80, "hostname": "a.example"},
+                    {"name": "two", "protocol": "HTTP", "port": 80, "hostname": "a.example"},
+                    {"name": "three", "protocol": "HTTP", "port": 80}])
+    plan = out.gateways[("default", "gw")]
+    conds = {n: {c[0]: (c[1], c[2]) for c in cs} for n, cs in plan.listeners.items()}
+    assert conds["one"]["Conflicted"] == ("False", "NoConflicts")
+    assert conds["two"]["Conflicted"] == ("True", "HostnameConflict")
+    assert conds["two"]["Programmed"] == ("False", "Invalid")
+    assert conds["three"]["Conflicted"] == ("False", "NoConflicts")
+    assert plan.attached == {"one": 1, "two": 0, "three": 1}

@@ -111,9 +111,19 @@ def _plan_gateway(gw: Any, grants: list[Any], lookup: Lookup, out: Compiled) -> 
     protocols: dict[int, set[str]] = {}
     for lis in gw.spec.listeners:
         protocols.setdefault(lis.port, set()).add(lis.protocol)
+    seen: set[tuple[int, str, str]] = set()
     for lis in gw.spec.listeners:
         conds: list[Cond] = []
         plan.attached[lis.name] = 0
+        distinct = (lis.port, lis.protocol, (lis.hostname or "").lower())
+        if distinct in seen:  # not distinct from an earlier listener: the first wins
+            msg = f"another listener on port {lis.port} has the same hostname"
+            plan.listeners[lis.name] = [
+                ("Accepted", "False", "HostnameConflict", msg),
+                ("Conflicted", "True", "HostnameConflict", msg),
+                ("Programmed", "False", "Invalid", "the listener conflicts")]
+            continue
+        seen.add(distinct)
         if lis.protocol not in ("HTTP", "HTTPS"):
             conds += [("Accepted", "False", "UnsupportedProtocol",
                        f"protocol {lis.protocol} is not supported; use HTTP or HTTPS"),
@@ -220,7 +230,7 @@ def _attach(route: Any, grants: list[Any], lookup: Lookup, out: Compiled) -> Non
                         "no listener of the Gateway matches the parentRef")
         else:
             allowed = [lis for lis in listeners if _allows(lis, gw, rns, lookup)
-                       and lis.port in plan.ports]
+                       and lis.port in plan.ports and _accepted(plan, lis.name)]
             hosts = route.spec.hostnames or ("*",)
             keyed = _keyed(route, compiled_rules)
             attached = 0
@@ -250,6 +260,10 @@ def _attach(route: Any, grants: list[Any], lookup: Lookup, out: Compiled) -> Non
                         [accepted, resolved]))
     if parents:
         out.routes[(rns, route.metadata.name)] = parents
+
+
+def _accepted(plan: GatewayPlan, listener: str) -> bool:
+    return any(c[0] == "Accepted" and c[1] == "True" for c in plan.listeners.get(listener, ()))
 
 
 def _keyed(route: Any, rules: list[tuple[Any, list[Route], Cond]]
