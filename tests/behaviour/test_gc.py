@@ -122,3 +122,27 @@ async def test_background_collection_needs_no_event_from_the_dependents() -> Non
         assert present(cluster, refs) == refs
         await cluster.delete("persistentvolumeclaim/owner")
         await eventually(lambda: not present(cluster, refs), timeout=30)
+
+
+async def test_an_owner_of_a_kind_nobody_serves_is_not_taken_for_gone() -> None:
+    """As Kubernetes' collector, which cannot map such a reference: the dependent stays
+    (a dangling reference to a known kind, beside it, is collected)."""
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "name": "w",
+                   "uid": "00000000-0000-0000-0000-000000000001"}
+        gone = {"apiVersion": "v1", "kind": "ConfigMap", "name": "gone",
+                "uid": "00000000-0000-0000-0000-000000000002"}
+        await cluster.apply([
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "widget-dep", "ownerReferences": [unknown]}},
+            {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "orphan", "ownerReferences": [gone]}},
+        ])
+        await eventually(lambda: not present(cluster, ["configmap/orphan"]), timeout=30)
+        # Make the collector look at it again, then let a later orphan be collected
+        # after it: by then any (wrong) collection of it would have happened too.
+        await cluster.patch("configmap/widget-dep", {"metadata": {"labels": {"again": "1"}}})
+        await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "orphan2", "ownerReferences": [gone]}})
+        await eventually(lambda: not present(cluster, ["configmap/orphan2"]), timeout=30)
+        assert present(cluster, ["configmap/widget-dep"]) == ["configmap/widget-dep"]
