@@ -27,6 +27,7 @@ import anyio
 from orchestra._errors import NotFound, OrchestraError
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._events import EventRecorder
+from orchestra.loops._poddns import PodDns, hosts_file, resolv_conf
 from orchestra.loops._podenv import ConfigError
 from orchestra.loops._podstart import (
     BACKOFF_RESET,
@@ -43,7 +44,7 @@ from orchestra.runtime import Runtime, SandboxSpec, State
 if TYPE_CHECKING:
     from orchestra._clock import Clock
     from orchestra._store import Store
-    from orchestra.net import Network
+    from orchestra.net import Network, PodNetwork
     from orchestra.objects import Container, Endpoints, Pod
 
 __all__ = [
@@ -105,6 +106,7 @@ class NodeAgent(_ContainerStarts):
         node_ip: str = "127.0.0.1",
         container_index: dict[str, str],
         workers: int = 16,
+        dns: PodDns | None = None,
     ) -> None:
         self.node_name = node_name
         self.store = store
@@ -114,6 +116,7 @@ class NodeAgent(_ContainerStarts):
         self.recorder = recorder
         self.state_dir = state_dir
         self.node_ip = node_ip
+        self.dns = dns
         self.pods: dict[str, PodState] = {}
         self.images: set[str] = set()
         self.controller = Controller(f"kubelet/{node_name}", self.sync_pod, clock,
@@ -174,6 +177,29 @@ class NodeAgent(_ContainerStarts):
         self._write_status(pod, st)
         return Result(requeue_after=requeue) if requeue is not None else None
 
+    def _dns_files(self, pod: Pod, net: PodNetwork, pod_dir: str
+                   ) -> tuple[str | None, str | None]:
+        """Write the pod's resolv.conf and hosts (see ``_poddns``) where the network
+        put them, or in the pod's directory; a simulated runtime gets none."""
+        if self.dns is None or self.runtime.capabilities.simulated:
+            return net.resolv_conf, net.hosts_file
+        conf = resolv_conf(pod, self.dns)
+        for reason, message in conf.warnings:
+            self._event(pod, "Warning", reason, message)
+        unsupported = getattr(self.runtime, "private_etc_unsupported", None)
+        if unsupported:
+            self._event(pod, "Warning", "DNSConfigForming",
+                        f"the pod's /etc/resolv.conf and /etc/hosts cannot be applied: "
+                        f"{unsupported}; its processes use the host's")
+        resolv_path = net.resolv_conf or os.path.join(pod_dir, "resolv.conf")
+        hosts_path = net.hosts_file or os.path.join(pod_dir, "hosts")
+        for path, text in ((resolv_path, conf.text()),
+                           (hosts_path, hosts_file(pod, net.ip, self.dns.zone))):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+        return resolv_path, hosts_path
+
     async def _ensure_sandbox(self, pod: Pod, st: PodState) -> None:
         meta = pod.metadata
         if st.sandbox_id is None:
@@ -188,6 +214,7 @@ class NodeAgent(_ContainerStarts):
                 os.makedirs(pod_dir, exist_ok=True)
             st.volumes = PodVolumes(pod_dir, self.state_dir,
                                     simulated=self.runtime.capabilities.simulated)
+            resolv_path, hosts_path = self._dns_files(pod, net, pod_dir)
             st.sandbox = SandboxSpec(
                 uid=st.uid,
                 namespace=meta.namespace or "default",
@@ -197,8 +224,8 @@ class NodeAgent(_ContainerStarts):
                 annotations=dict(meta.annotations or {}),
                 labels=dict(meta.labels or {}),
                 netns_path=net.netns_path,
-                hosts_file=net.hosts_file,
-                resolv_conf=net.resolv_conf,
+                hosts_file=hosts_path,
+                resolv_conf=resolv_path,
                 log_dir=os.path.join(pod_dir, "logs"),
             )
             st.sandbox_id = await self.runtime.create_sandbox(st.sandbox)

@@ -25,6 +25,7 @@ from orchestra._errors import AlreadyExists, Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of
 from orchestra.loops._kubelet import NodeAgent
+from orchestra.loops._poddns import PodDns
 from orchestra.objects._base import format_time, parse_time
 from orchestra.runtime import ContainerEvent, Runtime
 
@@ -91,6 +92,21 @@ def node_object(name: str, *, cpu: str, memory: str, pods: int, labels: dict[str
             },
         },
     }
+
+
+def pod_dns(ctx: Context) -> PodDns | None:
+    """What the kubelets put in pods' resolv.conf: the cluster DNS when pods can reach
+    it on port 53 (the only port a stub resolver uses), else why not."""
+    if ctx.dns is None or ctx.dns.address is None:
+        return None
+    host, port = ctx.dns.address
+    zone = str(ctx.options.get("cluster_domain") or "cluster.local").rstrip(".")
+    if port != 53:
+        return PodDns(None, zone, unreachable=(
+            f"the cluster DNS listens on {host}:{port}, not port 53 (binding port 53 needs "
+            f"root or net.ipv4.ip_unprivileged_port_start<=53); the pod resolves names "
+            f"with the host's resolvers"))
+    return PodDns(host, zone)
 
 
 class NodeManager:
@@ -172,7 +188,8 @@ class NodeManager:
                           state_dir=os.path.join(self.state_dir, "nodes", name), node_ip=ip,
                           container_index=self.containers,
                           workers=int(self.ctx.options.get("kubelet_workers",
-                                                           self._default_workers())))
+                                                           self._default_workers())),
+                          dns=pod_dns(self.ctx))
         self.agents[name] = agent
         if self._spawn is not None:
             self._spawn(agent.run)

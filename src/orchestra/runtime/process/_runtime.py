@@ -70,6 +70,7 @@ from orchestra.runtime._protocol import (
     SandboxSpec,
     State,
 )
+from orchestra.runtime.process._etc import mount_etc_preexec, probe
 from orchestra.runtime.process._proc import group_usage, kill_group, pdeathsig_preexec
 
 _log = logging.getLogger(__name__)
@@ -199,11 +200,16 @@ class _ProcessProtocol(asyncio.SubprocessProtocol):
 
 
 async def _spawn(
-    argv: list[str], sink: _Sink, **kwargs: Any
+    argv: list[str], sink: _Sink, *, etc: tuple[str | None, str | None] | None = None,
+    **kwargs: Any
 ) -> tuple[asyncio.SubprocessTransport, _ProcessProtocol]:
     """Start ``argv`` in a new session (its own process group) with the parent-death
-    signal set, forking from the event-loop thread (see ``pdeathsig_preexec``)."""
+    signal set, forking from the event-loop thread (see ``pdeathsig_preexec``); with
+    ``etc`` (resolv.conf, hosts), in a mount namespace where those are ``/etc``'s."""
     loop = asyncio.get_running_loop()
+    preexec = pdeathsig_preexec()
+    if etc is not None:
+        preexec = mount_etc_preexec(preexec, *etc)
     return await loop.subprocess_exec(
         lambda: _ProcessProtocol(sink),
         *argv,
@@ -211,7 +217,7 @@ async def _spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=pdeathsig_preexec(),
+        preexec_fn=preexec,
         **kwargs,
     )
 
@@ -242,6 +248,8 @@ class ProcessRuntime:
         self._reaper: _Reaper | None = None
         self._started = False
         self._as_root = os.geteuid() == 0
+        # None: pods get their own /etc/resolv.conf and /etc/hosts; else why not
+        self.private_etc_unsupported: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -261,6 +269,7 @@ class ProcessRuntime:
             start_new_session=True,
         )  # fmt: skip
         self._reaper = _Reaper(proc)
+        self.private_etc_unsupported = await asyncio.to_thread(probe, self.state_dir)
         self._started = True
         atexit.register(self._atexit)
 
@@ -385,6 +394,15 @@ class ProcessRuntime:
         self._containers[cid] = c
         return cid
 
+    def _etc(self, sandbox: _Sandbox) -> tuple[str | None, str | None] | None:
+        """The pod's own resolv.conf and hosts, where this machine lets a process have
+        them (see ``_etc``)."""
+        spec = sandbox.spec
+        if self.private_etc_unsupported is not None or not (spec.resolv_conf or
+                                                             spec.hosts_file):
+            return None
+        return spec.resolv_conf, spec.hosts_file
+
     def _cwd(self, c: _Container) -> str:
         wd = c.spec.working_dir
         if not wd:
@@ -417,7 +435,8 @@ class ProcessRuntime:
                 kwargs["group"] = c.spec.run_as_group
         try:
             transport, protocol = await _spawn(
-                c.argv, writer.write, executable=executable, cwd=cwd, env=c.env, **kwargs
+                c.argv, writer.write, executable=executable, cwd=cwd, env=c.env,
+                etc=self._etc(c.sandbox), **kwargs
             )
         except OSError as exc:
             writer.close()
@@ -578,7 +597,7 @@ class ProcessRuntime:
         out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
         transport, protocol = await _spawn(
             argv, lambda stream, data: out[stream].append(data),
-            executable=executable, cwd=cwd, env=c.env,
+            executable=executable, cwd=cwd, env=c.env, etc=self._etc(c.sandbox),
         )  # fmt: skip
         pid = transport.get_pid()
         if self._reaper is not None:
