@@ -116,8 +116,9 @@ async def test_getaddrinfo_in_a_process_pod_finds_services_and_pods(
     if cluster.dns_address[1] != 53:
         pytest.skip("the cluster DNS could not bind port 53 here (needs root or "
                     "net.ipv4.ip_unprivileged_port_start<=53)")
-    if cluster.runtime is not None and getattr(cluster.runtime, "private_etc_unsupported"):
-        pytest.skip(str(getattr(cluster.runtime, "private_etc_unsupported")))
+    unsupported = getattr(cluster.runtime, "private_etc_unsupported", None)
+    if unsupported:
+        pytest.skip(str(unsupported))
     sleeper = {"name": "c", "image": "x", "command": ["sleep", "300"]}
     await cluster.apply([
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "backend"},
@@ -144,4 +145,4 @@ async def test_getaddrinfo_in_a_process_pod_finds_services_and_pods(
             got = dict(line.split(" ", 1) for line in r.stdout.splitlines())
             await anyio.sleep(0.1)
     # the host's own resolver is untouched
-    assert "ndots:5" not in Path("/etc/resolv.conf").read_text()
+    assert "ndots:5" not in await anyio.Path("/etc/resolv.conf").read_text()
