@@ -379,7 +379,8 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
     # (imported here: both build on this module)
     from orchestra._describe_config import DESCRIBERS as CONFIG
     from orchestra._describe_kinds import DESCRIBERS
+    from orchestra._describe_traffic import DESCRIBERS as TRAFFIC
 
-    describers = {"Pod": _pod, "Node": _node, **DESCRIBERS, **CONFIG}
+    describers = {"Pod": _pod, "Node": _node, **DESCRIBERS, **CONFIG, **TRAFFIC}
     describers.get(obj.kind, _generic)(cluster, obj, out)
     return out.text()
