@@ -133,6 +133,30 @@ async def test_indexed_job_runs_each_index_once_with_its_identity() -> None:
             assert line in lines, line
 
 
+async def test_indexed_pods_resolve_as_index_hostnames_of_their_subdomain() -> None:
+    async with oc.Cluster(runtime="fake", nodes=2) as cluster:
+        await cluster.apply(DOCS / "jobs-pod-to-pod.yaml")
+        await eventually(cluster, lambda: running(cluster, "example-job", 3))
+        pods = {p.metadata.annotations[INDEX]: p for p in live(cluster, "example-job")}
+
+        async def resolved() -> bool:
+            for i, p in pods.items():
+                if await cluster.resolve(f"example-job-{i}.headless-svc") != [
+                        p.status.pod_ip]:
+                    return False
+            return True
+
+        for _ in range(100):
+            if await resolved():
+                break
+            await asyncio.sleep(0.05)
+        assert await resolved()
+        ep = await cluster.get("endpoints/headless-svc")
+        assert sorted(a.hostname for a in ep.subsets[0].addresses) == [
+            "example-job-0", "example-job-1", "example-job-2"]
+        assert not ep.subsets[0].ports  # a headless Service without ports
+
+
 async def test_backoff_limit_per_index_fails_indexes_after_their_own_retries() -> None:
     async with manual() as cluster:
         await cluster.apply(docs_job("jobs-backoff-limit-per-index.yaml",

@@ -52,8 +52,8 @@ def desired_subsets(svc: Any, pods: list[Any]) -> list[dict[str, Any]]:
             port = _target_port(sp, pod)
             if port is not None:
                 ports.append((sp.name or "", port, sp.protocol or "TCP"))
-        if not ports:
-            continue
+        if not ports and (svc.spec.ports or svc.spec.cluster_ip != "None"):
+            continue  # (a headless Service without ports still lists its pods)
         sig = tuple(ports)
         group = groups.setdefault(sig, {"addresses": [], "notReadyAddresses": []})
         address: dict[str, Any] = {
@@ -75,8 +75,9 @@ def desired_subsets(svc: Any, pods: list[Any]) -> list[dict[str, Any]]:
         for bucket in ("addresses", "notReadyAddresses"):
             if group[bucket]:
                 subset[bucket] = sorted(group[bucket], key=lambda a: a["ip"])
-        subset["ports"] = [{"name": n, "port": p, "protocol": proto} if n else
-                           {"port": p, "protocol": proto} for n, p, proto in sig]
+        if sig:
+            subset["ports"] = [{"name": n, "port": p, "protocol": proto} if n else
+                               {"port": p, "protocol": proto} for n, p, proto in sig]
         subsets.append(subset)
     return subsets
 
