@@ -462,3 +462,17 @@ async def test_retries_hide_a_backend_failing_every_other_request(proxy: HttpPro
             s.close()
     codes = proxy.traffic_stats()["retried"]["codes"]
     assert codes == {200: 10}
+
+
+async def test_turning_tls_on_and_off_recreates_the_listener_on_its_address(
+        proxy: HttpProxy) -> None:
+    cert = make_cert("t.example.com")
+    with backends("v1") as (a,):
+        table = RouteTable((VirtualHost("all", ("*",), (_route("all", a),)),))
+        addr = await proxy.listen("flip", ("127.0.0.1", 0), table=table, tls=())
+        assert (await asyncio.to_thread(get, addr, "/"))[0] == 200
+        again = await proxy.listen("flip", table=table, tls=[TlsCert(("t.example.com",), *cert)])
+        assert again == addr
+        assert same_cert(await asyncio.to_thread(peer_cert, addr, "t.example.com"), cert[0])
+        await proxy.listen("flip", table=table, tls=())
+        assert (await asyncio.to_thread(get, addr, "/"))[0] == 200

@@ -104,8 +104,8 @@ class GatewayController:
                 if pp.protocol == "HTTPS" and not pp.certs:
                     continue
                 try:
-                    await self.proxy.listen_port(lname, port, table=pp.table(),
-                                                 tls=pp.certs or None)
+                    await self.proxy.listen_port(lname, port, table=pp.table(), tls=(
+                        pp.certs if pp.protocol == "HTTPS" else ()))
                 except (OSError, ValueError) as e:
                     bound.setdefault((ns, name), []).append(f"port {port}: {e}")
                     continue

@@ -120,8 +120,14 @@ class HttpProxy:
                      tls: Sequence[TlsCert] | None = None) -> tuple[str, int]:
         """Serve ``table`` on a listener named ``name`` (created on first call, bound to
         ``address`` or listening on ``sock``); TLS when ``tls`` has certificates.
+        ``tls=None`` keeps an existing listener's certificates; an empty sequence means
+        plain HTTP. Turning TLS on or off re-creates the listener on the same address.
         Returns the bound address. Raises ValueError for an unusable certificate."""
         listener = self._listeners.get(name)
+        if listener is not None and tls is not None and bool(tls) != bool(listener.tls):
+            address, sock = listener.address, None
+            await self.remove(name, drain_timeout=0)
+            listener = None
         if listener is None:
             listener = Listener(name, self, table or RouteTable())
             if tls:
@@ -145,11 +151,8 @@ class HttpProxy:
                 self._listeners.pop(name, None)
                 sock.close()
                 raise
-        else:
-            if tls is not None and tuple(tls) != listener.tls:
-                if not tls and listener.tls:
-                    raise ValueError(f"listener {name}: cannot turn TLS off; remove it")
-                self._set_tls(listener, tls)
+        elif tls is not None and tuple(tls) != listener.tls:
+            self._set_tls(listener, tls)
         if table is not None:
             self.set_table(name, table)
         return listener.address
