@@ -314,7 +314,21 @@ async def grpc_probe(
     """The gRPC health checking protocol (``grpc.health.v1.Health/Check``), plaintext,
     as the kubelet runs it: connect (waiting until the timeout, as the kubelet dials
     with ``WithBlock``), then one Check within what is left of the timeout; success
-    iff the answer is SERVING. Messages are the kubelet's."""
+    iff the answer is SERVING. Messages are the kubelet's. Runs on the process's gRPC
+    loop (runtime/_grpcloop.py), never on the caller's."""
+    from orchestra._loopthread import hop
+    from orchestra.runtime._grpcloop import grpc_loop
+
+    loop = grpc_loop()
+    probe = _grpc_probe(host, port, service=service, timeout_seconds=timeout_seconds)
+    if asyncio.get_running_loop() is loop:
+        return await probe
+    return await hop(loop, probe)
+
+
+async def _grpc_probe(
+    host: str, port: int, *, service: str, timeout_seconds: float
+) -> ProbeOutcome:
     import grpc  # lazily: grpc is slow to import and most pods have no gRPC probe
 
     from orchestra.runtime._gen import health_pb2, health_pb2_grpc

@@ -18,6 +18,8 @@ import grpc
 from google.protobuf import empty_pb2
 
 from orchestra._errors import RuntimeUnavailable
+from orchestra._loopthread import hop
+from orchestra.runtime._grpcloop import grpc_loop, on_grpc_loop, wrap_stub
 from orchestra.runtime.containerd._gen import (
     containers_pb2_grpc,
     content_pb2_grpc,
@@ -96,23 +98,24 @@ class Client:
                 f"permission denied on containerd socket {path} (run as root or as a user "
                 f"allowed on it): {START_HINT}"
             )
-        self._channel = grpc.aio.insecure_channel(
+        # made, and called, on the process's gRPC loop (see runtime/_grpcloop.py)
+        channel = self._channel = on_grpc_loop(lambda: grpc.aio.insecure_channel(
             f"unix://{path}",
             options=[
                 ("grpc.max_receive_message_length", 32 << 20),
                 ("grpc.max_send_message_length", 32 << 20),
             ],
-        )
-        self.containers = containers_pb2_grpc.ContainersStub(self._channel)  # type: ignore[no-untyped-call]
-        self.tasks = tasks_pb2_grpc.TasksStub(self._channel)  # type: ignore[no-untyped-call]
-        self.content = content_pb2_grpc.ContentStub(self._channel)  # type: ignore[no-untyped-call]
-        self.images = images_pb2_grpc.ImagesStub(self._channel)  # type: ignore[no-untyped-call]
-        self.snapshots = snapshots_pb2_grpc.SnapshotsStub(self._channel)  # type: ignore[no-untyped-call]
-        self.diff = diff_pb2_grpc.DiffStub(self._channel)  # type: ignore[no-untyped-call]
-        self.leases = leases_pb2_grpc.LeasesStub(self._channel)  # type: ignore[no-untyped-call]
-        self.events = events_pb2_grpc.EventsStub(self._channel)  # type: ignore[no-untyped-call]
-        self.namespaces = namespaces_pb2_grpc.NamespacesStub(self._channel)  # type: ignore[no-untyped-call]
-        version = version_pb2_grpc.VersionStub(self._channel)  # type: ignore[no-untyped-call]
+        ))
+        self.containers = wrap_stub(containers_pb2_grpc.ContainersStub(channel))  # type: ignore[no-untyped-call]
+        self.tasks = wrap_stub(tasks_pb2_grpc.TasksStub(channel))  # type: ignore[no-untyped-call]
+        self.content = wrap_stub(content_pb2_grpc.ContentStub(channel))  # type: ignore[no-untyped-call]
+        self.images = wrap_stub(images_pb2_grpc.ImagesStub(channel))  # type: ignore[no-untyped-call]
+        self.snapshots = wrap_stub(snapshots_pb2_grpc.SnapshotsStub(channel))  # type: ignore[no-untyped-call]
+        self.diff = wrap_stub(diff_pb2_grpc.DiffStub(channel))  # type: ignore[no-untyped-call]
+        self.leases = wrap_stub(leases_pb2_grpc.LeasesStub(channel))  # type: ignore[no-untyped-call]
+        self.events = wrap_stub(events_pb2_grpc.EventsStub(channel))  # type: ignore[no-untyped-call]
+        self.namespaces = wrap_stub(namespaces_pb2_grpc.NamespacesStub(channel))  # type: ignore[no-untyped-call]
+        version = wrap_stub(version_pb2_grpc.VersionStub(channel))  # type: ignore[no-untyped-call]
         try:
             resp = await version.Version(empty_pb2.Empty(), timeout=10)
         except grpc.aio.AioRpcError as exc:
@@ -125,7 +128,7 @@ class Client:
     async def close(self) -> None:
         if self._channel is not None:
             channel, self._channel = self._channel, None
-            await channel.close()
+            await hop(grpc_loop(), channel.close())
 
     def md(self, lease: str | None = None) -> Metadata:
         if lease:
