@@ -497,3 +497,16 @@ async def test_the_scheduler_names_an_ephemeral_claim_not_made_yet() -> None:
         volume_facts(Store(), Pod.model_validate(body))
     assert str(err.value) == ('waiting for ephemeral volume controller to create the '
                               'persistentvolumeclaim "x-scratch"')
+
+
+async def test_a_class_without_provisioner_says_so_for_an_immediate_claim(
+        cluster: oc.Cluster) -> None:
+    await cluster.apply([{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                          "metadata": {"name": "manual-local"},
+                          "provisioner": "kubernetes.io/no-provisioner"},
+                         pvc("c", "1Gi", cls="manual-local")])
+    await eventually(lambda: ("ProvisioningFailed", "Warning",
+                              "no volume plugin matched name: kubernetes.io/no-provisioner")
+                     in reasons(cluster, "pvc/c"))
+    assert "volume.kubernetes.io/storage-provisioner" not in \
+        cluster.store.get("pvc/c").annotations

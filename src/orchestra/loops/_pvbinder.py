@@ -30,6 +30,7 @@ from orchestra.loops._pvmatch import (
     BETA_STORAGE_PROVISIONER,
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
+    NO_PROVISIONER,
     PROVISIONED_BY,
     SELECTED_NODE,
     STORAGE_PROVISIONER,
@@ -135,6 +136,9 @@ class PersistentVolumeController:
             if sc is None:
                 self._event(claim, "Warning", "ProvisioningFailed",
                             f'storageclass.storage.k8s.io "{class_name}" not found')
+            elif sc.provisioner == NO_PROVISIONER:  # an in-tree name with no plugin
+                self._event(claim, "Warning", "ProvisioningFailed",
+                            f"no volume plugin matched name: {sc.provisioner}")
             else:
                 self._ask_provisioner(claim, sc.provisioner)
         else:

@@ -26,6 +26,7 @@ STORAGE_PROVISIONER = "volume.kubernetes.io/storage-provisioner"
 BETA_STORAGE_PROVISIONER = "volume.beta.kubernetes.io/storage-provisioner"
 WAIT_FOR_FIRST_CONSUMER = "WaitForFirstConsumer"
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
+NO_PROVISIONER = "kubernetes.io/no-provisioner"  # a class whose volumes are made by hand
 PV_PROTECTION = "kubernetes.io/pv-protection"
 
 

@@ -22,6 +22,7 @@ from orchestra.loops._ephemeral import ephemeral_claim_name
 from orchestra.loops._pvmatch import (
     BIND_COMPLETED,
     BOUND_BY_CONTROLLER,
+    NO_PROVISIONER,
     SELECTED_NODE,
     WAIT_FOR_FIRST_CONSUMER,
     find_best,
@@ -29,8 +30,6 @@ from orchestra.loops._pvmatch import (
 )
 from orchestra.scheduler import VolumeFacts
 from orchestra.scheduler._messages import UNBOUND_IMMEDIATE_CLAIMS
-
-NO_PROVISIONER = "kubernetes.io/no-provisioner"
 
 
 class VolumeRejected(Exception):
