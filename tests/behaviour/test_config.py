@@ -264,6 +264,12 @@ async def test_the_last_applied_annotation_of_a_secret_is_kept_but_never_shown(
         with pytest.raises(oc.Conflict) as conflict:
             await cluster.update(stale)
         errors.append(conflict.value)
+        await cluster.apply({**secret, "metadata": {"name": "frozen"}, "immutable": True})
+        with pytest.raises(oc.Invalid) as frozen:
+            await cluster.apply({**secret, "metadata": {"name": "frozen"}, "immutable": True,
+                                 "stringData": {"password": SECRET_VALUE + "2"}})
+        assert "field is immutable when `immutable` is set" in str(frozen.value)
+        errors.append(frozen.value)
         with pytest.raises(oc.Timeout) as timeout:
             await cluster.wait_for("secret/db", lambda o: False, timeout=0.2)
         errors.append(timeout.value)
