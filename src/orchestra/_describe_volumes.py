@@ -73,6 +73,24 @@ def _csi(s: Any) -> list[tuple[str, Any]]:
             ("VolumeAttributes", "\n".join(f"{k}={v}" for k, v in attrs) or "<none>")]
 
 
+def _ephemeral(s: Any) -> list[tuple[str, Any]]:
+    """kubectl prints the claim template as a claim not yet made: no volume, capacity or
+    access modes."""
+    pairs: list[tuple[str, Any]] = [
+        ("Type", "EphemeralVolume (an inline specification for a volume that gets created "
+                 "and deleted with the pod)")]
+    template = s.volume_claim_template
+    if template is None:
+        return pairs
+    meta, spec = template.metadata, template.spec
+    labels = sorted(((meta.labels if meta else None) or {}).items())
+    notes = sorted(((meta.annotations if meta else None) or {}).items())
+    return [*pairs, ("StorageClass", spec.storage_class_name or " "), ("Volume", " "),
+            ("Labels", "\n".join(f"{k}={v}" for k, v in labels) or "<none>"),
+            ("Annotations", "\n".join(f"{k}: {v}" for k, v in notes) or "<none>"),
+            ("Capacity", " "), ("Access Modes", " "), ("VolumeMode", spec.volume_mode)]
+
+
 def _image(s: Any) -> list[tuple[str, Any]]:
     return [("Type", "Image (a container image or OCI artifact)"),
             ("Reference", s.reference or ""), ("PullPolicy", s.pull_policy or "")]
@@ -81,7 +99,7 @@ def _image(s: Any) -> list[tuple[str, Any]]:
 _DESCRIBERS = {
     "empty_dir": _empty_dir, "host_path": _host_path, "config_map": _config_map,
     "secret": _secret, "persistent_volume_claim": _claim, "projected": _projected,
-    "nfs": _nfs, "csi": _csi, "image": _image,
+    "nfs": _nfs, "csi": _csi, "image": _image, "ephemeral": _ephemeral,
 }
 
 

@@ -463,6 +463,20 @@ async def test_docs_generic_ephemeral_volume_gets_a_claim_that_goes_with_its_pod
                          "provisioner": "orchestra.dev/local-path",
                          "volumeBindingMode": "WaitForFirstConsumer"})
     await cluster.wait_for("pod/my-app", "Running", timeout=20)
+    lines = cluster.describe("pod/my-app").splitlines()
+    start = lines.index("  scratch-volume:")
+    assert lines[start:start + 9] == [
+        "  scratch-volume:",
+        "    Type:          EphemeralVolume (an inline specification for a volume that gets "
+        "created and deleted with the pod)",
+        "    StorageClass:  scratch-storage-class",
+        "    Volume:",
+        "    Labels:        type=my-frontend-volume",
+        "    Annotations:   <none>",
+        "    Capacity:",
+        "    Access Modes:",
+        "    VolumeMode:    Filesystem",
+    ]
     volume = (await cluster.get("pvc/my-app-scratch-volume")).spec.volume_name
     assert volume
     await cluster.delete("pod/my-app", grace_period_seconds=0)
