@@ -35,6 +35,7 @@ from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_tracebacks
 from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
+from orchestra._netpolicy import can_connect, reachability
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -474,6 +475,20 @@ class Cluster:
         ``ndots:5`` applied), as text: addresses, SRV or PTR data."""
         assert self.dns is not None
         return await cluster_resolve(self.dns, self.options, name, namespace, type)
+
+    async def can_connect(self, src_pod: Any, dst_pod: Any, port: int, protocol: str = "TCP",
+                          *, namespace: str = "default") -> bool:
+        """Whether the NetworkPolicies allow a connection from ``src_pod`` to
+        ``dst_pod``'s ``port`` (pods as ``"NAME"``, ``"NS/NAME"`` or Pod objects)."""
+        return can_connect(self.store, src_pod, dst_pod, port, protocol, namespace)
+
+    async def reachability(self, pods: Sequence[Any] | None = None,
+                           ports: Sequence[int] = (80,), *,
+                           protocols: Sequence[str] = ("TCP",), namespace: str = "default"
+                           ) -> dict[tuple[str, str, int, str], bool]:
+        """The NetworkPolicy truth table ``{(src, dst, port, protocol): allowed}`` over
+        ``pods`` (every pod by default), keys ``"NS/NAME"``."""
+        return reachability(self.store, pods, ports, protocols, namespace)
 
     def traffic_stats(self, ref: Any = None, *, namespace: str = "default"
                       ) -> dict[str, Any]:

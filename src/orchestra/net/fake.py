@@ -58,6 +58,7 @@ class _Pool:
 class FakeNetwork:
     name = "fake"
     isolated = False
+    enforces_network_policy = False  # NetworkPolicy: evaluated, not enforced
 
     def __init__(self, *, clock: Clock, cluster_name: str, state_dir: str,
                  pod_cidr: str = "10.0.0.0/8", service_cidr: str = "10.96.0.0/12",

@@ -87,6 +87,7 @@ class LoopbackNetwork:
 
     name = "loopback"
     isolated = False
+    enforces_network_policy = False  # NetworkPolicy: evaluated, not enforced
 
     def __init__(self, *, clock: Clock, cluster_name: str, state_dir: str,
                  pod_cidr: str | None = None, service_cidr: str | None = None,

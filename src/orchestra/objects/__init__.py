@@ -151,6 +151,15 @@ from orchestra.objects._core import (
 )
 from orchestra.objects._files import config_map_from_files, secret_from_files
 from orchestra.objects._gateway import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
+from orchestra.objects._netpol import (
+    IPBlock,
+    NetworkPolicy,
+    NetworkPolicyEgressRule,
+    NetworkPolicyIngressRule,
+    NetworkPolicyPeer,
+    NetworkPolicyPort,
+    NetworkPolicySpec,
+)
 from orchestra.objects._networking import (
     HTTPIngressPath,
     HTTPIngressRuleValue,
@@ -398,6 +407,7 @@ __all__ = [
     "HostAlias",
     "HostIP",
     "HostPathVolumeSource",
+    "IPBlock",
     "ISCSIVolumeSource",
     "ImageVolumeSource",
     "Ingress",
@@ -447,6 +457,12 @@ __all__ = [
     "NamespaceCondition",
     "NamespaceSpec",
     "NamespaceStatus",
+    "NetworkPolicy",
+    "NetworkPolicyEgressRule",
+    "NetworkPolicyIngressRule",
+    "NetworkPolicyPeer",
+    "NetworkPolicyPort",
+    "NetworkPolicySpec",
     "Node",
     "NodeAddress",
     "NodeAffinity",

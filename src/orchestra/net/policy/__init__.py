@@ -1,0 +1,17 @@
+"""NetworkPolicy: the pure evaluator (what the policies allow), used by
+``cluster.can_connect``/``reachability`` on every network and by the networks that
+enforce policies."""
+
+from orchestra.net.policy._eval import (
+    NAMESPACE_LABEL,
+    CompiledPolicy,
+    NamespaceInfo,
+    PodInfo,
+    PolicySet,
+    compile_policy,
+    namespace_info,
+    pod_info,
+)
+
+__all__ = ["NAMESPACE_LABEL", "CompiledPolicy", "NamespaceInfo", "PodInfo", "PolicySet",
+           "compile_policy", "namespace_info", "pod_info"]
