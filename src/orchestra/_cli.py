@@ -19,13 +19,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import yaml
-
 from orchestra._errors import Invalid, OrchestraError
 from orchestra._kubectl import human_duration, pod_status, sidecar_names
 from orchestra.objects._base import KubeObject, parse_time
 from orchestra.objects._kustomize import kustomization_file
-from orchestra.objects._registry import load, load_dicts, to_yaml
+from orchestra.objects._registry import load, load_each, to_yaml
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
@@ -37,13 +35,13 @@ _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 # -- reading manifests ---------------------------------------------------------------
 
 
-def _sources(paths: Sequence[str]) -> list[tuple[str, str]]:
+def _sources(paths: Sequence[str]) -> list[tuple[str, str | bytes]]:
     """``(label, text)`` for each manifest named: files, directories (their .yaml, .yml
     and .json files in name order) and ``-`` for stdin."""
-    out: list[tuple[str, str]] = []
+    out: list[tuple[str, str | bytes]] = []
     for p in paths:
         if p == "-":
-            out.append(("<stdin>", sys.stdin.read()))
+            out.append(("<stdin>", sys.stdin.buffer.read()))
             continue
         path = Path(p)
         if path.is_dir() and kustomization_file(path) is not None:
@@ -51,46 +49,32 @@ def _sources(paths: Sequence[str]) -> list[tuple[str, str]]:
         elif path.is_dir():
             files = sorted(f for f in path.iterdir()
                            if f.is_file() and f.suffix in _MANIFEST_SUFFIXES)
-            out.extend((str(f), f.read_text()) for f in files)
+            out.extend((str(f), f.read_bytes()) for f in files)
         else:
-            out.append((str(path), path.read_text()))
+            out.append((str(path), path.read_bytes()))
     return out
 
 
-def _label(doc: Any) -> str:
-    if not isinstance(doc, dict):
-        return "not an object"
-    kind = doc.get("kind") or "object"
-    meta = doc.get("metadata")
-    name = meta.get("name") or meta.get("generateName") if isinstance(meta, dict) else None
-    return f'{kind} "{name}"' if name else str(kind)
+def _validate_text(label: str, text: str | bytes, out: TextIO) -> tuple[int, int]:
+    """(valid objects, invalid documents) of one source; errors printed to ``out``.
 
-
-def _validate_text(label: str, text: str, out: TextIO) -> tuple[int, int]:
-    """(valid objects, invalid documents) of one source; errors printed to ``out``."""
+    Every document is judged (not only up to the first invalid one), decoded by the
+    same rules as ``load`` (bounded aliases and depth, strict keys, any bytes)."""
+    source = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
     try:
-        return len(load(text)), 0
-    except Invalid:
-        pass  # find every invalid document, not only the first
-    except yaml.YAMLError as exc:
-        print(f"{label}: not valid YAML or JSON: {exc}", file=out)
-        return 0, 1
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
+        docs = load_each(source)
+    except Invalid as exc:
         print(f"{label}: not valid YAML or JSON: {exc}", file=out)
         return 0, 1
     valid = bad = 0
-    for index, doc in enumerate(docs):
-        if doc is None or doc == {}:
+    for doc in docs:
+        if doc.error is None:
+            valid += 1
             continue
-        try:
-            valid += len(load_dicts([doc]))
-        except Invalid as exc:
-            bad += 1
-            print(f"{label}: document {index} ({_label(doc)}) is invalid:", file=out)
-            for err in exc.errors:
-                print(f"  {err.path or '<object>'}: {err.message}", file=out)
+        bad += 1
+        print(f"{label}: {doc.label} is invalid:", file=out)
+        for err in doc.error.errors:
+            print(f"  {err.path or '<object>'}: {err.message}", file=out)
     return valid, bad
 
 

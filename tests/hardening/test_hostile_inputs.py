@@ -215,6 +215,18 @@ def test_model_validate_gives_invalid_or_an_object_for_any_value(value: Any) -> 
             json.dumps(obj.to_dict(), ensure_ascii=False).encode("utf-8")
 
 
+def test_nesting_too_deep_is_refused_naming_where() -> None:
+    with pytest.raises(oc.Invalid) as info:
+        ConfigMap.model_validate({"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": _nested(5000)}})
+    assert info.value.paths[0].startswith("metadata.name[0][0][0]")
+    assert "exceeded max depth of 100" in str(info.value)
+    with pytest.raises(oc.Invalid) as info:
+        load('{"apiVersion":"v1","kind":"ConfigMap","data":{"k":' + "[" * 200 + "]" * 200
+             + "}}")
+    assert info.value.paths[0].startswith("data.k[0]")
+
+
 def test_a_lone_surrogate_in_an_enum_field_is_refused_as_unsupported() -> None:
     with pytest.raises(oc.Invalid) as info:
         Pod.model_validate(_pod(restartPolicy="\ud800"))
@@ -307,6 +319,7 @@ def test_a_hostile_merge_patch_is_refused_and_stores_nothing() -> None:
     with pytest.raises(oc.Invalid) as info:
         store.patch("configmap/a", {"metadata": {"labels": _nested(5000)}})
     assert "max depth" in str(info.value)
+    assert info.value.paths[0].startswith("metadata.labels[0][0]")
     with pytest.raises(oc.Invalid):
         store.patch("configmap/a", {"metadata": {"generation": 10**5000}})
     assert store.resource_version == rv

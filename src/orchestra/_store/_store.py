@@ -431,7 +431,7 @@ class Store(_Deletion):
         try:  # (what JSON could carry: surrogates replaced, nesting bounded, as decoded)
             patch = plain(dict(patch), keep_objects=True)
         except DecodeError as exc:
-            raise Invalid(_what(info, name), exc.message) from None
+            raise Invalid(_what(info, name), [FieldError(exc.path, exc.message)]) from None
         merged = merge_patch(old.to_dict(), dict(patch))
         meta = merged.get("metadata")
         if not isinstance(meta, dict):

@@ -578,7 +578,7 @@ def _json_safe(cls: type[KubeObject], obj: dict[str, Any]) -> Any:
     try:
         return plain(obj, keep_objects=True)
     except DecodeError as exc:
-        raise Invalid(describe_kind(cls, obj), [FieldError("", exc.message)]) from None
+        raise Invalid(describe_kind(cls, obj), [FieldError(exc.path, exc.message)]) from None
 
 
 def register(

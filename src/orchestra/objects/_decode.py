@@ -60,11 +60,14 @@ class DecodeError(Exception):
     reported as ``<Kind> in version "<v>" cannot be handled as a <Kind>: ...``.
     """
 
-    def __init__(self, message: str, *, strict: bool = False, document: Any = None) -> None:
+    def __init__(self, message: str, *, strict: bool = False, document: Any = None,
+                 path: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.strict = strict
         self.document = document
+        self.path = path
+        """Where in the document, when known (cut short: a deep path is long)."""
 
 
 # ---------------------------------------------------------------------------
@@ -265,24 +268,42 @@ def _children(node: Node) -> Iterator[Node]:
 
 
 def yaml_documents(text: str) -> Iterator[Any]:
-    """The documents of a YAML stream, each checked and made plain (see the module).
+    """The documents of a YAML stream, each checked and made plain (see the module), in
+    order (empty ones as None).
 
-    Raises :class:`DecodeError` (with ``index`` set on it by the caller's count) or
-    yields plain documents in order, empty ones as None.
+    A document that parses but is refused (an alias bomb, a duplicate key, ...) comes
+    out as its :class:`DecodeError`, and the stream goes on; text that does not parse
+    raises :class:`DecodeError`, since nothing after it can be read reliably.
     """
+    loader = _Loader(text)
     try:
-        for doc in yaml.load_all(text, Loader=_Loader):
-            yield plain(doc)
-    except DecodeError:
-        raise
-    except yaml.YAMLError as exc:
-        detail = str(exc)
-        if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-            detail = f"line {exc.problem_mark.line + 1}: {exc.problem}"
-        raise DecodeError(f"error converting YAML to JSON: yaml: {detail[:512]}") from None
-    except RecursionError:
-        raise DecodeError(f"error converting YAML to JSON: yaml: exceeded max depth of "
-                          f"{MAX_DEPTH}") from None
+        while True:
+            try:
+                if not loader.check_node():
+                    return
+                node = loader.get_node()
+            except yaml.YAMLError as exc:
+                detail = str(exc)
+                if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+                    detail = f"line {exc.problem_mark.line + 1}: {exc.problem}"
+                raise DecodeError(f"error converting YAML to JSON: yaml: {detail[:512]}"
+                                  ) from None
+            except RecursionError:
+                raise DecodeError(f"error converting YAML to JSON: yaml: exceeded max depth "
+                                  f"of {MAX_DEPTH}") from None
+            try:
+                yield plain(loader.construct_document(node))
+            except DecodeError as exc:
+                yield exc
+            except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+                yield DecodeError(f"error converting YAML to JSON: yaml: "
+                                  f"{str(exc)[:512]}")
+            finally:  # (a construction that failed half-way leaves its state behind)
+                loader.constructed_objects = {}
+                loader.recursive_objects = {}
+                loader.state_generators = []
+    finally:
+        loader.dispose()
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +368,8 @@ def plain(doc: Any, *, keep_objects: bool = False) -> Any:
     while stack:
         value, into, slot, path, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise DecodeError(f"json: exceeded max depth of {MAX_DEPTH}")
+            shown = path if len(path) <= 120 else f"{path[:120]}..."
+            raise DecodeError(f"json: exceeded max depth of {MAX_DEPTH}", path=shown)
         cls = value.__class__
         if cls is str:
             into[slot] = value if value.isascii() else fix_text(value)

@@ -188,9 +188,13 @@ def _yaml_docs(path: Path) -> list[Any]:
     """The documents of a YAML file, decoded as ``load`` decodes them (bounded aliases,
     depth, duplicate keys...); :class:`Invalid` naming the file otherwise."""
     try:
-        return list(yaml_documents(decode_text(path.read_bytes())))
+        docs = list(yaml_documents(decode_text(path.read_bytes())))
+        for doc in docs:
+            if isinstance(doc, DecodeError):
+                raise doc
     except DecodeError as exc:
-        raise Invalid(str(path), [FieldError("", exc.message)]) from None
+        raise Invalid(str(path), [FieldError(exc.path, exc.message)]) from None
+    return docs
 
 
 def build(directory: str | os.PathLike[str], _seen: frozenset[Path] = frozenset()

@@ -220,6 +220,9 @@ def _source_label(source: str | bytes | os.PathLike[str]) -> str:
 
 
 def _documents(text: str, where: str) -> Iterator[tuple[int, Any]]:
+    """``(index, document)`` of a manifest's text; a document the decoder refuses comes
+    as its :class:`Invalid` (the others still come); text that cannot be parsed raises
+    :class:`Invalid`."""
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
@@ -233,6 +236,8 @@ def _documents(text: str, where: str) -> Iterator[tuple[int, Any]]:
         doc = _decoded(lambda: next(docs, _END), f"{where}document {count}")
         if doc is _END:
             return
+        if isinstance(doc, DecodeError):
+            doc = _as_invalid(doc, f"{where}document {count}")
         yield count, doc
         count += 1
 
@@ -242,19 +247,25 @@ _END = object()
 
 def _decoded(decode: Any, what: str) -> Any:
     """``decode()``, its :class:`DecodeError` raised as :class:`Invalid` naming the
-    document (a strict-decoding error in the API server's words for the document's kind)."""
+    document."""
     try:
         return decode()
     except DecodeError as exc:
-        doc = exc.document
-        kind = doc.get("kind") if isinstance(doc, dict) else None
-        version = doc.get("apiVersion") if isinstance(doc, dict) else None
-        if exc.strict and isinstance(kind, str) and isinstance(version, str):
-            kind, version = truncate(kind), truncate(version.rpartition("/")[2])
-            message = (f'{what}: {kind} in version "{version}" cannot be handled as a '
-                       f"{kind}: {exc.message}")
-            raise Invalid(what, [FieldError("", exc.message)], message=message) from None
-        raise Invalid(what, [FieldError("", exc.message)]) from None
+        raise _as_invalid(exc, what) from None
+
+
+def _as_invalid(exc: DecodeError, what: str) -> Invalid:
+    """A decoder's refusal as :class:`Invalid` naming the document (a strict-decoding
+    error in the API server's words for the document's kind)."""
+    doc = exc.document
+    kind = doc.get("kind") if isinstance(doc, dict) else None
+    version = doc.get("apiVersion") if isinstance(doc, dict) else None
+    if exc.strict and isinstance(kind, str) and isinstance(version, str):
+        kind, version = truncate(kind), truncate(version.rpartition("/")[2])
+        message = (f'{what}: {kind} in version "{version}" cannot be handled as a '
+                   f"{kind}: {exc.message}")
+        return Invalid(what, [FieldError("", exc.message)], message=message)
+    return Invalid(what, [FieldError(exc.path, exc.message)])
 
 
 def _relabel(exc: Invalid, prefix: str) -> Invalid:
@@ -354,11 +365,15 @@ def load_each(source: Any) -> list[Document]:
         label = f"{where}: " if where else ""
         pairs = []
         for index, doc in _documents(text, label):
-            if doc is None or doc == {}:
-                continue
-            pairs.extend(_leaves(doc, f"{label}document {index}"))
+            if isinstance(doc, Invalid):
+                pairs.append((f"{label}document {index}", doc))
+            elif doc is not None and doc != {}:
+                pairs.extend(_leaves(doc, f"{label}document {index}"))
     out: list[Document] = []
     for prefix, leaf in pairs:
+        if isinstance(leaf, Invalid):  # (refused by the decoder)
+            out.append(Document(prefix, None, leaf, False))
+            continue
         if isinstance(leaf, KubeObject):
             out.append(Document(f'{prefix} ({leaf.kind} "{leaf.name}")', leaf, None, False))
             continue
@@ -400,6 +415,8 @@ def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
     label = f"{where}: " if where else ""
     out: list[KubeObject] = []
     for index, doc in _documents(text, label):
+        if isinstance(doc, Invalid):
+            raise doc
         if doc is None or doc == {}:
             continue
         out.extend(_objects_of(doc, f"{label}document {index}"))
