@@ -424,6 +424,19 @@ class DeploymentController:
             if requeue is None and deadline is not None and not complete and cur is not None \
                     and cur.get("reason") != "ProgressDeadlineExceeded":
                 requeue = max(0.001, parse_time(cur["lastUpdateTime"]) + deadline - now)
+        # A replica set's failure to create pods (a quota, an admission refusal) shows on
+        # the Deployment too, the new replica set's first (kube-controller-manager's
+        # getReplicaFailures).
+        failure = next((c for r in all_rs if r.status is not None
+                        for c in r.status.conditions or () if c.type == "ReplicaFailure"),
+                       None)
+        if failure is not None:
+            conds["ReplicaFailure"] = {
+                "type": "ReplicaFailure", "status": failure.status, "reason": failure.reason,
+                "message": failure.message, "lastUpdateTime": failure.last_transition_time,
+                "lastTransitionTime": failure.last_transition_time}
+        else:
+            conds.pop("ReplicaFailure", None)
         order = ["Available", "Progressing"]
         status["conditions"] = [conds[t] for t in order if t in conds] + [
             c for t, c in conds.items() if t not in order]
