@@ -80,3 +80,31 @@ def test_listeners_that_are_not_distinct_conflict() -> None:
     assert conds["two"]["Programmed"] == ("False", "Invalid")
     assert conds["three"]["Conflicted"] == ("False", "NoConflicts")
     assert plan.attached == {"one": 1, "two": 0, "three": 1}
+
+
+def test_allowed_routes_by_namespace_selector() -> None:
+    from orchestra.objects import Namespace
+
+    objs = _objects()
+    objs[("Namespace", "team-a")] = Namespace.model_validate(
+        {"metadata": {"name": "team-a", "labels": {"shared": "yes"}}})
+    objs[("Namespace", "team-b")] = Namespace.model_validate({"metadata": {"name": "team-b"}})
+    gw = Gateway.model_validate({"apiVersion": GW, "kind": "Gateway",
+                                 "metadata": {"name": "gw", "namespace": "default"},
+                                 "spec": {"gatewayClassName": "orchestra", "listeners": [
+                                     {"name": "shared", "protocol": "HTTP", "port": 80,
+                                      "allowedRoutes": {"namespaces": {
+                                          "from": "Selector",
+                                          "selector": {"matchLabels": {"shared": "yes"}}}}}]}})
+    routes = [HTTPRoute.model_validate({
+        "apiVersion": GW, "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": ns},
+        "spec": {"parentRefs": [{"name": "gw", "namespace": "default"}],
+                 "rules": [{"backendRefs": [{"name": "a", "port": 80,
+                                             "namespace": "default"}]}]}})
+        for ns in ("team-a", "team-b")]
+    out = compile_gateways([gw], routes, [], lambda kind, ns, name: objs.get((kind, name)))
+    accepted = {ns: next(c for c in out.routes[(ns, "r")][0][1] if c[0] == "Accepted")
+                for ns in ("team-a", "team-b")}
+    assert accepted["team-a"][1:3] == ("True", "Accepted")
+    assert accepted["team-b"][1:3] == ("False", "NotAllowedByListeners")
+    assert out.gateways[("default", "gw")].attached == {"shared": 1}
