@@ -524,3 +524,22 @@ async def test_a_class_without_provisioner_says_so_for_an_immediate_claim(
                      in reasons(cluster, "pvc/c"))
     assert "volume.kubernetes.io/storage-provisioner" not in \
         cluster.store.get("pvc/c").annotations
+
+
+async def test_without_a_default_class_a_claim_keeps_no_class_and_the_newest_default_wins(
+        ) -> None:
+    clock = oc.ManualClock()
+    async with oc.Cluster(runtime="fake", nodes=1, clock=clock,
+                          default_storage_class=False) as cluster:
+        assert not cluster.store.list("StorageClass")
+        await cluster.apply(pvc("plain", "1Gi", cls=None))
+        assert (await cluster.get("pvc/plain")).spec.storage_class_name is None
+        for name in ("older", "newer"):
+            await cluster.apply({
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": name, "annotations": {
+                    "storageclass.kubernetes.io/is-default-class": "true"}},
+                "provisioner": "example.com/x"})
+            await clock.advance(2)
+        await cluster.apply(pvc("classy", "1Gi", cls=None))
+        assert (await cluster.get("pvc/classy")).spec.storage_class_name == "newer"
