@@ -508,3 +508,38 @@ async def test_grpc_readiness_probe(cluster: oc.Cluster) -> None:
                 in [e.message for e in cluster.events("pod/rpc")])
     finally:
         await server.stop(None)
+
+
+CGI = r"""mkdir -p /www/cgi-bin
+printf '#!/bin/sh\nprintf "Status: 302 Found\r\nLocation: http://localhost:1/\r\n\r\nmoved"\n' \
+    > /www/cgi-bin/elsewhere
+printf '#!/bin/sh\nprintf "Status: 302 Found\r\nLocation: /cgi-bin/broken\r\n\r\n"\n' \
+    > /www/cgi-bin/same
+printf '#!/bin/sh\nprintf "Status: 500 Internal Server Error\r\n\r\nbroken"\n' \
+    > /www/cgi-bin/broken
+chmod +x /www/cgi-bin/*
+exec httpd -f -p $POD_IP:8080 -h /www"""
+
+
+async def test_http_probe_redirects_as_the_kubelet_follows_them(cluster: oc.Cluster) -> None:
+    """busybox httpd's CGI answers the redirects: one to another host (not followed: a
+    success with a ProbeWarning), one to a 500 page on the same host (followed: fails)."""
+    def probed(name: str, path: str) -> dict[str, Any]:
+        return pod(name, CGI, readinessProbe={"httpGet": {"path": path, "port": 8080},
+                                              "periodSeconds": 1, "failureThreshold": 1})
+
+    await cluster.apply([probed("elsewhere", "/cgi-bin/elsewhere"),
+                         probed("same", "/cgi-bin/same")])
+    await cluster.wait_for("pod/elsewhere", "Ready", timeout=60)
+    warning = ("Readiness probe warning: Probe terminated redirects, Response body: moved")
+    failed = "Readiness probe failed: HTTP probe failed with statuscode: 500"
+    for _ in range(300):
+        if (warning in [e.message for e in cluster.events("pod/elsewhere")]
+                and failed in [e.message for e in cluster.events("pod/same")]):
+            break
+        await asyncio.sleep(0.1)
+    assert [(e.type, e.reason) for e in cluster.events("pod/elsewhere")
+            if e.message == warning] == [("Warning", "ProbeWarning")]
+    assert failed in [e.message for e in cluster.events("pod/same")]
+    same = await cluster.get("pod/same")
+    assert not any(c.type == "Ready" and c.status == "True" for c in same.status.conditions)
