@@ -272,3 +272,17 @@ async def test_grpc_health_probe() -> None:
     assert await grpc_check(port, seconds=0.3) == ProbeOutcome(
         False, f'timeout: failed to connect service "{IP}:{port}" within 300ms: '
         "context deadline exceeded")
+
+
+async def test_a_waiting_probe_leaves_the_event_loop_free(web: Web) -> None:
+    """While a probe waits for an answer, other tasks run: a probe that blocked the loop
+    would already be finished when the other task next got to run."""
+    probe = asyncio.create_task(get(web.port, "/hang", seconds=1.0))
+    ticks = 0
+    while not web.heads:  # the request has arrived: the probe is now waiting
+        await asyncio.sleep(0.01)
+        ticks += 1
+    await asyncio.sleep(0.05)
+    assert not probe.done() and ticks > 0
+    outcome = await probe
+    assert not outcome.success and "awaiting headers" in outcome.message
