@@ -79,10 +79,8 @@ async def test_docs_volume_and_claim_bind_and_the_pod_runs(cluster: oc.Cluster) 
     """task-pv-volume / task-pv-claim / task-pv-pod from "Configure a Pod to Use a
     PersistentVolume for Storage": both go Bound, with Kubernetes' annotations."""
     await cluster.apply(docs("task-pv-volume") + docs("task-pv-claim"))
-    claim = await eventually(lambda: phase(cluster, "PersistentVolumeClaim",
-                                           "task-pv-claim", "Bound"))
-    volume = await eventually(lambda: phase(cluster, "PersistentVolume", "task-pv-volume",
-                                            "Bound"))
+    claim = await cluster.wait_for("pvc/task-pv-claim", "Bound", timeout=20)
+    volume = await cluster.wait_for("pv/task-pv-volume", "Bound", timeout=20, namespace="")
     assert claim.spec.volume_name == "task-pv-volume"
     assert claim.annotations["pv.kubernetes.io/bind-completed"] == "yes"
     assert claim.annotations["pv.kubernetes.io/bound-by-controller"] == "yes"
