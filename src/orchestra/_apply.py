@@ -96,12 +96,12 @@ def _documents_of(x: Any) -> list[Document]:
 def _apply_one(store: Store, obj: KubeObject, namespace: str | None) -> KubeObject:
     info = obj.INFO
     ns = (obj.metadata.namespace or namespace or "default") if info.namespaced else None
-    current = store.get_or_none(info.kind, obj.metadata.name, namespace=ns) \
+    current = store.get_or_none(info.key, obj.metadata.name, namespace=ns) \
         if obj.metadata.name else None
     if current is None:
         return store.create(with_last_applied(obj), namespace=ns)
     last = current.annotations.get(LAST_APPLIED)
-    return store.patch(info.kind, apply_patch(obj, last), namespace=ns or "",
+    return store.patch(info.key, apply_patch(obj, last), namespace=ns or "",
                        name=current.metadata.name)
 
 

@@ -517,7 +517,7 @@ class Cluster:
                 obj = ref
             else:
                 info, obj_name = parse_ref(ref, name)
-                found = self.store.get_or_none(info.kind, obj_name,
+                found = self.store.get_or_none(info.key, obj_name,
                                                namespace=namespace or "default")
                 if found is None:
                     return [e for e in evs if e.involved_object.kind == info.kind

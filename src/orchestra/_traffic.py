@@ -9,6 +9,9 @@ from orchestra.loops._gateway import listener_name
 from orchestra.loops._gateway_compile import route_prefix as httproute_prefix
 from orchestra.loops._ingress import HTTP_LISTENER, HTTPS_LISTENER
 from orchestra.loops._ingress_compile import route_prefix
+from orchestra.loops._istio import listener_name as istio_listener
+from orchestra.loops._istio_compile import route_prefix as vs_prefix
+from orchestra.loops._istio_compile import serves
 
 if TYPE_CHECKING:
     from orchestra._store import Store
@@ -20,6 +23,8 @@ __all__ = ["access_log", "route_filter", "traffic_endpoint", "traffic_stats"]
 def traffic_endpoint(proxy: HttpProxy | None, obj: Any,
                      port: int | str | None) -> tuple[str, int]:
     """Where the embedding process reaches an Ingress or a Gateway on ``port``."""
+    if obj.kind == "Gateway" and obj.api_version.startswith("networking.istio.io/"):
+        return istio_gateway_endpoint(proxy, obj, port)
     if obj.kind == "Gateway":
         return gateway_endpoint(proxy, obj, port)
     return ingress_endpoint(proxy, obj, port)
@@ -34,6 +39,24 @@ def gateway_endpoint(proxy: HttpProxy | None, gw: Any,
     if want not in ports:
         raise ValueError(f"gateway {ns}/{name} has no listener on port {port!r}")
     addr = proxy.address(listener_name(ns, name, want)) if proxy is not None else None
+    if addr is None:
+        raise ValueError(f"gateway {ns}/{name} is not programmed on port {want} yet")
+    return addr
+
+
+def istio_gateway_endpoint(proxy: HttpProxy | None, gw: Any,
+                           port: int | str | None) -> tuple[str, int]:
+    """The built-in ingress gateway's listener for the Istio Gateway's server ``port``
+    (its first server's by default)."""
+    ns, name = gw.metadata.namespace or "default", gw.metadata.name
+    if not serves(gw):
+        raise ValueError(f"gateway {ns}/{name} selects no gateway of this cluster "
+                         "(the built-in one has labels istio=ingressgateway)")
+    numbers = [s.port.number for s in gw.spec.servers or ()]
+    want = numbers[0] if port is None and numbers else int(port) if port is not None else 0
+    if want not in numbers:
+        raise ValueError(f"gateway {ns}/{name} has no server on port {port!r}")
+    addr = proxy.address(istio_listener(want)) if proxy is not None else None
     if addr is None:
         raise ValueError(f"gateway {ns}/{name} is not programmed on port {want} yet")
     return addr
@@ -72,8 +95,10 @@ def route_filter(store: Store, ref: Any, namespace: str) -> str:
         return route_prefix(namespace, name)
     if info.kind == "HTTPRoute" and name:
         return httproute_prefix(namespace, name)
-    raise ValueError(f"no traffic statistics for {info.kind}: name an ingress or an "
-                     "httproute, or none")
+    if info.kind == "VirtualService" and name:
+        return vs_prefix(namespace, name)
+    raise ValueError(f"no traffic statistics for {info.kind}: name an ingress, an "
+                     "httproute or a virtualservice, or none")
 
 
 def traffic_stats(proxy: HttpProxy | None, store: Store, ref: Any,

@@ -165,10 +165,10 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
     ns = namespace if info.namespaced else None
     check_condition(info.kind, condition)
     check = predicate(info.kind, condition)
-    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    current = store.get_or_none(info.key, obj_name, namespace=ns)
     if check(current):
         return current
-    watch = store.watch(info.kind, namespace=ns, field_selector=f"metadata.name={obj_name}",
+    watch = store.watch(info.key, namespace=ns, field_selector=f"metadata.name={obj_name}",
                         resource_version=store.resource_version)
     timed_out = False
     with anyio.CancelScope() as scope:
@@ -191,7 +191,7 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
                 await closer()
     if not timed_out:
         raise anyio.get_cancelled_exc_class()()
-    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    current = store.get_or_none(info.key, obj_name, namespace=ns)
     what = condition if isinstance(condition, str) else getattr(
         condition, "__name__", "the condition")
     raise Timeout(await _explain(cluster, info.kind, obj_name, ns, current, what, timeout))

@@ -6,9 +6,10 @@ started in a thread by the tests).
 ``GET /any/path`` answers JSON ``{"version", "path", "method", "host", "headers",
 "body_len", "sha"}`` (headers lower-cased), so a test sees what reached the backend.
 ``/bulk/<n>`` streams ``n`` bytes (chunked unless ``?length=1``), ``/slow/<ms>`` waits
-first, ``/status/<code>`` answers that code; a request with ``Upgrade: test`` is switched
-to a byte echo after ``101``. Requests of every method read their body (Content-Length or
-chunked) before answering.
+first, ``/status/<code>`` answers that code, ``/flaky`` answers 503 to every other
+request (the first fails), ``/counts`` tells how many requests each path got; a request
+with ``Upgrade: test`` is switched to a byte echo after ``101``. Requests of every method
+read their body (Content-Length or chunked) before answering.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     version_name = os.environ.get("APP_VERSION", "v1")
+    counts: dict[str, int] = {}
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -82,7 +84,18 @@ class Handler(BaseHTTPRequestHandler):
                     n -= len(part)
                 self.wfile.write(b"0\r\n\r\n")
             return
+        counts = Handler.counts
+        counts[path] = counts.get(path, 0) + 1
         code = int(path.split("/")[2]) if path.startswith("/status/") else 200
+        if path == "/flaky" and counts[path] % 2 == 1:
+            code = 503
+        if path == "/counts":
+            body_counts = json.dumps(counts).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body_counts)))
+            self.end_headers()
+            self.wfile.write(body_counts)
+            return
         payload = json.dumps({
             "version": self.version_name, "path": self.path, "method": self.command,
             "host": self.headers.get("host"),

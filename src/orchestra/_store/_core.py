@@ -48,9 +48,9 @@ class _StoreCore:
         return self._clock
 
     def _table(self, info: KindInfo) -> Table:
-        table = self._tables.get(info.kind)
+        table = self._tables.get(info.key)
         if table is None:
-            table = self._tables[info.kind] = Table(info, self._history)
+            table = self._tables[info.key] = Table(info, self._history)
         return table
 
     def _info(self, kind: KindRef) -> KindInfo:
@@ -110,7 +110,7 @@ class _StoreCore:
         self, op: Operation, info: KindInfo, new: KubeObject | None, old: KubeObject | None
     ) -> KubeObject | None:
         for hook, kinds in self._hooks:
-            if kinds is None or info.kind in kinds:
+            if kinds is None or info.key in kinds:
                 out = hook(op, new, old)
                 if out is not None and op != "DELETE":
                     if out.is_thawed:
@@ -122,7 +122,7 @@ class _StoreCore:
 
     def add_admission(self, hook: AdmissionHook, kinds: Iterable[KindRef] | None = None) -> None:
         """Run ``hook`` on every write of ``kinds`` (every kind if None), in the order added."""
-        names = None if kinds is None else frozenset(self._info(k).kind for k in kinds)
+        names = None if kinds is None else frozenset(self._info(k).key for k in kinds)
         self._hooks.append((hook, names))
         if names is None or self._hooked_kinds is None:
             self._hooked_kinds = None
@@ -131,7 +131,7 @@ class _StoreCore:
 
     def _hooked(self, info: KindInfo) -> bool:
         hooked = self._hooked_kinds
-        return hooked is None or info.kind in hooked
+        return hooked is None or info.key in hooked
 
     def _index_owners(self, kind: str, key: Key, old: KubeObject | None,
                       new: KubeObject | None) -> None:

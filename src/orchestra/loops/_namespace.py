@@ -80,10 +80,10 @@ class NamespaceController:
         for info in sorted((i for i in KINDS.values() if i.namespaced),
                            key=lambda i: (i.group, i.plural)):
             left = 0
-            for obj in store.list(info.kind, namespace=key):
+            for obj in store.list(info.key, namespace=key):
                 if obj.metadata.deletion_timestamp is None:
                     try:
-                        if store.delete(info.kind, obj.metadata.name, namespace=key) is None:
+                        if store.delete(info.key, obj.metadata.name, namespace=key) is None:
                             continue
                     except NotFound:
                         continue
@@ -92,7 +92,7 @@ class NamespaceController:
                 left += 1
             if left:
                 remaining[f"{info.plural}.{info.group}"] = left
-                for obj in store.list(info.kind, namespace=key):
+                for obj in store.list(info.key, namespace=key):
                     finalizers.update(obj.metadata.finalizers or ())
         ns = self._write_conditions(key, _conditions(errors, remaining, finalizers))
         if ns is None:

@@ -151,6 +151,7 @@ from orchestra.objects._core import (
 )
 from orchestra.objects._files import config_map_from_files, secret_from_files
 from orchestra.objects._gateway import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
+from orchestra.objects._istio import DestinationRule, IstioGateway, ServiceEntry, VirtualService
 from orchestra.objects._netpol import (
     IPBlock,
     NetworkPolicy,
@@ -366,6 +367,7 @@ __all__ = [
     "DeploymentSpec",
     "DeploymentStatus",
     "DeploymentStrategy",
+    "DestinationRule",
     "DownwardAPIProjection",
     "DownwardAPIVolumeFile",
     "DownwardAPIVolumeSource",
@@ -423,6 +425,7 @@ __all__ = [
     "IngressSpec",
     "IngressStatus",
     "IngressTLS",
+    "IstioGateway",
     "Job",
     "JobCondition",
     "JobSpec",
@@ -563,6 +566,7 @@ __all__ = [
     "ServiceAccount",
     "ServiceAccountTokenProjection",
     "ServiceBackendPort",
+    "ServiceEntry",
     "ServicePort",
     "ServiceSpec",
     "ServiceStatus",
@@ -589,6 +593,7 @@ __all__ = [
     "TypedLocalObjectReference",
     "TypedObjectReference",
     "UncountedTerminatedPods",
+    "VirtualService",
     "Volume",
     "VolumeDevice",
     "VolumeMount",

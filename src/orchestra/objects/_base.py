@@ -452,7 +452,7 @@ class LabelSelector(Model):
 class KindInfo:
     """What the registry knows of a kind: names for references and the REST path."""
 
-    __slots__ = ("api_version", "cls", "group", "kind", "name_check", "namespaced",
+    __slots__ = ("api_version", "cls", "group", "key", "kind", "name_check", "namespaced",
                  "plural", "short_names")
 
     def __init__(
@@ -464,8 +464,12 @@ class KindInfo:
         short_names: tuple[str, ...],
         namespaced: bool,
         name_check: Callable[[str], str | None],
+        key: str | None = None,
     ) -> None:
         self.cls = cls
+        # The kind's key in KINDS and in the store: the kind, unless two groups share a
+        # kind name (Istio's Gateway is keyed ``Gateway.networking.istio.io``).
+        self.key = key or kind
         self.api_version = api_version
         self.kind = kind
         self.plural = plural
@@ -484,7 +488,8 @@ class KindInfo:
 
 
 KINDS: dict[str, KindInfo] = {}
-"""Kind name -> KindInfo, filled by :func:`register` as kind modules are imported."""
+"""Kind key (the kind name, or ``Kind.group`` for a second group's kind of the same
+name) -> KindInfo, filled by :func:`register` as kind modules are imported."""
 
 
 class KubeObject(Model):
@@ -587,6 +592,7 @@ def register(
     short_names: Iterable[str] = (),
     namespaced: bool = True,
     name_check: Callable[[str], str | None] = dns1123_subdomain_error,
+    key: str | None = None,
 ) -> Callable[[type[T]], type[T]]:
     """Class decorator: add a kind to :data:`KINDS`.
 
@@ -601,9 +607,9 @@ def register(
         assert isinstance(api_version, str) and api_version, cls
         assert isinstance(kind, str) and kind, cls
         info = KindInfo(cls, api_version, kind, plural, tuple(short_names), namespaced,
-                        name_check)
+                        name_check, key)
         cls.INFO = info
-        KINDS[kind] = info
+        KINDS[info.key] = info
         return cls
 
     return deco

@@ -32,6 +32,7 @@ from orchestra.objects._names import dns1123_label_error
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 _index: dict[str, KindInfo] = {}
+_others: dict[str, list[KindInfo]] = {}  # names also used by a kind of another group
 _index_size = -1
 
 
@@ -43,13 +44,18 @@ def _names(info: KindInfo) -> Iterator[str]:
 
 
 def _lookup_table(force: bool = False) -> dict[str, KindInfo]:
-    global _index, _index_size
+    global _index, _others, _index_size
     if force or _index_size != len(KINDS):
         table: dict[str, KindInfo] = {}
+        others: dict[str, list[KindInfo]] = {}
         for info in KINDS.values():
             for name in _names(info):
-                table.setdefault(name, info)
-        _index = table
+                if table.setdefault(name, info) is not info:
+                    others.setdefault(name, []).append(info)
+        for info in KINDS.values():  # a kind's group-qualified key names it too
+            if info.key != info.kind:
+                table.setdefault(info.key.lower(), info)
+        _index, _others = table, others
         _index_size = len(KINDS)
     return _index
 
@@ -63,13 +69,15 @@ def kind_info(name: str) -> KindInfo:
     key = name.lower()
     info = table.get(key)
     if info is not None:
-        if KINDS.get(info.kind) is not info:  # a kind was registered again: rebuild
+        if KINDS.get(info.key) is not info:  # a kind was registered again: rebuild
             return kind_info_uncached(name)
         return info
     if "." in key:
         resource, _, qualifier = key.partition(".")
-        info = table.get(resource)
-        if info is not None:
+        first = table.get(resource)
+        candidates: tuple[KindInfo, ...] = () if first is None else (
+            first, *_others.get(resource, ()))
+        for info in candidates:
             version = info.api_version.rpartition("/")[2]
             group = info.group
             if qualifier in (group, f"{version}.{group}") or (not group and qualifier in (
@@ -154,6 +162,9 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
         raise Invalid(_describe(x), errors)
     assert isinstance(kind, str) and isinstance(api_version, str)
     info = KINDS.get(kind)
+    group = api_version.rpartition("/")[0]
+    if info is not None and info.group != group:  # another group's kind of that name?
+        info = KINDS.get(f"{kind}.{group}", info)
     if info is None:
         raise Invalid(_describe(x), [FieldError(
             "kind", f'no matches for kind "{kind}" in version "{api_version}"')])

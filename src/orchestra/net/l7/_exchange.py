@@ -594,6 +594,9 @@ def _modify(headers: list[tuple[bytes, bytes]], mods: HeaderMods) -> list[tuple[
 
 
 def _replace_prefix(path: str, match: Match, replacement: str) -> str:
+    if match.path is not None and match.path.kind == "StringPrefix" and \
+            path.startswith(match.path.value):
+        return replacement + path[len(match.path.value):]
     matched = match.path.value if match.path is not None and match.path.kind == "Prefix" \
         else "/"
     base = matched.rstrip("/")

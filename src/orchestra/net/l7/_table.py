@@ -66,7 +66,8 @@ class WeightedCluster:
 @dataclass(frozen=True, slots=True)
 class PathMatch:
     """``Exact``, ``Prefix`` (element-wise: ``/foo`` matches ``/foo`` and ``/foo/bar``,
-    not ``/foobar``; a trailing ``/`` in the prefix is ignored) or
+    not ``/foobar``; a trailing ``/`` in the prefix is ignored), ``StringPrefix`` (the
+    path starts with the value: Istio's and Envoy's ``prefix``) or
     ``RegularExpression`` (the whole path must match)."""
 
     kind: str
@@ -83,6 +84,8 @@ class PathMatch:
         if self.kind == "Prefix":
             prefix = self.value.rstrip("/")
             return not prefix or path == prefix or path.startswith(prefix + "/")
+        if self.kind == "StringPrefix":
+            return path.startswith(self.value)
         assert self.pattern is not None
         return self.pattern.fullmatch(path) is not None
 

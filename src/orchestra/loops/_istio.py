@@ -1,0 +1,121 @@
+"""The Istio traffic controller: VirtualServices and DestinationRules (networking.istio.io)
+compiled into the L7 data plane by :mod:`~orchestra.loops._istio_compile`.
+
+Istio Gateways whose selector matches the built-in ingress gateway's labels
+(``istio: ingressgateway``, Istio's default) are served by it: one L7 listener per server
+port on 127.0.0.1 (that port, or a free one when it cannot be bound; see
+``cluster.endpoint("gateways.networking.istio.io/NAME", port)``), shared by every Gateway
+on that port, as one ingress gateway deployment serves them all in Istio. One key,
+recompiled whole on any change to the Istio objects or to a Service, Endpoints or Pod
+they reference. Unknown gateways, hosts and subsets are reported as Warning events on
+the VirtualService, once per problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from orchestra.loops._context import Context, Runnable
+from orchestra.loops._engine import Controller, Result
+from orchestra.loops._istio_compile import compile_istio
+
+if TYPE_CHECKING:
+    from orchestra.net.l7 import HttpProxy
+
+__all__ = ["GATEWAY_KEY", "listener_name", "setup"]
+
+log = logging.getLogger("orchestra.istio")
+
+GATEWAY_KEY = "Gateway.networking.istio.io"
+COMPONENT = "istio"
+_KEY = "istio"
+
+
+def listener_name(port: int) -> str:
+    """The built-in ingress gateway's listener for a server port."""
+    return f"istio-ingressgateway/{port}"
+
+
+class IstioController:
+    def __init__(self, ctx: Context, proxy: HttpProxy) -> None:
+        self.ctx = ctx
+        self.proxy = proxy
+        self.controller = Controller("istio", self.reconcile, ctx.clock)
+        self._services: set[tuple[str, str]] = set()
+        self._listeners: set[str] = set()
+        self._reported: dict[str, frozenset[tuple[str, str]]] = {}
+        for kind in ("VirtualService", "DestinationRule", GATEWAY_KEY):
+            ctx.informers[kind].add_handler(self._on_any)
+        for kind in ("Service", "Endpoints"):
+            ctx.informers[kind].add_handler(self._on_service)
+        ctx.informers["Pod"].add_handler(self._on_pod)
+
+    def _on_any(self, typ: str, obj: Any, old: Any) -> None:
+        self.controller.enqueue(_KEY)
+
+    def _on_service(self, typ: str, obj: Any, old: Any) -> None:
+        if (obj.metadata.namespace or "default", obj.metadata.name) in self._services or \
+                typ != "MODIFIED":
+            self.controller.enqueue(_KEY)
+
+    def _on_pod(self, typ: str, obj: Any, old: Any) -> None:
+        # subsets select pods by label: a relabelled pod moves between subsets
+        if self._services and (old is None or obj.metadata.labels != old.metadata.labels):
+            self.controller.enqueue(_KEY)
+
+    async def run(self) -> None:
+        await self.controller.run()
+
+    async def reconcile(self, key: str) -> Result | None:
+        store = self.ctx.store
+        vss = sorted(store.list("VirtualService"), key=_age)
+        drs = sorted(store.list("DestinationRule"), key=_age)
+        gateways = sorted(store.list(GATEWAY_KEY), key=_age)
+
+        def lookup(kind: str, ns: str | None, name: str) -> Any:
+            return store.get_or_none(kind, name, namespace=ns)
+
+        compiled = compile_istio(vss, drs, gateways, lookup)
+        self._services = compiled.services
+        wanted: set[str] = set()
+        for port in compiled.ports:
+            name = listener_name(port)
+            try:
+                await self.proxy.listen_port(name, port, table=compiled.table(port))
+            except (OSError, ValueError) as e:
+                log.warning("istio ingress gateway: cannot listen on port %d: %s", port, e)
+                continue
+            wanted.add(name)
+        for name in self._listeners - wanted:
+            await self.proxy.remove(name)
+        self._listeners = wanted
+        problems: dict[str, list[tuple[Any, str, str]]] = {}
+        for obj, reason, message in compiled.warnings:
+            problems.setdefault(obj.metadata.uid or "", []).append((obj, reason, message))
+        for vs in vss:
+            uid = vs.metadata.uid or ""
+            now = frozenset((r, m) for _, r, m in problems.get(uid, ()))
+            before = self._reported.get(uid, frozenset())
+            for reason, message in sorted(now - before):
+                self.ctx.recorder.event(vs, "Warning", reason, message, component=COMPONENT)
+            self._reported[uid] = now
+        live = {vs.metadata.uid for vs in vss}
+        for uid in list(self._reported):
+            if uid not in live:
+                del self._reported[uid]
+        return None
+
+
+def _age(obj: Any) -> tuple[str, str, str]:
+    return (obj.metadata.creation_timestamp or "", obj.metadata.namespace or "",
+            obj.metadata.name)
+
+
+def setup(ctx: Context) -> list[Runnable]:
+    proxy = ctx.traffic
+    if proxy is None:
+        return []
+    c = IstioController(ctx, proxy)
+    ctx.controllers["istio"] = c.controller
+    return [c.run]
