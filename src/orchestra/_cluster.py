@@ -36,6 +36,7 @@ from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_trac
 from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
 from orchestra._netpolicy import can_connect, reachability
+from orchestra._podpick import pick_pod
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -43,6 +44,7 @@ from orchestra._statedir import (
     remove_leftovers,
 )
 from orchestra._store import Store
+from orchestra._tables import Table, build_table
 from orchestra._traffic import access_log, traffic_endpoint, traffic_stats
 from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
@@ -393,13 +395,9 @@ class Cluster:
 
     # -- containers ---------------------------------------------------------------------
 
-    def _container(self, pod: Any, container: str | None, namespace: str, previous: bool
-                   ) -> tuple[Any, str, str]:
-        if isinstance(pod, KubeObject):
-            obj = cast("Pod", pod)
-        else:
-            ref = pod if "/" in str(pod) else f"pod/{pod}"
-            obj = cast("Pod", self.store.get(ref, namespace=namespace))
+    def _container(self, pod: Any, container: str | None, namespace: str, previous: bool,
+                   *, for_logs: bool = False) -> tuple[Any, str, str]:
+        obj = cast("Pod", pick_pod(self.store, pod, namespace, for_logs=for_logs))
         if self.nodes is None or not obj.spec.node_name or \
                 obj.spec.node_name not in self.nodes.agents:
             raise NotFound(f'pod "{obj.metadata.name}" is not running on a node yet')
@@ -410,14 +408,14 @@ class Cluster:
     async def logs(self, pod: Any, container: str | None = None, *, tail: int | None = None,
                    previous: bool = False, since: float | None = None,
                    timestamps: bool = False, namespace: str = "default") -> str:
-        _, cid, _ = self._container(pod, container, namespace, previous)
+        _, cid, _ = self._container(pod, container, namespace, previous, for_logs=True)
         assert self.runtime is not None
         return await self.runtime.logs(cid, tail=tail, since=since, timestamps=timestamps)
 
     async def stream_logs(self, pod: Any, container: str | None = None, *,
                           tail: int | None = None, namespace: str = "default"
                           ) -> AsyncIterator[str]:
-        _, cid, _ = self._container(pod, container, namespace, False)
+        _, cid, _ = self._container(pod, container, namespace, False, for_logs=True)
         assert self.runtime is not None
         async for line in self.runtime.stream_logs(cid, tail=tail):
             yield line
@@ -508,6 +506,17 @@ class Cluster:
         from orchestra._describe import describe
 
         return describe(self, ref, name, namespace=namespace)
+
+    async def get_table(self, kind: Any, namespace: str | None = None, selector: Any = None
+                        ) -> Table:
+        """``kubectl get KIND`` (``-A`` when ``namespace`` is None): ``str()`` is its text,
+        ``_repr_html_()`` an HTML table; kubectl's default columns for each kind."""
+        info, _ = parse_ref(kind)
+        objs = self.store.list(info.kind, namespace=namespace if info.namespaced else None,
+                               selector=selector)
+        return build_table(info.kind, objs, self.clock.now(),
+                           all_namespaces=namespace is None, namespaced=info.namespaced,
+                           namespace=namespace)
 
     def events(self, ref: Any = None, name: str | None = None, *,
                namespace: str | None = None) -> builtins.list[Event]:

@@ -13,11 +13,12 @@ from __future__ import annotations
 __all__ = ["align"]
 
 
-def align(lines: list[str], padding: int = 2) -> list[str]:
-    """``lines`` with their tabs replaced by the padding that aligns each column block."""
+def align(lines: list[str], padding: int = 2, min_width: int = 0) -> list[str]:
+    """``lines`` with their tabs replaced by the padding that aligns each column block
+    (a cell with its padding is at least ``min_width`` wide: kubectl get's is 6)."""
     rows = [line.split("\t") for line in lines]
     widths: list[list[int]] = [[] for _ in rows]  # per line, the width of each cell
-    _blocks(rows, widths, 0, 0, len(rows), padding)
+    _blocks(rows, widths, 0, 0, len(rows), padding, min_width)
     out = []
     for cells, w in zip(rows, widths, strict=True):
         head = "".join(cell.ljust(width) for cell, width in zip(cells, w, strict=False))
@@ -26,7 +27,7 @@ def align(lines: list[str], padding: int = 2) -> list[str]:
 
 
 def _blocks(rows: list[list[str]], widths: list[list[int]], column: int, start: int,
-            end: int, padding: int) -> None:
+            end: int, padding: int, min_width: int = 0) -> None:
     """Give column ``column`` its width in every block of lines ``start:end`` (lines
     that have a cell there, i.e. more than ``column + 1`` parts), then the next column
     within each block."""
@@ -36,11 +37,11 @@ def _blocks(rows: list[list[str]], widths: list[list[int]], column: int, start: 
             i += 1
             continue
         j = i
-        width = 0
+        width = min_width
         while j < end and len(rows[j]) - 1 > column:
             width = max(width, len(rows[j][column]) + padding)
             j += 1
         for k in range(i, j):
             widths[k].append(width)
-        _blocks(rows, widths, column + 1, i, j, padding)
+        _blocks(rows, widths, column + 1, i, j, padding, min_width)
         i = j
