@@ -73,3 +73,28 @@ async def test_only_ingresses_of_our_classes_are_served() -> None:
             timeout=10)
         later = await c.get("ingress/later")
         assert later.status is None or not later.status.load_balancer
+
+
+async def test_a_tls_secret_that_does_not_load_is_an_event() -> None:
+    import base64
+
+    async with oc.Cluster(runtime="fake", ingress_ports=(0, 0)) as c:
+        junk = base64.b64encode(b"not a certificate").decode()
+        await c.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                       "metadata": {"name": "bad-tls"},
+                       "data": {"tls.crt": junk, "tls.key": junk}})
+        await c.apply({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                       "metadata": {"name": "bad"},
+                       "spec": {"tls": [{"hosts": ["b.example.com"], "secretName": "bad-tls"}],
+                                "defaultBackend": {"service": {"name": "s",
+                                                               "port": {"number": 80}}}}})
+        await c.wait_for("ingress/bad", lambda i: bool(i.status and i.status.load_balancer),
+                         timeout=10)
+        events = [e for e in c.events("ingress/bad") if e.reason == "InvalidSecret"]
+        assert len(events) == 1 and events[0].type == "Warning"
+        assert events[0].message.startswith(
+            'secret "default/bad-tls": cannot load the certificate and key')
+        assert "not a certificate" not in events[0].message  # never the Secret's data
+        with pytest.raises(ValueError, match="HTTPS"):
+            c.endpoint("ingress/bad", 443)
+        assert c.endpoint("ingress/bad", 80)[0] == "127.0.0.1"

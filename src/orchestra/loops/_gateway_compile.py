@@ -44,6 +44,7 @@ from orchestra.net.l7 import (
     TlsCert,
     VirtualHost,
     WeightedCluster,
+    check_cert,
 )
 from orchestra.objects._selector import Selector
 
@@ -177,9 +178,13 @@ def _certs(lis: Any, ns: str, grants: list[Any], lookup: Lookup, out: Compiled,
                 or "tls.key" not in data:
             return ("ResolvedRefs", "False", "InvalidCertificateRef",
                     f"secret {sns}/{ref.name} is missing or not a kubernetes.io/tls Secret")
-        port.certs.append(TlsCert((lis.hostname or "*",),
-                                  base64.b64decode(data["tls.crt"]),
-                                  base64.b64decode(data["tls.key"])))
+        cert = TlsCert((lis.hostname or "*",), base64.b64decode(data["tls.crt"]),
+                       base64.b64decode(data["tls.key"]))
+        why = check_cert(cert)
+        if why is not None:
+            return ("ResolvedRefs", "False", "InvalidCertificateRef",
+                    f"secret {sns}/{ref.name}: {why}")
+        port.certs.append(cert)
     return ("ResolvedRefs", "True", "ResolvedRefs", "all references are resolved")
 
 

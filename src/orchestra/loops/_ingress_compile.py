@@ -34,6 +34,7 @@ from orchestra.net.l7 import (
     TlsCert,
     VirtualHost,
     WeightedCluster,
+    check_cert,
 )
 
 __all__ = ["Compiled", "compile_ingresses", "route_prefix"]
@@ -151,4 +152,9 @@ def _cert(tls: Any, ns: str, lookup: Lookup, out: Compiled,
                          '"kubernetes.io/tls" with keys tls.crt and tls.key'))
         return None
     hosts = tuple(h.lower() for h in tls.hosts or ())
-    return TlsCert(hosts, base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+    cert = TlsCert(hosts, base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+    why = check_cert(cert)
+    if why is not None:
+        problems.append(("InvalidSecret", f'secret "{ns}/{name}": {why}'))
+        return None
+    return cert

@@ -4,7 +4,7 @@ Controllers (loops) compile Ingresses, Gateways and routes into a :class:`RouteT
 and hand it to :class:`HttpProxy`; the proxy never reads the store.
 """
 
-from orchestra.net.l7._proxy import HttpProxy
+from orchestra.net.l7._proxy import HttpProxy, check_cert
 from orchestra.net.l7._table import (
     Cluster,
     DirectResponse,
@@ -44,4 +44,5 @@ __all__ = [
     "TlsCert",
     "VirtualHost",
     "WeightedCluster",
+    "check_cert",
 ]

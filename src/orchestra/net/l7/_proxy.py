@@ -42,7 +42,7 @@ from orchestra.net.l7._stats import TrafficStats
 from orchestra.net.l7._table import Backend, Cluster, RouteTable, TlsCert
 from orchestra.net.l7._upstream import Pool, Upstream
 
-__all__ = ["HttpProxy", "Listener"]
+__all__ = ["HttpProxy", "Listener", "check_cert"]
 
 T = TypeVar("T")
 
@@ -214,7 +214,7 @@ class HttpProxy:
 
     def _recompute_live(self) -> None:
         live: set[Backend] = set()
-        for listener in self._listeners.values():
+        for listener in list(self._listeners.values()):  # (changed by other threads)
             live |= listener.table.backends()
         self.live_backends = frozenset(live)
         self.pool.drain(self.live_backends)
@@ -343,6 +343,15 @@ class HttpProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.sleep(0)
+
+
+def check_cert(cert: TlsCert) -> str | None:
+    """Why the certificate and key cannot be served, or None when they can."""
+    try:
+        _context(cert)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _context(cert: TlsCert) -> ssl.SSLContext:
