@@ -91,3 +91,12 @@ def test_l7_quick() -> None:
             assert ref in refs and ref in paths and f"vs_{ref}" in o
         else:
             assert refs[f"{ref}_missing"] == f"{ref} is not installed"
+
+
+def test_dns_quick() -> None:
+    result = _run("dns.py", "--quick")
+    sizes = result["by_services"]
+    assert isinstance(sizes, list) and [s["services"] for s in sizes] == [10, 100]
+    for s in sizes:
+        assert s["errors"] == 0 and s["queries"] > 0
+        assert s["queries_per_second"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]

@@ -27,6 +27,8 @@ import ipaddress
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import anyio.lowlevel
+
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result
 from orchestra.net.dns import Fragment, Record, fragment, merge, pod_ip_name, reverse_name
@@ -119,6 +121,7 @@ class DnsController:
             self.server.swap(merge(self.zone, (f for _, f in self._services.values()),
                                    fallback=(f for _, f in self._pods.values())))
             return None
+        await anyio.lowlevel.checkpoint()  # a burst of keys must not starve the server
         kind, _, ref = key.partition(":")
         ns, _, name = ref.partition("/")
         store = self.ctx.store

@@ -80,9 +80,9 @@ def _lookup(qname: str, qtype: int, index: DnsIndex, response: dns.message.Messa
             depth: int) -> bool | None:
     """Add the answers for ``qname`` to ``response``: True if it had some, False for a
     name that exists without that type, None for a name that does not exist."""
-    by_type = index.rrsets.get(qname)
+    by_type = index.records.get(qname)
     if by_type is not None:
-        cname = by_type.get(dns.rdatatype.CNAME)
+        cname = index.rrset(qname, dns.rdatatype.CNAME)
         if cname is not None and qtype != dns.rdatatype.CNAME:
             response.answer.append(cname)
             target = cname[0].target.to_text().lower()
@@ -90,9 +90,10 @@ def _lookup(qname: str, qtype: int, index: DnsIndex, response: dns.message.Messa
                 _lookup(target, qtype, index, response, depth + 1)
             return True
         if qtype == dns.rdatatype.ANY:
-            response.answer.extend(by_type.values())
+            response.answer.extend(r for t in by_type
+                                   if (r := index.rrset(qname, t)) is not None)
             return True
-        rrset = by_type.get(qtype)
+        rrset = index.rrset(qname, qtype) if qtype in by_type else None
         if rrset is not None:
             response.answer.append(rrset)
             return True

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import dns.name
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -40,28 +41,48 @@ class Record:
     data: str
 
 
-RRsets = Mapping[str, Mapping[int, dns.rrset.RRset]]
+Records = Mapping[str, Mapping[int, tuple[str, ...]]]
 
 
 @dataclass(frozen=True, slots=True)
 class Fragment:
-    """The records of one object, compiled to rrsets, and the names they make exist."""
+    """The records of one object, grouped by name and type, and the names they make
+    exist."""
 
-    rrsets: RRsets
+    records: Records
     names: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class DnsIndex:
-    """Every record of the zone. ``rrsets[name][rdtype]`` is a dnspython RRset."""
+    """Every record of the zone: ``records[name][rdtype]`` is the rdata text. The
+    dnspython RRset of a name and type is made on its first query and kept with this
+    index (building them all up front would cost most of a rebuild)."""
 
     zone: str
-    rrsets: RRsets = field(default_factory=lambda: MappingProxyType({}))
+    records: Records = field(default_factory=lambda: MappingProxyType({}))
     names: frozenset[str] = frozenset()
+    _rrsets: dict[tuple[str, int], dns.rrset.RRset] = field(default_factory=dict,
+                                                            compare=False, repr=False)
 
     @property
     def size(self) -> int:
-        return sum(len(r) for by_type in self.rrsets.values() for r in by_type.values())
+        return sum(len(d) for by_type in self.records.values() for d in by_type.values())
+
+    def rrset(self, name: str, rdtype: int) -> dns.rrset.RRset | None:
+        """The RRset of ``name`` (absolute, lower-case) and ``rdtype``, or None."""
+        key = (name, rdtype)
+        have = self._rrsets.get(key)
+        if have is None:
+            datas = self.records.get(name, {}).get(rdtype)
+            if datas is None:
+                return None
+            rt = dns.rdatatype.RdataType.make(rdtype)
+            have = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN, rt)
+            for data in datas:
+                have.add(dns.rdata.from_text(dns.rdataclass.IN, rt, data), TTL)
+            self._rrsets[key] = have
+        return have
 
 
 def _absolute(name: str) -> str:
@@ -79,58 +100,48 @@ def _ancestors(name: str, zone: str) -> Iterable[str]:
 
 
 def fragment(records: Iterable[Record], zone: str) -> Fragment:
-    """Compile ``records`` (duplicates dropped) into rrsets with the cluster TTL."""
+    """Group ``records`` (duplicates dropped) by name and type."""
     zone = _absolute(zone)
-    grouped: dict[str, dict[dns.rdatatype.RdataType, list[str]]] = {}
+    grouped: dict[str, dict[int, list[str]]] = {}
     for r in records:
         by_type = grouped.setdefault(_absolute(r.name), {})
-        datas = by_type.setdefault(dns.rdatatype.RdataType.make(r.type), [])
+        datas = by_type.setdefault(int(dns.rdatatype.RdataType.make(r.type)), [])
         if r.data not in datas:
             datas.append(r.data)
-    rrsets: dict[str, Mapping[int, dns.rrset.RRset]] = {}
     names: set[str] = set()
-    for name, by_type in grouped.items():
-        owner = dns.name.from_text(name)
-        rrsets[name] = MappingProxyType({
-            rdtype: dns.rrset.from_text_list(owner, TTL, dns.rdataclass.IN, rdtype, datas)
-            for rdtype, datas in by_type.items()})
+    for name in grouped:
         names.update(_ancestors(name, zone))
-    return Fragment(MappingProxyType(rrsets), frozenset(names))
+    return Fragment(MappingProxyType({
+        name: MappingProxyType({t: tuple(d) for t, d in by_type.items()})
+        for name, by_type in grouped.items()}), frozenset(names))
 
 
 def merge(zone: str, fragments: Iterable[Fragment], fallback: Iterable[Fragment] = ()
           ) -> DnsIndex:
-    """One index of every fragment; rrsets of one name and type from two objects (two
+    """One index of every fragment; records of one name and type from two objects (two
     headless Services selecting one pod) are joined. A ``fallback`` fragment only adds
     names that no other fragment has (a pod's own PTR yields to a Service's)."""
     zone = _absolute(zone)
-    rrsets: dict[str, Mapping[int, dns.rrset.RRset]] = {}
+    records: dict[str, Mapping[int, tuple[str, ...]]] = {}
     names: set[str] = set(_ancestors(zone, zone))
     for frag in fragments:
         names |= frag.names
-        for name, by_type in frag.rrsets.items():
-            have = rrsets.get(name)
+        for name, by_type in frag.records.items():
+            have = records.get(name)
             if have is None:
-                rrsets[name] = by_type
+                records[name] = by_type
                 continue
-            joined: dict[int, dns.rrset.RRset] = {}
-            for t in {*have, *by_type}:
-                a, b = have.get(t), by_type.get(t)
-                if a is None or b is None:
-                    joined[t] = a or b  # type: ignore[assignment]
-                else:
-                    both = dns.rrset.RRset(a.name, a.rdclass, a.rdtype)
-                    for rd in (*a, *b):
-                        both.add(rd, TTL)
-                    joined[t] = both
-            rrsets[name] = MappingProxyType(joined)
-    primary = set(rrsets)
+            joined = dict(have)
+            for t, datas in by_type.items():
+                joined[t] = tuple(dict.fromkeys((*joined.get(t, ()), *datas)))
+            records[name] = MappingProxyType(joined)
+    primary = set(records)
     for frag in fallback:
         names |= frag.names
-        for name, by_type in frag.rrsets.items():
+        for name, by_type in frag.records.items():
             if name not in primary:
-                rrsets[name] = by_type
-    return DnsIndex(zone, MappingProxyType(rrsets), frozenset(names))
+                records[name] = by_type
+    return DnsIndex(zone, MappingProxyType(records), frozenset(names))
 
 
 def reverse_name(ip: str) -> str:

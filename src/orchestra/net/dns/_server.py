@@ -195,7 +195,7 @@ class DnsServer:
         qname = query.question[0].name.to_text().lower()
         if in_zone(qname, index.zone):
             return _to_wire(answer(query, index), query, udp=udp)
-        if qname.endswith(_REVERSE) and qname in index.rrsets:
+        if qname.endswith(_REVERSE) and qname in index.records:
             return _to_wire(answer(query, index), query, udp=udp)
         return query
 
