@@ -94,7 +94,7 @@ def test_l7_quick() -> None:
 
 
 def test_dns_quick() -> None:
-    result = _run("dns.py", "--quick")
+    result = _run("cluster_dns.py", "--quick")
     sizes = result["by_services"]
     assert isinstance(sizes, list) and [s["services"] for s in sizes] == [10, 100]
     for s in sizes:

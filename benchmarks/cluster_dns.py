@@ -1,7 +1,9 @@
 # ruff: noqa: ASYNC240
 # (a sequential script: its path handling runs outside the measured windows)
 """Cluster DNS figures, as JSON: queries/s and latency percentiles of the cluster DNS
-server against the number of Services (100 and 10,000 by default), loopback only.
+server against the number of Services (100 and 10,000 by default), loopback only. (Not
+named dns.py: a file of that name here would hide the dnspython package from every
+benchmark script in this folder.)
 
 For each size a fake-runtime cluster gets that many ClusterIP Services (one named port
 each); once every name resolves, a client in a separate process (so that it does not
@@ -10,7 +12,7 @@ share the server's interpreter) sends A queries for random Service FQDNs over UD
 queries in all or ``--seconds`` at most. Also reported: how long the DNS controller took
 to have every record served after the Services were created.
 
-Usage: .venv/bin/python benchmarks/dns.py [--sizes 100 10000] [--queries 20000]
+Usage: .venv/bin/python benchmarks/cluster_dns.py [--sizes 100 10000] [--queries 20000]
 """
 
 from __future__ import annotations
@@ -26,14 +28,10 @@ import sys
 import threading
 import time
 
-# This file is named dns.py: its own folder must not hide the dnspython package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+import dns.message
+import dns.rcode
 
-import dns.message  # noqa: E402
-import dns.rcode  # noqa: E402
-
-import orchestra as oc  # noqa: E402
+import orchestra as oc
 
 
 def client_main(host: str, port: int, names: list[str], queries: int, clients: int,
