@@ -313,3 +313,61 @@ async def test_unknown_subset_and_gateway_are_warning_events(cluster: oc.Cluster
         await asyncio.sleep(0.05)
     assert ("Warning", "referenced gateway not found: 'default/nowhere'") in reasons
     assert ("Warning", "referenced subset not found: 'v9' of host 'reviews'") in reasons
+
+
+async def through_service(cluster: oc.Cluster, svc: str, done: Any,
+                          headers: dict[str, str] | None = None) -> list[str]:
+    """Versions answering at the Service's ClusterIP, polled (bounded) until ``done``
+    holds for the versions of a batch of 30 requests (a connection each: L4 balances
+    connections)."""
+    deadline = time.monotonic() + 10
+
+    def batch(addr: tuple[str, int]) -> list[tuple[int, bytes]]:
+        return [get(addr, "/", headers=headers)[::2] for _ in range(30)]
+
+    while True:
+        addr = cluster.endpoint(f"service/{svc}")
+        try:
+            got = await asyncio.to_thread(batch, addr)
+            versions = [version_of(b) if s == 200 else str(s) for s, b in got]
+        except (OSError, ValueError, http.client.HTTPException):
+            versions = []
+        if done(versions) or time.monotonic() > deadline:
+            return versions
+        await asyncio.sleep(0.05)
+
+
+async def test_mesh_routes_at_the_services_cluster_ip_and_falls_back_to_l4(
+        cluster: oc.Cluster) -> None:
+    before = await through_service(cluster, "reviews", lambda v: {"v1", "v2", "v3"} <= set(v))
+    assert set(before) == {"v1", "v2", "v3"}  # L4 round robin over every pod
+    await cluster.apply(load(DOCS / "istio-virtual-service-reviews-90-10.yaml"))  # unchanged
+    await through_service(cluster, "reviews", lambda v: v and "v3" not in v)
+    addr = cluster.endpoint("service/reviews")
+    ip = (await cluster.get("service/reviews")).spec.cluster_ip
+    assert addr == (ip, 9080)  # the Service's own ClusterIP:port
+    n = 2000
+    got = await asyncio.to_thread(many, addr, n)
+    versions = [version_of(b) for s, b, _ in got if s == 200]
+    assert len(versions) == n and set(versions) == {"v1", "v2"}
+    assert within(versions.count("v2"), n, 0.10), versions.count("v2")
+    stats = cluster.traffic_stats("virtualservice/reviews")
+    assert sum(r["requests"] for r in stats.values()) >= n, stats
+    await cluster.delete("virtualservice/reviews")
+    after = await through_service(cluster, "reviews", lambda v: {"v1", "v2", "v3"} <= set(v))
+    assert set(after) == {"v1", "v2", "v3"}  # back to L4
+
+
+async def test_mesh_header_route_and_fault_samples(cluster: oc.Cluster) -> None:
+    await cluster.apply(load(DOCS / "istio-virtual-service-reviews-test-v2.yaml"))
+    jason = await through_service(cluster, "reviews", lambda v: set(v) == {"v2"},
+                                  {"end-user": "jason"})
+    assert set(jason) == {"v2"}
+    others = await through_service(cluster, "reviews", lambda v: set(v) == {"v1"})
+    assert set(others) == {"v1"}
+    await cluster.apply(load(DOCS / "istio-virtual-service-ratings-test-abort.yaml"))
+    aborted = await through_service(cluster, "ratings", lambda v: set(v) == {"500"},
+                                    {"end-user": "jason"})
+    assert set(aborted) == {"500"}
+    fine = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"})
+    assert set(fine) == {"v1"}

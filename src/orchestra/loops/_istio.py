@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result
 from orchestra.loops._istio_compile import compile_istio
+from orchestra.net.l7 import RouteTable, VirtualHost
 
 if TYPE_CHECKING:
     from orchestra.net.l7 import HttpProxy
 
-__all__ = ["GATEWAY_KEY", "listener_name", "setup"]
+__all__ = ["GATEWAY_KEY", "listener_name", "mesh_listener", "setup"]
 
 log = logging.getLogger("orchestra.istio")
 
@@ -44,6 +45,7 @@ class IstioController:
         self.controller = Controller("istio", self.reconcile, ctx.clock)
         self._services: set[tuple[str, str]] = set()
         self._listeners: set[str] = set()
+        self._mesh_listeners: set[str] = set()
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
         for kind in ("VirtualService", "DestinationRule", GATEWAY_KEY):
             ctx.informers[kind].add_handler(self._on_any)
@@ -90,6 +92,7 @@ class IstioController:
         for name in self._listeners - wanted:
             await self.proxy.remove(name)
         self._listeners = wanted
+        await self._mesh(compiled)
         problems: dict[str, list[tuple[Any, str, str]]] = {}
         for obj, reason, message in compiled.warnings:
             problems.setdefault(obj.metadata.uid or "", []).append((obj, reason, message))
@@ -105,6 +108,45 @@ class IstioController:
             if uid not in live:
                 del self._reported[uid]
         return None
+
+
+    async def _mesh(self, compiled: Any) -> None:
+        """Mesh routing without sidecars: each Service port a VirtualService routes (its
+        ``mesh`` gateway) is served at L7 on the Service's own ClusterIP:port, which the
+        network's L4 proxy gives up; the others stay L4."""
+        reserve = getattr(self.ctx.network, "reserve_for_l7", None)
+        if reserve is None:
+            return
+        wanted: dict[str, tuple[tuple[str, int], RouteTable]] = {}
+        for (ns, name, port), routes in compiled.mesh.items():
+            svc: Any = self.ctx.store.get_or_none("Service", name, namespace=ns)
+            ip = getattr(svc.spec, "cluster_ip", None) if svc is not None else None
+            if not ip or ip == "None":
+                continue
+            table = RouteTable((VirtualHost(f"{ns}/{name}:{port}", ("*",), tuple(routes)),))
+            wanted[mesh_listener(ns, name, port)] = ((str(ip), int(port)), table)
+        for lname in self._mesh_listeners - wanted.keys():
+            await self.proxy.remove(lname, drain_timeout=1.0)
+        await reserve(frozenset(addr for addr, _ in wanted.values()))
+        failed = False
+        for lname, (addr, table) in wanted.items():
+            if self.proxy.address(lname) is not None:
+                await self.proxy.listen(lname, table=table)
+                continue
+            try:
+                await self.proxy.listen(lname, addr, table=table)
+            except OSError as e:
+                log.warning("mesh routing for %s: cannot listen on %s:%d (%s); it stays L4",
+                            lname, *addr, e)
+                failed = True
+        self._mesh_listeners = {n for n in wanted if self.proxy.address(n) is not None}
+        if failed:
+            await reserve(frozenset(wanted[n][0] for n in self._mesh_listeners))
+
+
+def mesh_listener(namespace: str, name: str, port: int) -> str:
+    """The L7 listener serving a Service port's mesh routes on its ClusterIP."""
+    return f"mesh/{namespace}/{name}/{port}"
 
 
 def _age(obj: Any) -> tuple[str, str, str]:

@@ -112,6 +112,7 @@ class LoopbackNetwork:
         self._services: dict[tuple[str, str], _ServiceState] = {}
         self._proxy = ServiceProxy(clock=clock)
         self._warned_sctp: set[tuple[str, str, int]] = set()
+        self._l7: frozenset[Backend] = frozenset()  # ClusterIP:ports an L7 listener serves
         self._closed = False
 
     def __repr__(self) -> str:
@@ -249,6 +250,8 @@ class LoopbackNetwork:
                 node_port = getattr(sp, "node_port", None)
                 if node_port and stype in ("NodePort", "LoadBalancer"):
                     wanted[("127.0.0.1", int(node_port), protocol)] = (backends, affinity)
+        for listener in [w for w in wanted if w[2] == "TCP" and (w[0], w[1]) in self._l7]:
+            del wanted[listener]  # served at L7 (mesh routing) instead
         for listener in state.listeners - wanted.keys():
             await self._drop_listener(*listener)
         for (ip, port, protocol), (backends, affinity) in wanted.items():
@@ -260,6 +263,19 @@ class LoopbackNetwork:
             await self._proxy.set_backends(addr, backends, affinity_timeout=affinity,
                                            sock=sock, protocol=protocol)
         state.listeners = set(wanted)
+
+    async def reserve_for_l7(self, addresses: frozenset[Backend]) -> None:
+        """Stop the L4 proxy listening on these ClusterIP:port (TCP) addresses, so that an
+        L7 listener can bind them (mesh routing by a VirtualService); addresses no longer
+        in the set are listened on at L4 again. Level-triggered: give the whole set."""
+        changed = self._l7 ^ addresses
+        self._l7 = addresses
+        if not changed:
+            return
+        ips = {ip for ip, _ in changed}
+        for state in list(self._services.values()):
+            if str(getattr(state.service.spec, "cluster_ip", None)) in ips:
+                await self.sync_service(state.service, state.endpoints)
 
     async def _drop_listener(self, ip: str, port: int, protocol: str) -> None:
         await self._proxy.remove((ip, port), protocol=protocol)
