@@ -31,8 +31,9 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from orchestra.net.l7._headers import HOP, modify, redirect_location, request_head, status_text
 from orchestra.net.l7._stats import AccessRecord
-from orchestra.net.l7._table import Backend, Cluster, HeaderMods, Match, Route, select_route
+from orchestra.net.l7._table import Backend, Cluster, Match, Route, select_route
 from orchestra.net.l7._upstream import Upstream
 
 if TYPE_CHECKING:
@@ -40,14 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Exchange"]
 
-_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
-                  b"proxy-authorization", b"te", b"trailer", b"transfer-encoding",
-                  b"upgrade"})
 _BUFFER_LIMIT = 1 << 20
-_REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
-            307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request",
-            404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable", 504: "Gateway Timeout"}
 _NO_UPSTREAM = b"no healthy upstream"
 _CONNECT_FAILED = (b"upstream connect error or disconnect/reset before headers. "
                    b"reset reason: connection failure")
@@ -177,12 +171,12 @@ class Exchange:
         self.cluster = cluster
         if route.timeout:
             self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
-        self.head = self._request_head(route, match, path, query)
+        self.head = request_head(self, route, match, path, query)
         if route.mirrors and not self.has_body and not self.upgrade:
             for m in route.mirrors:
                 if m.percent >= 100 or random.random() * 100 < m.percent:
                     self.down.listener.plane.mirror(
-                        m.cluster, self._request_head(route, match, path, query, shadow=True))
+                        m.cluster, request_head(self, route, match, path, query, shadow=True))
         self._connect_next()
 
     def _connect_next(self, *, again: bool = False) -> None:
@@ -263,48 +257,6 @@ class Exchange:
         else:
             self._timed_out()
 
-    def _request_head(self, route: Route, match: Match, path: str, query: str, *,
-                      shadow: bool = False) -> bytes:
-        listener = self.down.listener
-        hop = _HOP
-        conn_named = [v.lower() for n, v in self.headers if n.lower() == b"connection"]
-        if conn_named:
-            hop = hop | {t.strip() for v in conn_named for t in v.split(b",")}
-        out: list[tuple[bytes, bytes]] = []
-        for name, value in self.headers:
-            low = name.lower()
-            if low in hop or low in (b"x-forwarded-for", b"x-forwarded-proto",
-                                     b"x-request-id"):
-                continue
-            out.append((name, value))
-        out.append((b"x-forwarded-for", self.xff.encode("latin-1")))
-        out.append((b"x-forwarded-proto", listener.scheme.encode()))
-        out.append((b"x-request-id", self.request_id.encode("latin-1")))
-        rewrite = route.rewrite
-        if rewrite is not None:
-            if rewrite.hostname:
-                out = [(n, v) for n, v in out if n.lower() != b"host"]
-                out.append((b"host", rewrite.hostname.encode("latin-1")))
-            if rewrite.path is not None:
-                path = rewrite.path
-            elif rewrite.prefix is not None:
-                path = _replace_prefix(path, match, rewrite.prefix)
-        if route.request_headers is not None:
-            out = _modify(out, route.request_headers)
-        if shadow:  # a mirrored copy: Host gets "-shadow" (as Envoy does), then close
-            out = [(n, v + b"-shadow" if n.lower() == b"host" else v) for n, v in out]
-            out.append((b"connection", b"close"))
-        elif self.upgrade:
-            out.append((b"connection", b"upgrade"))
-            out += [(n, v) for n, v in self.headers if n.lower() == b"upgrade"]
-        if self.chunked:
-            out.append((b"transfer-encoding", b"chunked"))
-        target = path + ("?" + query if query else "")
-        lines = [f"{self.method} {target} HTTP/1.1\r\n".encode("latin-1")]
-        lines += [n + b": " + v + b"\r\n" for n, v in out]
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
     def request_body(self, body: bytes) -> None:
         self.received += len(body)
         if self.finished or self.resp_done:
@@ -345,7 +297,7 @@ class Exchange:
         self.upstream_ms = int((time.monotonic() - self.started) * 1000)
         if not keep_alive:
             up.broken = True
-        hop = _HOP
+        hop = HOP
         conn_named = [v.lower() for n, v in headers if n.lower() == b"connection"]
         if conn_named:
             hop = hop | {t.strip() for v in conn_named for t in v.split(b",")}
@@ -363,7 +315,7 @@ class Exchange:
             out.append((name, value))
         route = self.route
         if route is not None and route.response_headers is not None:
-            out = _modify(out, route.response_headers)
+            out = modify(out, route.response_headers)
         down = self.down
         client_11 = self.version == "1.1"
         if status == 101 and self.upgrade:
@@ -387,7 +339,7 @@ class Exchange:
                 out.append((b"connection", b"close"))
             elif not client_11:
                 out.append((b"connection", b"keep-alive"))
-        lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason or _reason(status))]
+        lines = [b"HTTP/1.1 %d %b\r\n" % (status, reason or status_text(status))]
         lines += [n + b": " + v + b"\r\n" for n, v in out]
         lines.append(b"\r\n")
         down.write(b"".join(lines))
@@ -484,7 +436,7 @@ class Exchange:
         self.sent = len(body)
         if not self.request_done or not self.keep_alive or self.down.listener.draining:
             self.close_after = True
-        head = [b"HTTP/1.1 %d %b\r\n" % (status, _reason(status)),
+        head = [b"HTTP/1.1 %d %b\r\n" % (status, status_text(status)),
                 b"content-length: %d\r\n" % len(body)]
         if body:
             head.append(b"content-type: text/plain\r\n")
@@ -498,26 +450,8 @@ class Exchange:
     def _redirect(self, route: Route, match: Match, path: str, query: str) -> None:
         rd = route.redirect
         assert rd is not None
-        scheme = rd.scheme or self.down.listener.scheme
-        host = self.authority
-        req_port = ""
-        if host.rfind(":") > host.rfind("]"):
-            host, _, req_port = host.rpartition(":")
-        if rd.hostname:
-            host = rd.hostname
-        if rd.port is not None:
-            port = str(rd.port)
-        elif rd.scheme and rd.scheme != self.down.listener.scheme:
-            port = ""
-        else:
-            port = req_port
-        if (scheme, port) in (("http", "80"), ("https", "443")):
-            port = ""
-        if rd.path is not None:
-            path = rd.path
-        elif rd.prefix is not None:
-            path = _replace_prefix(path, match, rd.prefix)
-        loc = f"{scheme}://{host}{':' + port if port else ''}{path}{'?' + query if query else ''}"
+        loc = redirect_location(rd, match, self.down.listener.scheme, self.authority, path,
+                                query)
         self.direct(rd.status, b"", "-", [(b"location", loc.encode("latin-1"))])
 
     def _release(self, up: Upstream, *, reuse: bool) -> None:
@@ -578,30 +512,3 @@ class Exchange:
             request_id=self.request_id, authority=self.authority, upstream=upstream,
             route=route.name, cluster=cluster)
         self.down.listener.plane.stats.record(rec, now - self.started)
-
-
-def _reason(status: int) -> bytes:
-    return _REASONS.get(status, "Unknown").encode()
-
-
-def _modify(headers: list[tuple[bytes, bytes]], mods: HeaderMods) -> list[tuple[bytes, bytes]]:
-    drop = {n.lower().encode("latin-1") for n in mods.remove}
-    drop |= {n.lower().encode("latin-1") for n, _ in mods.set}
-    out = [(n, v) for n, v in headers if n.lower() not in drop]
-    out += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mods.set]
-    out += [(n.encode("latin-1"), v.encode("latin-1")) for n, v in mods.add]
-    return out
-
-
-def _replace_prefix(path: str, match: Match, replacement: str) -> str:
-    if match.path is not None and match.path.kind == "StringPrefix" and \
-            path.startswith(match.path.value):
-        return replacement + path[len(match.path.value):]
-    matched = match.path.value if match.path is not None and match.path.kind == "Prefix" \
-        else "/"
-    base = matched.rstrip("/")
-    rest = path[len(base):] if path.startswith(base) else path
-    new = replacement.rstrip("/") + rest
-    if not new.startswith("/"):
-        new = "/" + new
-    return new
