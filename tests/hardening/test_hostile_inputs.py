@@ -337,3 +337,31 @@ def test_a_kustomization_is_decoded_by_the_same_rules(tmp_path: Any) -> None:
     with pytest.raises(oc.Invalid) as info:
         load(tmp_path)
     assert 'duplicate field "metadata.name"' in str(info.value)
+
+
+# -- the API server's size limits ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("kind: ConfigMap\nmetadata: {name: big}\ndata: {k: '" + "x" * 1_100_000 + "'}",
+     'ConfigMap "big") is invalid: []: Too long: may not be more than 1048576 bytes'),
+    ("kind: Secret\nmetadata: {name: big}\nstringData: {k: '" + "x" * 1_100_000 + "'}",
+     'Secret "big") is invalid: data: Too long: may not be more than 1048576 bytes'),
+    ("kind: ConfigMap\nmetadata: {name: big, annotations: {a: '" + "x" * 270_000 + "'}}",
+     "metadata.annotations: Too long: may not be more than 262144 bytes"),
+])
+def test_size_limits_of_the_api_server(text: str, message: str) -> None:
+    error = _refused("apiVersion: v1\n" + text + "\n")
+    assert message in str(error) and len(str(error)) < MAX_MESSAGE
+
+
+async def test_apply_of_a_large_config_map_fails_on_its_annotation_as_kubectl_apply_does(
+        ) -> None:
+    big = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mid}\ndata: {k: '"
+           + "x" * 300_000 + "'}\n")
+    async with oc.Cluster(runtime="fake", nodes=0, events=False) as cluster:
+        with pytest.raises(oc.Invalid) as info:
+            await cluster.apply(big)
+        assert str(info.value) == ('ConfigMap "mid" is invalid: metadata.annotations: Too '
+                                   "long: may not be more than 262144 bytes")
+        assert (await cluster.create(load(big)[0])).name == "mid"  # (create has no annotation)

@@ -379,6 +379,19 @@ class Annotations(FrozenDict[str, str]):
         return (Annotations, (dict(self),))
 
 
+MAX_ANNOTATIONS_SIZE = 256 * 1024
+"""Kubernetes' TotalAnnotationSizeLimitB: keys and values together, in bytes."""
+
+
+def _text_size(m: dict[str, str]) -> int:
+    """Bytes of a string map's keys and values (as UTF-8, as Go counts ``len``)."""
+    total = 0
+    for k, v in m.items():
+        total += (len(k) if k.isascii() else len(k.encode("utf-8", "surrogatepass"))) + (
+            len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass")))
+    return total
+
+
 class ObjectMeta(Model):
     name: str | None = None
     generate_name: str | None = None
@@ -414,6 +427,9 @@ class ObjectMeta(Model):
     ) -> FrozenDict[str, str] | None:
         if v:
             errors = [((), invalid(key, err)) for key in v if (err := label_key_error(key))]
+            if _text_size(v) > MAX_ANNOTATIONS_SIZE:  # (ValidateAnnotationsSize)
+                errors.append(((), f"Too long: may not be more than {MAX_ANNOTATIONS_SIZE} "
+                                   "bytes"))
             if errors:
                 fail(errors)
             if LAST_APPLIED in v:

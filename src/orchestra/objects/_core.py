@@ -231,6 +231,15 @@ class Endpoints(KubeObject):
 # ConfigMap and Secret
 
 
+MAX_DATA_SIZE = 1024 * 1024
+"""Kubernetes' MaxSecretSize: the most data a ConfigMap or a Secret holds (1 MiB)."""
+
+
+def _decoded_size(b64: str) -> int:
+    """Bytes that a base64 value decodes to (without decoding it)."""
+    return len(b64) * 3 // 4 - b64[-2:].count("=")
+
+
 @register(plural="configmaps", short_names=("cm",), namespaced=True)
 class ConfigMap(KubeObject):
     api_version: Literal["v1"] = Field("v1", alias="apiVersion")
@@ -258,6 +267,18 @@ class ConfigMap(KubeObject):
             if dup:
                 fail(dup)
         return v
+
+    @model_validator(mode="after")
+    def _check_size(self) -> ConfigMap:
+        """ValidateConfigMap: data and binaryData (decoded) together at most 1 MiB, an
+        error about the whole object (the path ``[]``)."""
+        d = self.__dict__
+        total = sum(len(v.encode("utf-8", "surrogatepass"))
+                    for v in (d["data"] or {}).values())
+        total += sum(_decoded_size(v) for v in (d["binary_data"] or {}).values())
+        if total > MAX_DATA_SIZE:
+            fail([(("[]",), f"Too long: may not be more than {MAX_DATA_SIZE} bytes")])
+        return self
 
     def binary(self, key: str) -> bytes | None:
         """The decoded bytes of ``binaryData[key]``."""
@@ -307,6 +328,8 @@ class Secret(KubeObject):
                 merged[k] = base64.b64encode(v.encode()).decode("ascii")
             d["data"] = FrozenDict(merged)
             d["string_data"] = None
+        if sum(_decoded_size(v) for v in (d["data"] or {}).values()) > MAX_DATA_SIZE:
+            fail([(("data",), f"Too long: may not be more than {MAX_DATA_SIZE} bytes")])
         need = _SECRET_REQUIRED_KEYS.get(d["type"])
         if need:
             data = d["data"] or {}
