@@ -24,6 +24,8 @@ from orchestra._errors import (
 )
 from orchestra._store import Store, WatchEvent
 from orchestra._sync import SyncCluster
+from orchestra._tables import Table
+from orchestra._waitstrategies import HttpCheck, LogLine, WaitStrategy
 from orchestra.runtime import ExecResult
 
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "ExecResult",
     "Forbidden",
     "Gone",
+    "HttpCheck",
     "Invalid",
+    "LogLine",
     "ManualClock",
     "NodeSpec",
     "NotFound",
@@ -44,8 +48,10 @@ __all__ = [
     "ScaledClock",
     "Store",
     "SyncCluster",
+    "Table",
     "Timeout",
     "TooManyRequests",
+    "WaitStrategy",
     "WatchEvent",
 ]
 

@@ -37,6 +37,7 @@ from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
 from orchestra._netpolicy import can_connect, reachability
 from orchestra._podpick import pick_pod
+from orchestra._portforward import PortForwards, container_port
 from orchestra._statedir import (
     _start_watchdog,
     _stop_watchdog,
@@ -91,6 +92,9 @@ def _controller_setups() -> list[Callable[[Context], list[Runnable]]]:
 
 _PARAMETERS = ("runtime", "nodes", "network", "clock", "name", "scheduler", "events",
                "state_dir", "runtime_options", "network_options")
+# What endpoint() port-forwards to: a pod, or the pod kubectl picks of these
+WORKLOAD_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
+                  "ReplicationController")
 # What works before start() and after stop(): everything else needs the running loops.
 _UNGUARDED = {"start", "stop", "store", "name", "clock", "options", "runtime", "network",
               "nodes", "recorder"}
@@ -146,6 +150,7 @@ class Cluster:
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._started = False
         self._ever_started = False
+        self._forwards = PortForwards()
         # the loop the cluster runs on, and its thread: calls from elsewhere hop there
         self._home: asyncio.AbstractEventLoop | None = None
         self._home_thread: int | None = None
@@ -268,6 +273,7 @@ class Cluster:
 
     async def _close_backends(self) -> None:
         with anyio.CancelScope(shield=True):
+            await self._forwards.close()
             traffic, self.traffic = self.traffic, None
             if traffic is not None:
                 try:
@@ -371,9 +377,10 @@ class Cluster:
                                 field_selector=field_selector)
 
     async def wait_for(self, ref: Any, condition: Any, *, timeout: float = 60.0,  # noqa: ASYNC109
-                       namespace: str = "default", name: str | None = None) -> Any:
+                       namespace: str = "default", name: str | None = None,
+                       stable_for: float | None = None) -> Any:
         return await wait_for(self, ref, condition, timeout=timeout, namespace=namespace,
-                              name=name)
+                              name=name, stable_for=stable_for)
 
     # -- workloads ----------------------------------------------------------------------
 
@@ -455,10 +462,23 @@ class Cluster:
         else:
             ref = service if "/" in str(service) else f"service/{service}"
             svc = self.store.get(ref, namespace=namespace)
+        if svc.kind in WORKLOAD_KINDS:
+            return self._port_forward(svc, port, namespace)
         if svc.kind in ("Ingress", "Gateway"):
             return traffic_endpoint(self.traffic, svc, port)
         assert self.network is not None
         return self.network.endpoint(svc, port)
+
+    def _port_forward(self, ref: Any, port: int | str | None, namespace: str
+                      ) -> tuple[str, int]:
+        """``kubectl port-forward``: a 127.0.0.1 listener relaying to the pod's port (see
+        :mod:`orchestra._portforward`)."""
+        assert self.network is not None
+        if self.network.name == "fake":
+            raise ValueError("port-forward needs a network with a data plane (loopback or "
+                             "bridge); the fake network has none")
+        pod = pick_pod(self.store, ref, namespace)
+        return self._forwards.open(pod, container_port(pod, port))
 
     @property
     def dns_address(self) -> tuple[str, int]:

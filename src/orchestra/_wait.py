@@ -10,12 +10,14 @@ controller has seen the current generation and every replica is updated and avai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from orchestra._errors import Timeout, hide_from_tracebacks
+from orchestra._waitstrategies import WaitStrategy
 from orchestra.objects._registry import parse_ref
 
 __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
@@ -156,21 +158,36 @@ def summarize(obj: Any) -> str:
 
 
 async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
-                   timeout: float, namespace: str, name: str | None) -> Any:  # noqa: ASYNC109
-    """Wait on the cluster clock until ``ref`` meets ``condition``; Timeout explains why not."""
+                   timeout: float, namespace: str, name: str | None,  # noqa: ASYNC109
+                   stable_for: float | None = None) -> Any:
+    """Wait on the cluster clock until ``ref`` meets ``condition`` (for ``stable_for``
+    seconds without a break, if given); Timeout explains why not."""
     info, obj_name = parse_ref(ref, name)
     if obj_name is None:
         raise ValueError(f"wait_for needs a name: {ref!r}")
     store = cluster.store
     ns = namespace if info.namespaced else None
-    check_condition(info.kind, condition)
-    check = predicate(info.kind, condition)
-    current = store.get_or_none(info.key, obj_name, namespace=ns)
-    if check(current):
+    strategy = condition if isinstance(condition, WaitStrategy) else None
+    if strategy is not None:
+        strategy.refuse(info.kind)
+        check: Callable[[Any], bool] = lambda obj: obj is not None  # noqa: E731
+    else:
+        check_condition(info.kind, condition)
+        check = predicate(info.kind, condition)
+    if stable_for is not None and stable_for < 0:
+        raise ValueError(f"wait_for: stable_for must be >= 0, not {stable_for}")
+    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    if strategy is None and not stable_for and check(current):
         return current
-    watch = store.watch(info.key, namespace=ns, field_selector=f"metadata.name={obj_name}",
-                        resource_version=store.resource_version)
+    rv = store.resource_version
+    watch = store.watch(info.kind, namespace=ns, field_selector=f"metadata.name={obj_name}",
+                        resource_version=rv)
+    restarts_matter = bool(stable_for) and info.kind in (*WORKLOADS, "Pod", "Job")
+    pod_watch = store.watch("Pod", namespace=ns, resource_version=rv) \
+        if restarts_matter else None
+    send, recv = anyio.create_memory_object_stream[Any](math.inf)
     timed_out = False
+    broke: list[str] = []
     with anyio.CancelScope() as scope:
 
         def expire() -> None:
@@ -180,21 +197,107 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
 
         handle = cluster.clock.call_later(timeout, expire)
         try:
-            async for ev in watch:
-                current = None if ev.type == "DELETED" else ev.object
-                if check(current):
-                    return current
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_pump, watch, send, True)
+                if pod_watch is not None:
+                    tg.start_soon(_pump, pod_watch, send, False)
+                if strategy is not None:
+                    tg.start_soon(_tick, cluster, strategy.interval, send)
+                result = await _until(cluster, current, check, strategy, stable_for,
+                                      restarts_matter, recv, send, broke)
+                tg.cancel_scope.cancel()
+                return result
         finally:
             handle.cancel()
-            closer = getattr(watch, "aclose", None)
-            if closer is not None:
-                await closer()
+            for w in (watch, pod_watch):
+                closer = getattr(w, "aclose", None)
+                if closer is not None:
+                    await closer()
     if not timed_out:
         raise anyio.get_cancelled_exc_class()()
-    current = store.get_or_none(info.key, obj_name, namespace=ns)
-    what = condition if isinstance(condition, str) else getattr(
-        condition, "__name__", "the condition")
-    raise Timeout(await _explain(cluster, info.kind, obj_name, ns, current, what, timeout))
+    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    what = repr(strategy) if strategy is not None else (
+        condition if isinstance(condition, str) else getattr(
+            condition, "__name__", "the condition"))
+    if stable_for:
+        what += f" for {stable_for:g}s without a break"
+    text = await _explain(cluster, info.kind, obj_name, ns, current, what, timeout)
+    if broke:
+        text += "\nit held, then broke: " + "; ".join(broke[-3:])
+    raise Timeout(text)
+
+
+_TICK = object()
+
+
+async def _pump(watch: Any, send: Any, own: bool) -> None:
+    async for ev in watch:
+        send.send_nowait((own, ev))
+
+
+async def _tick(cluster: Cluster, interval: float, send: Any) -> None:
+    while True:
+        await cluster.clock.sleep(interval)
+        send.send_nowait(_TICK)
+
+
+def _restarts(cluster: Cluster, obj: Any) -> dict[str, tuple[str, int]]:
+    """Per pod uid: its name and its containers' restarts (the pods of ``obj``)."""
+    from orchestra._podpick import workload_pods
+
+    if obj is None:
+        return {}
+    try:
+        pods = [obj] if obj.kind == "Pod" else workload_pods(cluster.store, obj)
+    except (ValueError, LookupError):
+        return {}
+    out = {}
+    for pod in pods:
+        st = pod.status
+        statuses = [*((st.container_statuses or ()) if st else ()),
+                    *((st.init_container_statuses or ()) if st else ())]
+        out[str(pod.metadata.uid)] = (pod.metadata.name,
+                                      sum(cs.restart_count or 0 for cs in statuses))
+    return out
+
+
+async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
+                 strategy: WaitStrategy | None, stable_for: float | None,
+                 restarts_matter: bool, recv: Any, send: Any, broke: list[str]) -> Any:
+    """Evaluate after every change of the object (and of pods, and every strategy
+    tick) until the condition has held ``stable_for`` seconds with no restart."""
+    clock = cluster.clock
+    since: float | None = None
+    base: dict[str, tuple[str, int]] = {}
+    while True:
+        ok = check(current)
+        if ok and strategy is not None:
+            ok = await strategy.check(cluster, current)
+        if not ok:
+            if since is not None:
+                broke.append(f"it stopped holding after {clock.monotonic() - since:g}s")
+            since = None
+        else:
+            restarts = _restarts(cluster, current) if restarts_matter else {}
+            if since is not None:
+                again = [name for uid, (name, n) in restarts.items()
+                         if n > base.get(uid, (name, 0))[1]]
+                if again:
+                    broke.append(f"a container of pod {again[0]} restarted after "
+                                 f"{clock.monotonic() - since:g}s")
+                    since = None
+            if since is None:
+                since, base = clock.monotonic(), restarts
+                if stable_for:
+                    clock.call_later(stable_for, lambda: send.send_nowait(_TICK))
+            left = (stable_for or 0) - (clock.monotonic() - since)
+            if left <= 0:
+                return current
+            if left < (stable_for or 0) * 1e-3:  # a timer that fired a hair early
+                clock.call_later(left, lambda: send.send_nowait(_TICK))
+        item = await recv.receive()
+        if item is not _TICK and item[0]:
+            current = None if item[1].type == "DELETED" else item[1].object
 
 
 async def _explain(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any,
