@@ -42,6 +42,7 @@ from orchestra._errors import RuntimeUnavailable
 from orchestra.net import _bridge_sysctl as sysctl
 from orchestra.net._bridge_netlink import NetlinkWorker, PodLink, network_overlaps
 from orchestra.net._bridge_nft import NatService, apply_ruleset, delete_table, render
+from orchestra.net._bridge_policy import PolicyTable
 from orchestra.net._bridge_state import Claim, load_json, remove_file, remove_tree
 from orchestra.net._ipam import IPAllocator, LoopbackBlock, claim_loopback_block
 from orchestra.net._protocol import PodNetwork
@@ -83,6 +84,7 @@ def names_for(cluster_name: str) -> dict[str, str]:
     cluster name fits the kernel's 15-character interface names)."""
     h = hashlib.sha1(cluster_name.encode()).hexdigest()
     return {"bridge": f"orc-{h[:8]}", "table": f"orchestra-{h[:8]}",
+            "policy_table": f"orchestra-np-{h[:8]}",
             "veth": f"ov{h[:6]}", "netns": f"orc-{h[:8]}-"}
 
 
@@ -100,7 +102,7 @@ class BridgeNetwork:
 
     name = "bridge"
     isolated = True
-    enforces_network_policy = False  # NetworkPolicy: evaluated, not enforced
+    enforces_network_policy = True  # NetworkPolicy in its own nftables table
 
     def __init__(self, *, clock: Clock, cluster_name: str, state_dir: str,
                  pod_cidr: str | None = None, service_cidr: str | None = None,
@@ -140,6 +142,7 @@ class BridgeNetwork:
         self._inflight: dict[str, asyncio.Future[PodNetwork]] = {}
         self._nat: dict[tuple[str, str], list[NatService]] = {}
         self._nft_lock = asyncio.Lock()
+        self._policy = PolicyTable(names["policy_table"], self.bridge_name)
         self._sysctl_token: str | None = None
         self._started = False
         self._closed = False
@@ -268,6 +271,7 @@ class BridgeNetwork:
             self._pods.clear()
             self._stale.clear()
             await step(delete_table(self.table))
+            await step(delete_table(self._policy.table))
             await step(worker.call(worker._t_cleanup, self.bridge_name, self._veth_prefix,
                                    self.netns_dir, self._netns_prefix))
             if self._sysctl_token is not None:
@@ -463,6 +467,15 @@ class BridgeNetwork:
             self._nat[key] = nat
             await self._apply_nat()
 
+    async def sync_network_policy(self, wanted: dict[str, Any]) -> None:
+        """Make the policy table hold ``wanted`` (pod address -> (ingress, egress) rules,
+        see :func:`orchestra.net.policy.pod_rules`), changing only what differs."""
+        async with self._nft_lock:
+            script = self._policy.script(wanted)
+            if script is not None:
+                await apply_ruleset(script)
+            self._policy.applied(wanted)
+
     async def remove_service(self, namespace: str, name: str) -> None:
         if self._proxy_net is None or self._closed:
             return
@@ -489,6 +502,7 @@ async def cleanup_stale(cluster_name: str, *, persist_dir: str | None = None,
     try:
         removed = await worker.call(worker._t_cleanup, bridge_name or names["bridge"],
                                     names["veth"], netns_dir, names["netns"])
+        await delete_table(names["policy_table"])
         if await delete_table(names["table"]):
             removed.append(f"table ip {names['table']}")
         path = os.path.join(persist_dir or _default_persist_dir(cluster_name), "ipam.json")

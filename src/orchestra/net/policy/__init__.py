@@ -12,6 +12,17 @@ from orchestra.net.policy._eval import (
     namespace_info,
     pod_info,
 )
+from orchestra.net.policy._nft import PodRules, pod_rules
 
-__all__ = ["NAMESPACE_LABEL", "CompiledPolicy", "NamespaceInfo", "PodInfo", "PolicySet",
-           "compile_policy", "namespace_info", "pod_info"]
+__all__ = [
+    "NAMESPACE_LABEL",
+    "CompiledPolicy",
+    "NamespaceInfo",
+    "PodInfo",
+    "PodRules",
+    "PolicySet",
+    "compile_policy",
+    "namespace_info",
+    "pod_info",
+    "pod_rules",
+]

@@ -57,7 +57,7 @@ class NamespaceInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class _Port:
+class PortMatch:
     protocol: str
     port: int | str | None
     end_port: int | None
@@ -75,7 +75,7 @@ class _Port:
 
 
 @dataclass(frozen=True, slots=True)
-class _Peer:
+class PeerMatch:
     pods: Selector | None
     namespaces: Selector | None
     cidr: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
@@ -103,9 +103,9 @@ class _Peer:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
-    peers: tuple[_Peer, ...] | None  # None: every peer
-    ports: tuple[_Port, ...] | None  # None: every port
+class RuleMatch:
+    peers: tuple[PeerMatch, ...] | None  # None: every peer
+    ports: tuple[PortMatch, ...] | None  # None: every port
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,27 +113,27 @@ class CompiledPolicy:
     namespace: str
     name: str
     selector: Selector
-    ingress: tuple[_Rule, ...] | None  # None: the policy does not isolate ingress
-    egress: tuple[_Rule, ...] | None
+    ingress: tuple[RuleMatch, ...] | None  # None: the policy does not isolate ingress
+    egress: tuple[RuleMatch, ...] | None
 
 
-def _peer(p: Any) -> _Peer:
+def _peer(p: Any) -> PeerMatch:
     if p.ip_block is not None:
-        return _Peer(None, None, ipaddress.ip_network(p.ip_block.cidr, strict=False),
+        return PeerMatch(None, None, ipaddress.ip_network(p.ip_block.cidr, strict=False),
                      tuple(ipaddress.ip_network(e, strict=False)
                            for e in p.ip_block.except_ or ()))
-    return _Peer(None if p.pod_selector is None
+    return PeerMatch(None if p.pod_selector is None
                  else Selector.from_label_selector(p.pod_selector),
                  None if p.namespace_selector is None
                  else Selector.from_label_selector(p.namespace_selector))
 
 
-def _rules(rules: Any, peers_attr: str) -> tuple[_Rule, ...]:
+def _rules(rules: Any, peers_attr: str) -> tuple[RuleMatch, ...]:
     out = []
     for r in rules or ():
         peers = getattr(r, peers_attr)
-        out.append(_Rule(tuple(_peer(p) for p in peers) if peers else None,
-                         tuple(_Port(p.protocol or "TCP", p.port, p.end_port)
+        out.append(RuleMatch(tuple(_peer(p) for p in peers) if peers else None,
+                         tuple(PortMatch(p.protocol or "TCP", p.port, p.end_port)
                                for p in r.ports) if r.ports else None))
     return tuple(out)
 
@@ -203,7 +203,7 @@ class PolicySet:
         return any(self._rule_allows(r, p.namespace, dst, dst_ip, port, protocol, dst)
                    for p in isolating for r in p.egress or ())
 
-    def _rule_allows(self, rule: _Rule, policy_ns: str, peer: PodInfo | None,
+    def _rule_allows(self, rule: RuleMatch, policy_ns: str, peer: PodInfo | None,
                      peer_ip: str | None, port: int, protocol: str,
                      dst: PodInfo | None) -> bool:
         if rule.ports is not None and not any(p.matches(port, protocol, dst)
