@@ -31,6 +31,7 @@ from orchestra import _admission
 from orchestra._apply import apply_all
 from orchestra._clock import Clock, RealClock
 from orchestra._clusterdns import cluster_resolve, start_dns
+from orchestra._copy import copy_from, copy_to, filesystem_root
 from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_tracebacks
 from orchestra._eviction import evict
@@ -433,6 +434,22 @@ class Cluster:
         _, cid, _ = self._container(pod, container, namespace, False)
         assert self.runtime is not None
         return await self.runtime.exec(cid, list(command), timeout=timeout)
+
+    async def copy_to(self, pod: Any, local_path: str | os.PathLike[str],
+                      container_path: str, container: str | None = None, *,
+                      namespace: str = "default") -> None:
+        """``kubectl cp LOCAL POD:PATH`` (see :mod:`orchestra._copy`)."""
+        _, cid, _ = self._container(pod, container, namespace, False)
+        root = filesystem_root(self.runtime, cid)
+        await asyncio.to_thread(copy_to, root, local_path, container_path)
+
+    async def copy_from(self, pod: Any, container_path: str,
+                        local_path: str | os.PathLike[str], container: str | None = None,
+                        *, namespace: str = "default") -> None:
+        """``kubectl cp POD:PATH LOCAL`` (see :mod:`orchestra._copy`)."""
+        _, cid, _ = self._container(pod, container, namespace, False)
+        root = filesystem_root(self.runtime, cid)
+        await asyncio.to_thread(copy_from, root, container_path, local_path)
 
     async def _pod_metrics(self, pod: Any) -> dict[str, tuple[float, int]] | None:
         """What metrics-server would report for ``pod``: each running container's CPU

@@ -140,6 +140,14 @@ class _ExecOps(_TaskOps):
         return await run_probe(probe, sandbox.pod_ip, run,
                                no_handler="probe has no handler (exec, httpGet, tcpSocket or grpc)")
 
+    def filesystem_root(self, container_id: str) -> str:
+        """Where the running container's ``/`` is on the host (``cluster.copy_to``/
+        ``copy_from``): its init process's root, its mounts included."""
+        c = self._get(container_id)
+        if c.state is not State.RUNNING or not c.pid:
+            raise OrchestraError(f"container {container_id} is not running")
+        return f"/proc/{c.pid}/root"
+
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
         now = self.clock.now()

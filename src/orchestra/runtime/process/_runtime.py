@@ -627,6 +627,11 @@ class ProcessRuntime:
         return await run_probe(probe, sandbox.pod_ip, run,
                                no_handler="probe has no handler (exec, httpGet, tcpSocket or grpc)")
 
+    def filesystem_root(self, container_id: str) -> str:
+        """Where the container's ``/`` is on the host (``cluster.copy_to``/``copy_from``):
+        its root directory, whose mounts are symlinks to their host paths."""
+        return self._get(container_id).root
+
     async def stats(self, container_id: str) -> ContainerStats:
         c = self._get(container_id)
         now = self.clock.now()
