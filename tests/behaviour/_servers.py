@@ -4,7 +4,8 @@ It binds ``$POD_IP:$PORT`` (8080), answers ``/`` with ``<version> <pod name>``,
 ``/ready`` with 200 only while a file ``ready`` exists in its working directory (the
 container root), ``/healthz`` with 500 while a file ``sick`` exists (removed at start),
 ``/elsewhere`` with a redirect to another host (``localhost:1``),
-and on SIGTERM stops accepting and finishes the requests in flight.
+and on SIGTERM stops accepting and finishes the requests in flight (including the
+connections already waiting in its listen queue).
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ srv.daemon_threads = False
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=srv.shutdown).start())
 print("listening", VERSION, POD, flush=True)
 srv.serve_forever()
+# Connections the kernel accepted before SIGTERM (a busy host may not have picked them up
+# yet) are in flight too: serve them before closing, or they are reset.
+srv.socket.setblocking(False)
+while True:
+    try:
+        conn, addr = srv.socket.accept()
+    except OSError:
+        break
+    conn.setblocking(True)
+    srv.process_request(conn, addr)
 srv.server_close()
 print("stopped", flush=True)
 '''
