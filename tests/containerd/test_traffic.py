@@ -23,6 +23,9 @@ async def bridge(containerd_socket: str, busybox_archive: str) -> AsyncIterator[
                        web("v2", replicas=1, version="v2"), service("v2")])
         for v in ("v1", "v2"):
             await c.wait_for(f"deployment/{v}", "Available", timeout=60)
+            # Available says the pod is Ready; its address reaches Endpoints just after
+            await c.wait_for(f"endpoints/{v}", lambda e: any(
+                s.addresses for s in e.subsets or ()), timeout=30)
         yield c
 
 

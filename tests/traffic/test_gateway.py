@@ -34,6 +34,8 @@ async def cluster() -> AsyncIterator[oc.Cluster]:
                             "allowedRoutes": {"namespaces": {"from": "All"}}}]}})
         for v in ("v1", "v2", "v3"):
             await c.wait_for(f"deployment/reviews-{v}", "Available", timeout=30)
+            await c.wait_for(f"endpoints/reviews-{v}", lambda e: any(
+                s.addresses for s in e.subsets or ()), timeout=30)
         yield c
 
 

@@ -48,6 +48,9 @@ async def cluster() -> AsyncIterator[oc.Cluster]:
         await c.apply([*app("v1"), *app("v2"), *app("v3")])
         for v in ("v1", "v2", "v3"):
             await c.wait_for(f"deployment/reviews-{v}", "Available", timeout=30)
+            # Available says the pod is Ready; its address reaches Endpoints just after
+            await c.wait_for(f"endpoints/reviews-{v}", lambda e: any(
+                s.addresses for s in e.subsets or ()), timeout=30)
         yield c
 
 
