@@ -7,7 +7,8 @@ started in a thread by the tests).
 "body_len", "sha"}`` (headers lower-cased), so a test sees what reached the backend.
 ``/bulk/<n>`` streams ``n`` bytes (chunked unless ``?length=1``), ``/slow/<ms>`` waits
 first, ``/status/<code>`` answers that code, ``/flaky`` answers 503 to every other
-request (the first fails), ``/counts`` tells how many requests each path got; a request
+request (the first fails), ``/counts`` tells how many requests each path got, after
+``/fail/on`` every request but ``/ready`` and ``/fail/off`` answers 500; a request
 with ``Upgrade: test`` is switched to a byte echo after ``101``. Requests of every method
 read their body (Content-Length or chunked) before answering.
 """
@@ -29,6 +30,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     version_name = os.environ.get("APP_VERSION", "v1")
     counts: dict[str, int] = {}
+    failing = False
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -89,6 +91,10 @@ class Handler(BaseHTTPRequestHandler):
         code = int(path.split("/")[2]) if path.startswith("/status/") else 200
         if path == "/flaky" and counts[path] % 2 == 1:
             code = 503
+        if path in ("/fail/on", "/fail/off"):
+            Handler.failing = path == "/fail/on"
+        elif Handler.failing and path != "/ready":
+            code = 500
         if path == "/counts":
             body_counts = json.dumps(counts).encode()
             self.send_response(200)

@@ -29,6 +29,7 @@ from typing import Any
 from orchestra.net._services import ports
 from orchestra.net.l7 import (
     Cluster,
+    ClusterPolicy,
     DirectResponse,
     Fault,
     HeaderMatch,
@@ -230,8 +231,9 @@ def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Look
                              f"service {target[0]}/{target[1]} has no port {want}"))
         return None
     labels: dict[str, str] | None = None
+    dr = rules.get(target)
+    subset = None
     if dest.subset:
-        dr = rules.get(target)
         subset = next((s for s in (dr.spec.subsets or ()) if s.name == dest.subset),
                       None) if dr is not None else None
         if subset is None:
@@ -242,7 +244,51 @@ def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Look
         labels = dict(subset.labels or {})
     backends = _backends(lookup("Endpoints", *target), sport.name, target[0], labels, lookup)
     name = f"{target[0]}/{target[1]}:{sport.port}" + (f"/{dest.subset}" if dest.subset else "")
-    return Cluster(name, tuple(backends))
+    policies = [] if dr is None else [dr.spec.traffic_policy,
+                                       subset.traffic_policy if subset is not None else None]
+    return Cluster(name, tuple(backends), _policy(policies, sport.port))
+
+
+def _policy(policies: list[Any], port: int) -> ClusterPolicy | None:
+    """A DestinationRule's trafficPolicy for one port of one subset: the subset's policy
+    over the rule's, port-level settings over both (Istio does not merge within them:
+    each of loadBalancer, connectionPool and outlierDetection is taken whole)."""
+    lb = pool = od = None
+    for tp in policies:
+        if tp is None:
+            continue
+        for level in (tp, *(p for p in tp.port_level_settings or ()
+                            if p.port is not None and p.port.number == port)):
+            lb = level.load_balancer or lb
+            pool = level.connection_pool or pool
+            od = level.outlier_detection or od
+    if lb is None and pool is None and od is None:
+        return None
+    kw: dict[str, Any] = {}
+    if lb is not None and lb.consistent_hash is not None:
+        ch = lb.consistent_hash
+        kw.update(lb="HASH", hash_header=ch.http_header_name.lower()
+                  if ch.http_header_name else None,
+                  hash_cookie=ch.http_cookie.name if ch.http_cookie is not None else None,
+                  hash_source_ip=bool(ch.use_source_ip))
+    elif lb is not None and lb.simple in ("RANDOM", "LEAST_REQUEST", "LEAST_CONN"):
+        kw["lb"] = "RANDOM" if lb.simple == "RANDOM" else "LEAST_REQUEST"
+    if pool is not None:
+        if pool.tcp is not None and pool.tcp.max_connections is not None:
+            kw["max_connections"] = pool.tcp.max_connections
+        if pool.http is not None and pool.http.http1_max_pending_requests is not None:
+            kw["max_pending"] = pool.http.http1_max_pending_requests
+    if od is not None:
+        # Istio's defaults: 5 consecutive 5xx, 30s ejection, 10 % of the hosts at most
+        five = od.consecutive5xx_errors if od.consecutive5xx_errors is not None else \
+            od.consecutive_errors
+        kw["consecutive_5xx"] = five if five is not None else \
+            (None if od.consecutive_gateway_errors else 5)
+        kw["consecutive_gateway"] = od.consecutive_gateway_errors
+        kw["base_ejection"] = duration_seconds(od.base_ejection_time) or 30.0
+        kw["max_ejection_percent"] = od.max_ejection_percent \
+            if od.max_ejection_percent is not None else 10
+    return ClusterPolicy(**kw)
 
 
 def _backends(endpoints: Any, port_name: str | None, ns: str,

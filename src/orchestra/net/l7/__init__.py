@@ -4,6 +4,7 @@ Controllers (loops) compile Ingresses, Gateways and routes into a :class:`RouteT
 and hand it to :class:`HttpProxy`; the proxy never reads the store.
 """
 
+from orchestra.net.l7._policy import ClusterPolicy
 from orchestra.net.l7._proxy import HttpProxy, check_cert
 from orchestra.net.l7._table import (
     Cluster,
@@ -27,6 +28,7 @@ from orchestra.net.l7._table import (
 
 __all__ = [
     "Cluster",
+    "ClusterPolicy",
     "DirectResponse",
     "Fault",
     "HeaderMatch",

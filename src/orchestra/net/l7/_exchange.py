@@ -32,6 +32,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from orchestra.net.l7._headers import HOP, modify, redirect_location, request_head, status_text
+from orchestra.net.l7._policy import hash_key
 from orchestra.net.l7._stats import AccessRecord
 from orchestra.net.l7._table import Backend, Cluster, Match, Route, select_route
 from orchestra.net.l7._upstream import Upstream
@@ -43,6 +44,8 @@ __all__ = ["Exchange"]
 
 _BUFFER_LIMIT = 1 << 20
 _NO_UPSTREAM = b"no healthy upstream"
+_OVERFLOW = (b"upstream connect error or disconnect/reset before headers. "
+             b"reset reason: overflow")
 _CONNECT_FAILED = (b"upstream connect error or disconnect/reset before headers. "
                    b"reset reason: connection failure")
 _RESET = (b"upstream connect error or disconnect/reset before headers. "
@@ -93,6 +96,9 @@ class Exchange:
         self.until_close = False
         self.attempt = 0
         self.try_timer: asyncio.TimerHandle | None = None
+        self.hdrs: dict[str, str] = {}
+        self.admitted: Cluster | None = None
+        self.picked: list[Backend] = []
 
     # -- request side -----------------------------------------------------------------
 
@@ -113,6 +119,7 @@ class Exchange:
             k = name.decode("latin-1").lower()
             v = value.decode("latin-1")
             hdrs[k] = f"{hdrs[k]},{v}" if k in hdrs else v
+        self.hdrs = hdrs
         self.authority = hdrs.get("host", "")
         self.user_agent = hdrs.get("user-agent", "")
         self.request_id = hdrs.get("x-request-id") or str(uuid.uuid4())
@@ -169,6 +176,11 @@ class Exchange:
                     cluster = d.cluster
                     break
         self.cluster = cluster
+        if cluster.policy is not None:
+            if not self.down.listener.plane.balancer.admit(cluster.name, cluster.policy):
+                self.direct(503, _OVERFLOW, "UO")
+                return
+            self.admitted = cluster
         if route.timeout:
             self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
         self.head = request_head(self, route, match, path, query)
@@ -182,10 +194,13 @@ class Exchange:
     def _connect_next(self, *, again: bool = False) -> None:
         cluster = self.cluster
         assert cluster is not None
-        backend = self.down.listener.plane.pick(cluster, self.tried)
+        plane = self.down.listener.plane
+        key = hash_key(cluster.policy, self.hdrs, self.down.client_ip) \
+            if cluster.policy is not None else None
+        backend = plane.pick(cluster, self.tried, key)
         if backend is None and again:  # a retry: every backend was tried, take any
             self.tried.clear()
-            backend = self.down.listener.plane.pick(cluster, self.tried)
+            backend = plane.pick(cluster, self.tried, key)
         if backend is None:
             if self.tried:
                 self.direct(503, _CONNECT_FAILED, "UF")
@@ -194,6 +209,8 @@ class Exchange:
             return
         self.tried.add(backend)
         self.backend = backend
+        plane.balancer.active[backend] = plane.balancer.active.get(backend, 0) + 1
+        self.picked.append(backend)
         retry = self.route.retry if self.route is not None else None
         if retry is not None and retry.per_try_timeout and not self.has_body:
             if self.try_timer is not None:
@@ -207,6 +224,7 @@ class Exchange:
             self.down.listener.plane.connect(self, backend)
 
     def connect_failed(self, backend: Backend) -> None:
+        self._outcome(backend, 0)
         if not self.finished and self.up is None and backend == self.backend:
             self._connect_next()
 
@@ -288,6 +306,7 @@ class Exchange:
         if 100 <= status < 200 and status != 101:
             self.down.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
             return
+        self._outcome(up.backend, status)
         if self._can_retry(status=status):
             up.broken = True
             self._retry()
@@ -496,7 +515,28 @@ class Exchange:
         if up is not None:
             up.close()
 
+    def _outcome(self, backend: Backend, status: int) -> None:
+        cluster = self.cluster
+        if cluster is not None and cluster.policy is not None:
+            self.down.listener.plane.balancer.outcome(
+                cluster.name, backend, cluster.policy, status, len(cluster.backends))
+
+    def _settle(self) -> None:
+        """Give back what this exchange counted in the balancer (once)."""
+        balancer = self.down.listener.plane.balancer
+        if self.admitted is not None:
+            balancer.leave(self.admitted.name)
+            self.admitted = None
+        for b in self.picked:
+            n = balancer.active.get(b, 0) - 1
+            if n > 0:
+                balancer.active[b] = n
+            else:
+                balancer.active.pop(b, None)
+        self.picked.clear()
+
     def _record(self) -> None:
+        self._settle()
         route = self.route
         if route is None:
             return
@@ -512,3 +552,4 @@ class Exchange:
             request_id=self.request_id, authority=self.authority, upstream=upstream,
             route=route.name, cluster=cluster)
         self.down.listener.plane.stats.record(rec, now - self.started)
+

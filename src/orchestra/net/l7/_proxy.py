@@ -28,7 +28,6 @@ import contextlib
 import errno
 import logging
 import os
-import random
 import shutil
 import socket
 import ssl
@@ -38,6 +37,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from orchestra.net.l7._downstream import Downstream
+from orchestra.net.l7._policy import Balancer
 from orchestra.net.l7._stats import TrafficStats
 from orchestra.net.l7._table import Backend, Cluster, RouteTable, TlsCert
 from orchestra.net.l7._upstream import Pool, Upstream
@@ -87,7 +87,7 @@ class HttpProxy:
         self.stats = TrafficStats(log_size)
         self.pool = Pool(max_idle_per_backend)
         self.live_backends: frozenset[Backend] = frozenset()
-        self._rr: dict[str, int] = {}
+        self.balancer = Balancer()
         self._listeners: dict[str, Listener] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -250,19 +250,11 @@ class HttpProxy:
 
     # -- used by exchanges (proxy thread) ---------------------------------------------
 
-    def pick(self, cluster: Cluster, tried: set[Backend]) -> Backend | None:
-        """Round robin over the cluster's backends, skipping those already tried."""
-        backends = cluster.backends
-        n = len(backends)
-        if not n:
-            return None
-        start = self._rr.get(cluster.name, random.randrange(n))
-        for i in range(n):
-            b = backends[(start + i) % n]
-            if b not in tried:
-                self._rr[cluster.name] = start + i + 1
-                return b
-        return None
+    def pick(self, cluster: Cluster, tried: set[Backend], key: str | None = None
+             ) -> Backend | None:
+        """A backend of the cluster by its policy (round robin by default), skipping
+        those already tried and those ejected; ``key`` is the request's hash key."""
+        return self.balancer.pick(cluster.name, cluster.backends, cluster.policy, tried, key)
 
     def connect(self, ex: Any, backend: Backend) -> None:
         task = asyncio.get_running_loop().create_task(self._connect(ex, backend))

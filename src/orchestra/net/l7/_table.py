@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from orchestra.net.l7._policy import ClusterPolicy
+
 __all__ = [
     "Backend",
     "Cluster",
@@ -51,10 +53,12 @@ Backend = tuple[str, int]
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """A named set of interchangeable backends (one Service port, or a subset of it).
-    The name keys the statistics: ``namespace/service:port``."""
+    The name keys the statistics: ``namespace/service:port``. ``policy``: how requests
+    are balanced, limited and backends ejected (round robin, no limits when None)."""
 
     name: str
     backends: tuple[Backend, ...] = ()
+    policy: ClusterPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
