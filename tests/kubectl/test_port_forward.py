@@ -22,7 +22,8 @@ def pod(name: str) -> dict[str, object]:
 async def test_a_pod_port_forward_reaches_the_pod_and_closes_on_stop() -> None:
     async with oc.Cluster(runtime="process", nodes=1) as cluster:
         await cluster.apply(pod("fw-1"))
-        p = await cluster.wait_for("pod/fw-1", "Ready", timeout=30)
+        # (Ready as soon as it runs: no readiness probe; the server says when it listens)
+        p = await cluster.wait_for("pod/fw-1", oc.LogLine("^listening"), timeout=30)
         host, port = cluster.endpoint("pod/fw-1", 8080)
         assert host == "127.0.0.1" and port != 8080
         assert (host, port) != (p.status.pod_ip, 8080)
