@@ -47,6 +47,7 @@ from orchestra._statedir import (
 )
 from orchestra._store import Store
 from orchestra._tables import Table, build_table
+from orchestra._top import node_top, pod_top
 from orchestra._traffic import access_log, traffic_endpoint, traffic_stats
 from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
@@ -554,6 +555,22 @@ class Cluster:
         return build_table(info.kind, objs, self.clock.now(),
                            all_namespaces=namespace is None, namespaced=info.namespaced,
                            namespace=namespace)
+
+    async def top(self, what: str = "pods", namespace: str | None = None, *,
+                  selector: Any = None) -> Table:
+        """``kubectl top pods`` (``namespace=None``: every namespace) or ``kubectl top
+        nodes``: ``str()`` is kubectl's text; ``.objects`` are rows with ``cpu_milli``,
+        ``memory_bytes`` and the metrics.k8s.io ``PodMetrics``/``NodeMetrics`` dict."""
+        kind = parse_ref(what)[0].kind
+        if kind == "Node":
+            return await node_top(self.store.list("Node", selector=selector),
+                                  self.store.list("Pod"), self._pod_metrics,
+                                  self.clock.now())
+        if kind != "Pod":
+            raise ValueError(f'top: "pods" or "nodes", not {what!r}')
+        return await pod_top(self.store.list("Pod", namespace=namespace, selector=selector),
+                             self._pod_metrics, self.clock.now(),
+                             all_namespaces=namespace is None)
 
     def events(self, ref: Any = None, name: str | None = None, *,
                namespace: str | None = None) -> builtins.list[Event]:
