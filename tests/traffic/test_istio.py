@@ -59,6 +59,10 @@ async def cluster() -> AsyncIterator[oc.Cluster]:
         await c.apply(load(DOCS / "istio-bookinfo-gateway.yaml"))
         for d in ("productpage-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"):
             await c.wait_for(f"deployment/{d}", "Available", timeout=30)
+        want = {"productpage": 1, "reviews": 3, "ratings": 1}
+        for svc, n in want.items():  # Available can precede the Endpoints update
+            await c.wait_for(f"endpoints/{svc}", lambda e, n=n: sum(
+                len(s.addresses or ()) for s in e.subsets or ()) == n, timeout=30)
         yield c
 
 
@@ -371,3 +375,29 @@ async def test_mesh_header_route_and_fault_samples(cluster: oc.Cluster) -> None:
     assert set(aborted) == {"500"}
     fine = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"})
     assert set(fine) == {"v1"}
+
+
+async def test_mesh_source_labels_route_by_the_calling_pod(cluster: oc.Cluster) -> None:
+    await cluster.apply({"apiVersion": "networking.istio.io/v1beta1",
+                         "kind": "VirtualService", "metadata": {"name": "reviews"},
+                         "spec": {"hosts": ["reviews.default.svc.cluster.local"], "http": [
+                             {"match": [{"sourceLabels": {"app": "productpage"}}],
+                              "route": [dest("reviews", "v2")]},
+                             {"route": [dest("reviews", "v1")]}]}})
+    host = await through_service(cluster, "reviews", lambda v: set(v) == {"v1"})
+    assert set(host) == {"v1"}  # the host is no productpage pod
+    (pod,) = await cluster.list("pods", selector="app=productpage")
+    addr = cluster.endpoint("service/reviews")
+
+    def from_pod() -> set[str]:
+        out = set()
+        for _ in range(10):  # the caller's address is the productpage pod's
+            conn = http.client.HTTPConnection(*addr, timeout=5,
+                                              source_address=(pod.status.pod_ip, 0))
+            try:
+                out.add(version_of(get(addr, "/", conn=conn)[2]))
+            finally:
+                conn.close()
+        return out
+
+    assert await asyncio.to_thread(from_pod) == {"v2"}

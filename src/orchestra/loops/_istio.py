@@ -62,8 +62,10 @@ class IstioController:
             self.controller.enqueue(_KEY)
 
     def _on_pod(self, typ: str, obj: Any, old: Any) -> None:
-        # subsets select pods by label: a relabelled pod moves between subsets
-        if self._services and (old is None or obj.metadata.labels != old.metadata.labels):
+        # subsets select pods by label: a relabelled pod moves between subsets;
+        # sourceLabels match callers by their pods' addresses
+        if self._services and (old is None or obj.metadata.labels != old.metadata.labels
+                               or _ip(obj) != _ip(old)):
             self.controller.enqueue(_KEY)
 
     async def run(self) -> None:
@@ -76,6 +78,8 @@ class IstioController:
         gateways = sorted(store.list(GATEWAY_KEY), key=_age)
 
         def lookup(kind: str, ns: str | None, name: str) -> Any:
+            if kind == "Pods":
+                return store.list("Pod", namespace=ns)
             return store.get_or_none(kind, name, namespace=ns)
 
         compiled = compile_istio(vss, drs, gateways, lookup)
@@ -147,6 +151,10 @@ class IstioController:
 def mesh_listener(namespace: str, name: str, port: int) -> str:
     """The L7 listener serving a Service port's mesh routes on its ClusterIP."""
     return f"mesh/{namespace}/{name}/{port}"
+
+
+def _ip(pod: Any) -> str | None:
+    return pod.status.pod_ip if pod.status is not None else None
 
 
 def _age(obj: Any) -> tuple[str, str, str]:

@@ -50,7 +50,8 @@ from orchestra.objects._istio import duration_seconds
 
 __all__ = ["INGRESS_LABELS", "Compiled", "compile_istio", "route_prefix", "serves"]
 
-Lookup = Callable[[str, str | None, str], Any]  # (kind, namespace, name) -> object or None
+# (kind, namespace, name) -> object or None; ("Pods", namespace, "") -> that namespace's pods
+Lookup = Callable[[str, str | None, str], Any]
 DOMAIN = "svc.cluster.local"
 INGRESS_LABELS = {"istio": "ingressgateway", "app": "istio-ingressgateway"}
 """The labels of the built-in ingress gateway: an Istio Gateway whose selector is a
@@ -192,9 +193,20 @@ def _query(name: str, sm: Any) -> QueryMatch:
     return QueryMatch(name, value, kind)
 
 
-def _match(m: Any, gref: str) -> Match | None:
+def _match(m: Any, gref: str, ns: str, lookup: Lookup) -> Match | None:
     if m.gateways and gref not in m.gateways and gref.split("/", 1)[-1] not in m.gateways:
         return None
+    sources = None
+    if m.source_labels:
+        want = dict(m.source_labels)
+        if gref != "mesh":  # the caller is the gateway: its labels decide
+            if any(INGRESS_LABELS.get(k) != v for k, v in want.items()):
+                return None
+        else:  # the caller is a pod: by its address
+            pods = lookup("Pods", m.source_namespace or ns, "") or ()
+            sources = frozenset(
+                p.status.pod_ip for p in pods if p.status is not None and p.status.pod_ip
+                and all((p.metadata.labels or {}).get(k) == v for k, v in want.items()))
     path = None
     if m.uri is not None:
         kind, value = _string(m.uri)
@@ -211,7 +223,8 @@ def _match(m: Any, gref: str) -> Match | None:
         headers.append(_header("x-forwarded-proto", m.scheme))
     query = tuple(_query(k, v) for k, v in (m.query_params or {}).items())
     method = m.method.exact if m.method is not None else None
-    return Match(path=path, headers=tuple(headers), query=query, method=method)
+    return Match(path=path, headers=tuple(headers), query=query, method=method,
+                 sources=sources)
 
 
 def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Lookup,
@@ -330,7 +343,7 @@ def _route(vs: Any, i: int, http: Any, gref: str, rules: dict[tuple[str, str], A
     ns = vs.metadata.namespace or "default"
     matches: list[Match] = []
     for m in http.match or ():
-        cm = _match(m, gref)
+        cm = _match(m, gref, ns, lookup)
         if cm is not None:
             matches.append(cm)
     if http.match and not matches:

@@ -132,7 +132,8 @@ class Exchange:
             self.close_after = True
         table = listener.table
         vh = table.vhost(self.authority)
-        hit = select_route(vh, self.method, path, query, hdrs) if vh is not None else None
+        hit = select_route(vh, self.method, path, query, hdrs, self.down.client_ip) \
+            if vh is not None else None
         if hit is None:
             self.route = Route(name=f"{listener.name}/no-route")
             self.direct(404, b"", "NR")

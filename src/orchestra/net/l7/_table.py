@@ -144,12 +144,15 @@ def _value_matches(kind: str, value: str, pattern: re.Pattern[str] | None,
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """All of its conditions must hold (an empty match accepts every request)."""
+    """All of its conditions must hold (an empty match accepts every request).
+    ``sources``: the client addresses it accepts (None: any), e.g. the pods that an
+    Istio ``sourceLabels`` match selects."""
 
     path: PathMatch | None = None
     headers: tuple[HeaderMatch, ...] = ()
     query: tuple[QueryMatch, ...] = ()
     method: str | None = None
+    sources: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,13 +317,15 @@ def _strip_port(host: str) -> str:
 
 
 def select_route(vh: VirtualHost, method: str, path: str, query: str,
-                 headers: dict[str, str]) -> tuple[Route, Match] | None:
+                 headers: dict[str, str], client_ip: str = "") -> tuple[Route, Match] | None:
     """The first route of ``vh`` with a match accepting the request, and that match.
     ``headers`` has lower-case names (repeated headers joined with ``,``)."""
     params: dict[str, str] | None = None
     for route in vh.routes:
         for m in route.matches:
             if m.method is not None and m.method != method:
+                continue
+            if m.sources is not None and client_ip not in m.sources:
                 continue
             if m.path is not None and not m.path.matches(path):
                 continue
