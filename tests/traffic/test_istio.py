@@ -401,3 +401,22 @@ async def test_mesh_source_labels_route_by_the_calling_pod(cluster: oc.Cluster) 
         return out
 
     assert await asyncio.to_thread(from_pod) == {"v2"}
+
+
+async def test_mesh_tcp_routes_by_port_split_connections_by_weight(
+        cluster: oc.Cluster) -> None:
+    await cluster.apply({"apiVersion": "networking.istio.io/v1alpha3",
+                         "kind": "VirtualService", "metadata": {"name": "ratings-tcp"},
+                         "spec": {"hosts": ["ratings"], "tcp": [
+                             {"match": [{"port": 9999}], "route": [dest("productpage")]},
+                             {"match": [{"port": 9080}], "route": [
+                                 dest("reviews", "v2", 50), dest("reviews", "v3", 50)]}]}})
+    # ratings' ClusterIP:9080 (ratings is v1) now forwards connections, raw TCP, to
+    # reviews v2 and v3
+    seen_versions = await through_service(cluster, "ratings",
+                                          lambda v: set(v) == {"v2", "v3"})
+    assert set(seen_versions) == {"v2", "v3"}
+    assert seen_versions.count("v2") == seen_versions.count("v3")  # round robin 1:1
+    await cluster.delete("virtualservice/ratings-tcp")
+    back = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"})
+    assert set(back) == {"v1"}  # ratings itself again, at L4

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result
 from orchestra.loops._istio_compile import compile_istio
+from orchestra.net.l4 import ServiceProxy
 from orchestra.net.l7 import RouteTable, VirtualHost
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class IstioController:
         self._services: set[tuple[str, str]] = set()
         self._listeners: set[str] = set()
         self._mesh_listeners: set[str] = set()
+        self._l4: ServiceProxy | None = None  # mesh tcp routes
+        self._tcp: set[tuple[str, int]] = set()
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
         for kind in ("VirtualService", "DestinationRule", GATEWAY_KEY):
             ctx.informers[kind].add_handler(self._on_any)
@@ -69,7 +72,11 @@ class IstioController:
             self.controller.enqueue(_KEY)
 
     async def run(self) -> None:
-        await self.controller.run()
+        try:
+            await self.controller.run()
+        finally:
+            if self._l4 is not None:
+                await self._l4.close()
 
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
@@ -131,7 +138,26 @@ class IstioController:
             wanted[mesh_listener(ns, name, port)] = ((str(ip), int(port)), table)
         for lname in self._mesh_listeners - wanted.keys():
             await self.proxy.remove(lname, drain_timeout=1.0)
-        await reserve(frozenset(addr for addr, _ in wanted.values()))
+        tcp: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
+        for (ns, name, port), backends in compiled.tcp.items():
+            if mesh_listener(ns, name, port) in wanted:
+                continue  # the port has http routes: it is served at L7
+            svc = self.ctx.store.get_or_none("Service", name, namespace=ns)
+            ip = getattr(getattr(svc, "spec", None), "cluster_ip", None)
+            if ip and ip != "None":
+                tcp[(str(ip), int(port))] = backends
+        for addr in self._tcp - tcp.keys():
+            if self._l4 is not None:
+                await self._l4.remove(addr)
+        await reserve(frozenset(addr for addr, _ in wanted.values()) | tcp.keys())
+        for addr, backends in tcp.items():
+            if self._l4 is None:
+                self._l4 = ServiceProxy(clock=self.ctx.clock)
+            try:
+                await self._l4.set_backends(addr, backends)
+            except OSError as e:
+                log.warning("mesh tcp route on %s:%d: %s", *addr, e)
+        self._tcp = set(tcp)
         failed = False
         for lname, (addr, table) in wanted.items():
             if self.proxy.address(lname) is not None:
@@ -145,7 +171,7 @@ class IstioController:
                 failed = True
         self._mesh_listeners = {n for n in wanted if self.proxy.address(n) is not None}
         if failed:
-            await reserve(frozenset(wanted[n][0] for n in self._mesh_listeners))
+            await reserve(frozenset(wanted[n][0] for n in self._mesh_listeners) | self._tcp)
 
 
 def mesh_listener(namespace: str, name: str, port: int) -> str:

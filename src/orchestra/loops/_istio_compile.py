@@ -21,6 +21,7 @@ Semantics follow Istio's reference for ``networking.istio.io``:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,10 @@ class Compiled:
     ports: dict[int, dict[str, list[Route]]] = field(default_factory=dict)
     # mesh: (service namespace, name, port) -> routes, in order
     mesh: dict[tuple[str, str, int], list[Route]] = field(default_factory=dict)
+    # mesh tcp routes: (service namespace, name, port) -> backends, repeated by weight
+    # (round robin over them splits connections by the weights)
+    tcp: dict[tuple[str, str, int], tuple[tuple[str, int], ...]] = field(
+        default_factory=dict)
     warnings: list[tuple[Any, str, str]] = field(default_factory=list)  # object, reason, msg
     services: set[tuple[str, str]] = field(default_factory=set)
 
@@ -153,6 +158,8 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
                     for host in vs.spec.hosts or ():
                         if _host_allowed(host, hosts):
                             out.ports[port].setdefault(host, []).append(route)
+        if "mesh" in refs:
+            _tcp(vs, rules, lookup, out)
         for host in vs.spec.hosts or ():
             target = resolve_host(host, ns)
             if "mesh" in refs and target is not None and \
@@ -160,6 +167,39 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
                 out.warnings.append((vs, "ReferencedResourceNotFound",
                                      f"referenced host not found: {host!r}"))
     return out
+
+
+def _tcp(vs: Any, rules: dict[tuple[str, str], Any], lookup: Lookup, out: Compiled) -> None:
+    """Mesh tcp routes: per port of each host's Service, the first route whose match
+    (any; none matches every port) takes that port; its destinations' backends are
+    repeated by weight for connection-level round robin."""
+    ns = vs.metadata.namespace or "default"
+    for host in vs.spec.hosts or ():
+        target = resolve_host(host, ns)
+        svc = lookup("Service", *target) if target is not None else None
+        if svc is None or target is None:
+            continue
+        for sp in ports(svc):
+            key = (target[0], target[1], int(sp.port))
+            if key in out.tcp:
+                continue
+            for t in vs.spec.tcp or ():
+                if t.match and not any(m.port in (None, sp.port) and
+                                       not (m.gateways and "mesh" not in m.gateways)
+                                       for m in t.match):
+                    continue
+                weighted: list[tuple[int, tuple[tuple[str, int], ...]]] = []
+                for d in t.route or ():
+                    cluster = _cluster(d.destination, ns, rules, lookup, out, vs)
+                    w = d.weight if d.weight is not None else (100 if len(t.route) == 1 else 0)
+                    if cluster is not None and w > 0 and cluster.backends:
+                        weighted.append((w, cluster.backends))
+                g = 0
+                for w, _ in weighted:
+                    g = math.gcd(g, w)
+                out.tcp[key] = tuple(b for w, bs in weighted for _ in range(w // g)
+                                     for b in bs) if weighted else ()
+                break
 
 
 def _host_allowed(host: str, server_hosts: tuple[str, ...]) -> bool:
