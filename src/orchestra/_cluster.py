@@ -36,6 +36,7 @@ from orchestra._drain import drain_node
 from orchestra._errors import Conflict, NotFound, OrchestraError, hide_from_tracebacks
 from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
+from orchestra._metrics import ControlPlaneMetrics
 from orchestra._netpolicy import can_connect, reachability
 from orchestra._podpick import pick_pod
 from orchestra._portforward import PortForwards, container_port
@@ -99,7 +100,7 @@ WORKLOAD_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet",
                   "ReplicationController")
 # What works before start() and after stop(): everything else needs the running loops.
 _UNGUARDED = {"start", "stop", "store", "name", "clock", "options", "runtime", "network",
-              "nodes", "recorder"}
+              "nodes", "recorder", "metrics_registry"}
 
 
 class Cluster:
@@ -140,6 +141,8 @@ class Cluster:
         self.options["scheduler"] = scheduler
         self.store = Store(clock=self.clock)
         self.recorder = EventRecorder(self.store, self.clock, enabled=events)
+        self._metrics = ControlPlaneMetrics(self._proxy_connections)
+        self.recorder.observers.append(self._metrics.observe_event)
         self.runtime: Runtime | None = None
         self.network: Network | None = None
         self.traffic: HttpProxy | None = None  # the L7 data plane (Ingress)
@@ -218,6 +221,7 @@ class Cluster:
             runnables.extend(setup(ctx))
         for kind in KINDS_WATCHED:
             informers[kind]
+        self._attach_metrics()
         ready = asyncio.get_running_loop().create_future()
 
         async def supervise() -> None:
@@ -572,6 +576,31 @@ class Cluster:
                              self._pod_metrics, self.clock.now(),
                              all_namespaces=namespace is None)
 
+    def metrics_text(self) -> str:
+        """The control plane's own metrics in Prometheus' text exposition format (work
+        queues, reconciles, scheduling, pods started, proxy connections; see
+        :mod:`orchestra._metrics`), from this cluster's own registry."""
+        self._attach_metrics()
+        return self._metrics.text()
+
+    @property
+    def metrics_registry(self) -> Any:
+        """This cluster's ``prometheus_client.CollectorRegistry`` (to serve it, e.g.
+        ``prometheus_client.start_http_server(port, registry=...)``)."""
+        self._attach_metrics()
+        return self._metrics.registry
+
+    def _attach_metrics(self) -> None:
+        controllers = list(self._ctx.controllers.values()) if self._ctx else []
+        if self.nodes is not None:
+            controllers += [a.controller for a in self.nodes.agents.values()]
+        for c in controllers:
+            self._metrics.attach(c)
+
+    def _proxy_connections(self) -> int:
+        proxy = getattr(getattr(self, "network", None), "proxy", None)
+        return int(getattr(proxy, "connections", 0) or 0)
+
     def events(self, ref: Any = None, name: str | None = None, *,
                namespace: str | None = None) -> builtins.list[Event]:
         evs = cast("builtins.list[Event]", self.store.list("Event", namespace=namespace))
@@ -597,8 +626,10 @@ class Cluster:
             spec = NodeSpec(spec)
         if self.nodes is None:
             raise OrchestraError("the cluster is not started")
-        return self.nodes.add(spec.name, cpu=spec.cpu, memory=spec.memory, pods=spec.pods,
+        node = self.nodes.add(spec.name, cpu=spec.cpu, memory=spec.memory, pods=spec.pods,
                               labels=dict(spec.labels), taints=[dict(t) for t in spec.taints])
+        self._attach_metrics()
+        return node
 
     async def cordon(self, name: str) -> Any:
         return self.store.patch("Node", {"spec": {"unschedulable": True}}, name=name,

@@ -14,6 +14,7 @@ One handler, :meth:`Controller._process`, turns each outcome into a queue action
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -84,6 +85,10 @@ class Controller:
         self._running = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self.errors = 0
+        # Observes each reconcile's outcome and duration (the cluster's Prometheus
+        # metrics): ``reconciled(outcome, seconds)``, outcome as controller-runtime's
+        # ``result`` label (success, error, requeue, requeue_after)
+        self.metrics: Callable[[str, float], None] | None = None
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)
@@ -123,30 +128,44 @@ class Controller:
             self._running -= 1
 
     async def _process(self, key: str) -> None:
+        if self.metrics is None:
+            await self._outcome(key)
+            return
+        start = time.perf_counter()
+        outcome = "error"
+        try:
+            outcome = await self._outcome(key)
+        finally:
+            self.metrics(outcome, time.perf_counter() - start)
+
+    async def _outcome(self, key: str) -> str:
         try:
             result = await self._reconcile(key)
         except (Conflict, NotFound, TemporaryError) as exc:
             # Conflict/NotFound: our read was stale; look again soon.
             log.debug("%s: %s: retrying: %s", self.name, key, exc)
             self.queue.add_rate_limited(key)
-            return
+            return "error"
         except PermanentError as exc:
             log.warning("%s: %s: giving up: %s", self.name, key, exc)
             self.queue.forget(key)
-            return
+            return "error"
         except anyio.get_cancelled_exc_class():
             raise
         except Exception:
             self.errors += 1
             log.exception("%s: reconciling %s failed; retrying", self.name, key)
             self.queue.add_rate_limited(key)
-            return
+            return "error"
         self.queue.forget(key)
         if result is not None:
             if result.requeue_after is not None:
                 self.queue.add_after(key, result.requeue_after)
-            elif result.requeue:
+                return "requeue_after"
+            if result.requeue:
                 self.queue.add_rate_limited(key)
+                return "requeue"
+        return "success"
 
 
 Handler = Callable[[str, "KubeObject", "KubeObject | None"], None]

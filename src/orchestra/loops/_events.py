@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestra._clock import Clock
@@ -39,6 +40,7 @@ class EventRecorder:
         self._seen: dict[tuple[str, str, str, str, str], str] = {}
         self._seq = 0
         self.enabled = enabled
+        self.observers: list[Callable[[KubeObject, str], None]] = []
         self._template: Any = None
         self._last_ref: tuple[tuple[Any, ...], Any] | None = None
         self._sources: dict[tuple[str, str | None], Any] = {}
@@ -54,6 +56,11 @@ class EventRecorder:
         host: str | None = None,
     ) -> None:
         """Record (or bump) an event about ``obj``. Never raises: an event is best-effort."""
+        for observe in self.observers:  # (the cluster's metrics count some reasons)
+            try:
+                observe(obj, reason)
+            except Exception:
+                log.exception("an event observer failed")
         if not self.enabled:
             return
         try:

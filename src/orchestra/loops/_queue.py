@@ -20,7 +20,7 @@ import asyncio
 import heapq
 from collections import deque
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from orchestra._clock import Clock, TimerHandle
 
@@ -90,6 +90,19 @@ class _Ordered(Generic[K]):
         return heapq.heappop(self._heap)[2]
 
 
+class QueueMetrics(Protocol):
+    """What a queue reports (client-go's workqueue metrics): ``depth`` is the number
+    of keys queued after the change."""
+
+    def added(self, key: Any, depth: int) -> None: ...
+
+    def got(self, key: Any, depth: int) -> None: ...
+
+    def done(self, key: Any, depth: int) -> None: ...
+
+    def retried(self) -> None: ...
+
+
 class WorkQueue(Generic[K]):
     """A deduplicating, delaying, rate-limited queue of keys (see module docstring)."""
 
@@ -106,6 +119,8 @@ class WorkQueue(Generic[K]):
         # Called when a key becomes ready and no ``get`` is waiting for one (every
         # consumer is busy): a pool can start another consumer.
         self.on_starved: Callable[[], None] | None = None
+        # Observes adds, gets, dones and retries (the cluster's Prometheus metrics)
+        self.metrics: QueueMetrics | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -119,6 +134,8 @@ class WorkQueue(Generic[K]):
         if self._shutdown or key in self._dirty:
             return
         self._dirty.add(key)
+        if self.metrics is not None:
+            self.metrics.added(key, len(self._queue) + (key not in self._processing))
         if key in self._processing:
             return
         self._queue.append(key)
@@ -145,6 +162,8 @@ class WorkQueue(Generic[K]):
         self._timers[key] = (deadline, self._clock.call_later(delay, fire))
 
     def add_rate_limited(self, key: K) -> None:
+        if self.metrics is not None:
+            self.metrics.retried()
         self.add_after(key, self.rate_limiter.when(key))
 
     def forget(self, key: K) -> None:
@@ -165,10 +184,14 @@ class WorkQueue(Generic[K]):
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        if self.metrics is not None:
+            self.metrics.got(key, len(self._queue))
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
+        if self.metrics is not None:
+            self.metrics.done(key, len(self._queue) + (key in self._dirty))
         if key in self._dirty:
             self._queue.append(key)
             self._wake()
