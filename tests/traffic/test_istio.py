@@ -315,8 +315,21 @@ async def test_unknown_subset_and_gateway_are_warning_events(cluster: oc.Cluster
         if len(reasons) >= 2:
             break
         await asyncio.sleep(0.05)
-    assert ("Warning", "referenced gateway not found: 'default/nowhere'") in reasons
-    assert ("Warning", "referenced subset not found: 'v9' of host 'reviews'") in reasons
+    assert ("Warning", 'Referenced gateway not found: "nowhere"') in reasons
+    assert ("Warning", 'Referenced host+subset in destinationrule not found: '
+            '"reviews+v9"') in reasons
+    vs_obj = await cluster.wait_for("virtualservice/broken", lambda v: bool(
+        v.status and v.status.get("validationMessages")), timeout=10)
+    assert [(m["type"]["code"], m["level"]) for m in vs_obj.status["validationMessages"]] \
+        == [("IST0101", "ERROR"), ("IST0101", "ERROR")]
+    await cluster.apply({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                         "metadata": {"name": "broken"},
+                         "spec": {"hosts": ["reviews"], "gateways": ["bookinfo-gateway"],
+                                  "http": [{"route": [dest("reviews", "v1")]}]}})
+    fixed = await cluster.wait_for("virtualservice/broken", lambda v: bool(
+        v.status and not v.status.get("validationMessages")
+        and v.status.get("observedGeneration") == "2"), timeout=10)
+    assert fixed.metadata.generation == 2
 
 
 async def through_service(cluster: oc.Cluster, svc: str, done: Any,

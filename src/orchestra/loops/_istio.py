@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result
 from orchestra.loops._istio_compile import compile_istio
@@ -114,12 +115,29 @@ class IstioController:
             for reason, message in sorted(now - before):
                 self.ctx.recorder.event(vs, "Warning", reason, message, component=COMPONENT)
             self._reported[uid] = now
+            self._status(vs, sorted(r for _, r, _ in problems.get(uid, ())))
         live = {vs.metadata.uid for vs in vss}
         for uid in list(self._reported):
             if uid not in live:
                 del self._reported[uid]
         return None
 
+
+    def _status(self, vs: Any, reasons: list[str]) -> None:
+        """Istio's status: the analyzers' validation messages (code and level; the text
+        is in the events) and the generation they are about."""
+        status: dict[str, Any] = {"observedGeneration": str(vs.metadata.generation or 1)}
+        if reasons:
+            status["validationMessages"] = [
+                {"documentationUrl": _DOC_URL.format(_CODES[r].lower()),
+                 "level": "ERROR", "type": {"code": _CODES[r]}} for r in reasons]
+        old = vs.to_dict().get("status") or {}
+        if old == status:
+            return
+        try:
+            self.ctx.store.update(type(vs).model_validate({**vs.to_dict(), "status": status}))
+        except (Conflict, NotFound):
+            self.controller.enqueue(_KEY)
 
     async def _mesh(self, compiled: Any) -> None:
         """Mesh routing without sidecars: each Service port a VirtualService routes (its
@@ -177,6 +195,10 @@ class IstioController:
 def mesh_listener(namespace: str, name: str, port: int) -> str:
     """The L7 listener serving a Service port's mesh routes on its ClusterIP."""
     return f"mesh/{namespace}/{name}/{port}"
+
+
+_CODES = {"ReferencedResourceNotFound": "IST0101"}
+_DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/{}/?ref=status-controller"
 
 
 def _ip(pod: Any) -> str | None:

@@ -118,6 +118,7 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
     """``vss`` and ``drs`` oldest first; ``gateways`` the Istio Gateways."""
     out = Compiled()
     served: dict[str, list[tuple[int, tuple[str, ...]]]] = {}
+    known = {f"{gw.metadata.namespace or 'default'}/{gw.metadata.name}" for gw in gateways}
     for gw in gateways:
         if not serves(gw):
             continue
@@ -135,11 +136,12 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
     for vs in vss:
         ns = vs.metadata.namespace or "default"
         refs = _gateway_refs(vs)
-        for gref in refs:
-            if gref == "mesh" or gref in served:
+        written = list(vs.spec.gateways or ())
+        for gref, as_written in zip(refs, written, strict=False):
+            if gref == "mesh" or gref in known:
                 continue
-            out.warnings.append((vs, "GatewayNotFound",
-                                 f"referenced gateway not found: {gref!r}"))
+            out.warnings.append((vs, "ReferencedResourceNotFound",
+                                 f'Referenced gateway not found: "{as_written}"'))
         for i, http in enumerate(vs.spec.http or ()):
             for gref in refs:
                 route = _route(vs, i, http, gref, rules, lookup, out)
@@ -165,7 +167,7 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
             if "mesh" in refs and target is not None and \
                     lookup("Service", *target) is None and "." not in host:
                 out.warnings.append((vs, "ReferencedResourceNotFound",
-                                     f"referenced host not found: {host!r}"))
+                                     f'Referenced host not found: "{host}"'))
     return out
 
 
@@ -273,7 +275,7 @@ def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Look
     svc = lookup("Service", *target) if target is not None else None
     if target is None or svc is None:
         out.warnings.append((vs, "ReferencedResourceNotFound",
-                             f"referenced host not found: {dest.host!r}"))
+                             f'Referenced host not found: "{dest.host}"'))
         return None
     out.services.add(target)
     sports = ports(svc)
@@ -291,8 +293,8 @@ def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Look
                       None) if dr is not None else None
         if subset is None:
             out.warnings.append((vs, "ReferencedResourceNotFound",
-                                 f"referenced subset not found: {dest.subset!r} of "
-                                 f"host {dest.host!r}"))
+                                 "Referenced host+subset in destinationrule not found: "
+                                 f'"{dest.host}+{dest.subset}"'))
             return None
         labels = dict(subset.labels or {})
     backends = _backends(lookup("Endpoints", *target), sport.name, target[0], labels, lookup)
