@@ -433,3 +433,49 @@ async def test_mesh_tcp_routes_by_port_split_connections_by_weight(
     await cluster.delete("virtualservice/ratings-tcp")
     back = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"})
     assert set(back) == {"v1"}  # ratings itself again, at L4
+
+
+async def test_https_server_terminates_tls_with_the_credential_secret(
+        cluster: oc.Cluster) -> None:
+    import base64
+
+    from tests.net._http import https_get, make_cert
+
+    cert, key = make_cert("httpbin.example.com")
+    await cluster.apply([
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+         "metadata": {"name": "httpbin-credential"},
+         "data": {"tls.crt": base64.b64encode(cert).decode(),
+                  "tls.key": base64.b64encode(key).decode()}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "mygateway"},
+         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+              "tls": {"mode": "SIMPLE", "credentialName": "httpbin-credential"},
+              "hosts": ["httpbin.example.com"]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "httpbin"},
+         "spec": {"hosts": ["httpbin.example.com"], "gateways": ["mygateway"],
+                  "http": [{"match": [{"uri": {"prefix": "/status"}}],
+                            "route": [dest("ratings")]}]}}])
+    deadline = time.monotonic() + 10
+    status, body = 0, b""
+    while time.monotonic() < deadline:
+        try:
+            addr = cluster.endpoint("gateways.networking.istio.io/mygateway", 443)
+            status, body = await asyncio.to_thread(https_get, addr, "httpbin.example.com",
+                                                   "/status/418", cert)
+            if status == 418:
+                break
+        except (ValueError, OSError):
+            pass
+        await asyncio.sleep(0.05)
+    assert status == 418 and version_of(body) == "v1"  # verified against the Secret's cert
+    other = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+             "metadata": {"name": "elsewhere"},
+             "spec": {"selector": {"istio": "egressgateway"}, "servers": [
+                 {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                  "hosts": ["*"]}]}}
+    await cluster.apply(other)
+    with pytest.raises(ValueError, match="selects no gateway of this cluster"):
+        cluster.endpoint("gateways.networking.istio.io/elsewhere", 80)

@@ -46,6 +46,7 @@ class IstioController:
         self.proxy = proxy
         self.controller = Controller("istio", self.reconcile, ctx.clock)
         self._services: set[tuple[str, str]] = set()
+        self._secrets: set[tuple[str, str]] = set()
         self._listeners: set[str] = set()
         self._mesh_listeners: set[str] = set()
         self._l4: ServiceProxy | None = None  # mesh tcp routes
@@ -56,6 +57,7 @@ class IstioController:
         for kind in ("Service", "Endpoints"):
             ctx.informers[kind].add_handler(self._on_service)
         ctx.informers["Pod"].add_handler(self._on_pod)
+        ctx.informers["Secret"].add_handler(self._on_secret)
 
     def _on_any(self, typ: str, obj: Any, old: Any) -> None:
         self.controller.enqueue(_KEY)
@@ -63,6 +65,10 @@ class IstioController:
     def _on_service(self, typ: str, obj: Any, old: Any) -> None:
         if (obj.metadata.namespace or "default", obj.metadata.name) in self._services or \
                 typ != "MODIFIED":
+            self.controller.enqueue(_KEY)
+
+    def _on_secret(self, typ: str, obj: Any, old: Any) -> None:
+        if (obj.metadata.namespace or "default", obj.metadata.name) in self._secrets:
             self.controller.enqueue(_KEY)
 
     def _on_pod(self, typ: str, obj: Any, old: Any) -> None:
@@ -91,12 +97,13 @@ class IstioController:
             return store.get_or_none(kind, name, namespace=ns)
 
         compiled = compile_istio(vss, drs, gateways, lookup)
-        self._services = compiled.services
+        self._services, self._secrets = compiled.services, compiled.secrets
         wanted: set[str] = set()
         for port in compiled.ports:
             name = listener_name(port)
             try:
-                await self.proxy.listen_port(name, port, table=compiled.table(port))
+                await self.proxy.listen_port(name, port, table=compiled.table(port),
+                                             tls=compiled.certs.get(port, []))
             except (OSError, ValueError) as e:
                 log.warning("istio ingress gateway: cannot listen on port %d: %s", port, e)
                 continue

@@ -21,6 +21,7 @@ Semantics follow Istio's reference for ``networking.istio.io``:
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import Callable
@@ -44,8 +45,10 @@ from orchestra.net.l7 import (
     Rewrite,
     Route,
     RouteTable,
+    TlsCert,
     VirtualHost,
     WeightedCluster,
+    check_cert,
 )
 from orchestra.objects._istio import duration_seconds
 
@@ -81,6 +84,9 @@ class Compiled:
         default_factory=dict)
     warnings: list[tuple[Any, str, str]] = field(default_factory=list)  # object, reason, msg
     services: set[tuple[str, str]] = field(default_factory=set)
+    # HTTPS servers: port -> certificates (SNI by the servers' hosts); the Secrets read
+    certs: dict[int, list[TlsCert]] = field(default_factory=dict)
+    secrets: set[tuple[str, str]] = field(default_factory=set)
 
     def table(self, port: int) -> RouteTable:
         hosts = self.ports.get(port, {})
@@ -123,8 +129,10 @@ def compile_istio(vss: list[Any], drs: list[Any], gateways: list[Any],
         if not serves(gw):
             continue
         key = f"{gw.metadata.namespace or 'default'}/{gw.metadata.name}"
+        ns = gw.metadata.namespace or "default"
         servers = [(s.port.number, tuple(s.hosts)) for s in gw.spec.servers or ()
-                   if s.port.protocol.upper() in ("HTTP", "HTTP2", "GRPC")]
+                   if s.port.protocol.upper() in ("HTTP", "HTTP2", "GRPC")
+                   or (s.port.protocol.upper() == "HTTPS" and _cert(s, ns, lookup, out))]
         served[key] = servers
         for port, _ in servers:
             out.ports.setdefault(port, {})
@@ -202,6 +210,27 @@ def _tcp(vs: Any, rules: dict[tuple[str, str], Any], lookup: Lookup, out: Compil
                 out.tcp[key] = tuple(b for w, bs in weighted for _ in range(w // g)
                                      for b in bs) if weighted else ()
                 break
+
+
+def _cert(server: Any, ns: str, lookup: Lookup, out: Compiled) -> bool:
+    """An HTTPS server terminating TLS (``mode: SIMPLE``, the default) with the
+    ``kubernetes.io/tls`` Secret named by ``credentialName`` (in the Gateway's
+    namespace): its certificate is added for the port, True; else False (not served)."""
+    tls = dict(server.tls or {})
+    name = tls.get("credentialName")
+    if tls.get("mode", "SIMPLE") != "SIMPLE" or not name:
+        return False
+    out.secrets.add((ns, name))
+    secret = lookup("Secret", ns, name)
+    data = dict(secret.data or {}) if secret is not None else {}
+    if secret is None or "tls.crt" not in data or "tls.key" not in data:
+        return False
+    cert = TlsCert(tuple(h.split("/", 1)[-1] for h in server.hosts),
+                   base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"]))
+    if check_cert(cert) is not None:
+        return False
+    out.certs.setdefault(server.port.number, []).append(cert)
+    return True
 
 
 def _host_allowed(host: str, server_hosts: tuple[str, ...]) -> bool:
