@@ -38,6 +38,7 @@ from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
 from orchestra._metrics import ControlPlaneMetrics
 from orchestra._netpolicy import can_connect, reachability
+from orchestra._notebook import cluster_tables, render_html, render_text
 from orchestra._podpick import pick_pod
 from orchestra._portforward import PortForwards, container_port
 from orchestra._statedir import (
@@ -329,6 +330,22 @@ class Cluster:
         rt = self.runtime.name if self.runtime else self._runtime_arg
         nodes = len(self.nodes.agents) if self.nodes else 0
         return f"<Cluster {self.name} runtime={rt} nodes={nodes}>"
+
+    def _tables(self) -> builtins.list[tuple[str, Table]]:
+        return cluster_tables(self.store, self.clock.now()) if self._started else []
+
+    def _repr_html_(self) -> str:
+        """In a notebook: its nodes, workloads, pods and services (with endpoints)."""
+        return render_html(repr(self), self._on_home(self._tables))
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self) if cycle else render_text(repr(self), self._on_home(self._tables)))
+
+    def _on_home(self, fn: Callable[[], Any]) -> Any:
+        home = self._home
+        if home is None or threading.get_ident() == self._home_thread:
+            return fn()
+        return call_in(home, fn)
 
     # -- objects ------------------------------------------------------------------------
 

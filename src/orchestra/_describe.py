@@ -11,6 +11,7 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe_volumes import volumes
+from orchestra._notebook import DescribeText
 from orchestra._tabwriter import align
 from orchestra.objects._base import KubeObject, parse_time
 from orchestra.objects._registry import parse_ref
@@ -380,8 +381,8 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
                           key=lambda o: o.metadata.name or "")
             if not objs:
                 where = f" in {namespace} namespace" if info.namespaced else ""
-                return f"No resources found{where}.\n"
-            return "\n\n".join(describe(cluster, o) for o in objs)
+                return DescribeText(f"No resources found{where}.\n")
+            return DescribeText("\n\n".join(describe(cluster, o) for o in objs))
         obj = cluster.store.get_or_none(info.kind, obj_name,
                                         namespace=namespace if info.namespaced else None)
         if obj is None:
@@ -392,7 +393,7 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
                               key=lambda o: o.metadata.name or "")
             if not prefixed:
                 obj = cluster.store.get(info.kind, obj_name, namespace=namespace)
-            return "\n\n".join(describe(cluster, o) for o in prefixed)
+            return DescribeText("\n\n".join(describe(cluster, o) for o in prefixed))
     out = _Out()
     # (imported here: both build on this module)
     from orchestra._describe_config import DESCRIBERS as CONFIG
@@ -401,4 +402,4 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
 
     describers = {"Pod": _pod, "Node": _node, **DESCRIBERS, **CONFIG, **TRAFFIC}
     describers.get(obj.kind, _generic)(cluster, obj, out)
-    return out.text()
+    return DescribeText(out.text())

@@ -8,6 +8,7 @@ iterators. ``close()`` (or leaving the ``with`` block) stops the cluster and the
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,12 +20,10 @@ __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 T = TypeVar("T")
 
-_ASYNC = {"apply", "create", "get", "list", "update", "patch", "delete", "edit", "wait_for",
-          "scale", "rollout_history", "rollout_undo", "logs", "exec", "add_node", "cordon",
-          "uncordon", "drain", "fail_node", "evict"}
-_PLAIN = {"endpoint", "describe", "events", "store", "name", "clock", "runtime", "network",
-          "nodes", "traffic_stats", "access_log"}
 _ITER = {"watch", "stream_logs"}
+# Attributes of the Cluster that a SyncCluster passes through as they are
+_ATTRS = ("store", "name", "clock", "runtime", "network", "nodes", "options",
+          "dns_address", "metrics_registry")
 
 
 class SyncCluster:
@@ -77,28 +76,12 @@ class SyncCluster:
         return self._cluster
 
     def __getattr__(self, name: str) -> Any:
-        if name in _ASYNC:
-            method = getattr(self._cluster, name)
+        if name in _ATTRS:
+            return getattr(self._cluster, name)
+        raise AttributeError(f"'SyncCluster' object has no attribute '{name}'")
 
-            def call(*args: Any, **kwargs: Any) -> Any:
-                return self._call(method(*args, **kwargs))
-
-            call.__name__ = name
-            call.__doc__ = method.__doc__
-            return call
-        if name in _ITER:
-            method = getattr(self._cluster, name)
-
-            def iterate(*args: Any, **kwargs: Any) -> Iterator[Any]:
-                return self._iterate(lambda: method(*args, **kwargs))
-
-            return iterate
-        if name in _PLAIN:
-            attr = getattr(self._cluster, name)
-            if callable(attr):
-                return self._in_loop(attr)
-            return attr
-        raise AttributeError(name)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_ATTRS})
 
     def _in_loop(self, fn: Callable[..., T]) -> Callable[..., T]:
         async def run(*args: Any, **kwargs: Any) -> T:
@@ -129,3 +112,48 @@ class SyncCluster:
 
     def __repr__(self) -> str:
         return f"<SyncCluster {self._cluster!r}>"
+
+    def _repr_html_(self) -> str:
+        return self._cluster._repr_html_()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        self._cluster._repr_pretty_(p, cycle)
+
+
+def _sync_methods() -> None:
+    """Give SyncCluster each public method of Cluster, with its real signature and
+    docstring (so ``help()`` and tab completion show them): coroutines are run to
+    completion, async iterators become iterators, plain calls run on the loop."""
+
+    def make(name: str, fn: Any) -> Any:
+        if name in _ITER:
+            def iterate(self: SyncCluster, *args: Any, **kwargs: Any) -> Iterator[Any]:
+                method = getattr(self._cluster, name)
+                return self._iterate(lambda: method(*args, **kwargs))
+            wrapper: Any = iterate
+        elif inspect.iscoroutinefunction(fn):
+            def call(self: SyncCluster, *args: Any, **kwargs: Any) -> Any:
+                return self._call(getattr(self._cluster, name)(*args, **kwargs))
+            wrapper = call
+        else:
+            def plain(self: SyncCluster, *args: Any, **kwargs: Any) -> Any:
+                return self._in_loop(getattr(self._cluster, name))(*args, **kwargs)
+            wrapper = plain
+        wrapper.__name__ = wrapper.__qualname__ = name
+        wrapper.__doc__ = fn.__doc__
+        sig = inspect.signature(fn)
+        ret = sig.return_annotation
+        if inspect.iscoroutinefunction(fn) or name in _ITER:
+            ret = inspect.Signature.empty
+        wrapper.__signature__ = sig.replace(return_annotation=ret)
+        return wrapper
+
+    for name, fn in vars(Cluster).items():
+        if name.startswith("_") or name in ("start", "stop") or not inspect.isfunction(fn):
+            continue
+        if name in vars(SyncCluster):
+            continue
+        setattr(SyncCluster, name, make(name, fn))
+
+
+_sync_methods()

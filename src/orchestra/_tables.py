@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestra._kubectl import human_duration, pod_status, sidecar_names
 from orchestra._tabwriter import align
+from orchestra.objects import _base
 from orchestra.objects._base import parse_time
 
 __all__ = ["Table", "build_table"]
@@ -365,3 +366,14 @@ def build_table(kind: str, objects: Sequence[Any], now: float, *, all_namespaces
         headers = ["NAMESPACE", *headers]
         rows = [[o.metadata.namespace or "", *r] for o, r in zip(objs, rows, strict=True)]
     return Table(kind, headers, rows, objs, empty=empty)
+
+
+def _row(obj: Any, as_html: bool) -> str:
+    import time
+
+    table = build_table(obj.kind, [obj], time.time(), all_namespaces=True,
+                        namespaced=bool(obj.metadata.namespace))
+    return table._repr_html_() if as_html else str(table)
+
+
+_base.ROW_RENDERER = _row

@@ -578,6 +578,18 @@ class KubeObject(Model):
         ns = f"{self.metadata.namespace}/" if self.metadata.namespace else ""
         return f"<{self.kind} {ns}{self.metadata.name} rv={self.metadata.resource_version}>"
 
+    def _repr_html_(self) -> str | None:
+        """In a notebook: the object's ``kubectl get`` row (with its header)."""
+        return ROW_RENDERER(self, True) if ROW_RENDERER is not None else None
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(ROW_RENDERER(self, False) if ROW_RENDERER is not None and not cycle
+               else repr(self))
+
+
+# Renders one object as a ``kubectl get`` table (HTML, or text): the presentation layer
+# (orchestra._tables) sets it, as objects cannot import upward.
+ROW_RENDERER: Callable[[KubeObject, bool], str] | None = None
 
 T = TypeVar("T", bound=KubeObject)
 
