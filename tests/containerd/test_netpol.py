@@ -139,3 +139,31 @@ async def test_ip_block_except_in_the_kernel(cluster: oc.Cluster) -> None:
     probed = await agree(cluster)
     assert probed[("y/b", "x/a", 80, "TCP")] is False
     assert probed[("y/c", "x/a", 80, "TCP")] is True
+
+
+async def test_dns_egress_is_controlled_by_policy(cluster: oc.Cluster) -> None:
+    """As on Kubernetes: an egress deny cuts a pod off from the cluster DNS; a rule
+    allowing port 53 lets it resolve again."""
+    await cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "web", "namespace": "x"}, "spec": {"selector": {"pod": "b"},
+                                                   "ports": [{"port": 80}]}})
+    ip = (await cluster.get("svc/web", namespace="x")).spec.cluster_ip
+
+    async def lookup() -> bool:
+        r = await cluster.exec("pod/a", ["timeout", "2", "nslookup",
+                                         "web.x.svc.cluster.local"], namespace="x")
+        return r.exit_code == 0 and ip in r.stdout
+
+    assert await lookup()
+    await cluster.apply(policy("deny-egress", "x", {"podSelector": {},
+                                                    "policyTypes": ["Egress"]}))
+    for _ in range(20):  # bounded: the rules load within ~100 ms
+        if not await lookup():
+            break
+    assert not await lookup()
+    await cluster.apply(policy("dns", "x", {"podSelector": {}, "egress": [{"ports": [
+        {"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}))
+    for _ in range(20):
+        if await lookup():
+            break
+    assert await lookup()
