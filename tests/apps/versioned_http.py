@@ -4,7 +4,8 @@ started in a thread by the tests).
     python versioned_http.py --version v2 [--host H] [--port P]
 
 ``GET /any/path`` answers JSON ``{"version", "path", "method", "host", "headers",
-"body_len", "sha"}`` (headers lower-cased), so a test sees what reached the backend.
+"body_len", "sha", "conn_requests"}`` (headers lower-cased; the last: requests served on
+this connection so far), so a test sees what reached the backend.
 ``/bulk/<n>`` streams ``n`` bytes (chunked unless ``?length=1``), ``/slow/<ms>`` waits
 first, ``/status/<code>`` answers that code, ``/flaky`` answers 503 to every other
 request (the first fails), ``/counts`` tells how many requests each path got, after
@@ -49,6 +50,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         n = int(self.headers.get("content-length") or 0)
         return self.rfile.read(n) if n else b""
+
+    def _conn_count(self) -> int:
+        n: int = getattr(self, "_served", 0) + 1  # one handler instance per connection
+        self._served = n
+        return n
 
     def _answer(self) -> None:
         body = self._body()
@@ -107,6 +113,7 @@ class Handler(BaseHTTPRequestHandler):
             "host": self.headers.get("host"),
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body_len": len(body), "sha": hashlib.sha256(body).hexdigest(),
+            "conn_requests": self._conn_count(),
         }).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from tests.net._http import get, version_of
+from tests.net._http import get, seen, version_of
 from tests.traffic.test_istio import GW_REF, cluster, gateway, many, vs
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +129,21 @@ async def test_outlier_detection_ejects_a_failing_pod_and_brings_it_back(
         await asyncio.sleep(0.1)
     assert "v3" in versions
     assert all(s == 200 for s, _, _ in got)
+
+
+async def test_max_requests_per_connection_closes_backend_connections(
+        cluster: oc.Cluster) -> None:
+    await to(cluster, "ratings", {"loadBalancer": {"simple": "ROUND_ROBIN"}})
+    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 10, "/")
+    assert max(seen(b)["conn_requests"] for _, b, _ in got) > 1  # pooled and reused
+    await cluster.apply(rule("ratings", {"connectionPool": {"http": {
+        "maxRequestsPerConnection": 1}}}))
+    deadline = time.monotonic() + 10
+    counts: set[int] = set()
+    while time.monotonic() < deadline:
+        got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 10, "/")
+        counts = {seen(b)["conn_requests"] for _, b, _ in got[1:]}
+        if counts == {1}:
+            break
+        await asyncio.sleep(0.05)
+    assert counts == {1}  # a new backend connection for each request

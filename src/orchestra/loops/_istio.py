@@ -49,6 +49,7 @@ class IstioController:
         self._secrets: set[tuple[str, str]] = set()
         self._listeners: set[str] = set()
         self._mesh_listeners: set[str] = set()
+        self._warned = False
         self._l4: ServiceProxy | None = None  # mesh tcp routes
         self._tcp: set[tuple[str, int]] = set()
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
@@ -152,6 +153,11 @@ class IstioController:
         network's L4 proxy gives up; the others stay L4."""
         reserve = getattr(self.ctx.network, "reserve_for_l7", None)
         if reserve is None:
+            if (compiled.mesh or compiled.tcp) and not self._warned:
+                self._warned = True
+                log.warning("the %s network cannot hand a ClusterIP to the L7 data plane: "
+                            "VirtualServices bound to the mesh are not applied (their "
+                            "Services stay L4)", getattr(self.ctx.network, "name", "?"))
             return
         wanted: dict[str, tuple[tuple[str, int], RouteTable]] = {}
         for (ns, name, port), routes in compiled.mesh.items():

@@ -362,6 +362,8 @@ def _policy(policies: list[Any], port: int) -> ClusterPolicy | None:
             kw["max_connections"] = pool.tcp.max_connections
         if pool.http is not None and pool.http.http1_max_pending_requests is not None:
             kw["max_pending"] = pool.http.http1_max_pending_requests
+        if pool.http is not None and pool.http.max_requests_per_connection:
+            kw["max_requests_per_connection"] = pool.http.max_requests_per_connection
     if od is not None:
         # Istio's defaults: 5 consecutive 5xx, 30s ejection, 10 % of the hosts at most
         five = od.consecutive5xx_errors if od.consecutive5xx_errors is not None else \

@@ -235,6 +235,7 @@ class Exchange:
             return
         self.up = up
         up.ex = self
+        up.served += 1
         self.upstream_ms = None
         up.write(self.head)
         for chunk in self.pending:
@@ -479,6 +480,10 @@ class Exchange:
         if up.ex is self:
             up.ex = None
         plane = self.down.listener.plane
+        policy = self.cluster.policy if self.cluster is not None else None
+        if policy is not None and policy.max_requests_per_connection and \
+                up.served >= policy.max_requests_per_connection:
+            reuse = False
         if reuse and not up.broken and not up.closed and up.backend in plane.live_backends:
             plane.pool.give(up)
         else:

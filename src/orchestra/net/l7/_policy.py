@@ -8,7 +8,8 @@ limits and outlier detection, as Envoy applies a DestinationRule's ``trafficPoli
   hashed header or cookie is balanced round robin.
 - Limits: a cluster takes at most ``max_connections + max_pending`` requests at once
   (Envoy's ``max_connections`` plus its ``max_pending_requests`` queue); a request
-  beyond answers 503 with the ``UO`` (upstream overflow) flag.
+  beyond answers 503 with the ``UO`` (upstream overflow) flag. A connection to a backend
+  is closed after ``max_requests_per_connection`` requests.
 - Outlier detection: ``consecutive_5xx`` 5xx answers (connection failures count) or
   ``consecutive_gateway`` 502/503/504 in a row eject a backend for ``base_ejection``
   times the number of times it was ejected; at most ``max_ejection_percent`` of a
@@ -36,6 +37,7 @@ class ClusterPolicy:
     hash_source_ip: bool = False
     max_connections: int | None = None
     max_pending: int | None = None
+    max_requests_per_connection: int | None = None  # then the connection is closed
     consecutive_5xx: int | None = None
     consecutive_gateway: int | None = None
     base_ejection: float = 30.0

@@ -33,6 +33,7 @@ class Upstream(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
         self.reused = False
+        self.served = 0  # requests written on this connection
         self.got_bytes = False
         self.tunnel: asyncio.Transport | None = None  # after an Upgrade: the client
         self.broken = False  # the parser may not be reused (HEAD, errors)
