@@ -118,9 +118,11 @@ def test_up_once_fake_runtime(tmp_path: Path) -> None:
     assert any(line.split()[:4] == ["web", "2/2", "2", "2"] for line in lines), r.stdout
     pods = [line.split() for line in lines if line.startswith("web-")]
     assert len(pods) == 2
-    assert all(p[1] == "1/1" and p[2] == "Running" and p[6].startswith("node-") for p in pods)
+    assert all(p[1] == "1/1" and p[2] == "Running" for p in pods)
+    assert all(len(p) == 5 for p in pods)  # a Ready pod has no REASON
     svc = next(line.split() for line in lines if line.startswith("web ") and "ClusterIP" in line)
-    assert svc[3] == "80/TCP"
+    assert svc[2] == "80/TCP" and svc[3] == "2"
+    assert all(len(line) <= 80 for line in lines)
     assert "stopped" in r.stderr
 
 
@@ -199,3 +201,75 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"orchestra {orchestra.__version__}"
+
+
+BROKEN = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      containers:
+      - name: app
+        image: python:3
+        envFrom: [{configMapRef: {name: app-code}}]
+"""
+
+
+def test_up_once_explains_why_it_gave_up(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text(BROKEN)
+    r = _orchestra("up", "-f", str(tmp_path / "app.yaml"), "--runtime", "fake", "--once",
+                   "--timeout", "3")
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("app-"))
+    assert "CreateContainerConfigError" in lines[at]
+    # the REASON, on a line of its own when the row has no room for it in 80 columns
+    assert lines[at + 1] == '    reason: configmap "app-code" not found'
+    assert "not everything became Available within 3s" in r.stderr
+    assert "deployment/app is not Available" in r.stderr
+    assert 'Warning Failed: Error: configmap "app-code" not found' in r.stderr
+
+
+@pytest.mark.anyio
+async def test_the_live_view_shows_reasons_and_node_port_urls_in_80_columns() -> None:
+    import orchestra as oc
+    from orchestra._cli import render
+
+    async with oc.Cluster(runtime="fake", network="loopback", nodes=1) as cluster:
+        await cluster.apply([BROKEN, {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "a-service-with-a-rather-long-name-indeed"},
+            "spec": {"type": "NodePort", "selector": {"app": "app"},
+                     "ports": [{"port": 80}]}},
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+             "spec": {"containers": [{"name": "c", "image": "x",
+                                      "resources": {"requests": {"cpu": "100"}}}]}}])
+        svc = await cluster.get("service/a-service-with-a-rather-long-name-indeed")
+        node_port = svc.spec.ports[0].node_port
+        await cluster.wait_for("pod/big", lambda p: any(
+            c.type == "PodScheduled" and c.status == "False" for c in p.status.conditions or ()),
+            timeout=10)
+        pods = await cluster.list("Pod", "default", selector="app=app")
+        await cluster.wait_for(f"pod/{pods[0].metadata.name}", lambda p: any(
+            cs.state.waiting is not None and cs.state.waiting.reason ==
+            "CreateContainerConfigError" for cs in p.status.container_statuses or ()),
+            timeout=10)
+        text = render(cluster)
+        lines = text.splitlines()
+        assert all(len(line) <= 80 for line in lines), text
+        header = next(line for line in lines if line.startswith("POD"))
+        assert header.split() == ["POD", "READY", "STATUS", "RESTARTS", "AGE", "REASON"]
+        at = next(i for i, line in enumerate(lines) if line.startswith("big "))
+        assert "Pending" in lines[at]
+        assert lines[at + 1].startswith("    reason: 0/1 nodes are available: 1 Insufficient "
+                                        "cpu")
+        wide = render(cluster, width=400)
+        assert "0/1 nodes are available: 1 Insufficient cpu" in next(
+            line for line in wide.splitlines() if line.startswith("big "))
+        assert f"http://127.0.0.1:{node_port}" in wide
+        row = next(line for line in wide.splitlines() if line.startswith("a-service"))
+        assert row.split()[1:4] == ["NodePort", f"80:{node_port}/TCP", "0"]

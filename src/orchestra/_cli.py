@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterable, Sequence
@@ -109,7 +110,7 @@ def _name(obj: Any) -> str:
     return obj.metadata.name if not ns or ns == "default" else f"{ns}/{obj.metadata.name}"
 
 
-def _pod_row(pod: Any, now: float) -> list[str]:
+def _pod_row(cluster: Cluster, pod: Any, now: float) -> list[str]:
     statuses = (pod.status.container_statuses or ()) if pod.status else ()
     sidecars = sidecar_names(pod)
     # As kubectl counts them: sidecars are containers of the pod (READY, RESTARTS).
@@ -123,10 +124,41 @@ def _pod_row(pod: Any, now: float) -> list[str]:
                       for c in (pod.status.conditions or () if pod.status else ()))
     counted = inits if status.startswith("Init:") and not initialized else (*statuses, *side)
     restarts = sum(cs.restart_count or 0 for cs in counted)
-    ip = (pod.status.pod_ip if pod.status else None) or "<none>"
     total = len(pod.spec.containers) + len(sidecars)
-    return [_name(pod), f"{ready}/{total}", status,
-            str(restarts), _age(pod, now), ip, pod.spec.node_name or "<none>"]
+    return [_name(pod), f"{ready}/{total}", status, str(restarts), _age(pod, now),
+            _reason(cluster, pod)]
+
+
+def _fine(pod: Any) -> bool:
+    """Ready, or finished successfully."""
+    st = pod.status
+    return st is not None and (st.phase == "Succeeded" or any(
+        c.type == "Ready" and c.status == "True" for c in st.conditions or ()))
+
+
+def _reason(cluster: Cluster, pod: Any) -> str:
+    """Why a pod is not (yet) fine, in a few words: its containers' waiting or
+    termination message, why it is not scheduled, or its latest Warning event."""
+    st = pod.status
+    if _fine(pod):
+        return ""
+    for cs in (*((st.init_container_statuses or ()) if st else ()),
+               *((st.container_statuses or ()) if st else ())):
+        state = cs.state
+        if state is None:
+            continue
+        if state.waiting is not None and state.waiting.message:
+            return str(state.waiting.message)
+        if state.terminated is not None and state.terminated.exit_code and \
+                state.terminated.message:
+            return str(state.terminated.message)
+    for c in (st.conditions or ()) if st else ():
+        if c.type == "PodScheduled" and c.status == "False" and c.message:
+            return str(c.message)
+    warnings = [e for e in cluster.events(pod) if e.type == "Warning"]
+    if warnings:
+        return f"{warnings[-1].reason}: {warnings[-1].message}"
+    return ""
 
 
 def _deploy_row(d: Any, now: float) -> list[str]:
@@ -146,21 +178,23 @@ def _ports(svc: Any) -> str:
     return ",".join(parts) or "<none>"
 
 
-def _endpoints(cluster: Cluster, svc: Any) -> str:
+def _ready_endpoints(cluster: Cluster, svc: Any) -> str:
     ep = cast("Endpoints | None",
               cluster.store.get_or_none("Endpoints", svc.metadata.name,
                                         namespace=svc.metadata.namespace))
-    addrs: list[str] = []
-    for subset in (ep.subsets or ()) if ep is not None else ():
-        ports: list[int | None] = [p.port for p in subset.ports or ()] or [None]
-        for a in subset.addresses or ():
-            addrs.extend(f"{a.ip}:{p}" if p is not None else a.ip for p in ports)
-    if not addrs:
-        return "<none>"
-    return ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    n = sum(len(subset.addresses or ()) for subset in (ep.subsets or ()) if ep is not None) \
+        if ep is not None else 0
+    return str(n)
 
 
-def _local(cluster: Cluster, svc: Any) -> str:
+def _url(cluster: Cluster, svc: Any) -> str:
+    """Where this process reaches the service: ``http://127.0.0.1:NODEPORT`` for a
+    NodePort or LoadBalancer service, else its local endpoint(s)."""
+    if cluster.network is None or cluster.network.name == "fake":
+        return "<none>"  # (no data plane)
+    node_ports = [p.node_port for p in svc.spec.ports or () if p.node_port]
+    if node_ports:
+        return ",".join(f"http://127.0.0.1:{n}" for n in node_ports)
     out = []
     for p in svc.spec.ports or () if svc.spec.cluster_ip != "None" else ():
         try:
@@ -172,40 +206,85 @@ def _local(cluster: Cluster, svc: Any) -> str:
 
 
 def _service_row(cluster: Cluster, svc: Any, now: float) -> list[str]:
-    return [_name(svc), svc.spec.type or "ClusterIP", svc.spec.cluster_ip or "<none>",
-            _ports(svc), _endpoints(cluster, svc), _local(cluster, svc), _age(svc, now)]
+    return [_name(svc), svc.spec.type or "ClusterIP", _ports(svc),
+            _ready_endpoints(cluster, svc), _url(cluster, svc)]
 
 
-def _format(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+def _format(headers: Sequence[str], rows: Iterable[Sequence[str]], width: int = 80
+            ) -> list[str]:
+    """Aligned columns two spaces apart (kubectl puts three: two fit 80 columns better),
+    each line cut to ``width``."""
     rows = [list(r) for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
-    lines = ["   ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.extend("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                  for r in rows)
-    return lines
+    return [_cut(line, width) for line in lines]
 
 
-def render(cluster: Cluster) -> str:
-    """The table ``orchestra up`` shows: deployments, pods (``-o wide``), services."""
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
+def render(cluster: Cluster, width: int = 80) -> str:
+    """The table ``orchestra up`` shows: deployments, pods (with the reason a pod is not
+    fine; ``cluster.get_table("pods")`` has their nodes), services (with ready
+    endpoints and the URL to reach them), each line at most ``width`` columns."""
     store = cluster.store
     now = cluster.clock.now()
     out: list[str] = []
     deploys = sorted(store.list("Deployment"), key=_name)
     if deploys:
         out += _format(["DEPLOYMENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-                       (_deploy_row(d, now) for d in deploys))
+                       (_deploy_row(d, now) for d in deploys), width)
         out.append("")
     pods = sorted(store.list("Pod"), key=_name)
-    out += _format(["POD", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
-                   (_pod_row(p, now) for p in pods))
+    rows = [_pod_row(cluster, p, now) for p in pods]
+    lines = _format(["POD", "READY", "STATUS", "RESTARTS", "AGE", "REASON"], rows, 1 << 16)
+    out.append(_cut(lines[0], width))
+    for row, line in zip(rows, lines[1:], strict=True):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        # a reason too long for the row goes on a line of its own, under it
+        reason = row[-1]
+        out.append(_cut(line[:len(line) - len(reason)].rstrip(), width))
+        out.append(_cut(f"    reason: {reason}", width))
     services = sorted((s for s in store.list("Service")
                        if not (s.metadata.name == "kubernetes"
                                and s.metadata.namespace == "default")), key=_name)
     if services:
         out.append("")
-        out += _format(["SERVICE", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS", "LOCAL",
-                        "AGE"], (_service_row(cluster, s, now) for s in services))
+        out += _format(["SERVICE", "TYPE", "PORT(S)", "ENDPOINTS", "URL"],
+                       (_service_row(cluster, s, now) for s in services), width)
+    return "\n".join(out)
+
+
+async def explain_unsettled(cluster: Cluster) -> str:
+    """Why ``up --once`` gave up: for each Deployment not Available and each other pod
+    not Ready, what ``wait_for``'s Timeout would say (status, events, log lines)."""
+    from orchestra._explain import explain_failure
+    from orchestra._wait import predicate, summarize
+
+    out: list[str] = []
+    available = predicate("Deployment", "Available")
+    owned: set[str] = set()
+    for d in cast("list[Deployment]", cluster.store.list("Deployment")):
+        pods = cluster.store.list("Pod", namespace=d.metadata.namespace,
+                                  selector=d.spec.selector)
+        owned.update(str(p.metadata.uid) for p in pods)
+        if available(d):
+            continue
+        out.append(f"deployment/{d.metadata.name} is not Available: {summarize(d)}")
+        out += await explain_failure(cluster, "Deployment", d.metadata.name or "",
+                                     d.metadata.namespace, d)
+    for p in cast("list[Pod]", cluster.store.list("Pod")):
+        if str(p.metadata.uid) in owned or _fine(p):
+            continue
+        out.append(f"pod/{p.metadata.name} is not Ready: {summarize(p)}")
+        out += await explain_failure(cluster, "Pod", p.metadata.name or "",
+                                     p.metadata.namespace, p)
     return "\n".join(out)
 
 
@@ -274,10 +353,12 @@ async def _up(args: argparse.Namespace, objs: list[KubeObject]) -> int:
                     print(render(cluster))
                     print(f"error: not everything became Available within {args.timeout:g}s",
                           file=sys.stderr)
+                    print(await explain_unsettled(cluster), file=sys.stderr)
                     code = 1
                 break
             if not args.once:
-                table = render(cluster)
+                width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+                table = render(cluster, width)
                 if tty:
                     sys.stdout.write("\x1b[H\x1b[2J" + table + "\n")
                     sys.stdout.flush()
