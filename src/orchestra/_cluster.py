@@ -571,7 +571,7 @@ class Cluster:
         """``kubectl get KIND`` (``-A`` when ``namespace`` is None): ``str()`` is its text,
         ``_repr_html_()`` an HTML table; kubectl's default columns for each kind."""
         info, _ = parse_ref(kind)
-        objs = self.store.list(info.kind, namespace=namespace if info.namespaced else None,
+        objs = self.store.list(info.key, namespace=namespace if info.namespaced else None,
                                selector=selector)
         return build_table(info.kind, objs, self.clock.now(),
                            all_namespaces=namespace is None, namespaced=info.namespaced,

@@ -377,22 +377,22 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
         info, obj_name = parse_ref(ref, name)
         if obj_name is None:  # "kubectl describe pods": every one of the kind
             ns = namespace if info.namespaced else None
-            objs = sorted(cluster.store.list(info.kind, namespace=ns),
+            objs = sorted(cluster.store.list(info.key, namespace=ns),
                           key=lambda o: o.metadata.name or "")
             if not objs:
                 where = f" in {namespace} namespace" if info.namespaced else ""
                 return DescribeText(f"No resources found{where}.\n")
             return DescribeText("\n\n".join(describe(cluster, o) for o in objs))
-        obj = cluster.store.get_or_none(info.kind, obj_name,
+        obj = cluster.store.get_or_none(info.key, obj_name,
                                         namespace=namespace if info.namespaced else None)
         if obj is None:
             # kubectl describe KIND PREFIX: every object whose name starts with PREFIX
             ns = namespace if info.namespaced else None
-            prefixed = sorted((o for o in cluster.store.list(info.kind, namespace=ns)
+            prefixed = sorted((o for o in cluster.store.list(info.key, namespace=ns)
                                if (o.metadata.name or "").startswith(obj_name)),
                               key=lambda o: o.metadata.name or "")
             if not prefixed:
-                obj = cluster.store.get(info.kind, obj_name, namespace=namespace)
+                obj = cluster.store.get(info.key, obj_name, namespace=namespace)
             return DescribeText("\n\n".join(describe(cluster, o) for o in prefixed))
     out = _Out()
     # (imported here: both build on this module)

@@ -122,7 +122,7 @@ def pick_pod(store: Any, ref: Any, namespace: str, *, for_logs: bool = False) ->
         obj: Any = ref
     else:
         info, name = parse_ref(ref if "/" in str(ref) else f"pod/{ref}")
-        obj = store.get(info.kind, name, namespace=namespace)
+        obj = store.get(info.key, name, namespace=namespace)
     if obj.kind == "Pod":
         return obj
     pods = workload_pods(store, obj)

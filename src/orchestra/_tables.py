@@ -8,6 +8,7 @@ width 6, padding 3), and a table of every namespace gets a NAMESPACE column firs
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -249,6 +250,25 @@ def _ingress(obj: Any, d: Dict, now: float) -> Row:
             ",".join(addrs), ports]
 
 
+def _json_list(value: Any) -> str:
+    """An array column of a CRD's printer columns, as kubectl prints it (JSON)."""
+    return json.dumps(value, separators=(",", ":")) if value else ""
+
+
+def _virtualservice(obj: Any, d: Dict, now: float) -> Row:
+    return [_json_list(d["spec"].get("gateways")), _json_list(d["spec"].get("hosts"))]
+
+
+def _destinationrule(obj: Any, d: Dict, now: float) -> Row:
+    return [d["spec"].get("host", "")]
+
+
+def _serviceentry(obj: Any, d: Dict, now: float) -> Row:
+    spec = d["spec"]
+    return [_json_list(spec.get("hosts")), spec.get("location", ""),
+            spec.get("resolution", "")]
+
+
 def _hpa(obj: Any, d: Dict, now: float) -> Row:
     spec, st = d["spec"], d.get("status", {})
     ref = spec["scaleTargetRef"]
@@ -328,6 +348,10 @@ PRINTERS: dict[str, tuple[tuple[str, ...], Printer]] = {
     "PodDisruptionBudget": (("MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS"),
                             _pdb),
     "Endpoints": (("ENDPOINTS",), _endpoints),
+    # Istio's CRDs' additionalPrinterColumns
+    "VirtualService": (("GATEWAYS", "HOSTS"), _virtualservice),
+    "DestinationRule": (("HOST",), _destinationrule),
+    "ServiceEntry": (("HOSTS", "LOCATION", "RESOLUTION"), _serviceentry),
 }
 
 

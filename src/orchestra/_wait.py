@@ -176,11 +176,11 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
         check = predicate(info.kind, condition)
     if stable_for is not None and stable_for < 0:
         raise ValueError(f"wait_for: stable_for must be >= 0, not {stable_for}")
-    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    current = store.get_or_none(info.key, obj_name, namespace=ns)
     if strategy is None and not stable_for and check(current):
         return current
     rv = store.resource_version
-    watch = store.watch(info.kind, namespace=ns, field_selector=f"metadata.name={obj_name}",
+    watch = store.watch(info.key, namespace=ns, field_selector=f"metadata.name={obj_name}",
                         resource_version=rv)
     restarts_matter = bool(stable_for) and info.kind in (*WORKLOADS, "Pod", "Job")
     pod_watch = store.watch("Pod", namespace=ns, resource_version=rv) \
@@ -215,7 +215,7 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
                     await closer()
     if not timed_out:
         raise anyio.get_cancelled_exc_class()()
-    current = store.get_or_none(info.kind, obj_name, namespace=ns)
+    current = store.get_or_none(info.key, obj_name, namespace=ns)
     what = repr(strategy) if strategy is not None else (
         condition if isinstance(condition, str) else getattr(
             condition, "__name__", "the condition"))

@@ -179,6 +179,12 @@ async def test_both_gateway_kinds_live_side_by_side(cluster: oc.Cluster) -> None
     k8s = await cluster.get("gateways.gateway.networking.k8s.io/bookinfo-gateway")
     assert istio.api_version.startswith("networking.istio.io/")
     assert k8s.api_version == "gateway.networking.k8s.io/v1"
+    waited = await cluster.wait_for(GW_REF, lambda g: g is not None and bool(g.spec.servers),
+                                    timeout=5)
+    assert waited.api_version.startswith("networking.istio.io/")
+    assert "istio: ingressgateway" in cluster.describe(GW_REF)
+    assert "istio: ingressgateway" not in cluster.describe(
+        "gateways.gateway.networking.k8s.io/bookinfo-gateway")
     await cluster.delete(GW_REF)
     assert (await cluster.get("gateways.gateway.networking.k8s.io/bookinfo-gateway")).kind \
         == "Gateway"
@@ -479,3 +485,16 @@ async def test_https_server_terminates_tls_with_the_credential_secret(
     await cluster.apply(other)
     with pytest.raises(ValueError, match="selects no gateway of this cluster"):
         cluster.endpoint("gateways.networking.istio.io/elsewhere", 80)
+
+
+async def test_get_prints_istios_printer_columns(cluster: oc.Cluster) -> None:
+    await cluster.apply(load(DOCS / "istio-virtual-service-reviews-90-10.yaml"))
+    vss = await cluster.get_table("virtualservices", "default")
+    assert vss.headers == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    assert [r[:3] for r in vss.rows] == [["bookinfo", '["bookinfo-gateway"]', '["*"]'],
+                                         ["reviews", "", '["reviews"]']]
+    drs = await cluster.get_table("dr", "default")
+    assert [r[:2] for r in drs.rows][:2] == [["details", "details"],
+                                              ["productpage", "productpage"]]
+    gws = await cluster.get_table("gateways.networking.istio.io", "default")
+    assert [r[0] for r in gws.rows] == ["bookinfo-gateway"]
