@@ -498,3 +498,22 @@ async def test_get_prints_istios_printer_columns(cluster: oc.Cluster) -> None:
                                               ["productpage", "productpage"]]
     gws = await cluster.get_table("gateways.networking.istio.io", "default")
     assert [r[0] for r in gws.rows] == ["bookinfo-gateway"]
+
+
+async def test_deleting_a_namespace_deletes_its_istio_objects() -> None:
+    async with oc.Cluster(nodes=1) as c:
+        await c.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+        objs = load(DOCS / "istio-bookinfo-gateway.yaml")
+        await c.apply(objs, namespace="shop")
+        await c.apply({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                       "metadata": {"name": "bookinfo-gateway", "namespace": "default"},
+                       "spec": {"gatewayClassName": "orchestra", "listeners": [
+                           {"name": "http", "protocol": "HTTP", "port": 8089}]}})
+        assert (await c.get(GW_REF, namespace="shop")).spec.selector
+        await c.delete("namespace/shop")
+        await c.wait_for("namespace/shop", "Deleted", timeout=10)
+        for ref in (GW_REF, "virtualservice/bookinfo"):
+            with pytest.raises(oc.NotFound):
+                await c.get(ref, namespace="shop")
+        kept = await c.get("gateways.gateway.networking.k8s.io/bookinfo-gateway")
+        assert kept.spec.gateway_class_name == "orchestra"
