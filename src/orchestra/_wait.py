@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from orchestra._errors import Timeout, hide_from_tracebacks
+from orchestra._progress import Progress
 from orchestra._waitstrategies import WaitStrategy
 from orchestra.objects._registry import parse_ref
 
@@ -203,8 +204,16 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
                     tg.start_soon(_pump, pod_watch, send, False)
                 if strategy is not None:
                     tg.start_soon(_tick, cluster, strategy.interval, send)
-                result = await _until(cluster, current, check, strategy, stable_for,
-                                      restarts_matter, recv, send, broke)
+                what = f"{info.kind.lower()}/{obj_name} to be " + _what(condition,
+                                                                      strategy, stable_for)
+                progress = Progress(what)
+                ok = False
+                try:
+                    result = await _until(cluster, current, check, strategy, stable_for,
+                                          restarts_matter, recv, send, broke, progress)
+                    ok = True
+                finally:
+                    progress.close(ok)
                 tg.cancel_scope.cancel()
                 return result
         finally:
@@ -216,11 +225,7 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
     if not timed_out:
         raise anyio.get_cancelled_exc_class()()
     current = store.get_or_none(info.key, obj_name, namespace=ns)
-    what = repr(strategy) if strategy is not None else (
-        condition if isinstance(condition, str) else getattr(
-            condition, "__name__", "the condition"))
-    if stable_for:
-        what += f" for {stable_for:g}s without a break"
+    what = _what(condition, strategy, stable_for)
     text = await _explain(cluster, info.kind, obj_name, ns, current, what, timeout)
     if broke:
         text += "\nit held, then broke: " + "; ".join(broke[-3:])
@@ -228,6 +233,15 @@ async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
 
 
 _TICK = object()
+
+
+def _what(condition: Any, strategy: WaitStrategy | None, stable_for: float | None) -> str:
+    what = repr(strategy) if strategy is not None else (
+        condition if isinstance(condition, str) else getattr(
+            condition, "__name__", "the condition"))
+    if stable_for:
+        what += f" for {stable_for:g}s without a break"
+    return str(what)
 
 
 async def _pump(watch: Any, send: Any, own: bool) -> None:
@@ -263,7 +277,8 @@ def _restarts(cluster: Cluster, obj: Any) -> dict[str, tuple[str, int]]:
 
 async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
                  strategy: WaitStrategy | None, stable_for: float | None,
-                 restarts_matter: bool, recv: Any, send: Any, broke: list[str]) -> Any:
+                 restarts_matter: bool, recv: Any, send: Any, broke: list[str],
+                 progress: Progress) -> Any:
     """Evaluate after every change of the object (and of pods, and every strategy
     tick) until the condition has held ``stable_for`` seconds with no restart."""
     clock = cluster.clock
@@ -273,6 +288,9 @@ async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
         ok = check(current)
         if ok and strategy is not None:
             ok = await strategy.check(cluster, current)
+        if progress.enabled:
+            progress.update(("holding" if since is not None else "not yet") + "; "
+                            + summarize(current))
         if not ok:
             if since is not None:
                 broke.append(f"it stopped holding after {clock.monotonic() - since:g}s")
