@@ -517,3 +517,20 @@ async def test_deleting_a_namespace_deletes_its_istio_objects() -> None:
                 await c.get(ref, namespace="shop")
         kept = await c.get("gateways.gateway.networking.k8s.io/bookinfo-gateway")
         assert kept.spec.gateway_class_name == "orchestra"
+
+
+async def test_service_entry_static_endpoints_are_a_destination(cluster: oc.Cluster) -> None:
+    (pod,) = await cluster.list("pods", selector="app=ratings")
+    await cluster.delete("virtualservice/bookinfo")
+    await cluster.apply([
+        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+         "metadata": {"name": "legacy"},
+         "spec": {"hosts": ["legacy.example.internal"], "location": "MESH_INTERNAL",
+                  "resolution": "STATIC",
+                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                  "endpoints": [{"address": pod.status.pod_ip, "ports": {"http": 9080}}]}},
+        vs("legacy", [{"route": [{"destination": {"host": "legacy.example.internal",
+                                                  "port": {"number": 80}}}]}])])
+    status, body = await gateway(cluster, "/legacy")
+    assert status == 200 and version_of(body) == "v1" and seen(body)["path"] == "/legacy"
+    assert not [e for e in cluster.events("virtualservice/legacy") if e.type == "Warning"]

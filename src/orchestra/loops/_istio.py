@@ -53,7 +53,7 @@ class IstioController:
         self._l4: ServiceProxy | None = None  # mesh tcp routes
         self._tcp: set[tuple[str, int]] = set()
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
-        for kind in ("VirtualService", "DestinationRule", GATEWAY_KEY):
+        for kind in ("VirtualService", "DestinationRule", "ServiceEntry", GATEWAY_KEY):
             ctx.informers[kind].add_handler(self._on_any)
         for kind in ("Service", "Endpoints"):
             ctx.informers[kind].add_handler(self._on_service)
@@ -95,6 +95,8 @@ class IstioController:
         def lookup(kind: str, ns: str | None, name: str) -> Any:
             if kind == "Pods":
                 return store.list("Pod", namespace=ns)
+            if kind == "ServiceEntries":
+                return store.list("ServiceEntry")
             return store.get_or_none(kind, name, namespace=ns)
 
         compiled = compile_istio(vss, drs, gateways, lookup)

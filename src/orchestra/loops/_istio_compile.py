@@ -303,6 +303,9 @@ def _cluster(dest: Any, ns: str, rules: dict[tuple[str, str], Any], lookup: Look
     target = resolve_host(dest.host, ns)
     svc = lookup("Service", *target) if target is not None else None
     if target is None or svc is None:
+        entry = _service_entry(dest, lookup)
+        if entry is not None:
+            return entry
         out.warnings.append((vs, "ReferencedResourceNotFound",
                              f'Referenced host not found: "{dest.host}"'))
         return None
@@ -375,6 +378,33 @@ def _policy(policies: list[Any], port: int) -> ClusterPolicy | None:
         kw["max_ejection_percent"] = od.max_ejection_percent \
             if od.max_ejection_percent is not None else 10
     return ClusterPolicy(**kw)
+
+
+def _service_entry(dest: Any, lookup: Lookup) -> Cluster | None:
+    """A destination naming a ServiceEntry's host: its ``STATIC`` endpoints (an
+    endpoint's ``ports`` entry for the port's name overrides the number), or for ``DNS``
+    without endpoints the host itself at the port."""
+    for se in sorted(lookup("ServiceEntries", None, "") or (), key=_created):
+        if dest.host not in se.spec.hosts:
+            continue
+        want = dest.port.number if dest.port is not None else None
+        sp = next((p for p in se.spec.ports or () if want is None or p.number == want), None)
+        if sp is None:
+            return None
+        backends: list[tuple[str, int]] = []
+        for ep in se.spec.endpoints or ():
+            if ep.address:
+                port = dict(ep.ports or {}).get(sp.name, sp.target_port or sp.number)
+                backends.append((ep.address, port))
+        if not se.spec.endpoints and se.spec.resolution in ("DNS", "DNS_ROUND_ROBIN"):
+            backends.append((dest.host, sp.target_port or sp.number))
+        name = f"{se.metadata.namespace or 'default'}/{dest.host}:{sp.number}"
+        return Cluster(name, tuple(backends))
+    return None
+
+
+def _created(obj: Any) -> tuple[str, str]:
+    return (obj.metadata.creation_timestamp or "", obj.metadata.name)
 
 
 def _backends(endpoints: Any, port_name: str | None, ns: str,
