@@ -78,8 +78,8 @@ async def test_every_docs_manifest_applied_together_makes_progress() -> None:
         for obj in applied:
             ns = obj.metadata.namespace or "default"
             ref = f"{obj.kind}/{obj.metadata.name}"
-            try:
-                await cluster.wait_for(ref, lambda o: _progressed(cluster, o),
+            try:  # (by the object itself: Istio's and the Gateway API's Gateway share a kind)
+                await cluster.wait_for(obj, lambda o: _progressed(cluster, o),
                                        namespace=ns, timeout=30)
             except oc.Timeout as exc:
                 stuck[f"{ns}/{ref}"] = str(exc)[:2000]

@@ -223,3 +223,21 @@ async def test_cluster_patch_that_changes_nothing_sends_no_event() -> None:
         ev = await anext(aiter(watch))
         assert ev.type == "MODIFIED" and ev.object.metadata.labels == {"now": "here"}
         await watch.aclose()  # type: ignore[attr-defined]
+
+
+def test_a_patch_may_name_another_served_version_of_the_group() -> None:
+    """As the API server converts between served versions, applying an Istio manifest
+    written for v1alpha3 over the v1 object patches it; another group is refused."""
+    store = Store()
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "reviews"}, "spec": {"hosts": ["reviews"], "http": [
+              {"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}}
+    store.create(vs)
+    patched = store.patch("virtualservices.networking.istio.io/reviews", {
+        "apiVersion": "networking.istio.io/v1alpha3",
+        "spec": {"http": [{"route": [{"destination": {"host": "reviews",
+                                                      "subset": "v2"}}]}]}})
+    assert patched.spec.http[0].route[0].destination.subset == "v2"
+    with pytest.raises(Invalid, match="kind and apiVersion cannot be changed by a patch"):
+        store.patch("virtualservices.networking.istio.io/reviews",
+                    {"apiVersion": "example.com/v1"})

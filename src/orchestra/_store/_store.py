@@ -441,7 +441,11 @@ class Store(_Deletion):
                 raise Invalid(_what(info, name), [FieldError(
                     f"metadata.{field}", f'Invalid value: "{meta.get(field)}": field is '
                     "immutable")])
-        if merged.get("kind") != info.kind or merged.get("apiVersion") != info.api_version:
+        # Another served version of the same group is the same object (the API server
+        # converts between them: apply a v1alpha3 manifest over a v1 VirtualService).
+        api = merged.get("apiVersion")
+        if merged.get("kind") != info.kind or not isinstance(api, str) or \
+                api.rpartition("/")[0] != info.api_version.rpartition("/")[0]:
             raise Invalid(_what(info, name), "kind and apiVersion cannot be changed by a patch")
         new = to_object(merged)
         if type(new) is not type(old):
