@@ -110,7 +110,8 @@ def _name(obj: Any) -> str:
     return obj.metadata.name if not ns or ns == "default" else f"{ns}/{obj.metadata.name}"
 
 
-def _pod_row(cluster: Cluster, pod: Any, now: float) -> list[str]:
+def _pod_row(pod: Any, now: float, cluster: Cluster | None = None) -> list[str]:
+    """NAME READY STATUS RESTARTS AGE, and the REASON (with a cluster: its events)."""
     statuses = (pod.status.container_statuses or ()) if pod.status else ()
     sidecars = sidecar_names(pod)
     # As kubectl counts them: sidecars are containers of the pod (READY, RESTARTS).
@@ -126,7 +127,7 @@ def _pod_row(cluster: Cluster, pod: Any, now: float) -> list[str]:
     restarts = sum(cs.restart_count or 0 for cs in counted)
     total = len(pod.spec.containers) + len(sidecars)
     return [_name(pod), f"{ready}/{total}", status, str(restarts), _age(pod, now),
-            _reason(cluster, pod)]
+            _reason(cluster, pod) if cluster is not None else ""]
 
 
 def _fine(pod: Any) -> bool:
@@ -240,7 +241,7 @@ def render(cluster: Cluster, width: int = 80) -> str:
                        (_deploy_row(d, now) for d in deploys), width)
         out.append("")
     pods = sorted(store.list("Pod"), key=_name)
-    rows = [_pod_row(cluster, p, now) for p in pods]
+    rows = [_pod_row(p, now, cluster) for p in pods]
     lines = _format(["POD", "READY", "STATUS", "RESTARTS", "AGE", "REASON"], rows, 1 << 16)
     out.append(_cut(lines[0], width))
     for row, line in zip(rows, lines[1:], strict=True):
