@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import AlreadyExists, Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
-from orchestra.loops._engine import Controller, Result
+from orchestra.loops._engine import Result
 from orchestra.loops._gateway_compile import CONTROLLER_NAME, GROUP, Cond, compile_gateways
+from orchestra.loops._l7base import TableController, age_key
 from orchestra.objects._base import format_time
 
 if TYPE_CHECKING:
@@ -41,30 +42,13 @@ def listener_name(namespace: str, name: str, port: int) -> str:
     return f"gateway/{namespace}/{name}/{port}"
 
 
-class GatewayController:
+class GatewayController(TableController):
+    KEY = _KEY
+
     def __init__(self, ctx: Context, proxy: HttpProxy) -> None:
-        self.ctx = ctx
-        self.proxy = proxy
-        self.controller = Controller("gateway", self.reconcile, ctx.clock)
-        self._services: set[tuple[str, str]] = set()
-        self._secrets: set[tuple[str, str]] = set()
+        super().__init__(ctx, proxy, "gateway", ("GatewayClass", "Gateway", "HTTPRoute",
+                                                 "ReferenceGrant", "Namespace"))
         self._listeners: set[str] = set()
-        for kind in ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"):
-            ctx.informers[kind].add_handler(self._on_any)
-        for kind in ("Service", "Endpoints"):
-            ctx.informers[kind].add_handler(self._on_service)
-        ctx.informers["Secret"].add_handler(self._on_secret)
-
-    def _on_any(self, typ: str, obj: Any, old: Any) -> None:
-        self.controller.enqueue(_KEY)
-
-    def _on_service(self, typ: str, obj: Any, old: Any) -> None:
-        if (obj.metadata.namespace or "default", obj.metadata.name) in self._services:
-            self.controller.enqueue(_KEY)
-
-    def _on_secret(self, typ: str, obj: Any, old: Any) -> None:
-        if (obj.metadata.namespace or "default", obj.metadata.name) in self._secrets:
-            self.controller.enqueue(_KEY)
 
     async def run(self) -> None:
         from orchestra.objects import GatewayClass
@@ -87,8 +71,8 @@ class GatewayController:
         ours = {c.metadata.name for c in classes}
         gateways = sorted((g for g in store.list("Gateway")
                            if g.spec.gateway_class_name in ours),  # type: ignore[attr-defined]
-                          key=_age)
-        routes = sorted(store.list("HTTPRoute"), key=_age)
+                          key=age_key)
+        routes = sorted(store.list("HTTPRoute"), key=age_key)
         grants = list(store.list("ReferenceGrant"))
 
         def lookup(kind: str, ns: str | None, name: str) -> Any:
@@ -200,10 +184,6 @@ def _status_json(obj: Any) -> dict[str, Any]:
     status: dict[str, Any] = obj.to_dict().get("status") or {}
     return status
 
-
-def _age(obj: Any) -> tuple[str, str, str]:
-    return (obj.metadata.creation_timestamp or "", obj.metadata.namespace or "",
-            obj.metadata.name)
 
 
 def setup(ctx: Context) -> list[Runnable]:

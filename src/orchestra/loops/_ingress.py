@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import AlreadyExists, Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
-from orchestra.loops._engine import Controller, Result
+from orchestra.loops._engine import Result
 from orchestra.loops._ingress_compile import compile_ingresses
+from orchestra.loops._l7base import TableController
 
 if TYPE_CHECKING:
     from orchestra.net.l7 import HttpProxy, TlsCert
@@ -44,33 +45,15 @@ LB_IP = "127.0.0.1"
 _KEY = "ingresses"
 
 
-class IngressController:
+class IngressController(TableController):
+    KEY = _KEY
+
     def __init__(self, ctx: Context, proxy: HttpProxy) -> None:
-        self.ctx = ctx
-        self.proxy = proxy
-        self.controller = Controller("ingress", self.reconcile, ctx.clock)
-        self._services: set[tuple[str, str]] = set()
-        self._secrets: set[tuple[str, str]] = set()
+        super().__init__(ctx, proxy, "ingress", ("Ingress", "IngressClass"))
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
         self._certs: tuple[TlsCert, ...] = ()
         http_port, https_port = ctx.options.get("ingress_ports", (80, 443))
         self._ports = {HTTP_LISTENER: int(http_port), HTTPS_LISTENER: int(https_port)}
-        for kind in ("Ingress", "IngressClass"):
-            ctx.informers[kind].add_handler(self._on_any)
-        for kind in ("Service", "Endpoints"):
-            ctx.informers[kind].add_handler(self._on_service)
-        ctx.informers["Secret"].add_handler(self._on_secret)
-
-    def _on_any(self, typ: str, obj: Any, old: Any) -> None:
-        self.controller.enqueue(_KEY)
-
-    def _on_service(self, typ: str, obj: Any, old: Any) -> None:
-        if (obj.metadata.namespace or "default", obj.metadata.name) in self._services:
-            self.controller.enqueue(_KEY)
-
-    def _on_secret(self, typ: str, obj: Any, old: Any) -> None:
-        if (obj.metadata.namespace or "default", obj.metadata.name) in self._secrets:
-            self.controller.enqueue(_KEY)
 
     async def run(self) -> None:
         self._ensure_class()

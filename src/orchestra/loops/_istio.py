@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
-from orchestra.loops._engine import Controller, Result
+from orchestra.loops._engine import Result
 from orchestra.loops._istio_compile import compile_istio
+from orchestra.loops._l7base import TableController, age_key
 from orchestra.net.l4 import ServiceProxy
 from orchestra.net.l7 import RouteTable, VirtualHost
 
@@ -40,36 +41,23 @@ def listener_name(port: int) -> str:
     return f"istio-ingressgateway/{port}"
 
 
-class IstioController:
+class IstioController(TableController):
+    KEY = _KEY
+
     def __init__(self, ctx: Context, proxy: HttpProxy) -> None:
-        self.ctx = ctx
-        self.proxy = proxy
-        self.controller = Controller("istio", self.reconcile, ctx.clock)
-        self._services: set[tuple[str, str]] = set()
-        self._secrets: set[tuple[str, str]] = set()
+        super().__init__(ctx, proxy, "istio", ("VirtualService", "DestinationRule",
+                                               "ServiceEntry", GATEWAY_KEY))
         self._listeners: set[str] = set()
         self._mesh_listeners: set[str] = set()
         self._warned = False
         self._l4: ServiceProxy | None = None  # mesh tcp routes
         self._tcp: set[tuple[str, int]] = set()
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
-        for kind in ("VirtualService", "DestinationRule", "ServiceEntry", GATEWAY_KEY):
-            ctx.informers[kind].add_handler(self._on_any)
-        for kind in ("Service", "Endpoints"):
-            ctx.informers[kind].add_handler(self._on_service)
         ctx.informers["Pod"].add_handler(self._on_pod)
-        ctx.informers["Secret"].add_handler(self._on_secret)
-
-    def _on_any(self, typ: str, obj: Any, old: Any) -> None:
-        self.controller.enqueue(_KEY)
 
     def _on_service(self, typ: str, obj: Any, old: Any) -> None:
         if (obj.metadata.namespace or "default", obj.metadata.name) in self._services or \
                 typ != "MODIFIED":
-            self.controller.enqueue(_KEY)
-
-    def _on_secret(self, typ: str, obj: Any, old: Any) -> None:
-        if (obj.metadata.namespace or "default", obj.metadata.name) in self._secrets:
             self.controller.enqueue(_KEY)
 
     def _on_pod(self, typ: str, obj: Any, old: Any) -> None:
@@ -88,9 +76,9 @@ class IstioController:
 
     async def reconcile(self, key: str) -> Result | None:
         store = self.ctx.store
-        vss = sorted(store.list("VirtualService"), key=_age)
-        drs = sorted(store.list("DestinationRule"), key=_age)
-        gateways = sorted(store.list(GATEWAY_KEY), key=_age)
+        vss = sorted(store.list("VirtualService"), key=age_key)
+        drs = sorted(store.list("DestinationRule"), key=age_key)
+        gateways = sorted(store.list(GATEWAY_KEY), key=age_key)
 
         def lookup(kind: str, ns: str | None, name: str) -> Any:
             if kind == "Pods":
@@ -219,10 +207,6 @@ _DOC_URL = "https://istio.io/latest/docs/reference/config/analysis/{}/?ref=statu
 def _ip(pod: Any) -> str | None:
     return pod.status.pod_ip if pod.status is not None else None
 
-
-def _age(obj: Any) -> tuple[str, str, str]:
-    return (obj.metadata.creation_timestamp or "", obj.metadata.namespace or "",
-            obj.metadata.name)
 
 
 def setup(ctx: Context) -> list[Runnable]:
