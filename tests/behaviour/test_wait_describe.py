@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -400,3 +401,18 @@ async def test_describe_pod_disruption_budget_like_kubectl() -> None:
             "    Desired:              2",
             "    Total:                3",
         ]
+
+
+@pytest.mark.anyio
+async def test_a_simulated_pod_makes_no_host_path_directory(tmp_path: Path) -> None:
+    """hostPath DirectoryOrCreate is created for real containers only: the fake runtime
+    must not leave directories on the host running the simulation."""
+    target = tmp_path / "made-by-hostpath"
+    async with oc.Cluster(runtime="fake") as cluster:
+        await cluster.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                             "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                      "volumes": [{"name": "d", "hostPath": {
+                                          "path": str(target),
+                                          "type": "DirectoryOrCreate"}}]}})
+        await cluster.wait_for("pod/p", "Ready", timeout=30)
+    assert not target.exists()

@@ -211,8 +211,9 @@ class PodVolumes:
             name = vol.name
             if vol.host_path is not None:
                 path = vol.host_path.path
-                if vol.host_path.type in ("DirectoryOrCreate", None, "") and \
-                        not os.path.exists(path):
+                # (a simulated container touches no host directory: nothing would use it)
+                if not self.simulated and vol.host_path.type in (
+                        "DirectoryOrCreate", None, "") and not os.path.exists(path):
                     os.makedirs(path, exist_ok=True)
                 self.paths[name] = path
             elif vol.empty_dir is not None:
