@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import orchestra
-from orchestra._cli import human_duration, main
+from orchestra._cli import main
+from orchestra._kubectl import human_duration
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

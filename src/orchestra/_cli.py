@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from orchestra._errors import Invalid, OrchestraError
-from orchestra._kubectl import human_duration, pod_status, sidecar_names
-from orchestra.objects._base import KubeObject, parse_time
+from orchestra._kubectl import age, pod_status, sidecar_names
+from orchestra.objects._base import KubeObject
 from orchestra.objects._kustomize import kustomization_file
 from orchestra.objects._registry import load, load_each, to_yaml
 
@@ -101,8 +101,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _age(obj: Any, now: float) -> str:
-    ts = obj.metadata.creation_timestamp
-    return human_duration(now - parse_time(ts)) if ts else "<unknown>"
+    return age(obj.metadata.creation_timestamp, now)
 
 
 def _name(obj: Any) -> str:

@@ -342,8 +342,10 @@ class Cluster:
         p.text(repr(self) if cycle else render_text(repr(self), self._on_home(self._tables)))
 
     def _on_home(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the cluster's own loop thread (directly when already there, or
+        when that loop no longer runs)."""
         home = self._home
-        if home is None or threading.get_ident() == self._home_thread:
+        if home is None or not home.is_running() or threading.get_ident() == self._home_thread:
             return fn()
         return call_in(home, fn)
 
@@ -706,11 +708,10 @@ def _guard_methods(cls: type[Cluster]) -> None:
         def call(self: Cluster, *args: Any, **kwargs: Any) -> Any:
             self._check_running(name)
             home = self._home
-            if home is None or threading.get_ident() == self._home_thread:
-                return fn(self, *args, **kwargs)
-            if name in _ITERATORS:
+            if name in _ITERATORS and home is not None and \
+                    threading.get_ident() != self._home_thread:
                 return BridgedIterator(home, lambda: fn(self, *args, **kwargs))
-            return call_in(home, lambda: fn(self, *args, **kwargs))
+            return self._on_home(lambda: fn(self, *args, **kwargs))
         return call
 
     for name, fn in list(vars(cls).items()):

@@ -11,6 +11,7 @@ import datetime as _dt
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe_volumes import volumes
+from orchestra._kubectl import human_duration as _age  # kubectl describe ages: HumanDuration
 from orchestra._notebook import DescribeText
 from orchestra._tabwriter import align
 from orchestra.objects._base import KubeObject, parse_time
@@ -74,25 +75,6 @@ def _time(text: str | None) -> str:
         return "<none>"
     t = _dt.datetime.fromtimestamp(parse_time(text), _dt.UTC)
     return t.strftime("%a, %d %b %Y %H:%M:%S +0000")
-
-
-def _age(seconds: float) -> str:
-    """kubectl's HumanDuration."""
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    m, h, d = s // 60, s // 3600, s // 86400
-    if s < 600:
-        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
-    if s < 3600 * 3:
-        return f"{m}m"
-    if s < 3600 * 8:
-        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
-    if s < 86400 * 2:
-        return f"{h}h"
-    if s < 86400 * 8:
-        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
-    return f"{d}d"
 
 
 def _events(cluster: Cluster, obj: KubeObject, out: _Out) -> None:

@@ -8,10 +8,11 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._describe import _age, _annotations, _events, _map, _Out
+from orchestra._describe import _annotations, _events, _map, _Out
 from orchestra._describe_kinds import _head
 from orchestra._describe_storage import DESCRIBERS as STORAGE
 from orchestra._describe_storage import access_modes
+from orchestra._kubectl import human_duration as _age
 from orchestra.objects._base import parse_time
 
 if TYPE_CHECKING:

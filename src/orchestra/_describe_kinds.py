@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._describe import (
-    _age,
     _annotations,
     _containers,
     _events,
@@ -17,6 +16,7 @@ from orchestra._describe import (
     _time,
 )
 from orchestra._describe_volumes import volumes
+from orchestra._kubectl import human_duration as _age
 from orchestra.objects._base import parse_time
 from orchestra.objects._selector import Selector
 

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestra._apply import LAST_APPLIED
-from orchestra._describe import _age, _annotations, _events, _map, _Out
+from orchestra._describe import _annotations, _events, _map, _Out
 from orchestra._describe_volumes import source_pairs
+from orchestra._kubectl import human_duration as _age
 from orchestra.objects._base import parse_time
 
 if TYPE_CHECKING:

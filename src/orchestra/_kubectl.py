@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["human_duration", "pod_status", "sidecar_names"]
+from orchestra.objects._base import parse_time
+
+__all__ = ["age", "human_duration", "pod_status", "sidecar_names"]
 
 
 def human_duration(seconds: float) -> str:
@@ -28,6 +30,11 @@ def human_duration(seconds: float) -> str:
     if d < 8:
         return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
     return f"{d}d"
+
+
+def age(timestamp: str | None, now: float) -> str:
+    """The AGE column: ``human_duration`` since ``timestamp`` (``<unknown>`` without)."""
+    return human_duration(now - parse_time(timestamp)) if timestamp else "<unknown>"
 
 
 def pod_status(pod: Any) -> str:

@@ -28,14 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from orchestra._cluster import Cluster
-from orchestra._loopthread import LoopThread, call_in
+from orchestra._loopthread import LoopThread
 from orchestra._sync import SyncCluster
 
 _ASYNC_FIXTURES = {"orchestra_cluster", "orchestra_module_cluster",
@@ -162,7 +161,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _state(cluster: Cluster) -> str:
     from orchestra._explain import cluster_summary
 
-    home = cluster._home
-    if home is None or not home.is_running() or threading.get_ident() == cluster._home_thread:
-        return cluster_summary(cluster)
-    return call_in(home, lambda: cluster_summary(cluster))
+    summary: str = cluster._on_home(lambda: cluster_summary(cluster))
+    return summary

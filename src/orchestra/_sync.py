@@ -83,16 +83,6 @@ class SyncCluster:
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *_ATTRS})
 
-    def _in_loop(self, fn: Callable[..., T]) -> Callable[..., T]:
-        async def run(*args: Any, **kwargs: Any) -> T:
-            return fn(*args, **kwargs)
-
-        def call(*args: Any, **kwargs: Any) -> T:
-            result: T = self._call(run(*args, **kwargs))
-            return result
-
-        return call
-
     def _iterate(self, make: Callable[[], Any]) -> Iterator[Any]:
         it = self._call(self._aiter(make))
         try:
@@ -137,7 +127,8 @@ def _sync_methods() -> None:
             wrapper = call
         else:
             def plain(self: SyncCluster, *args: Any, **kwargs: Any) -> Any:
-                return self._in_loop(getattr(self._cluster, name))(*args, **kwargs)
+                # (the Cluster runs a plain method on its own loop thread itself)
+                return getattr(self._cluster, name)(*args, **kwargs)
             wrapper = plain
         wrapper.__name__ = wrapper.__qualname__ = name
         wrapper.__doc__ = fn.__doc__

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from orchestra._kubectl import age as _age
 from orchestra._kubectl import human_duration, pod_status, sidecar_names
 from orchestra._tabwriter import align
 from orchestra.objects import _base
@@ -59,10 +60,6 @@ class Table:
                                         "</td>" for c in r) + "</tr>" for r in self.rows)
         return (f"<table class=\"orchestra-table\"><thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody></table>")
-
-
-def _age(ts: str | None, now: float) -> str:
-    return human_duration(now - parse_time(ts)) if ts else "<unknown>"
 
 
 def _cond(d: Dict, type_: str) -> str | None:
