@@ -14,7 +14,7 @@ import pytest
 
 import orchestra
 from orchestra._cli import main
-from orchestra._kubectl import human_duration
+from orchestra.present._kubectl import human_duration
 
 DEPLOYMENT = """\
 apiVersion: apps/v1

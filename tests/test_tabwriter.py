@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestra._tabwriter import align
+from orchestra.present._tabwriter import align
 
 
 def test_a_block_of_lines_aligns_to_its_widest_cell_plus_two() -> None:

@@ -24,8 +24,8 @@ from orchestra._errors import (
 )
 from orchestra._store import Store, WatchEvent
 from orchestra._sync import SyncCluster
-from orchestra._tables import Table
 from orchestra._waitstrategies import HttpCheck, LogLine, WaitStrategy
+from orchestra.present import Table
 from orchestra.runtime import ExecResult
 
 __all__ = [

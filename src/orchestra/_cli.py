@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from orchestra._errors import Invalid, OrchestraError
-from orchestra._kubectl import age, pod_status, sidecar_names
 from orchestra.objects._base import KubeObject
 from orchestra.objects._kustomize import kustomization_file
 from orchestra.objects._registry import load, load_each, to_yaml
+from orchestra.present import age, pod_status, sidecar_names
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster
@@ -264,8 +264,8 @@ def render(cluster: Cluster, width: int = 80) -> str:
 async def explain_unsettled(cluster: Cluster) -> str:
     """Why ``up --once`` gave up: for each Deployment not Available and each other pod
     not Ready, what ``wait_for``'s Timeout would say (status, events, log lines)."""
-    from orchestra._explain import explain_failure
     from orchestra._wait import predicate, summarize
+    from orchestra.present import explain_failure
 
     out: list[str] = []
     available = predicate("Deployment", "Available")

@@ -38,8 +38,6 @@ from orchestra._eviction import evict
 from orchestra._loopthread import BridgedIterator, call_in, hop
 from orchestra._metrics import ControlPlaneMetrics
 from orchestra._netpolicy import can_connect, reachability
-from orchestra._notebook import cluster_tables, render_html, render_text
-from orchestra._podpick import pick_pod
 from orchestra._portforward import PortForwards, container_port
 from orchestra._statedir import (
     _start_watchdog,
@@ -48,8 +46,6 @@ from orchestra._statedir import (
     remove_leftovers,
 )
 from orchestra._store import Store
-from orchestra._tables import Table, build_table
-from orchestra._top import node_top, pod_top
 from orchestra._traffic import access_log, traffic_endpoint, traffic_stats
 from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
@@ -62,6 +58,16 @@ from orchestra.net.dns import DnsServer
 from orchestra.net.l7 import HttpProxy
 from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref, to_object
+from orchestra.present import (
+    Table,
+    build_table,
+    cluster_tables,
+    node_top,
+    pick_pod,
+    pod_top,
+    render_html,
+    render_text,
+)
 from orchestra.runtime import ExecResult, Runtime, load_runtime
 
 __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
@@ -564,7 +570,7 @@ class Cluster:
 
     def describe(self, ref: Any, name: str | None = None, *, namespace: str = "default"
                  ) -> str:
-        from orchestra._describe import describe
+        from orchestra.present import describe
 
         return describe(self, ref, name, namespace=namespace)
 

@@ -159,7 +159,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _state(cluster: Cluster) -> str:
-    from orchestra._explain import cluster_summary
+    from orchestra.present import cluster_summary
 
     summary: str = cluster._on_home(lambda: cluster_summary(cluster))
     return summary

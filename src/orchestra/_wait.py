@@ -257,7 +257,7 @@ async def _tick(cluster: Cluster, interval: float, send: Any) -> None:
 
 def _restarts(cluster: Cluster, obj: Any) -> dict[str, tuple[str, int]]:
     """Per pod uid: its name and its containers' restarts (the pods of ``obj``)."""
-    from orchestra._podpick import workload_pods
+    from orchestra.present import workload_pods
 
     if obj is None:
         return {}
@@ -320,7 +320,7 @@ async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
 
 async def _explain(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any,
                    what: str, timeout: float) -> str:  # noqa: ASYNC109 - only reported
-    from orchestra._explain import explain_failure
+    from orchestra.present import explain_failure
 
     lines = [f"timed out after {timeout:g}s waiting for {kind.lower()}/{name} to be "
              f"{what}", f"status: {summarize(obj)}"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from orchestra._errors import OrchestraError
-from orchestra._podpick import workload_pods
+from orchestra.present import workload_pods
 
 if TYPE_CHECKING:
     from orchestra._cluster import Cluster

@@ -551,7 +551,7 @@ async def test_a_job_managed_by_another_controller_is_left_alone() -> None:
 
 
 def test_describe_caps_long_index_lists_as_kubectl() -> None:
-    from orchestra._describe_kinds import _cap_indexes
+    from orchestra.present._describe_kinds import _cap_indexes
 
     long = ",".join(str(i) for i in range(0, 80, 2))
     assert _cap_indexes("") == "<none>"

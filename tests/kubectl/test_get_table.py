@@ -7,7 +7,7 @@ import re
 import pytest
 
 import orchestra as oc
-from orchestra._tables import build_table
+from orchestra.present._tables import build_table
 
 pytestmark = pytest.mark.anyio
 
@@ -150,7 +150,7 @@ def test_layout_is_kubectls_tabwriter() -> None:
     t = build_table("ConfigMap", [], 0.0, all_namespaces=False, namespaced=True,
                     namespace="x")
     assert str(t) == "No resources found in x namespace."
-    from orchestra._tables import Table
+    from orchestra.present._tables import Table
 
     t = Table("X", ["A", "LONGER", "Z"], [["a", "b", "tail text"]])
     assert str(t).splitlines() == ["A     LONGER   Z", "a     b        tail text"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from orchestra._podpick import _active_less, _cmp, _logging_less
+from orchestra.present._podpick import _active_less, _cmp, _logging_less
 
 pytestmark = pytest.mark.anyio
 
@@ -119,7 +119,7 @@ async def test_logs_of_a_job_and_describe_of_all_pods() -> None:
 
 
 def test_pick_pod_uses_kubectls_order_for_exec_and_for_logs() -> None:
-    from orchestra._podpick import pick_pod
+    from orchestra.present._podpick import pick_pod
 
     store = oc.Store()
     store.create({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},

@@ -12,11 +12,11 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from orchestra._kubectl import age as _age
-from orchestra._kubectl import human_duration, pod_status, sidecar_names
-from orchestra._tabwriter import align
 from orchestra.objects import _base
 from orchestra.objects._base import parse_time
+from orchestra.present._kubectl import age as _age
+from orchestra.present._kubectl import human_duration, pod_status, sidecar_names
+from orchestra.present._tabwriter import align
 
 __all__ = ["Table", "build_table"]
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestra._apply import LAST_APPLIED
-from orchestra._describe import _annotations, _events, _map, _Out
-from orchestra._describe_volumes import source_pairs
-from orchestra._kubectl import human_duration as _age
-from orchestra.objects._base import parse_time
+from orchestra.objects._base import LAST_APPLIED, parse_time
+from orchestra.present._describe import _annotations, _events, _map, _Out
+from orchestra.present._describe_volumes import source_pairs
+from orchestra.present._kubectl import human_duration as _age
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
+    from orchestra.present._view import ClusterView
 
 __all__ = ["ACCESS_MODES", "DESCRIBERS", "access_modes"]
 
@@ -55,7 +54,7 @@ def _node_affinity(pv: Any) -> list[str]:
     return lines
 
 
-def persistent_volume(cluster: Cluster, pv: Any, out: _Out) -> None:
+def persistent_volume(cluster: ClusterView, pv: Any, out: _Out) -> None:
     spec, st, meta = pv.spec, pv.status, pv.metadata
     ref = spec.claim_ref
     if meta.deletion_timestamp:
@@ -95,7 +94,7 @@ def _labels(d: Any) -> str:
                     if k != LAST_APPLIED) or "<none>"
 
 
-def storage_class(cluster: Cluster, sc: Any, out: _Out) -> None:
+def storage_class(cluster: ClusterView, sc: Any, out: _Out) -> None:
     out.kv([("Name", sc.metadata.name),
             ("IsDefaultClass", "Yes" if sc.is_default else "No"),
             ("Annotations", _labels(sc.metadata.annotations)),
@@ -121,7 +120,7 @@ def storage_class(cluster: Cluster, sc: Any, out: _Out) -> None:
     _events(cluster, sc, out)
 
 
-DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
     "PersistentVolume": persistent_volume,
     "StorageClass": storage_class,
 }

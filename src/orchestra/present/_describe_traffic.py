@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestra._describe import _annotations, _events, _map, _Out
-from orchestra._describe_kinds import _endpoints
+from orchestra.present._describe import _annotations, _events, _map, _Out
+from orchestra.present._describe_kinds import _endpoints
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
+    from orchestra.present._view import ClusterView
 
 
-def _backend(cluster: Cluster, ns: str, backend: Any) -> str:
+def _backend(cluster: ClusterView, ns: str, backend: Any) -> str:
     """``svc:port (endpoints)`` as kubectl shows an Ingress backend."""
     if backend.service is not None:
         ref = backend.service
@@ -36,7 +36,7 @@ def _backend(cluster: Cluster, ns: str, backend: Any) -> str:
     return ""
 
 
-def ingress(cluster: Cluster, ing: Any, out: _Out) -> None:
+def ingress(cluster: ClusterView, ing: Any, out: _Out) -> None:
     meta, spec, ns = ing.metadata, ing.spec, ing.metadata.namespace or "default"
     lb = ing.status.load_balancer if ing.status is not None else None
     address = ",".join(i.ip or i.hostname or "" for i in (lb.ingress or ())) if lb else ""
@@ -65,7 +65,7 @@ def ingress(cluster: Cluster, ing: Any, out: _Out) -> None:
     _events(cluster, ing, out)
 
 
-def ingress_class(cluster: Cluster, ic: Any, out: _Out) -> None:
+def ingress_class(cluster: ClusterView, ic: Any, out: _Out) -> None:
     meta = ic.metadata
     out.kv([("Name", meta.name), ("Labels", _map(meta.labels)),
             ("Annotations", _annotations(meta.annotations)),
@@ -78,7 +78,7 @@ def ingress_class(cluster: Cluster, ic: Any, out: _Out) -> None:
     _events(cluster, ic, out)
 
 
-DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
     "Ingress": ingress,
     "IngressClass": ingress_class,
 }

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._describe import (
+from orchestra.objects._base import parse_time
+from orchestra.objects._selector import Selector
+from orchestra.present._describe import (
     _annotations,
     _containers,
     _events,
@@ -15,14 +17,12 @@ from orchestra._describe import (
     _Out,
     _time,
 )
-from orchestra._describe_volumes import volumes
-from orchestra._kubectl import human_duration as _age
-from orchestra.objects._base import parse_time
-from orchestra.objects._selector import Selector
+from orchestra.present._describe_volumes import volumes
+from orchestra.present._kubectl import human_duration as _age
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
     from orchestra.objects import Pod, ReplicaSet
+    from orchestra.present._view import ClusterView
 
 
 def _owner(obj: Any) -> list[tuple[str, Any]]:
@@ -36,7 +36,7 @@ def _selector(obj: Any) -> str:
     return str(Selector.from_label_selector(sel)) if sel is not None else "<none>"
 
 
-def _pods_status(cluster: Cluster, obj: Any) -> str:
+def _pods_status(cluster: ClusterView, obj: Any) -> str:
     """``N Running / N Waiting / N Succeeded / N Failed`` over the pods it controls."""
     phases = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
     for owned in cluster.store.list_owned(obj.metadata.uid):
@@ -68,7 +68,7 @@ def _head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:
     return pairs
 
 
-def deployment(cluster: Cluster, d: Any, out: _Out) -> None:
+def deployment(cluster: ClusterView, d: Any, out: _Out) -> None:
     st = d.status
     want = d.spec.replicas if d.spec.replicas is not None else 1
     strategy = d.spec.strategy
@@ -110,7 +110,7 @@ def deployment(cluster: Cluster, d: Any, out: _Out) -> None:
     _events(cluster, d, out)
 
 
-def service(cluster: Cluster, svc: Any, out: _Out) -> None:
+def service(cluster: ClusterView, svc: Any, out: _Out) -> None:
     spec = svc.spec
     stype = spec.type or "ClusterIP"
     pairs = [*_head(svc),
@@ -160,7 +160,7 @@ def _endpoints(endpoints: Any, port_name: str | None) -> str:
     return ",".join(found[:3]) + more
 
 
-def replicaset(cluster: Cluster, rs: Any, out: _Out) -> None:
+def replicaset(cluster: ClusterView, rs: Any, out: _Out) -> None:
     st = rs.status
     out.kv([*_head(rs),
         ("Selector", _selector(rs)),
@@ -175,7 +175,7 @@ def replicaset(cluster: Cluster, rs: Any, out: _Out) -> None:
     _events(cluster, rs, out)
 
 
-def statefulset(cluster: Cluster, sts: Any, out: _Out) -> None:
+def statefulset(cluster: ClusterView, sts: Any, out: _Out) -> None:
     st, spec = sts.status, sts.spec
     strategy = spec.update_strategy
     pairs = [*_head(sts, created=True),
@@ -208,7 +208,7 @@ def statefulset(cluster: Cluster, sts: Any, out: _Out) -> None:
     _events(cluster, sts, out)
 
 
-def daemonset(cluster: Cluster, ds: Any, out: _Out) -> None:
+def daemonset(cluster: ClusterView, ds: Any, out: _Out) -> None:
     st = ds.status
     node_selector = ds.spec.template.spec.node_selector
 
@@ -234,7 +234,7 @@ def daemonset(cluster: Cluster, ds: Any, out: _Out) -> None:
     _events(cluster, ds, out)
 
 
-def job(cluster: Cluster, j: Any, out: _Out) -> None:
+def job(cluster: ClusterView, j: Any, out: _Out) -> None:
     st, spec = j.status, j.spec
     pairs = [*_head(j),
         ("Selector", _selector(j)),
@@ -279,7 +279,7 @@ def _cap_indexes(indexes: str, soft_limit: int = 50) -> str:
     return indexes if cut < 0 else indexes[: cut + 1] + "..."
 
 
-def cron_job(cluster: Cluster, cj: Any, out: _Out) -> None:
+def cron_job(cluster: ClusterView, cj: Any, out: _Out) -> None:
     spec, st = cj.spec, cj.status
     job = spec.job_template.spec
 
@@ -337,7 +337,7 @@ def _scaling_rules(title: str, rules: Any) -> list[str]:
     return lines
 
 
-def hpa(cluster: Cluster, h: Any, out: _Out) -> None:
+def hpa(cluster: ClusterView, h: Any, out: _Out) -> None:
     spec, st = h.spec, h.status
     ref = spec.scale_target_ref
     out.kv([*_head(h), ("Labels", _map(h.metadata.labels)),
@@ -363,7 +363,7 @@ def hpa(cluster: Cluster, h: Any, out: _Out) -> None:
     _events(cluster, h, out)
 
 
-def pdb(cluster: Cluster, b: Any, out: _Out) -> None:
+def pdb(cluster: ClusterView, b: Any, out: _Out) -> None:
     spec, st = b.spec, b.status
     pairs = _head(b)
     if spec.min_available is not None:
@@ -380,7 +380,7 @@ def pdb(cluster: Cluster, b: Any, out: _Out) -> None:
     _events(cluster, b, out)
 
 
-DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
     "Deployment": deployment,
     "Service": service,
     "ReplicaSet": replicaset,

@@ -1,5 +1,5 @@
 """``kubectl describe``-style text (the explanations attached to failures are
-:mod:`orchestra._explain`'s).
+:mod:`orchestra.present._explain`'s).
 
 Layout follows kubectl's describers: aligned ``Key: value`` lines, nested sections
 indented by two spaces, ``<none>`` for empty values, and an Events table with ages.
@@ -10,21 +10,23 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._describe_volumes import volumes
-from orchestra._kubectl import human_duration as _age  # kubectl describe ages: HumanDuration
-from orchestra._notebook import DescribeText
-from orchestra._tabwriter import align
 from orchestra.objects._base import KubeObject, parse_time
 from orchestra.objects._registry import parse_ref
+from orchestra.present._describe_volumes import volumes
+from orchestra.present._kubectl import (
+    human_duration as _age,  # kubectl describe ages: HumanDuration
+)
+from orchestra.present._notebook import DescribeText
+from orchestra.present._tabwriter import align
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
     from orchestra.objects import Pod
+    from orchestra.present._view import ClusterView
 
 
 class _Out:
     """describe's lines, with kubectl's tab-separated cells: :meth:`text` aligns them as
-    kubectl's tabwriter does (see :mod:`orchestra._tabwriter`)."""
+    kubectl's tabwriter does (see :mod:`orchestra.present._tabwriter`)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -77,7 +79,7 @@ def _time(text: str | None) -> str:
     return t.strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
-def _events(cluster: Cluster, obj: KubeObject, out: _Out) -> None:
+def _events(cluster: ClusterView, obj: KubeObject, out: _Out) -> None:
     events = cluster.events(obj)
     if not events:
         out.line("Events:\t<none>")
@@ -214,7 +216,7 @@ def _env_from(e: Any) -> str:
     return f"{name}\t{source}\tOptional: {str(optional).lower()}"
 
 
-def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
+def _pod(cluster: ClusterView, pod: Any, out: _Out) -> None:
     st = pod.status
     meta = pod.metadata
     ctrl = meta.controller_ref()
@@ -255,7 +257,7 @@ def _pod(cluster: Cluster, pod: Any, out: _Out) -> None:
     _events(cluster, pod, out)
 
 
-def _node(cluster: Cluster, n: Any, out: _Out) -> None:
+def _node(cluster: ClusterView, n: Any, out: _Out) -> None:
     from orchestra.objects._quantity import Quantity
 
     st = n.status
@@ -333,7 +335,7 @@ def _node(cluster: Cluster, n: Any, out: _Out) -> None:
     _events(cluster, n, out)
 
 
-def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
+def _generic(cluster: ClusterView, obj: Any, out: _Out) -> None:
     import yaml
 
     meta = obj.metadata
@@ -351,7 +353,7 @@ def _generic(cluster: Cluster, obj: Any, out: _Out) -> None:
     _events(cluster, obj, out)
 
 
-def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
+def describe(cluster: ClusterView, ref: Any, name: str | None = None, *,
              namespace: str = "default") -> str:
     if isinstance(ref, KubeObject):
         obj: Any = ref
@@ -378,9 +380,9 @@ def describe(cluster: Cluster, ref: Any, name: str | None = None, *,
             return DescribeText("\n\n".join(describe(cluster, o) for o in prefixed))
     out = _Out()
     # (imported here: both build on this module)
-    from orchestra._describe_config import DESCRIBERS as CONFIG
-    from orchestra._describe_kinds import DESCRIBERS
-    from orchestra._describe_traffic import DESCRIBERS as TRAFFIC
+    from orchestra.present._describe_config import DESCRIBERS as CONFIG
+    from orchestra.present._describe_kinds import DESCRIBERS
+    from orchestra.present._describe_traffic import DESCRIBERS as TRAFFIC
 
     describers = {"Pod": _pod, "Node": _node, **DESCRIBERS, **CONFIG, **TRAFFIC}
     describers.get(obj.kind, _generic)(cluster, obj, out)

@@ -8,21 +8,21 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra._describe import _annotations, _events, _map, _Out
-from orchestra._describe_kinds import _head
-from orchestra._describe_storage import DESCRIBERS as STORAGE
-from orchestra._describe_storage import access_modes
-from orchestra._kubectl import human_duration as _age
 from orchestra.objects._base import parse_time
+from orchestra.present._describe import _annotations, _events, _map, _Out
+from orchestra.present._describe_kinds import _head
+from orchestra.present._describe_storage import DESCRIBERS as STORAGE
+from orchestra.present._describe_storage import access_modes
+from orchestra.present._kubectl import human_duration as _age
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
     from orchestra.objects import Pod
+    from orchestra.present._view import ClusterView
 
 __all__ = ["DESCRIBERS"]
 
 
-def config_map(cluster: Cluster, cm: Any, out: _Out) -> None:
+def config_map(cluster: ClusterView, cm: Any, out: _Out) -> None:
     out.kv([*_head(cm), ("Labels", _map(cm.metadata.labels)),
             ("Annotations", _annotations(cm.metadata.annotations))])
     out.line()
@@ -42,7 +42,7 @@ def config_map(cluster: Cluster, cm: Any, out: _Out) -> None:
     _events(cluster, cm, out)
 
 
-def secret(cluster: Cluster, s: Any, out: _Out) -> None:
+def secret(cluster: ClusterView, s: Any, out: _Out) -> None:
     """Each key's size, never its value."""
     out.kv([*_head(s), ("Labels", _map(s.metadata.labels)),
             ("Annotations", _annotations(s.metadata.annotations))])
@@ -56,7 +56,7 @@ def secret(cluster: Cluster, s: Any, out: _Out) -> None:
     _events(cluster, s, out)
 
 
-def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
+def claim(cluster: ClusterView, pvc: Any, out: _Out) -> None:
     spec, st, meta = pvc.spec, pvc.status, pvc.metadata
     now = cluster.clock.now()
     bound = bool(spec.volume_name)
@@ -83,7 +83,7 @@ def claim(cluster: Cluster, pvc: Any, out: _Out) -> None:
     _events(cluster, pvc, out)
 
 
-def _quota_rows(cluster: Cluster, q: Any) -> list[list[str]]:
+def _quota_rows(cluster: ClusterView, q: Any) -> list[list[str]]:
     """``Resource  Used  Hard`` rows of a quota: the status the quota controller wrote
     (what the namespace uses now, until it has)."""
     from orchestra.loops._quotausage import namespace_usage
@@ -95,7 +95,7 @@ def _quota_rows(cluster: Cluster, q: Any) -> list[list[str]]:
     return [[r, str(used.get(r, 0)), str(hard[r])] for r in sorted(hard)]
 
 
-def resource_quota(cluster: Cluster, q: Any, out: _Out) -> None:
+def resource_quota(cluster: ClusterView, q: Any, out: _Out) -> None:
     out.kv(_head(q))
     if q.spec.scopes:
         out.kv([("Scopes", ", ".join(sorted(q.spec.scopes)))])
@@ -103,7 +103,7 @@ def resource_quota(cluster: Cluster, q: Any, out: _Out) -> None:
     _events(cluster, q, out)
 
 
-def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
+def namespace(cluster: ClusterView, ns: Any, out: _Out) -> None:
     name = ns.metadata.name
     out.kv([("Name", name), ("Labels", _map(ns.metadata.labels)),
             ("Annotations", _annotations(ns.metadata.annotations)),
@@ -137,7 +137,7 @@ def namespace(cluster: Cluster, ns: Any, out: _Out) -> None:
 
 
 
-def priority_class(cluster: Cluster, pc: Any, out: _Out) -> None:
+def priority_class(cluster: ClusterView, pc: Any, out: _Out) -> None:
     out.kv([("Name", pc.metadata.name), ("Value", pc.value),
             ("GlobalDefault", "true" if pc.global_default else "false"),
             ("PreemptionPolicy", pc.preemption_policy or "PreemptLowerPriority"),
@@ -146,7 +146,7 @@ def priority_class(cluster: Cluster, pc: Any, out: _Out) -> None:
     _events(cluster, pc, out)
 
 
-DESCRIBERS: dict[str, Callable[[Cluster, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,

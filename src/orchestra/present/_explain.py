@@ -7,12 +7,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
     from orchestra.objects import Event, Pod
+    from orchestra.present._view import ClusterView
 
 __all__ = ["cluster_summary", "explain_failure"]
 
-def _log_tail(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
+def _log_tail(cluster: ClusterView, pod: Any, lines: int = 10) -> list[str]:
     out: list[str] = []
     agent = cluster.nodes.agents.get(pod.spec.node_name or "") if cluster.nodes else None
     if agent is None or cluster.runtime is None:
@@ -38,7 +38,7 @@ def _log_tail(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
     return out
 
 
-def _log_path_guess(cluster: Cluster, cid: str) -> str | None:
+def _log_path_guess(cluster: ClusterView, cid: str) -> str | None:
     """The container's log file, for synchronous callers that cannot await
     ``runtime.logs``: the runtime's ``log_path(cid)`` if it has one, else the
     ``log_path`` of the container its ``_find(cid)`` returns (the process runtime)."""
@@ -59,7 +59,7 @@ def _strip_cri(line: str) -> str:
     return parts[3] if len(parts) == 4 and parts[1] in ("stdout", "stderr") else line
 
 
-async def _log_tail_async(cluster: Cluster, pod: Any, lines: int = 10) -> list[str]:
+async def _log_tail_async(cluster: ClusterView, pod: Any, lines: int = 10) -> list[str]:
     """The last log lines of every container of ``pod`` (and of its previous instance),
     read through the runtime's ``logs`` so that it works on every runtime."""
     out: list[str] = []
@@ -85,7 +85,7 @@ async def _log_tail_async(cluster: Cluster, pod: Any, lines: int = 10) -> list[s
     return out
 
 
-async def explain_failure(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any
+async def explain_failure(cluster: ClusterView, kind: str, name: str, ns: str | None, obj: Any
                           ) -> list[str]:
     """Events of the object and of its unhappy pods, and their last log lines."""
     lines: list[str] = []
@@ -163,12 +163,12 @@ def _container_lines(pod: Any) -> list[str]:
     return out
 
 
-def cluster_summary(cluster: Cluster) -> str:
+def cluster_summary(cluster: ClusterView) -> str:
     """The cluster as a failing test needs to see it: pods as ``kubectl get pods`` lists
     them (healthy ones collapsed into one line), what each unhealthy container is doing
     and how it last ended, recent warnings, and the unhealthy pods' last log lines."""
-    from orchestra._kubectl import pod_status
-    from orchestra._tabwriter import align
+    from orchestra.present._kubectl import pod_status
+    from orchestra.present._tabwriter import align
 
     all_pods = cast("list[Pod]", cluster.store.list("Pod"))
     unhealthy = [p for p in all_pods if not _healthy(p)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from orchestra._tables import Table, build_table
+from orchestra.present._tables import Table, build_table
 
 __all__ = ["DescribeText", "cluster_tables", "render_html", "render_text"]
 
@@ -41,7 +41,7 @@ def cluster_tables(store: Any, now: float) -> list[tuple[str, Table]]:
         table = build_table(kind, objs, now, all_namespaces=True,
                             namespaced=kind != "Node")
         if kind == "Service":  # with their endpoints, as a cluster overview needs
-            from orchestra._tables import endpoints_text
+            from orchestra.present._tables import endpoints_text
 
             table.headers.insert(-1, "ENDPOINTS")
             for row, svc in zip(table.rows, table.objects, strict=True):

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestra._tables import Table
 from orchestra.objects import cpu_milli, to_bytes
+from orchestra.present._tables import Table
 
 __all__ = ["TopRow", "node_top", "pod_top"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestra._describe import _Out
+    from orchestra.present._describe import _Out
 
 __all__ = ["source_pairs", "volumes"]
 
