@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from orchestra._clock import RealClock
-from orchestra.net import Network, load_network
+from orchestra.net import L7Handoff, Network, load_network
 from orchestra.net.bridge import BridgeNetwork, cleanup_stale, names_for
 from orchestra.objects._core import Endpoints, Service
 
@@ -191,6 +191,7 @@ async def test_satisfies_the_protocol(tmp_path: Path) -> None:
     n = load_network("bridge", clock=RealClock(), cluster_name="proto",
                      state_dir=str(tmp_path))
     assert isinstance(n, Network) and isinstance(n, BridgeNetwork)
+    assert isinstance(n, L7Handoff)
     assert n.isolated and len(n.bridge_name) <= 15
 
 
@@ -266,6 +267,51 @@ async def test_pod_reaches_cluster_ip_through_nat_and_host_through_proxy(
             await ask_from(c.netns_path, str(svc.spec.cluster_ip), 80)
         await net.remove_service("default", "web")
         assert "svc-" not in _run("nft", "list", "table", "ip", net.table)
+
+
+async def test_l7_handoff_dnats_the_cluster_ip_to_a_host_listener_and_gives_it_back(
+        net: BridgeNetwork) -> None:
+    """Mesh routing's contract: the ClusterIP:port goes (from pods and from the host) to a
+    listener on the gateway, the pod's source address kept; the host alias to one of its
+    own; given back, both are the Service's L4 paths again."""
+    a = await net.setup_pod("uid-a", "default", "a", "a")
+    c = await net.setup_pod("uid-c", "default", "c", "c")
+    assert a.netns_path and c.netns_path
+    svc = service("web", net.allocate_cluster_ip())
+    cip = str(svc.spec.cluster_ip)
+    await net.sync_service(svc, endpoints("web", [a.ip]))
+    alias = net.endpoint(svc)
+    binds = await net.reserve_for_l7(frozenset({(cip, 80)}))
+    assert binds == {(cip, 80): ((net.gateway, 0), alias)}
+    servers = [await asyncio.start_server(lambda r, w: _handle("l7", r, w), *addr)
+               for addr in binds[(cip, 80)]]
+    bound = [s.sockets[0].getsockname()[:2] for s in servers]
+    assert bound[0][0] == net.gateway and bound[0][1] != 0 and bound[1] == alias
+    try:
+        async with pod_server(a.netns_path, a.ip, "a"):
+            await net.redirect_to_l7({(cip, 80): bound})
+            table = _run("nft", "list", "table", "ip", net.table)
+            assert f"dnat to {bound[0][0]}:{bound[0][1]}" in table, table
+            assert await ask_from(c.netns_path, cip, 80) == f"l7 {c.ip}"  # not masqueraded
+            assert (await ask_from(None, cip, 80)).startswith("l7 ")
+            assert net.endpoint(svc) == alias
+            assert (await ask_from(None, *alias)).startswith("l7 ")
+            # the other port of the gateway address is not the Service's
+            assert (await ask_from(c.netns_path, a.ip, PORT)).startswith("a ")
+
+            await net.redirect_to_l7({})
+            for s in servers:
+                s.close()
+                await s.wait_closed()
+            assert await net.reserve_for_l7(frozenset()) == {}
+            assert "dnat to " + net.gateway not in _run("nft", "list", "table", "ip",
+                                                        net.table)
+            assert await ask_from(c.netns_path, cip, 80) == f"a {c.ip}"
+            assert net.endpoint(svc) == alias
+            assert (await ask_from(None, *alias)).startswith("a ")
+    finally:
+        for s in servers:
+            s.close()
 
 
 async def test_pod_reaches_itself_through_its_own_service(net: BridgeNetwork) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,34 @@ async def test_close_releases_everything(tmp_path: Path) -> None:
     assert blocks and not any(b.held for b in blocks)
     with pytest.raises(ConnectionRefusedError):
         await ask("127.0.0.1", node_port)
+
+
+async def test_handing_a_cluster_ip_to_l7_waits_for_a_sync_in_progress(
+        net: LoopbackNetwork, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoints loop's ``sync_service`` and mesh routing's ``reserve_for_l7`` are
+    serialized: a reservation made while a sync is half done still frees the address
+    (without the lock, the sync finished after it and bound the address again)."""
+    (ip,) = await pods(net, 1)
+    svc = service("web", net.allocate_cluster_ip(), [{"name": "http", "port": 9080}])
+    addr = (str(svc.spec.cluster_ip), 9080)
+    gate = asyncio.Event()
+    original = net.proxy.set_backends
+
+    async def slow(*args: Any, **kwargs: Any) -> None:
+        await gate.wait()  # a sync step that yields to the loop half way
+        await original(*args, **kwargs)
+
+    monkeypatch.setattr(net.proxy, "set_backends", slow)
+    syncing = asyncio.create_task(net.sync_service(svc, endpoints("web", [ip])))
+    await asyncio.sleep(0.01)
+    reserving = asyncio.create_task(net.reserve_for_l7(frozenset({addr})))
+    await asyncio.sleep(0.01)
+    gate.set()
+    await syncing
+    assert await reserving == {addr: (addr,)}
+    assert net.proxy.bound_address(addr) is None
+    assert net.endpoint(svc) == addr
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(addr)  # free for the L7 listener
+    await net.reserve_for_l7(frozenset())
+    assert net.proxy.bound_address(addr) == addr  # back at L4

@@ -14,6 +14,7 @@ the VirtualService, once per problem.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import Conflict, NotFound
@@ -21,6 +22,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Result
 from orchestra.loops._istio_compile import compile_istio
 from orchestra.loops._l7base import TableController, age_key
+from orchestra.net import L7Handoff
 from orchestra.net.l4 import ServiceProxy
 from orchestra.net.l7 import RouteTable, VirtualHost
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["GATEWAY_KEY", "listener_name", "mesh_listener", "setup"]
 
 log = logging.getLogger("orchestra.istio")
+
+Addr = tuple[str, int]
 
 GATEWAY_KEY = "Gateway.networking.istio.io"
 COMPONENT = "istio"
@@ -48,10 +52,14 @@ class IstioController(TableController):
         super().__init__(ctx, proxy, "istio", ("VirtualService", "DestinationRule",
                                                "ServiceEntry", GATEWAY_KEY))
         self._listeners: set[str] = set()
-        self._mesh_listeners: set[str] = set()
         self._warned = False
+        # mesh routing, by ClusterIP:port: the bound addresses serving it and the L7
+        # listener names (http) or mesh L4 proxy keys (tcp routes) behind them
+        self._http: dict[Addr, tuple[Addr, ...]] = {}
+        self._http_names: dict[Addr, tuple[str, ...]] = {}
         self._l4: ServiceProxy | None = None  # mesh tcp routes
-        self._tcp: set[tuple[str, int]] = set()
+        self._tcp: dict[Addr, tuple[Addr, ...]] = {}
+        self._tcp_keys: dict[Addr, tuple[Addr, ...]] = {}
         self._reported: dict[str, frozenset[tuple[str, str]]] = {}
         ctx.informers["Pod"].add_handler(self._on_pod)
 
@@ -139,64 +147,110 @@ class IstioController(TableController):
 
     async def _mesh(self, compiled: Any) -> None:
         """Mesh routing without sidecars: each Service port a VirtualService routes (its
-        ``mesh`` gateway) is served at L7 on the Service's own ClusterIP:port, which the
-        network's L4 proxy gives up; the others stay L4."""
-        reserve = getattr(self.ctx.network, "reserve_for_l7", None)
-        if reserve is None:
+        ``mesh`` gateway) is handed by the network to the L7 data plane, in the order of
+        :class:`~orchestra.net.L7Handoff` (listen where the network says, then have the
+        ClusterIP:port redirected there); mesh tcp routes likewise to an L4 proxy of
+        their own. The other ports stay the network's L4 path."""
+        network = self.ctx.network
+        if not isinstance(network, L7Handoff):
             if (compiled.mesh or compiled.tcp) and not self._warned:
                 self._warned = True
                 log.warning("the %s network cannot hand a ClusterIP to the L7 data plane: "
                             "VirtualServices bound to the mesh are not applied (their "
-                            "Services stay L4)", getattr(self.ctx.network, "name", "?"))
+                            "Services stay L4)", getattr(network, "name", "?"))
             return
-        wanted: dict[str, tuple[tuple[str, int], RouteTable]] = {}
+        http: dict[Addr, tuple[str, RouteTable]] = {}
         for (ns, name, port), routes in compiled.mesh.items():
-            svc: Any = self.ctx.store.get_or_none("Service", name, namespace=ns)
-            ip = getattr(svc.spec, "cluster_ip", None) if svc is not None else None
-            if not ip or ip == "None":
-                continue
-            table = RouteTable((VirtualHost(f"{ns}/{name}:{port}", ("*",), tuple(routes)),))
-            wanted[mesh_listener(ns, name, port)] = ((str(ip), int(port)), table)
-        for lname in self._mesh_listeners - wanted.keys():
-            await self.proxy.remove(lname, drain_timeout=1.0)
-        tcp: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
+            ip = self._cluster_ip(ns, name)
+            if ip is not None:
+                table = RouteTable((VirtualHost(f"{ns}/{name}:{port}", ("*",),
+                                                tuple(routes)),))
+                http[(ip, int(port))] = (mesh_listener(ns, name, port), table)
+        tcp: dict[Addr, tuple[Addr, ...]] = {}
         for (ns, name, port), backends in compiled.tcp.items():
-            if mesh_listener(ns, name, port) in wanted:
-                continue  # the port has http routes: it is served at L7
-            svc = self.ctx.store.get_or_none("Service", name, namespace=ns)
-            ip = getattr(getattr(svc, "spec", None), "cluster_ip", None)
-            if ip and ip != "None":
-                tcp[(str(ip), int(port))] = backends
-        for addr in self._tcp - tcp.keys():
-            if self._l4 is not None:
-                await self._l4.remove(addr)
-        await reserve(frozenset(addr for addr, _ in wanted.values()) | tcp.keys())
-        for addr, backends in tcp.items():
-            if self._l4 is None:
-                self._l4 = ServiceProxy(clock=self.ctx.clock)
+            ip = self._cluster_ip(ns, name)
+            if ip is not None and (ip, int(port)) not in http:  # http routes win: L7
+                tcp[(ip, int(port))] = backends
+        await network.redirect_to_l7({a: b for a, b in self._http.items() if a in http} |
+                                     {a: b for a, b in self._tcp.items() if a in tcp})
+        for addr in self._http.keys() - http.keys():
+            for lname in self._http_names.pop(addr, ()):
+                await self.proxy.remove(lname, drain_timeout=1.0)
+            del self._http[addr]
+        for addr in self._tcp.keys() - tcp.keys():
+            for key in self._tcp_keys.pop(addr, ()):
+                if self._l4 is not None:
+                    await self._l4.remove(key)
+            del self._tcp[addr]
+        binds = await network.reserve_for_l7(frozenset(http) | frozenset(tcp))
+        failed = False
+        for addr, (lname, table) in http.items():
+            names = [lname if i == 0 else f"{lname}#{i}" for i in range(len(binds[addr]))]
             try:
-                await self._l4.set_backends(addr, backends)
+                bound = [await self._listen_http(n, b, table)
+                         for n, b in zip(names, binds[addr], strict=True)]
+            except OSError as e:
+                log.warning("mesh routing for %s: cannot listen on %s (%s); it stays L4",
+                            lname, binds[addr], e)
+                for n in names:
+                    await self.proxy.remove(n, drain_timeout=0)
+                self._http.pop(addr, None)
+                self._http_names.pop(addr, None)
+                failed = True
+                continue
+            self._http[addr], self._http_names[addr] = tuple(bound), tuple(names)
+        for addr, backends in tcp.items():
+            keys = [b if b[1] else addr for b in binds[addr]]
+            try:
+                bound = [await self._listen_tcp(k, b, backends)
+                         for k, b in zip(keys, binds[addr], strict=True)]
             except OSError as e:
                 log.warning("mesh tcp route on %s:%d: %s", *addr, e)
-        self._tcp = set(tcp)
-        failed = False
-        for lname, (addr, table) in wanted.items():
-            if self.proxy.address(lname) is not None:
-                await self.proxy.listen(lname, table=table)
-                continue
-            try:
-                await self.proxy.listen(lname, addr, table=table)
-            except OSError as e:
-                log.warning("mesh routing for %s: cannot listen on %s:%d (%s); it stays L4",
-                            lname, *addr, e)
+                for k in keys:
+                    if self._l4 is not None:
+                        await self._l4.remove(k)
+                self._tcp.pop(addr, None)
+                self._tcp_keys.pop(addr, None)
                 failed = True
-        self._mesh_listeners = {n for n in wanted if self.proxy.address(n) is not None}
-        if failed:
-            await reserve(frozenset(wanted[n][0] for n in self._mesh_listeners) | self._tcp)
+                continue
+            self._tcp[addr], self._tcp_keys[addr] = tuple(bound), tuple(keys)
+        await network.redirect_to_l7(self._http | self._tcp)
+        if failed:  # give what could not be served back to L4
+            await network.reserve_for_l7(frozenset(self._http) | frozenset(self._tcp))
+
+    def _cluster_ip(self, namespace: str, name: str) -> str | None:
+        svc: Any = self.ctx.store.get_or_none("Service", name, namespace=namespace)
+        ip = getattr(getattr(svc, "spec", None), "cluster_ip", None)
+        return str(ip) if ip and ip != "None" else None
+
+    async def _listen_http(self, name: str, addr: Addr, table: RouteTable) -> Addr:
+        """The L7 listener ``name`` on ``addr`` (kept where it is when it exists)."""
+        if self.proxy.address(name) is not None:
+            return await self.proxy.listen(name, table=table)
+        return await self.proxy.listen(name, addr, table=table)
+
+    async def _listen_tcp(self, key: Addr, addr: Addr, backends: tuple[Addr, ...]) -> Addr:
+        """The mesh L4 proxy's listener ``key`` on ``addr`` (a free port of its address
+        when that port is 0), forwarding to ``backends``."""
+        if self._l4 is None:
+            self._l4 = ServiceProxy(clock=self.ctx.clock)
+        sock = None
+        if self._l4.bound_address(key) is None and addr[1] == 0:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(addr)
+            except OSError:
+                sock.close()
+                raise
+        await self._l4.set_backends(key, backends, sock=sock)
+        bound = self._l4.bound_address(key)
+        assert bound is not None
+        return bound
 
 
 def mesh_listener(namespace: str, name: str, port: int) -> str:
-    """The L7 listener serving a Service port's mesh routes on its ClusterIP."""
+    """The L7 listener serving a Service port's mesh routes (its first address; where a
+    network gives more, the others are ``#1``, ``#2``...)."""
     return f"mesh/{namespace}/{name}/{port}"
 
 

@@ -10,6 +10,11 @@ Traffic shape:
 - ``prerouting`` (from the bridge only) and ``output`` (the host) jump to ``services``,
   which maps ``daddr . l4proto . dport`` to one chain per Service port (a ClusterIP
   port, or a NodePort on the bridge's gateway address).
+- Before that dispatch, ``services`` maps the ClusterIP:ports that mesh routing serves
+  at L7 (a VirtualService names the Service) to one ``l7-N`` chain each, which DNATs to
+  the L7 listener on the bridge's gateway address. DNAT to a local address keeps the
+  pod's source address (the L7 routes by it) and conntrack un-NATs the replies, so
+  nothing is masqueraded.
 - A service chain picks an endpoint chain with ``numgen random`` (after ClientIP
   affinity sets, when ``sessionAffinity: ClientIP``); an endpoint chain marks hairpin
   traffic (a pod reaching itself) and DNATs. Marked packets are masqueraded in
@@ -23,31 +28,40 @@ Traffic shape:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["MASQUERADE_MARK", "NatService", "apply_ruleset", "delete_table", "render"]
 
 MASQUERADE_MARK = 0x4000  # kube-proxy's bit for "masquerade this packet"
 
+Addr = tuple[str, int]
+
 
 @dataclass(frozen=True, slots=True)
 class NatService:
     """One Service port: its frontends and its Ready backends."""
 
-    frontends: tuple[tuple[str, int], ...]  # (ip, port)
+    frontends: tuple[Addr, ...]  # (ip, port)
     protocol: str  # tcp, udp or sctp
-    backends: tuple[tuple[str, int], ...]
+    backends: tuple[Addr, ...]
     affinity_timeout: int | None = None
 
 
 def render(table: str, *, bridge: str, pod_cidr: str, service_cidr: str,
-           services: list[NatService], egress: bool = False) -> str:
-    """The whole-table replacement script for ``nft -f -``."""
+           services: list[NatService], egress: bool = False,
+           redirects: Sequence[tuple[Addr, Addr]] = ()) -> str:
+    """The whole-table replacement script for ``nft -f -``. ``redirects`` are
+    (ClusterIP:port, L7 listener) pairs, TCP, taking precedence over ``services``."""
     mark = f"0x{MASQUERADE_MARK:x}"
     out: list[str] = [f"table ip {table} {{}}", f"delete table ip {table}",
                       f"table ip {table} {{"]
     dispatch: list[str] = []
     body: list[str] = []
+    to_l7: list[str] = []
+    for i, ((ip, port), (lip, lport)) in enumerate(sorted(redirects)):
+        to_l7.append(f"{ip} . tcp . {port} : goto l7-{i}")
+        body += [f"  chain l7-{i} {{", f"    meta l4proto tcp dnat to {lip}:{lport}", "  }"]
     for i, svc in enumerate(services):
         if not svc.backends:
             continue
@@ -77,6 +91,8 @@ def render(table: str, *, bridge: str, pod_cidr: str, service_cidr: str,
             body.append(f"    meta l4proto {svc.protocol} dnat to {bip}:{bport}")
             body.append("  }")
     out.append("  chain services {")
+    if to_l7:
+        out.append("    ip daddr . meta l4proto . th dport vmap { " + ", ".join(to_l7) + " }")
     if dispatch:
         out.append("    ip daddr . meta l4proto . th dport vmap { "
                    + ", ".join(dispatch) + " }")

@@ -9,7 +9,7 @@ Ready endpoints. It never reads or writes the store: the endpoints loop calls
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -66,6 +66,34 @@ class Network(Protocol):
     def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
         """An address the embedding process can connect to now for that service port."""
         ...
+
+
+Addr = tuple[str, int]
+
+
+@runtime_checkable
+class L7Handoff(Protocol):
+    """A network that can hand a Service's ``ClusterIP:port`` (TCP) to a data plane in
+    the host's namespace (the L7 proxy, or an L4 proxy with mesh tcp routes), for mesh
+    routing without sidecars. Both calls are level-triggered (the whole set each time)
+    and serialized with ``sync_service``. The order that never drops a connection:
+
+    1. ``redirect_to_l7`` with the entries still served (stale redirects go first);
+    2. close the listeners of addresses no longer served;
+    3. ``reserve_for_l7`` with every address to serve: where the data plane must listen
+       for each (port 0: any free port); addresses left out go back to the Service's
+       normal path;
+    4. listen there, then ``redirect_to_l7`` with the bound addresses.
+
+    On ``loopback`` the address to listen on is the ClusterIP:port itself (its L4 proxy
+    gives it up) and there is nothing to redirect. On ``bridge`` it is the bridge's
+    gateway (pods' traffic to the ClusterIP, and the host's, is DNATed there, keeping the
+    pod's source address) plus the host alias that ``endpoint`` returns."""
+
+    async def reserve_for_l7(self, addresses: frozenset[Addr]
+                             ) -> dict[Addr, tuple[Addr, ...]]: ...
+
+    async def redirect_to_l7(self, listening: Mapping[Addr, Sequence[Addr]]) -> None: ...
 
 
 def load_network(name: str, *, clock: Clock, cluster_name: str, state_dir: str,

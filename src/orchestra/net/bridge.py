@@ -11,6 +11,10 @@ route via the bridge's address (the gateway). Services work twice over:
   ``127.X.y.z`` alias of each ClusterIP and on ``127.0.0.1:<nodePort>``, which is what
   :meth:`BridgeNetwork.endpoint` returns to the embedding process.
 
+Mesh routing (:class:`~orchestra.net.L7Handoff`): a ClusterIP:port handed to the L7
+data plane is DNATed (pods and host) to an L7 listener on the gateway address, and its
+host alias is given up by the inner proxy for an L7 listener there.
+
 Invariants:
 
 - Only things this network created are ever changed: its bridge, its veths, its
@@ -21,6 +25,8 @@ Invariants:
   directory named after the cluster (``persist_dir``), reloaded by :meth:`start`; a pod
   set up again after a restart keeps its address and namespace (:meth:`stale_pods`
   lists those not set up again yet). :meth:`close` removes everything, the file too.
+- Service programming (``sync_service``, ``remove_service``, the L7 handoff) is
+  serialized by one lock.
 - Two clusters never share a pod CIDR on one host: the CIDR is claimed by ``flock`` for
   the network's lifetime and must not overlap any address or route of the host.
 """
@@ -36,6 +42,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import RuntimeUnavailable
@@ -142,6 +149,8 @@ class BridgeNetwork:
         self._inflight: dict[str, asyncio.Future[PodNetwork]] = {}
         self._nat: dict[tuple[str, str], list[NatService]] = {}
         self._nft_lock = asyncio.Lock()
+        self._svc_lock = asyncio.Lock()  # one Service programming step at a time
+        self._l7: dict[tuple[str, int], tuple[str, int]] = {}  # ClusterIP:port -> L7
         self._policy = PolicyTable(names["policy_table"], self.bridge_name)
         self._sysctl_token: str | None = None
         self._started = False
@@ -410,17 +419,22 @@ class BridgeNetwork:
 
     # -- services ---------------------------------------------------------------------
 
+    def _alias_ip(self, cluster_ip: str) -> str | None:
+        """The ``127.X.y.z`` address the host proxy uses for a ClusterIP (same offset in
+        the claimed loopback block); None outside the service CIDR."""
+        if self._service_ips is None or self._block is None or \
+                cluster_ip not in self._service_ips:
+            return None
+        offset = int(ipaddress.IPv4Address(cluster_ip)) - \
+            int(self._service_ips.network.network_address)
+        return str(ipaddress.IPv4Address(f"127.{self._block.octet}.0.0") + offset)
+
     def _alias(self, service: Any) -> Any:
-        """``service`` with its ClusterIP replaced by the ``127.X.y.z`` address the host
-        proxy listens on (same offset in the claimed loopback block)."""
+        """``service`` with its ClusterIP replaced by its host alias (:meth:`_alias_ip`;
+        headless outside the service CIDR)."""
         if headless(service) or self._service_ips is None or self._block is None:
             return service
-        ip = str(service.spec.cluster_ip)
-        if ip not in self._service_ips:
-            return service.model_copy(update={"spec": service.spec.model_copy(
-                update={"cluster_ip": "None"})})
-        offset = int(ipaddress.IPv4Address(ip)) - int(self._service_ips.network.network_address)
-        alias = str(ipaddress.IPv4Address(f"127.{self._block.octet}.0.0") + offset)
+        alias = self._alias_ip(str(service.spec.cluster_ip)) or "None"
         return service.model_copy(update={"spec": service.spec.model_copy(
             update={"cluster_ip": alias})})
 
@@ -456,16 +470,49 @@ class BridgeNetwork:
             await apply_ruleset(render(self.table, bridge=self.bridge_name,
                                        pod_cidr=self._pod_ips.cidr,
                                        service_cidr=self._service_ips.cidr,
-                                       services=services, egress=self.egress))
+                                       services=services, egress=self.egress,
+                                       redirects=sorted(self._l7.items())))
 
     async def sync_service(self, service: Any, endpoints: Any | None) -> None:
-        _, _, _, proxy_net = self._ready()
-        await proxy_net.sync_service(self._alias(service), endpoints)
-        nat = self._nat_services(service, endpoints)
-        key = service_key(service)
-        if self._nat.get(key) != nat:
-            self._nat[key] = nat
-            await self._apply_nat()
+        async with self._svc_lock:
+            _, _, _, proxy_net = self._ready()
+            await proxy_net.sync_service(self._alias(service), endpoints)
+            nat = self._nat_services(service, endpoints)
+            key = service_key(service)
+            if self._nat.get(key) != nat:
+                self._nat[key] = nat
+                await self._apply_nat()
+
+    async def reserve_for_l7(self, addresses: frozenset[tuple[str, int]]
+                             ) -> dict[tuple[str, int], tuple[tuple[str, int], ...]]:
+        """Where the L7 data plane listens to serve each ClusterIP:port: a free port of
+        the gateway address (:meth:`redirect_to_l7` DNATs the ClusterIP:port there) and
+        the Service's host alias, which the inner proxy gives up (see
+        :class:`~orchestra.net.L7Handoff`)."""
+        async with self._svc_lock:
+            _, _, _, proxy_net = self._ready()
+            out: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
+            aliases: set[tuple[str, int]] = set()
+            for ip, port in addresses:
+                alias = self._alias_ip(ip)
+                out[(ip, port)] = ((self.gateway, 0),) + (
+                    ((alias, port),) if alias is not None else ())
+                if alias is not None:
+                    aliases.add((alias, port))
+            await proxy_net.reserve_for_l7(frozenset(aliases))
+            return out
+
+    async def redirect_to_l7(self, listening: Mapping[tuple[str, int],
+                                                      Sequence[tuple[str, int]]]) -> None:
+        """DNAT each ClusterIP:port (TCP, from pods and from the host) to its listener
+        on the gateway address; entries left out are kernel NAT to endpoints again."""
+        async with self._svc_lock:
+            gateway = self.gateway
+            wanted = {cluster: addr for cluster, addrs in listening.items()
+                      for addr in addrs if addr[0] == gateway}
+            if wanted != self._l7:
+                self._l7 = wanted
+                await self._apply_nat()
 
     async def sync_network_policy(self, wanted: dict[str, Any]) -> None:
         """Make the policy table hold ``wanted`` (pod address -> (ingress, egress) rules,
@@ -477,11 +524,12 @@ class BridgeNetwork:
             self._policy.applied(wanted)
 
     async def remove_service(self, namespace: str, name: str) -> None:
-        if self._proxy_net is None or self._closed:
-            return
-        await self._proxy_net.remove_service(namespace, name)
-        if self._nat.pop((namespace, name), None) is not None:
-            await self._apply_nat()
+        async with self._svc_lock:
+            if self._proxy_net is None or self._closed:
+                return
+            await self._proxy_net.remove_service(namespace, name)
+            if self._nat.pop((namespace, name), None) is not None:
+                await self._apply_nat()
 
     def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
         """The host proxy's address for that service port (``127.X.y.z:port``); for a

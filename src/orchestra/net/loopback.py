@@ -19,14 +19,19 @@ Invariants:
   or the port is released.
 - ``sync_service`` is level-triggered and idempotent: it computes the listeners and
   backends a Service should have now and reconciles the proxy to exactly that.
+- Programming is serialized: ``sync_service``, ``remove_service`` and
+  ``reserve_for_l7`` hold one lock, so a Service resynced by the endpoints loop while
+  mesh routing takes (or gives back) its ClusterIP never ends with a stale listener.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import random
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +118,7 @@ class LoopbackNetwork:
         self._proxy = ServiceProxy(clock=clock)
         self._warned_sctp: set[tuple[str, str, int]] = set()
         self._l7: frozenset[Backend] = frozenset()  # ClusterIP:ports an L7 listener serves
+        self._lock = asyncio.Lock()  # one Service programming step at a time
         self._closed = False
 
     def __repr__(self) -> str:
@@ -224,6 +230,10 @@ class LoopbackNetwork:
     # -- services ---------------------------------------------------------------------
 
     async def sync_service(self, service: Any, endpoints: Any | None) -> None:
+        async with self._lock:
+            await self._sync(service, endpoints)
+
+    async def _sync(self, service: Any, endpoints: Any | None) -> None:
         key = service_key(service)
         state = self._services.get(key)
         if state is None:
@@ -264,18 +274,24 @@ class LoopbackNetwork:
                                            sock=sock, protocol=protocol)
         state.listeners = set(wanted)
 
-    async def reserve_for_l7(self, addresses: frozenset[Backend]) -> None:
+    async def reserve_for_l7(self, addresses: frozenset[Backend]
+                             ) -> dict[Backend, tuple[Backend, ...]]:
         """Stop the L4 proxy listening on these ClusterIP:port (TCP) addresses, so that an
         L7 listener can bind them (mesh routing by a VirtualService); addresses no longer
-        in the set are listened on at L4 again. Level-triggered: give the whole set."""
-        changed = self._l7 ^ addresses
-        self._l7 = addresses
-        if not changed:
-            return
-        ips = {ip for ip, _ in changed}
-        for state in list(self._services.values()):
-            if str(getattr(state.service.spec, "cluster_ip", None)) in ips:
-                await self.sync_service(state.service, state.endpoints)
+        in the set are listened on at L4 again (call it after their L7 listeners closed).
+        Level-triggered: give the whole set. Returns where to listen for each: here, the
+        ClusterIP:port itself (see :class:`~orchestra.net.L7Handoff`)."""
+        async with self._lock:
+            changed = self._l7 ^ addresses
+            self._l7 = addresses
+            ips = {ip for ip, _ in changed}
+            for state in list(self._services.values()):
+                if str(getattr(state.service.spec, "cluster_ip", None)) in ips:
+                    await self._sync(state.service, state.endpoints)
+        return {addr: (addr,) for addr in addresses}
+
+    async def redirect_to_l7(self, listening: Mapping[Backend, Sequence[Backend]]) -> None:
+        """Nothing to do: the L7 listens on the ClusterIP:port itself."""
 
     async def _drop_listener(self, ip: str, port: int, protocol: str) -> None:
         await self._proxy.remove((ip, port), protocol=protocol)
@@ -294,11 +310,12 @@ class LoopbackNetwork:
             self._held_ports[port] = s
 
     async def remove_service(self, namespace: str, name: str) -> None:
-        state = self._services.pop((namespace, name), None)
-        if state is None:
-            return
-        for listener in state.listeners:
-            await self._drop_listener(*listener)
+        async with self._lock:
+            state = self._services.pop((namespace, name), None)
+            if state is None:
+                return
+            for listener in state.listeners:
+                await self._drop_listener(*listener)
 
     def endpoint(self, service: Any, port: int | str | None = None) -> tuple[str, int]:
         """``(clusterIP, port)``; for a headless service the first Ready endpoint's
