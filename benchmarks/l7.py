@@ -279,7 +279,7 @@ http {{
             proc.wait(10)
 
 
-async def _orchestra(ok: int, bulk: int) -> tuple[Any, int]:
+async def _orchestra(ok: int, bulk: int, loop: str = "auto") -> tuple[Any, int]:
     from orchestra.net.l7 import (
         Cluster,
         HttpProxy,
@@ -291,7 +291,7 @@ async def _orchestra(ok: int, bulk: int) -> tuple[Any, int]:
         WeightedCluster,
     )
 
-    proxy = HttpProxy()
+    proxy = HttpProxy(loop=loop)
     table = RouteTable((VirtualHost("bench", ("*",), (
         Route("bulk", (Match(path=PathMatch("Prefix", "/bulk")),),
               (WeightedCluster(Cluster("bulk", (("127.0.0.1", bulk),))),)),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -48,8 +48,7 @@ class Downstream(asyncio.Protocol):
     # -- asyncio ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.t = transport
+        self.t = cast(asyncio.Transport, transport)  # (uvloop's is no subclass of it)
         peer = transport.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
         self.listener.conns.add(self)

@@ -16,6 +16,7 @@ __all__ = ["HOP", "modify", "redirect_location", "replace_prefix", "request_head
 
 HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate",
                  b"proxy-authorization", b"te", b"trailer", b"transfer-encoding", b"upgrade"})
+_FORWARD_DROP = HOP | {b"x-forwarded-for", b"x-forwarded-proto", b"x-request-id"}
 REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
            307: "Temporary Redirect", 308: "Permanent Redirect", 400: "Bad Request",
            404: "Not Found", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -26,17 +27,8 @@ def request_head(ex: Exchange, route: Route, match: Match, path: str, query: str
                  shadow: bool = False) -> bytes:
     """The request line and headers sent to a backend (or, ``shadow``, to a mirror)."""
     listener = ex.down.listener
-    hop = HOP
-    conn_named = [v.lower() for n, v in ex.headers if n.lower() == b"connection"]
-    if conn_named:
-        hop = hop | {t.strip() for v in conn_named for t in v.split(b",")}
-    out: list[tuple[bytes, bytes]] = []
-    for name, value in ex.headers:
-        low = name.lower()
-        if low in hop or low in (b"x-forwarded-for", b"x-forwarded-proto",
-                                 b"x-request-id"):
-            continue
-        out.append((name, value))
+    hop = _FORWARD_DROP | ex.conn_named if ex.conn_named else _FORWARD_DROP
+    out = [h for low, h in zip(ex.lows, ex.headers, strict=True) if low not in hop]
     out.append((b"x-forwarded-for", ex.xff.encode("latin-1")))
     out.append((b"x-forwarded-proto", listener.scheme.encode()))
     out.append((b"x-request-id", ex.request_id.encode("latin-1")))
@@ -56,14 +48,12 @@ def request_head(ex: Exchange, route: Route, match: Match, path: str, query: str
         out.append((b"connection", b"close"))
     elif ex.upgrade:
         out.append((b"connection", b"upgrade"))
-        out += [(n, v) for n, v in ex.headers if n.lower() == b"upgrade"]
+        out += [h for low, h in zip(ex.lows, ex.headers, strict=True) if low == b"upgrade"]
     if ex.chunked:
         out.append((b"transfer-encoding", b"chunked"))
     target = path + ("?" + query if query else "")
-    lines = [f"{ex.method} {target} HTTP/1.1\r\n".encode("latin-1")]
-    lines += [n + b": " + v + b"\r\n" for n, v in out]
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    return b"".join([f"{ex.method} {target} HTTP/1.1\r\n".encode("latin-1"),
+                     *[b"%b: %b\r\n" % h for h in out], b"\r\n"])
 
 
 def redirect_location(rd: Redirect, match: Match, scheme_in: str, authority: str, path: str,

@@ -96,6 +96,13 @@ class Balancer:
 
     def pick(self, name: str, backends: tuple[Backend, ...], policy: ClusterPolicy | None,
              tried: set[Backend], key: str | None) -> Backend | None:
+        if policy is None and not tried and backends:  # plain round robin, first try
+            n = len(backends)
+            i = self.rr.get(name)
+            if i is None:
+                i = random.randrange(n)
+            self.rr[name] = i + 1
+            return backends[i % n]
         now = time.monotonic()
         live = [b for b in backends if b not in tried]
         if policy is not None and (policy.consecutive_5xx or policy.consecutive_gateway):

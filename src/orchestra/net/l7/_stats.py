@@ -1,7 +1,9 @@
 """Counters of the HTTP data plane: per route and backend, and an access log ring.
 
-Written by the data plane's thread, read by anyone: one lock guards both (a record is a
-few dictionary updates, far cheaper than the request it counts). Latencies are kept as
+Written by the data plane's thread, read by anyone. Recording a request appends it to a
+queue (one atomic deque append); the queue is folded into the counters and the log, under
+one lock, when read or when it grows past ``_FOLD_AT`` records, so a request pays no lock
+and no counting of its own. Latencies are kept as
 the last ``window`` samples per route and backend, so percentiles describe recent
 traffic in bounded memory.
 """
@@ -43,9 +45,13 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[i]
 
 
-@dataclass(frozen=True, slots=True)
+_FOLD_AT = 256
+
+
+@dataclass(slots=True)
 class AccessRecord:
-    """What one request did, rendered by :meth:`line` like Envoy's default access log."""
+    """What one request did, rendered by :meth:`line` like Envoy's default access log
+    (not frozen: a frozen dataclass' ``__init__`` costs a setattr call per field)."""
 
     start: float  # wall time
     method: str
@@ -82,25 +88,37 @@ class TrafficStats:
         self._routes: dict[str, _Counter] = {}
         self._backends: dict[tuple[str, str, str], _Counter] = {}
         self._log: deque[AccessRecord] = deque(maxlen=log_size)
+        self._pending: deque[tuple[AccessRecord, float]] = deque()
 
     def record(self, rec: AccessRecord, seconds: float) -> None:
-        with self._lock:
-            c = self._routes.get(rec.route)
+        pending = self._pending
+        pending.append((rec, seconds))
+        if len(pending) >= _FOLD_AT:
+            with self._lock:
+                self._fold()
+
+    def _fold(self) -> None:
+        """Count the queued records (the lock is held)."""
+        pending, routes, backends, log = self._pending, self._routes, self._backends, self._log
+        while pending:
+            rec, seconds = pending.popleft()
+            c = routes.get(rec.route)
             if c is None:
-                c = self._routes[rec.route] = _Counter()
+                c = routes[rec.route] = _Counter()
             c.add(rec.code, seconds)
             if rec.upstream:
                 k = (rec.route, rec.cluster, rec.upstream)
-                b = self._backends.get(k)
+                b = backends.get(k)
                 if b is None:
-                    b = self._backends[k] = _Counter()
+                    b = backends[k] = _Counter()
                 b.add(rec.code, seconds)
-            self._log.append(rec)
+            log.append(rec)
 
     def snapshot(self, prefix: str = "") -> dict[str, Any]:
         """``{route: {requests, codes, latency_ms: {p50, p90, p99}, backends:
         {"cluster ip:port": {...}}}}`` for the routes whose name starts with ``prefix``."""
         with self._lock:
+            self._fold()
             out: dict[str, Any] = {}
             for name, c in sorted(self._routes.items()):
                 if name.startswith(prefix):
@@ -113,5 +131,6 @@ class TrafficStats:
 
     def access_log(self, prefix: str = "") -> list[str]:
         with self._lock:
+            self._fold()
             records = [r for r in self._log if r.route.startswith(prefix)]
         return [r.line() for r in records]

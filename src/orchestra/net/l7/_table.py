@@ -267,9 +267,18 @@ class RouteTable:
     _exact: dict[str, VirtualHost] = field(default_factory=dict, compare=False, repr=False)
     _wild: tuple[tuple[str, VirtualHost], ...] = field(default=(), compare=False, repr=False)
     _any: VirtualHost | None = field(default=None, compare=False, repr=False)
+    # (host, method, path) -> route, for virtual hosts whose matches look at nothing
+    # else (no header, query or source match): filled as requests come, cleared when full
+    _cache: dict[tuple[str, str, str], tuple[Route, Match] | None] = field(
+        default_factory=dict, compare=False, repr=False)
+    _path_only: frozenset[int] = field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         wild: list[tuple[str, VirtualHost]] = []
+        object.__setattr__(self, "_path_only", frozenset(
+            id(vh) for vh in self.vhosts
+            if all(not (m.headers or m.query or m.sources is not None)
+                   for r in vh.routes for m in r.matches)))
         for vh in self.vhosts:
             for domain in vh.domains:
                 d = domain.lower()
@@ -296,6 +305,28 @@ class RouteTable:
                     return wvh
         return self._any
 
+    def route(self, host: str, method: str, path: str, query: str, headers: dict[str, str],
+              client_ip: str = "") -> tuple[Route, Match] | None:
+        """:func:`select_route` on the virtual host serving ``host``; remembered per
+        (host, method, path) when that virtual host matches on nothing else. (Called
+        from the data plane's thread only.)"""
+        key = (host, method, path)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        vh = self.vhost(host)
+        if vh is None:
+            hit = None
+        else:
+            hit = select_route(vh, method, path, query, headers, client_ip)
+            if id(vh) not in self._path_only:
+                return hit
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = hit
+        return hit
+
     def backends(self) -> frozenset[Backend]:
         """Every backend some route may send to (to drain pooled connections to others)."""
         out: set[Backend] = set()
@@ -306,6 +337,9 @@ class RouteTable:
                 for m in route.mirrors:
                     out.update(m.cluster.backends)
         return frozenset(out)
+
+
+_CACHE_SIZE = 4096
 
 
 def _strip_port(host: str) -> str:

@@ -10,7 +10,7 @@ idle leaves the pool at once.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
@@ -42,8 +42,7 @@ class Upstream(asyncio.Protocol):
     # -- asyncio ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.t = transport
+        self.t = cast(asyncio.Transport, transport)  # (uvloop's is no subclass of it)
 
     def data_received(self, data: bytes) -> None:
         if self.tunnel is not None:
