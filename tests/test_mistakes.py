@@ -11,6 +11,7 @@ import pytest
 
 import orchestra as oc
 from orchestra.loops._options import OPTIONS
+from orchestra.objects import load
 
 SRC = Path(oc.__file__).resolve().parent
 
@@ -85,3 +86,91 @@ def test_errors_are_named_as_users_import_them() -> None:
     assert oc.Timeout.__module__ == "orchestra" and oc.Invalid.__module__ == "orchestra"
     assert f"{type(oc.NotFound()).__module__}.{type(oc.NotFound()).__qualname__}" == \
         "orchestra.NotFound"
+
+
+# -- manifests: every mistake at once, with suggestions ---------------------------------
+
+_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: busybox
+"""
+
+
+def test_a_misspelt_kind_or_version_gets_a_suggestion() -> None:
+    with pytest.raises(oc.Invalid) as info:
+        load(_POD.replace("kind: Pod", "kind: Pood"))
+    assert str(info.value).endswith(
+        'kind: no matches for kind "Pood" in version "v1"; did you mean "Pod"?')
+    with pytest.raises(oc.Invalid) as info:
+        load("apiVersion: v1\nkind: Deployment\nmetadata: {name: d}\n")
+    assert 'no matches for kind "Deployment" in version "v1"; did you mean "apps/v1"?' in str(
+        info.value)
+    with pytest.raises(oc.Invalid) as info:  # nothing close: no guess
+        load(_POD.replace("kind: Pod", "kind: Frobnicator"))
+    assert "did you mean" not in str(info.value)
+
+
+def test_a_misspelt_field_gets_a_suggestion_and_a_bad_value_is_shown() -> None:
+    with pytest.raises(oc.Invalid) as info:
+        load(_POD + "    imagePullPolicyy: Always\n    ports: [{containerPort: http}]\n")
+    text = str(info.value)
+    assert ('unknown field "spec.containers[0].imagePullPolicyy"; '
+            'did you mean "imagePullPolicy"?') in text
+    assert ('spec.containers[0].ports[0].containerPort: Invalid value: "http": '
+            "spec.containers[0].ports[0].containerPort in body must be of type integer"
+            ) in text
+
+
+@pytest.mark.parametrize(("field", "where", "supported"), [
+    ("imagePullPolicy", "container", '"Always", "IfNotPresent", "Never"'),
+    ("terminationMessagePolicy", "container", '"FallbackToLogsOnError", "File"'),
+    ("preemptionPolicy", "spec", '"Never", "PreemptLowerPriority"'),
+])
+def test_enums_are_checked(field: str, where: str, supported: str) -> None:
+    text = _POD + (f"    {field}: Sometimes\n" if where == "container"
+                   else f"  {field}: Sometimes\n")
+    with pytest.raises(oc.Invalid) as info:
+        load(text)
+    assert f'Unsupported value: "Sometimes": supported values: {supported}' in str(info.value)
+
+
+def test_service_traffic_policies_are_checked() -> None:
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"
+           "spec:\n  ports: [{port: 80}]\n  type: NodePort\n")
+    for field in ("externalTrafficPolicy", "internalTrafficPolicy", "ipFamilyPolicy"):
+        with pytest.raises(oc.Invalid) as info:
+            load(svc + f"  {field}: Somewhere\n")
+        assert f'spec.{field}: Unsupported value: "Somewhere"' in str(info.value)
+
+
+def test_every_document_and_every_field_is_reported_in_one_pass(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(
+        _POD.replace("image: busybox", "image: busybox\n    imagee: x\n"
+                     "    imagePullPolicy: Sometimes")
+        + "---\n" + _POD.replace("kind: Pod", "kind: Pood")
+        + "---\n" + _POD.replace("name: p", "name: fine"))
+    with pytest.raises(oc.Invalid) as info:
+        load(path)
+    text = str(info.value)
+    assert text.startswith("2 of 3 documents are invalid: ")
+    assert f'{path}: document 0 (Pod "p") is invalid: [' in text
+    assert "spec.containers[0].imagePullPolicy: Unsupported value" in text
+    assert 'unknown field "spec.containers[0].imagee"' in text
+    assert f'{path}: document 1 (Pood "p") is invalid' in text
+    assert info.value.paths == ["spec.containers[0].imagePullPolicy",
+                                "spec.containers[0].imagee", "kind"]
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(_POD + "    command: [sh, -c, 'x'\n")
+    with pytest.raises(oc.Invalid) as info:
+        load(path)
+    # (line 9: where the parser found the list left open)
+    assert str(info.value).startswith(f"{path}: document 0 is invalid: error converting "
+                                      "YAML to JSON: yaml: line 9:")

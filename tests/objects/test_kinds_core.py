@@ -400,13 +400,15 @@ def test_invalid_label() -> None:
     assert 'metadata.labels: Invalid value: "bad key": name part must consist of' in str(err)
 
 
-def test_a_value_of_the_wrong_json_type_is_reported_as_the_api_server_does() -> None:
+def test_a_value_of_the_wrong_json_type_is_reported_with_the_value_itself() -> None:
+    # The API server's words, except that the bad value, not its JSON type, follows
+    # "Invalid value:" (the type is still named at the end).
     data = pod_dict(command="sleep 10", image=5)
     err = invalid(Pod, data)
     assert set(err.paths) == {"spec.containers[0].command", "spec.containers[0].image"}
-    assert ('spec.containers[0].command: Invalid value: "string": spec.containers[0].command '
+    assert ('spec.containers[0].command: Invalid value: "sleep 10": spec.containers[0].command '
             'in body must be of type array: "string"') in str(err)
-    assert ('spec.containers[0].image: Invalid value: "integer": spec.containers[0].image in '
+    assert ('spec.containers[0].image: Invalid value: 5: spec.containers[0].image in '
             'body must be of type string: "integer"') in str(err)
     assert "tuple" not in str(err) and "Input should" not in str(err)
 
@@ -539,13 +541,24 @@ def test_several_errors_reported_together() -> None:
     assert str(err).count(", spec.") + str(err).count(", metadata.") == len(err.errors) - 1
 
 
-def test_decoding_errors_come_before_semantic_checks() -> None:
-    # As in Kubernetes, a value that cannot be decoded (a bad quantity) is reported
-    # without the container's semantic checks; other fields are still checked.
-    data = pod_dict(ports=[{"containerPort": 0}], resources={"requests": {"memory": "x"}})
+def test_every_mistake_is_reported_in_one_pass() -> None:
+    # Kubernetes reports a value it cannot decode (a bad quantity) without the
+    # container's own checks; here the failed fields are taken out and the rest is
+    # checked too, so one pass names every mistake.
+    data = pod_dict(ports=[{"containerPort": 0}], resources={"requests": {"memory": "x"}},
+                    imagePullPolicy="Sometimes", imagee="x")
     data["spec"]["dnsPolicy"] = "Nope"
-    assert set(invalid(Pod, data).paths) == {
-        "spec.containers[0].resources.requests[memory]", "spec.dnsPolicy"}
+    err = invalid(Pod, data)
+    assert set(err.paths) == {
+        "spec.containers[0].resources.requests[memory]", "spec.dnsPolicy",
+        "spec.containers[0].ports[0].containerPort", "spec.containers[0].imagePullPolicy",
+        "spec.containers[0].imagee"}
+    assert ('spec.containers[0].imagee: unknown field "spec.containers[0].imagee"; '
+            'did you mean "image"?') in str(err)
+    assert ('spec.containers[0].imagePullPolicy: Unsupported value: "Sometimes": supported '
+            'values: "Always", "IfNotPresent", "Never"') in str(err)
+    # what was taken out to look further is not reported missing
+    assert "Required value" not in str(err)
 
 
 def test_template_errors_are_relative_to_the_template() -> None:

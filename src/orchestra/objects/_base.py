@@ -540,7 +540,8 @@ class KubeObject(Model):
                     raise Invalid(describe_kind(cls, obj), [FieldError(
                         "", decode.message)]) from None
                 return cls.model_validate(fixed, *args, **kwargs)
-            raise invalid_from(cls, obj, exc) from None
+            raise invalid_from(cls, obj, exc, again=lambda o: super(
+                KubeObject, cls).model_validate(o, *args, **kwargs)) from None
         except (RecursionError, ValueError, UnicodeError, OverflowError) as exc:
             # (pydantic got past its own checks; what is left is a value no manifest holds)
             raise Invalid(describe_kind(cls, obj), [FieldError(

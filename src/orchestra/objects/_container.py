@@ -9,7 +9,7 @@ container of every pod it admits (see ``_pod`` for the invariants).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -349,8 +349,8 @@ class Container(Model):
     startup_probe: Probe | None = None
     lifecycle: Lifecycle | None = None
     termination_message_path: str = "/dev/termination-log"
-    termination_message_policy: str = "File"
-    image_pull_policy: str | None = None
+    termination_message_policy: Literal["File", "FallbackToLogsOnError"] = "File"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     security_context: SecurityContext | None = None
     stdin: bool | None = None
     stdin_once: bool | None = None

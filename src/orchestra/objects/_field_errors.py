@@ -5,15 +5,16 @@ every failed path."""
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import UnionType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._messages import truncate, unsupported
+from orchestra.objects._messages import go_value, truncate, unsupported
 
 if TYPE_CHECKING:
     from orchestra.objects._base import KubeObject
@@ -46,6 +47,11 @@ def _path(loc: tuple[int | str, ...], model: Any = None) -> str:
     a map's key in brackets, ``resources.limits[cpu]``, ``data[my key]``. Which parts are
     map keys is read off ``model``'s field types as the path descends; where the type is
     unknown, a part is taken for a field."""
+    return _walk(loc, model)[0]
+
+
+def _walk(loc: tuple[int | str, ...], model: Any) -> tuple[str, Any]:
+    """The field path of ``loc`` and the type found there (None where unknown)."""
     out = ""
     tp: Any = model
     for part in loc:
@@ -67,7 +73,22 @@ def _path(loc: tuple[int | str, ...], model: Any = None) -> str:
         else:
             out += f".{part}" if out else part
             tp = None
-    return out
+    return out, tp
+
+
+def _suggestion(loc: tuple[int | str, ...], model: Any) -> str:
+    """``; did you mean "image"?`` for an unknown field close to one the object has."""
+    if not loc or not isinstance(loc[-1], str):
+        return ""
+    owner = _bare(_walk(loc[:-1], model)[1])
+    if not (isinstance(owner, type) and issubclass(owner, BaseModel)):
+        return ""
+    names = [f.alias or n for n, f in owner.model_fields.items()]
+    folded = {n.lower(): n for n in names}
+    unknown = loc[-1]
+    close = ([folded[unknown.lower()]] if unknown.lower() in folded
+             else difflib.get_close_matches(unknown, names, n=1, cutoff=0.75))
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def _bare(tp: Any) -> Any:
@@ -179,8 +200,15 @@ def _json_type(value: Any) -> str:
     return "object"
 
 
-def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Invalid:
-    """Turn pydantic's error list into one :class:`Invalid` naming every failed path."""
+def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError,
+                 again: Callable[[Any], Any] | None = None) -> Invalid:
+    """Turn pydantic's error list into one :class:`Invalid` naming every failed path.
+
+    pydantic stops below a model whose fields failed: its own checks (an enum, a
+    cross-field rule) never run. With ``again`` (validation without this wrapping) the
+    unknown fields and wrongly typed values are taken out of a copy of ``obj`` and it is
+    validated again, so that one pass reports every mistake of a manifest.
+    """
     errors: list[FieldError] = []
     seen: set[tuple[str, str]] = set()
     details = exc.errors(include_url=False, include_input=True)
@@ -189,25 +217,119 @@ def invalid_from(cls: type[KubeObject], obj: Any, exc: ValidationError) -> Inval
                 f"Value error, {INT_RANGE_MARK}"):
             return _decode_error(cls, obj, err["loc"], str(err["msg"]).removeprefix(
                 "Value error, "))
+    if again is not None and isinstance(obj, dict):
+        details = [*details, *_later_errors(cls, obj, details, again)]
     for err in details:
         path = _path(err["loc"], cls)
-        kind = err["type"]
-        want = _JSON_TYPES.get(kind)
-        if kind == "extra_forbidden":
-            msg = f'unknown field "{path}"'
-        elif kind == "missing":
-            msg = "Required value"
-        elif kind == "value_error":
-            msg = str(err["msg"]).removeprefix("Value error, ")
-        elif kind == "literal_error":
-            supported = re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected")))
-            msg = unsupported(err.get("input"), sorted(supported))  # (sorted, as a Go set)
-        elif want is not None:  # the API server's words for a value of the wrong JSON type
-            got = _json_type(err.get("input"))
-            msg = f'Invalid value: "{got}": {path} in body must be of type {want}: "{got}"'
-        else:
-            msg = f"Invalid value: {err['msg']}"
+        msg = _message(cls, err, path)
         if (path, msg) not in seen:
             seen.add((path, msg))
             errors.append(FieldError(path, msg))
     return Invalid(describe_kind(cls, obj), errors)
+
+
+def _message(cls: type[KubeObject], err: Any, path: str) -> str:
+    """One pydantic error in the API server's words."""
+    kind = err["type"]
+    want = _JSON_TYPES.get(kind)
+    if kind == "extra_forbidden":
+        return f'unknown field "{path}"{_suggestion(err["loc"], cls)}'
+    if kind == "missing":
+        return "Required value"
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        supported = re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected")))
+        return unsupported(err.get("input"), sorted(supported))  # (sorted, as a Go set)
+    if want is not None:
+        # The API server puts the value's JSON type where the value goes; the value itself
+        # tells the user more, so it is shown there, and the type after.
+        value = err.get("input")
+        return (f"Invalid value: {go_value(value)}: {path} in body must be of type {want}: "
+                f'"{_json_type(value)}"')
+    return f"Invalid value: {err['msg']}"
+
+
+def _decoding(err: Any) -> bool:
+    """An error of the decoder's stage: an unknown field or a value of the wrong type."""
+    return err["type"] == "extra_forbidden" or err["type"] in _JSON_TYPES
+
+
+def _later_errors(cls: type[KubeObject], obj: dict[str, Any], details: list[Any],
+                  again: Callable[[Any], Any]) -> list[Any]:
+    """The errors validation finds once the failed fields are taken out (at most three
+    rounds: a value taken out can uncover another below a model that failed)."""
+    found: list[Any] = []
+    taken: set[str] = set()
+    current = details
+    for _ in range(3):
+        pruned = _without(obj, current)
+        if pruned is None:
+            break
+        obj, locs = pruned
+        taken |= {_path(loc, cls) for loc in locs}
+        try:
+            again(obj)
+        except ValidationError as exc:
+            # (what is missing is what was taken out: reported already)
+            current = [e for e in exc.errors(include_url=False, include_input=True)
+                       if _path(e["loc"], cls) not in taken]
+            found.extend(current)
+            continue
+        except (ValueError, TypeError, RecursionError):
+            pass
+        break
+    return found
+
+
+def _without(obj: dict[str, Any], errors: list[Any]
+             ) -> tuple[dict[str, Any], list[tuple[int | str, ...]]] | None:
+    """A copy of ``obj`` without the fields ``errors`` are about, and their locations;
+    None when none could be taken out. Taken out: unknown fields, values of the wrong
+    type, and wrong scalars; a map or list that failed as a whole stays (taking it out
+    would only make new errors). Only the maps and lists on the way are copied."""
+    root = dict(obj)
+    copies = {id(root)}
+    taken: list[tuple[int | str, ...]] = []
+    for err in errors:
+        loc = err["loc"]
+        parts = [p for p in loc if not _is_tag(p)]
+        if not parts or err["type"] == "missing":
+            continue
+        parent: Any = root
+        for part in parts[:-1]:
+            child = _child(parent, part)
+            if child is None:
+                break
+            if id(child) not in copies:
+                child = dict(child) if isinstance(child, dict) else list(child)
+                copies.add(id(child))
+                parent[part] = child
+            parent = child
+        else:
+            key = parts[-1]
+            if not (isinstance(parent, dict) and key in parent):
+                continue
+            if isinstance(parent[key], dict | list) and not _decoding(err):
+                continue
+            del parent[key]
+            taken.append(loc)
+    return (root, taken) if taken else None
+
+
+def _is_tag(part: int | str) -> bool:
+    """A part of pydantic's location that is no key of the input (a validator's or a
+    union member's name)."""
+    return isinstance(part, str) and (part.startswith(("function-", "literal[", "nullable"))
+                                      or part in _UNION_TAGS)
+
+
+def _child(parent: Any, part: int | str) -> Any:
+    """The map or list at ``part`` of ``parent``; None when there is none."""
+    if isinstance(parent, dict) and isinstance(part, str):
+        child = parent.get(part)
+    elif isinstance(parent, list) and isinstance(part, int) and 0 <= part < len(parent):
+        child = parent[part]
+    else:
+        return None
+    return child if isinstance(child, dict | list) else None

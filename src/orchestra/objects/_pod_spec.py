@@ -224,7 +224,7 @@ class PodSpec(Model):
     readiness_gates: tuple[PodReadinessGate, ...] | None = None
     runtime_class_name: str | None = None
     enable_service_links: bool | None = None
-    preemption_policy: str | None = None
+    preemption_policy: Literal["Never", "PreemptLowerPriority"] | None = None
     overhead: ResourceList | None = None
     topology_spread_constraints: tuple[TopologySpreadConstraint, ...] | None = None
     set_hostname_as_fqdn: bool | None = Field(None, alias="setHostnameAsFQDN")

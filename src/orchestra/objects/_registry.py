@@ -13,6 +13,7 @@ Invariants:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -167,14 +168,25 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
         info = KINDS.get(f"{kind}.{group}", info)
     if info is None:
         raise Invalid(_describe(x), [FieldError(
-            "kind", f'no matches for kind "{kind}" in version "{api_version}"')])
+            "kind", f'no matches for kind "{kind}" in version "{api_version}"'
+                    f"{_kind_hint(kind)}")])
     if info.api_version != api_version and \
             api_version not in getattr(info.cls, "SERVED_VERSIONS", ()):
         raise Invalid(_describe(x), [FieldError(
-            "apiVersion", f'no matches for kind "{kind}" in version "{api_version}"')])
+            "apiVersion", f'no matches for kind "{kind}" in version "{api_version}"; '
+                          f'did you mean "{info.api_version}"?')])
     obj = info.cls.model_validate(dict(x))
     check_names(obj)
     return obj
+
+
+def _kind_hint(kind: str) -> str:
+    """``; did you mean "Deployment"?`` for a kind close to one orchestra has."""
+    names = sorted({info.kind for info in KINDS.values()})
+    folded = {n.lower(): n for n in names}
+    close = ([folded[kind.lower()]] if kind.lower() in folded
+             else difflib.get_close_matches(kind, names, n=1, cutoff=0.75))
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def check_names(obj: KubeObject) -> None:
@@ -415,7 +427,8 @@ def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
     ``kustomization.yaml``, what ``kubectl apply -k`` would apply). ``kind: List`` (and any
     ``*List`` with ``items``) is flattened. An invalid document raises
     :class:`orchestra.Invalid` whose message starts with ``document <index>`` (0-based,
-    counting empty documents).
+    counting empty documents); when several are invalid, one error lists each
+    (``2 of 3 documents are invalid: document 0 ...; document 2 ...``).
     """
     if not isinstance(source, bytes) and _is_kustomization(source):
         return load_dicts(kustomize.build(source))
@@ -425,12 +438,26 @@ def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
         raise Invalid(_source_label(source), [FieldError("", exc.message)]) from None
     label = f"{where}: " if where else ""
     out: list[KubeObject] = []
+    failed: list[Invalid] = []
+    total = 0
     for index, doc in _documents(text, label):
         if isinstance(doc, Invalid):
-            raise doc
+            failed.append(doc)
+            break  # (the YAML stream cannot be read past a syntax error)
         if doc is None or doc == {}:
             continue
-        out.extend(_objects_of(doc, f"{label}document {index}"))
+        for leaf_label, leaf in _leaves(doc, f"{label}document {index}"):
+            total += 1
+            try:
+                out.append(_convert(leaf, leaf_label))
+            except Invalid as exc:
+                failed.append(exc)
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:  # every document's mistakes at once, as a multi-document apply reports them
+        message = (f"{len(failed)} of {max(total, len(failed))} documents are invalid: "
+                   + "; ".join(str(e) for e in failed))
+        raise Invalid("", [e for exc in failed for e in exc.errors], message=message)
     return out
 
 

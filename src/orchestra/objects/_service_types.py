@@ -83,15 +83,15 @@ class ServiceSpec(Model):
     load_balancer_ip: str | None = Field(None, alias="loadBalancerIP")
     load_balancer_source_ranges: tuple[str, ...] | None = None
     external_name: str | None = None
-    external_traffic_policy: str | None = None
+    external_traffic_policy: Literal["Cluster", "Local"] | None = None
     health_check_node_port: int | None = None
     publish_not_ready_addresses: bool | None = None
     session_affinity_config: SessionAffinityConfig | None = None
     ip_families: tuple[str, ...] | None = None
-    ip_family_policy: str | None = None
+    ip_family_policy: Literal["SingleStack", "PreferDualStack", "RequireDualStack"] | None = None
     allocate_load_balancer_node_ports: bool | None = None
     load_balancer_class: str | None = None
-    internal_traffic_policy: str | None = None
+    internal_traffic_policy: Literal["Cluster", "Local"] | None = None
     traffic_distribution: str | None = None
 
     @field_validator("type")
