@@ -144,4 +144,4 @@ def test_a_failure_report_shows_what_is_wrong_and_hides_orchestras_frames(
     assert "crash/main:" in out and "exit code 3 (Error)" in out, out  # the last ending
     assert "dying now" in out, out  # its log lines
     # orchestra's own frames are hidden: the traceback ends in the test's line
-    assert "src/orchestra/_wait.py" not in out and "_cluster.py" not in out, out
+    assert "src/orchestra/wait/" not in out and "_cluster.py" not in out, out

@@ -24,9 +24,9 @@ from orchestra._errors import (
 )
 from orchestra._store import Store, WatchEvent
 from orchestra._sync import SyncCluster
-from orchestra._waitstrategies import HttpCheck, LogLine, WaitStrategy
 from orchestra.present import Table
 from orchestra.runtime import ExecResult
+from orchestra.wait import HttpCheck, LogLine, WaitStrategy
 
 __all__ = [
     "AlreadyExists",

@@ -264,8 +264,8 @@ def render(cluster: Cluster, width: int = 80) -> str:
 async def explain_unsettled(cluster: Cluster) -> str:
     """Why ``up --once`` gave up: for each Deployment not Available and each other pod
     not Ready, what ``wait_for``'s Timeout would say (status, events, log lines)."""
-    from orchestra._wait import predicate, summarize
     from orchestra.present import explain_failure
+    from orchestra.wait import predicate, summarize
 
     out: list[str] = []
     available = predicate("Deployment", "Available")

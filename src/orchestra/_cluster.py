@@ -47,7 +47,6 @@ from orchestra._statedir import (
 )
 from orchestra._store import Store
 from orchestra._traffic import access_log, traffic_endpoint, traffic_stats
-from orchestra._wait import wait_for
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Informers
 from orchestra.loops._events import EventRecorder
@@ -69,6 +68,7 @@ from orchestra.present import (
     render_text,
 )
 from orchestra.runtime import ExecResult, Runtime, load_runtime
+from orchestra.wait import wait_for
 
 __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 

@@ -1,6 +1,7 @@
-"""The kubectl-style presentation is one package that reads a cluster through a narrow
-view (``orchestra.present.ClusterView``), with no import of the cluster modules: it
-imports and works with ``orchestra._cluster`` (and the modules above it) unimportable."""
+"""The kubectl-style presentation and ``wait_for`` are packages that read a cluster
+through a narrow view (``orchestra.present.ClusterView``, ``orchestra.wait.WaitView``),
+with no import of the cluster modules: they import and work with ``orchestra._cluster``
+(and the modules above it) unimportable."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ PROBE = textwrap.dedent("""
 
     from orchestra._clock import ManualClock
     from orchestra._store import Store
+    from orchestra._errors import Timeout
     from orchestra.present import ClusterView, cluster_summary, describe, explain_failure
+    from orchestra.wait import WaitView, wait_for
 
     class View:
         # the whole of what the presentation may read: no Cluster behind it
@@ -38,7 +41,14 @@ PROBE = textwrap.dedent("""
             return [e for e in self.store.list("Event")
                     if e.involved_object.uid == obj.metadata.uid]
 
-    view: ClusterView = View()
+        async def logs(self, pod, container=None, /):
+            return ""
+
+        def endpoint(self, target, port=None, /):
+            raise AssertionError("not polled here")
+
+    view: WaitView = View()
+    presented: ClusterView = view
     view.store.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
                        "status": {"capacity": {"cpu": "4", "memory": "8Gi"},
                                   "allocatable": {"cpu": "4", "memory": "8Gi"}}})
@@ -60,11 +70,24 @@ PROBE = textwrap.dedent("""
     print(cluster_summary(view))
     import asyncio
     print(asyncio.run(explain_failure(view, "Pod", "web", "default", pod)))
+
+    async def wait() -> None:
+        view.clock.bind_loop(asyncio.get_running_loop())
+        waiting = asyncio.create_task(wait_for(view, "pod/web", "Ready", timeout=30,
+                                               namespace="default", name=None))
+        await asyncio.sleep(0.1)
+        await view.clock.advance(31)
+        try:
+            await waiting
+        except Timeout as exc:
+            print("wait_for:", exc)
+
+    asyncio.run(wait())
     print("modules:", sorted(m for m in sys.modules if m.startswith("orchestra.present.")))
 """)
 
 
-def test_presentation_works_without_the_cluster_modules() -> None:
+def test_presentation_and_wait_work_without_the_cluster_modules() -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -78,6 +101,9 @@ def test_presentation_works_without_the_cluster_modules() -> None:
     # wait_for's explanation and describe's Events read the view's events
     assert "['events:', '  Warning FailedMount: volume data not found']" in out, out
     assert "Warning  FailedMount" in out, out
+    # wait_for timed out on the view's clock, explained by the presentation
+    assert "wait_for: timed out after 30s waiting for pod/web to be Ready" in out, out
+    assert "status: phase=Pending" in out, out
     # every describer ran (they are imported lazily), with the cluster modules blocked
     for module in ("_describe_kinds", "_describe_config", "_describe_traffic",
                    "_describe_storage", "_describe_volumes", "_explain", "_tables"):

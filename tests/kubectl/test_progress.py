@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import orchestra as oc
-from orchestra import _progress
+from orchestra.wait import _progress
 
 pytestmark = pytest.mark.anyio
 

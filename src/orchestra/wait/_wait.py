@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from orchestra._errors import Timeout, hide_from_tracebacks
-from orchestra._progress import Progress
-from orchestra._waitstrategies import WaitStrategy
 from orchestra.objects._registry import parse_ref
+from orchestra.wait._progress import Progress
+from orchestra.wait._strategies import WaitStrategy
 
 __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
+    from orchestra.wait._view import WaitView
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
 WORKLOADS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
@@ -158,7 +158,7 @@ def summarize(obj: Any) -> str:
     return "; ".join(parts) if parts else "empty status"
 
 
-async def wait_for(cluster: Cluster, ref: Any, condition: Any, *,
+async def wait_for(cluster: WaitView, ref: Any, condition: Any, *,
                    timeout: float, namespace: str, name: str | None,  # noqa: ASYNC109
                    stable_for: float | None = None) -> Any:
     """Wait on the cluster clock until ``ref`` meets ``condition`` (for ``stable_for``
@@ -249,13 +249,13 @@ async def _pump(watch: Any, send: Any, own: bool) -> None:
         send.send_nowait((own, ev))
 
 
-async def _tick(cluster: Cluster, interval: float, send: Any) -> None:
+async def _tick(cluster: WaitView, interval: float, send: Any) -> None:
     while True:
         await cluster.clock.sleep(interval)
         send.send_nowait(_TICK)
 
 
-def _restarts(cluster: Cluster, obj: Any) -> dict[str, tuple[str, int]]:
+def _restarts(cluster: WaitView, obj: Any) -> dict[str, tuple[str, int]]:
     """Per pod uid: its name and its containers' restarts (the pods of ``obj``)."""
     from orchestra.present import workload_pods
 
@@ -275,7 +275,7 @@ def _restarts(cluster: Cluster, obj: Any) -> dict[str, tuple[str, int]]:
     return out
 
 
-async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
+async def _until(cluster: WaitView, current: Any, check: Callable[[Any], bool],
                  strategy: WaitStrategy | None, stable_for: float | None,
                  restarts_matter: bool, recv: Any, send: Any, broke: list[str],
                  progress: Progress) -> Any:
@@ -318,7 +318,7 @@ async def _until(cluster: Cluster, current: Any, check: Callable[[Any], bool],
             current = None if item[1].type == "DELETED" else item[1].object
 
 
-async def _explain(cluster: Cluster, kind: str, name: str, ns: str | None, obj: Any,
+async def _explain(cluster: WaitView, kind: str, name: str, ns: str | None, obj: Any,
                    what: str, timeout: float) -> str:  # noqa: ASYNC109 - only reported
     from orchestra.present import explain_failure
 

@@ -15,7 +15,7 @@ from orchestra._errors import OrchestraError
 from orchestra.present import workload_pods
 
 if TYPE_CHECKING:
-    from orchestra._cluster import Cluster
+    from orchestra.wait._view import WaitView
 
 __all__ = ["HttpCheck", "LogLine", "WaitStrategy"]
 
@@ -23,7 +23,7 @@ _KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
           "ReplicationController")
 
 
-def _pods(cluster: Cluster, obj: Any) -> list[Any]:
+def _pods(cluster: WaitView, obj: Any) -> list[Any]:
     return [obj] if obj.kind == "Pod" else workload_pods(cluster.store, obj)
 
 
@@ -38,7 +38,7 @@ class WaitStrategy:
             raise TypeError(f"wait_for: {type(self).__name__} waits on "
                             f"{', '.join(self.kinds)}, not a {kind}")
 
-    async def check(self, cluster: Cluster, obj: Any) -> bool:
+    async def check(self, cluster: WaitView, obj: Any) -> bool:
         raise NotImplementedError
 
 
@@ -59,7 +59,7 @@ class LogLine(WaitStrategy):
         times = f" {self.times} times" if self.times != 1 else ""
         return f"logging {self.pattern.pattern!r}{times}"
 
-    async def check(self, cluster: Cluster, obj: Any) -> bool:
+    async def check(self, cluster: WaitView, obj: Any) -> bool:
         pods = _pods(cluster, obj)
         for pod in pods:
             names = [self.container] if self.container else [c.name for c in
@@ -103,7 +103,7 @@ class HttpCheck(WaitStrategy):
             return False
         return r.status_code in self.status
 
-    async def check(self, cluster: Cluster, obj: Any) -> bool:
+    async def check(self, cluster: WaitView, obj: Any) -> bool:
         if obj.kind == "Service":
             return await self._get(*cluster.endpoint(obj, self.port))
         pods = _pods(cluster, obj)
