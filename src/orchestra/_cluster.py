@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.lowlevel
 
-from orchestra import _admission
+from orchestra import admission
 from orchestra._apply import apply_all
 from orchestra._clock import Clock, RealClock
 from orchestra._clusterdns import cluster_resolve, start_dns
@@ -214,7 +214,7 @@ class Cluster:
         # the lock) that must go if this process dies.
         self._watchdog = await asyncio.to_thread(_start_watchdog, self._state_dir)
         await self._remove_leftovers()
-        _admission.install(self.store, self.network, self.clock)
+        admission.install(self.store, self.network, self.clock)
         informers = Informers(self.store)
         self.traffic = HttpProxy()
         self.dns = await start_dns(self.network, self.options)

@@ -2,7 +2,7 @@
 controllers.
 
 Every claim and volume gets a finalizer when it is created (the
-StorageObjectInUseProtection admission plugin, ``orchestra._admission_storage``), so
+StorageObjectInUseProtection admission plugin, ``orchestra.admission._storage``), so
 deleting one only marks it. These controllers drop the finalizer, letting the object go,
 once nothing needs it: a claim when no scheduled pod that has not ended names it; a
 volume when it is no longer ``Bound``.

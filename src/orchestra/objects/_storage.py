@@ -3,7 +3,7 @@
 Defaults are the API server's: ``reclaimPolicy: Delete`` and ``volumeBindingMode:
 Immediate``. A class with the annotation ``storageclass.kubernetes.io/is-default-class:
 "true"`` is given to claims that name no class (the DefaultStorageClass admission
-plugin; see ``orchestra._admission``).
+plugin; see ``orchestra.admission``).
 """
 
 from __future__ import annotations

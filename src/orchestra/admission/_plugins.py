@@ -5,7 +5,7 @@
 - Pods get Kubernetes' default tolerations for ``not-ready`` and ``unreachable``
   (NoExecute, 300 s), as the DefaultTolerationSeconds plugin adds them.
 - Pods run as the ``default`` ServiceAccount unless they name one, which must exist
-  (``_admission_accounts``).
+  (``_accounts``).
 - Then, in kube-apiserver's order: Priority (``_priority``), LimitRanger
   (``_limitrange``) and ResourceQuota (``_quota``).
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra import _limitrange, _priority, _quota
 from orchestra._errors import Invalid
+from orchestra.admission import _limitrange, _priority, _quota
 from orchestra.objects._messages import go_value, invalid
 
 if TYPE_CHECKING:
@@ -127,12 +127,12 @@ def install(store: Store, network: Network, clock: Clock) -> None:
     store.add_admission(_job_update, kinds=["Job"])
     store.add_admission(_service_hook(network), kinds=["Service"])
     store.add_admission(_pod_tolerations, kinds=["Pod"])
-    from orchestra._admission_accounts import service_account_hook
+    from orchestra.admission._accounts import service_account_hook
 
     store.add_admission(service_account_hook(store), kinds=["Pod"])
     # DefaultStorageClass mutates claims before the quota counts them per class.
-    from orchestra import _admission_storage
+    from orchestra.admission import _storage
 
-    _admission_storage.install(store)
+    _storage.install(store)
     _limitrange.install(store)
     _quota.install(store, clock)
