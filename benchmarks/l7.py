@@ -13,11 +13,16 @@ Figures, for each path (direct, orchestra, haproxy, nginx), best of ``--rounds``
 - newconn_rps: the same with a new connection per request;
 - latency_ms: p50/p99 of ``--latency-requests`` sequential requests on one kept-alive
   connection (light load), and the latency each proxy adds to the direct path;
+- paced_latency_ms: p50/p99 at moderate load: ``--paced-requests`` at ``--rate``
+  requests/s over 4 kept-alive connections, each on a fixed schedule;
 - bulk_mb_s: one ``--bulk-mb`` MB response;
 - cpu_us_per_request: CPU the proxy process spent per kept-alive request.
 
+orchestra's data plane runs on uvloop (``orchestra``) and on asyncio's own loop
+(``orchestra_asyncio``) in the same run (``--loop`` picks one).
+
 Run: ``python benchmarks/l7.py [--requests 20000] [--concurrency 16] [--bulk-mb 100]
-[--rounds 3] [--no-references]``; ``--quick`` for a smoke run.
+[--rounds 3] [--loop both] [--rate 1000] [--no-references]``; ``--quick`` for a smoke run.
 """
 
 from __future__ import annotations
@@ -111,9 +116,36 @@ async def _one(reader: asyncio.StreamReader) -> None:
     await reader.readexactly(n)
 
 
-async def client(mode: str, port: int, requests: int, concurrency: int) -> dict[str, Any]:
+async def client(mode: str, port: int, requests: int, concurrency: int,
+                 rate: float = 0.0) -> dict[str, Any]:
     left = requests
     lat: list[float] = []
+
+    async def paced() -> None:
+        """Requests at ``rate`` per second over all connections: each connection sends
+        on its own schedule (one every concurrency/rate seconds, phases spread). The
+        latency counts from the send: the client's own timer wake-ups (asyncio rounds
+        epoll's timeout up to a millisecond) are not the proxy's."""
+        nonlocal left
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        period = concurrency / rate
+        i = next(phase)
+        due = time.perf_counter() + period * i / concurrency
+        try:
+            while left > 0:
+                left -= 1
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t0 = time.perf_counter()
+                w.write(REQ)
+                await _one(r)
+                lat.append(time.perf_counter() - t0)
+                due += period
+        finally:
+            w.close()
+
+    phase = iter(range(concurrency))
 
     async def keepalive() -> None:
         nonlocal left
@@ -152,22 +184,23 @@ async def client(mode: str, port: int, requests: int, concurrency: int) -> dict[
             n -= len(data)
         w.close()
         return {"mb_s": round(total / (1 << 20) / (time.perf_counter() - t0), 1)}
-    worker = keepalive if mode in ("keepalive", "latency") else newconn
+    worker = {"keepalive": keepalive, "latency": keepalive, "paced": paced}.get(mode, newconn)
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     out: dict[str, Any] = {"rps": round(requests / elapsed)}
-    if mode == "latency":
+    if mode in ("latency", "paced"):
         lat.sort()
         out["p50_ms"] = round(lat[len(lat) // 2] * 1000, 3)
         out["p99_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 3)
     return out
 
 
-def run_client(mode: str, port: int, requests: int, concurrency: int) -> dict[str, Any]:
+def run_client(mode: str, port: int, requests: int, concurrency: int,
+               rate: float = 0.0) -> dict[str, Any]:
     r = subprocess.run([sys.executable, __file__, "--role", "client", "--mode", mode,
                         "--port", str(port), "--requests", str(requests),
-                        "--concurrency", str(concurrency)],
+                        "--concurrency", str(concurrency), "--rate", str(rate)],
                        capture_output=True, text=True, timeout=300, check=False)
     if r.returncode != 0:
         raise RuntimeError(f"client {mode} on port {port} failed: {r.stderr[-2000:]}")
@@ -311,6 +344,8 @@ def measure(port: int, pid: int | None, args: argparse.Namespace) -> dict[str, A
                                     args.concurrency)["rps"]
     lat = run_client("latency", port, args.latency_requests, 1)
     out["latency_ms"] = {"p50": lat["p50_ms"], "p99": lat["p99_ms"]}
+    lat = run_client("paced", port, args.paced_requests, 4, args.rate)
+    out["paced_latency_ms"] = {"p50": lat["p50_ms"], "p99": lat["p99_ms"]}
     out["bulk_mb_s"] = run_client("bulk", port, 1, 1)["mb_s"]
     return out
 
@@ -321,8 +356,9 @@ def _best(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for k in ("keepalive_rps", "newconn_rps", "bulk_mb_s"):
             best[k] = max(best[k], r[k])
         best["cpu_us_per_request"] = min(best["cpu_us_per_request"], r["cpu_us_per_request"])
-        for q in ("p50", "p99"):
-            best["latency_ms"][q] = min(best["latency_ms"][q], r["latency_ms"][q])
+        for key in ("latency_ms", "paced_latency_ms"):
+            for q in ("p50", "p99"):
+                best[key][q] = min(best[key][q], r[key][q])
     return best
 
 
@@ -337,11 +373,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     assert back.stdout is not None and back.stdin is not None
     ports = json.loads(back.stdout.readline())
     ok, bulk = ports["ok"], ports["bulk"]
-    proxy, oport = await _orchestra(ok, bulk)
+    loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
+    proxies = {("orchestra" if loop == loops[0] else f"orchestra_{loop}"):
+               await _orchestra(ok, bulk, loop) for loop in loops}
     result: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency,
                               "bulk_mb": args.bulk_mb, "rounds": args.rounds,
+                              "paced_rate": args.rate, "paced_concurrency": 4,
+                              "orchestra_loops": {
+                                  name: type(p._loop).__module__.split(".")[0]
+                                  for name, (p, _) in proxies.items()},
                               "references": {}}
-    runs: dict[str, list[dict[str, Any]]] = {"direct": [], "orchestra": []}
+    runs: dict[str, list[dict[str, Any]]] = {"direct": [], **{n: [] for n in proxies}}
     refs: dict[str, Any] = {}
     stack = contextlib.ExitStack()
     try:
@@ -371,12 +413,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
         for _ in range(args.rounds):
             runs["direct"].append(await asyncio.to_thread(direct))
-            runs["orchestra"].append(await asyncio.to_thread(measure, oport, None, args))
+            for name, (_, oport) in proxies.items():
+                runs[name].append(await asyncio.to_thread(measure, oport, None, args))
             for name, (port, pid) in refs.items():
                 runs[name].append(await asyncio.to_thread(measure, port, pid, args))
     finally:
         stack.close()
-        await proxy.close()
+        for proxy, _ in proxies.values():
+            await proxy.close()
         back.stdin.write("stop\n")
         back.stdin.flush()
         back.wait(10)
@@ -395,12 +439,19 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             continue
         p["added_latency_ms"] = {q: round(p["latency_ms"][q] - d["latency_ms"][q], 3)
                                  for q in ("p50", "p99")}
+        p["paced_added_latency_ms"] = {
+            q: round(p["paced_latency_ms"][q] - d["paced_latency_ms"][q], 3)
+            for q in ("p50", "p99")}
         p["vs_direct"] = {k: round(p[k] / d[k], 2)
                           for k in ("keepalive_rps", "newconn_rps", "bulk_mb_s")}
-    o = paths["orchestra"]
-    for name in refs:
-        o[f"vs_{name}"] = {k: round(o[k] / paths[name][k], 2)
-                           for k in ("keepalive_rps", "newconn_rps", "bulk_mb_s")}
+    for oname in proxies:
+        o = paths[oname]
+        for name in refs:
+            o[f"vs_{name}"] = {k: round(o[k] / paths[name][k], 2)
+                               for k in ("keepalive_rps", "newconn_rps", "bulk_mb_s")}
+            ref_cpu = paths[name]["cpu_us_per_request"]  # (0: below /proc's 10 ms tick)
+            o[f"vs_{name}"]["cpu_per_request"] = round(
+                o["cpu_us_per_request"] / ref_cpu, 2) if ref_cpu else None
     result["paths"] = paths
     return result
 
@@ -416,6 +467,11 @@ def cli() -> None:
     p.add_argument("--bulk-mb", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--no-references", action="store_true")
+    p.add_argument("--loop", choices=("uvloop", "asyncio", "both"), default="both",
+                   help="the orchestra data plane's event loop(s), measured in the same run")
+    p.add_argument("--rate", type=float, default=1000.0,
+                   help="requests/s of the paced (moderate load) latency figure")
+    p.add_argument("--paced-requests", type=int, default=3000)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     if args.role == "backend":
@@ -423,10 +479,11 @@ def cli() -> None:
         return
     if args.role == "client":
         print(json.dumps(asyncio.run(client(args.mode, args.port, args.requests,
-                                            args.concurrency))))
+                                            args.concurrency, args.rate))))
         return
     if args.quick:
         args.requests, args.latency_requests, args.bulk_mb, args.rounds = 400, 100, 4, 1
+        args.paced_requests = 200
         args.concurrency = min(args.concurrency, 4)
     print(json.dumps(asyncio.run(main(args)), indent=2))
 

@@ -75,11 +75,16 @@ def test_l7_quick() -> None:
     result = _run("l7.py", "--quick")
     paths = result["paths"]
     assert isinstance(paths, dict)
-    for name in ("direct", "orchestra"):
+    # the data plane on uvloop and on asyncio's loop, in the same run
+    assert result["orchestra_loops"] == {"orchestra": "uvloop", "orchestra_asyncio": "asyncio"}
+    for name in ("direct", "orchestra", "orchestra_asyncio"):
         p = paths[name]
         assert p["keepalive_rps"] > 0 and p["newconn_rps"] > 0 and p["bulk_mb_s"] > 0
         assert 0 < p["latency_ms"]["p50"] <= p["latency_ms"]["p99"]
+        assert 0 < p["paced_latency_ms"]["p50"] <= p["paced_latency_ms"]["p99"]
+    assert result["paced_rate"] > 0 and result["paced_concurrency"] == 4
     o = paths["orchestra"]
+    assert set(o["paced_added_latency_ms"]) == {"p50", "p99"}
     assert o["cpu_us_per_request"] > 0
     assert set(o["added_latency_ms"]) == {"p50", "p99"}
     assert o["vs_direct"]["keepalive_rps"] == pytest.approx(
@@ -91,6 +96,18 @@ def test_l7_quick() -> None:
             assert ref in refs and ref in paths and f"vs_{ref}" in o
         else:
             assert refs[f"{ref}_missing"] == f"{ref} is not installed"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the process runtime needs Linux")
+def test_l7_change_quick() -> None:
+    result = _run("l7_change.py", "--quick")
+    assert result["changes"] == 4
+    assert result["requests"] > 0
+    assert result["failed"] == 0  # kept-alive connections never see an error
+    assert result["not_switched"] == 0
+    each = result["write_to_effect_ms"]["each"]
+    assert isinstance(each, list) and len(each) == 4 and all(e >= 0 for e in each)
+    assert result["write_to_effect_ms"]["max"] == max(each)
 
 
 def test_dns_quick() -> None:
