@@ -216,7 +216,7 @@ class Cluster:
         await self._remove_leftovers()
         admission.install(self.store, self.network, self.clock)
         informers = Informers(self.store)
-        self.traffic = HttpProxy()
+        self.traffic = HttpProxy(clock=self.clock)
         self.dns = await start_dns(self.network, self.options)
         ctx = self._ctx = Context(self.store, informers, self.clock, self.recorder,
                                   self.network, self.options, traffic=self.traffic,

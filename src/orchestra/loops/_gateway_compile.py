@@ -344,7 +344,9 @@ def _rules(route: Any, grants: list[Any], lookup: Lookup, out: Compiled
             kw["retry"] = Retry(attempts=1 if rule.retry.attempts is None
                                 else rule.retry.attempts,
                                 retry_on=("retriable-status-codes", "connect-failure"),
-                                codes=tuple(rule.retry.codes or (500, 502, 503, 504)))
+                                codes=tuple(rule.retry.codes or (500, 502, 503, 504)),
+                                # the minimum wait between tries: Envoy's base interval
+                                backoff_base=_duration(rule.retry.backoff) or 0.025)
         matches = [_match(m) for m in rule.matches or ()] or [Match(PathMatch("Prefix", "/"))]
         routes = [Route(name=name, matches=(m,), destinations=tuple(dests),
                         mirrors=tuple(mirrors), timeout=timeout, **kw) for m in matches]

@@ -14,8 +14,9 @@ Semantics follow Istio's reference for ``networking.istio.io``:
 - A destination names a Service by host and a ``subset`` of a DestinationRule for that
   host (pods with the subset's labels). Weights are relative; a missing weight of a single
   destination is 100.
-- Retries default to Istio's: 2 attempts on connect-failure and 503
-  (``retriable-status-codes``); faults default to every request when no percentage is
+- Retries default to Istio's: 2 attempts on ``connect-failure,refused-stream,unavailable,
+  cancelled,retriable-status-codes`` with 503 retriable; a ``retryOn`` of its own may
+  name status codes (``503,reset``); faults default to every request when no percentage is
   given; a redirect defaults to 301; mirrors to 100 %.
 """
 
@@ -53,6 +54,11 @@ from orchestra.net.l7 import (
 from orchestra.objects._istio import duration_seconds
 
 __all__ = ["INGRESS_LABELS", "Compiled", "compile_istio", "route_prefix", "serves"]
+
+# Istio's default retry policy (pilot's route/retry DefaultPolicy)
+_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled",
+             "retriable-status-codes")
+_UNLIMITED = 2**32 - 1
 
 # (kind, namespace, name) -> object or None; ("Pods", namespace, "") -> that namespace's pods
 Lookup = Callable[[str, str | None, str], Any]
@@ -361,22 +367,34 @@ def _policy(policies: list[Any], port: int) -> ClusterPolicy | None:
     elif lb is not None and lb.simple in ("RANDOM", "LEAST_REQUEST", "LEAST_CONN"):
         kw["lb"] = "RANDOM" if lb.simple == "RANDOM" else "LEAST_REQUEST"
     if pool is not None:
-        if pool.tcp is not None and pool.tcp.max_connections is not None:
-            kw["max_connections"] = pool.tcp.max_connections
-        if pool.http is not None and pool.http.http1_max_pending_requests is not None:
-            kw["max_pending"] = pool.http.http1_max_pending_requests
-        if pool.http is not None and pool.http.max_requests_per_connection:
-            kw["max_requests_per_connection"] = pool.http.max_requests_per_connection
+        # Istio leaves every limit it is not given at 2^32-1 (Envoy's own would be 1024)
+        tcp, http = pool.tcp, pool.http
+        if tcp is not None and tcp.max_connections is not None:
+            kw["max_connections"] = tcp.max_connections
+            kw["max_pending"] = _UNLIMITED
+        if tcp is not None and tcp.connect_timeout is not None:
+            kw["connect_timeout"] = duration_seconds(tcp.connect_timeout)
+        if http is not None:
+            if http.http1_max_pending_requests is not None:
+                kw["max_pending"] = http.http1_max_pending_requests
+            if http.http2_max_requests is not None:
+                kw["max_requests"] = http.http2_max_requests
+            if http.max_retries is not None:
+                kw["max_retries"] = http.max_retries
+            if http.max_requests_per_connection:
+                kw["max_requests_per_connection"] = http.max_requests_per_connection
     if od is not None:
-        # Istio's defaults: 5 consecutive 5xx, 30s ejection, 10 % of the hosts at most
+        # Istio's defaults: 5 consecutive 5xx (0 turns it off), a 10s sweep, 30s
+        # ejection, 10 % of the hosts at most, no panic threshold (minHealthPercent 0)
         five = od.consecutive5xx_errors if od.consecutive5xx_errors is not None else \
             od.consecutive_errors
-        kw["consecutive_5xx"] = five if five is not None else \
-            (None if od.consecutive_gateway_errors else 5)
+        kw["consecutive_5xx"] = five if five is not None else 5
         kw["consecutive_gateway"] = od.consecutive_gateway_errors
+        kw["interval"] = duration_seconds(od.interval) or 10.0
         kw["base_ejection"] = duration_seconds(od.base_ejection_time) or 30.0
         kw["max_ejection_percent"] = od.max_ejection_percent \
             if od.max_ejection_percent is not None else 10
+        kw["min_health_percent"] = od.min_health_percent or 0
     return ClusterPolicy(**kw)
 
 
@@ -481,15 +499,14 @@ def _route(vs: Any, i: int, http: Any, gref: str, rules: dict[tuple[str, str], A
     kw["timeout"] = duration_seconds(http.timeout)
     r = http.retries
     if r is None:
-        kw["retry"] = Retry(attempts=2, retry_on=("connect-failure", "retriable-status-codes"),
-                            codes=(503,))
+        kw["retry"] = Retry(attempts=2, retry_on=_RETRY_ON, codes=(503,))
     elif r.attempts:
         on = tuple(x.strip() for x in (r.retry_on or "").split(",") if x.strip())
         codes = tuple(int(x) for x in on if x.isdigit())
         on = tuple(x for x in on if not x.isdigit()) + \
             (("retriable-status-codes",) if codes else ())
         if not on:
-            on, codes = ("connect-failure", "retriable-status-codes"), (503,)
+            on, codes = _RETRY_ON, (503,)
         kw["retry"] = Retry(attempts=r.attempts, per_try_timeout=duration_seconds(
             r.per_try_timeout), retry_on=on, codes=codes)
     f = http.fault

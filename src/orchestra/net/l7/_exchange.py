@@ -18,7 +18,18 @@ Invariants and decisions:
   the listener's scheme, and a request without ``X-Request-Id`` gets a fresh one.
 - A request failing to connect is retried on the cluster's other backends (each once);
   a request on a pooled connection that the backend had closed is resent on a new
-  connection when nothing of it can have been processed (no body, no byte answered).
+  connection when nothing of it can have been processed (no byte answered, its body
+  still at hand).
+- A request whose route retries or mirrors keeps a copy of its body (as sent, while it
+  streams to the backend) up to the proxy's ``buffer_limit`` (Envoy's 1 MiB default):
+  a retry sends it again, a mirror gets it when the request ended. A body that outgrows
+  the limit gives both up (Envoy's "retry or shadow abandoned"): the answer passes
+  through unretried, no copy is mirrored, and a request caught waiting between two
+  attempts answers 507.
+- Retries wait Envoy's jittered exponential back-off first; a request beyond its
+  cluster's ``max_connections`` waits in the cluster's pending queue (see ``_policy``).
+  These waits, timeouts and delays run on the proxy's own (real-time) loop: a request in
+  flight on a live connection must not hang on a test's manual clock.
 - ``Upgrade`` requests (WebSocket) are forwarded with their upgrade headers; on ``101``
   both connections become a byte tunnel.
 """
@@ -32,7 +43,7 @@ import time
 from typing import TYPE_CHECKING
 
 from orchestra.net.l7._headers import HOP, modify, redirect_location, request_head, status_text
-from orchestra.net.l7._policy import hash_key
+from orchestra.net.l7._policy import backoff_delay, hash_key
 from orchestra.net.l7._stats import AccessRecord
 from orchestra.net.l7._table import Backend, Cluster, Match, Route
 from orchestra.net.l7._upstream import Upstream
@@ -110,6 +121,12 @@ class Exchange:
     try_timer: asyncio.TimerHandle | None = None
     admitted: Cluster | None = None
     conn_named: frozenset[bytes] = frozenset()  # the names the Connection header lists
+    replay: list[bytes] | None = None  # the body as sent, for retries and mirrors
+    replay_size = 0
+    shadows: tuple[tuple[Cluster, bytes], ...] = ()  # mirrors waiting for the body
+    backoff: asyncio.TimerHandle | None = None
+    retrying = False  # counted in the cluster's outstanding retries
+    queued = False  # in the cluster's pending queue
 
     def __init__(self, down: Downstream) -> None:
         self.down = down
@@ -212,20 +229,45 @@ class Exchange:
                     cluster = d.cluster
                     break
         self.cluster = cluster
-        if cluster.policy is not None:
-            if not self.down.listener.plane.balancer.admit(cluster.name, cluster.policy):
-                self.direct(503, _OVERFLOW, "UO")
-                return
-            self.admitted = cluster
+        plane = self.down.listener.plane
         if route.timeout:
             self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
+        policy = cluster.policy
+        if policy is not None and policy.limited:
+            verdict = plane.balancer.admit(cluster.name, policy, self)
+            if verdict == "overflow":
+                self.direct(503, _OVERFLOW, "UO")
+                return
+            self.queued = verdict == "queued"
+            if not self.queued:
+                self.admitted = cluster
         self.head = request_head(self, route, match, path, query)
-        if route.mirrors and not self.has_body and not self.upgrade:
+        if self.has_body and not self.upgrade and (
+                route.mirrors or (route.retry is not None and route.retry.attempts)):
+            self.replay = list(self.pending)
+            self.replay_size = self.pending_size
+        if route.mirrors and not self.upgrade:
+            shadows = []
             for m in route.mirrors:
                 if m.percent >= 100 or random.random() * 100 < m.percent:
-                    self.down.listener.plane.mirror(
-                        m.cluster, request_head(self, route, match, path, query, shadow=True))
-        self._connect_next()
+                    head = request_head(self, route, match, path, query, shadow=True)
+                    if self.has_body:
+                        shadows.append((m.cluster, head))
+                    else:
+                        plane.mirror(m.cluster, head)
+            self.shadows = tuple(shadows)
+        if self.replay is not None and self.replay_size > plane.buffer_limit:
+            self._abandon_replay()
+        elif self.request_done:
+            self._shadow()
+        if not self.queued:
+            self._connect_next()
+
+    def dequeued(self) -> None:
+        """A place in the cluster freed up for this queued request (already counted)."""
+        self.queued = False
+        if not self.finished:
+            self._connect_next()
 
     def _connect_next(self, *, again: bool = False) -> None:
         cluster = self.cluster
@@ -247,21 +289,28 @@ class Exchange:
         self.backend = backend
         plane.balancer.active[backend] = plane.balancer.active.get(backend, 0) + 1
         self.picked.append(backend)
-        retry = self.route.retry if self.route is not None else None
-        if retry is not None and retry.per_try_timeout and not self.has_body:
-            if self.try_timer is not None:
-                self.try_timer.cancel()
-            self.try_timer = asyncio.get_running_loop().call_later(
-                retry.per_try_timeout, self._try_timed_out)
-        up = self.down.listener.plane.pool.take(backend)
+        if self.request_done:
+            self._arm_try()
+        up = plane.pool.take(backend)
         if up is not None:
             self._attach(up)
         else:
-            self.down.listener.plane.connect(self, backend)
+            plane.connect(self, backend, cluster.policy)
+
+    def _arm_try(self) -> None:
+        """Start the per-try timeout (Envoy counts it from the whole request sent)."""
+        retry = self.route.retry if self.route is not None else None
+        if retry is None or not retry.per_try_timeout:
+            return
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+        self.try_timer = asyncio.get_running_loop().call_later(
+            retry.per_try_timeout, self._try_timed_out)
 
     def connect_failed(self, backend: Backend) -> None:
         self._outcome(backend, 0)
-        if not self.finished and self.up is None and backend == self.backend:
+        if not self.finished and self.up is None and backend == self.backend and \
+                self.backoff is None:
             self._connect_next()
 
     def _attach(self, up: Upstream) -> None:
@@ -273,7 +322,7 @@ class Exchange:
         up.served += 1
         self.upstream_ms = None
         up.write(self.head)
-        for chunk in self.pending:
+        for chunk in self.pending if self.replay is None else self.replay:
             up.write(chunk)
         self.pending.clear()
         self.pending_size = 0
@@ -282,17 +331,25 @@ class Exchange:
             pass  # the rest goes through once the backend agreed to upgrade
 
     def connected(self, up: Upstream) -> None:
-        if self.up is not None or up.backend != self.backend:  # a try given up on
+        if self.up is not None or up.backend != self.backend or self.backoff is not None:
+            # a try given up on
             self.down.listener.plane.pool.give(up)
             return
         self._attach(up)
 
     def _can_retry(self, condition: str | None = None, status: int = 0) -> bool:
         retry = self.route.retry if self.route is not None else None
-        if retry is None or self.attempt >= retry.attempts or self.has_body or self.upgrade \
-                or self.resp_started or self.finished:
+        if retry is None or self.attempt >= retry.attempts or self.upgrade or \
+                self.resp_started or self.finished or (self.has_body and self.replay is None):
             return False
-        return retry.on_status(status) if condition is None else condition in retry.retry_on
+        if not (retry.on_status(status) if condition is None else condition in retry.retry_on):
+            return False
+        cluster = self.cluster
+        if self.retrying or cluster is None or cluster.policy is None or \
+                cluster.policy.max_retries is None:
+            return True
+        return self.down.listener.plane.balancer.retries.get(cluster.name, 0) < \
+            cluster.policy.max_retries
 
     def _retry(self) -> None:
         self.attempt += 1
@@ -300,14 +357,29 @@ class Exchange:
         up, self.up = self.up, None
         if up is not None:
             up.close()
-        self._connect_next(again=True)
+        if self.try_timer is not None:
+            self.try_timer.cancel()
+            self.try_timer = None
+        cluster = self.cluster
+        retry = self.route.retry if self.route is not None else None
+        if not self.retrying and cluster is not None:
+            self.retrying = True
+            self.down.listener.plane.balancer.retry_begins(cluster.name, cluster.policy)
+        delay = backoff_delay(self.attempt, retry.backoff_base, retry.backoff_max) \
+            if retry is not None else 0.0
+        self.backoff = asyncio.get_running_loop().call_later(delay, self._after_backoff)
+
+    def _after_backoff(self) -> None:
+        self.backoff = None
+        if not self.finished:
+            self._connect_next(again=True)
 
     def _try_timed_out(self) -> None:
         self.try_timer = None
         if self.finished or self.resp_started:
             return
         if self._can_retry("per-try-timeout") or self._can_retry("5xx") or \
-                self._can_retry("gateway-error"):
+                self._can_retry("gateway-error") or self._can_retry("reset"):
             self._retry()
         else:
             self._timed_out()
@@ -316,7 +388,18 @@ class Exchange:
         self.received += len(body)
         if self.finished or self.resp_done:
             return
-        data = b"%x\r\n%b\r\n" % (len(body), body) if self.chunked else body
+        self._send(b"%x\r\n%b\r\n" % (len(body), body) if self.chunked else body)
+
+    def _send(self, data: bytes) -> None:
+        replay = self.replay
+        if replay is not None:
+            if self.replay_size + len(data) > self.down.listener.plane.buffer_limit:
+                self._abandon_replay()
+                if self.finished:
+                    return
+            else:
+                replay.append(data)
+                self.replay_size += len(data)
         if self.up is not None:
             self.up.write(data)
         else:
@@ -325,13 +408,32 @@ class Exchange:
             if self.pending_size > _BUFFER_LIMIT:
                 self.down.pause("buffer")
 
+    def _abandon_replay(self) -> None:
+        """The body outgrew the buffer: no retry, no mirror (Envoy gives both up)."""
+        replay, self.replay = self.replay, None
+        self.shadows = ()
+        if self.backoff is not None:  # between two attempts: nothing can carry it now
+            self.direct(507, b"exceeded request buffer limit while retrying upstream", "-")
+        elif self.up is None and replay is not None:
+            self.pending, self.pending_size = replay, self.replay_size  # all of it, still
+
+    def _shadow(self) -> None:
+        shadows, self.shadows = self.shadows, ()
+        if self.replay is None:
+            return
+        body = b"".join(self.replay)
+        for cluster, head in shadows:
+            self.down.listener.plane.mirror(cluster, head + body)
+
     def request_end(self) -> None:
         self.request_done = True
         if self.chunked and not self.finished and not self.resp_done:
-            if self.up is not None:
-                self.up.write(b"0\r\n\r\n")
-            else:
-                self.pending.append(b"0\r\n\r\n")
+            self._send(b"0\r\n\r\n")
+        if not self.finished and self.cluster is not None:
+            if self.shadows:
+                self._shadow()
+            if not self.queued and self.backoff is None and not self.resp_started:
+                self._arm_try()
         self._maybe_done()
 
     # -- response side ----------------------------------------------------------------
@@ -451,12 +553,14 @@ class Exchange:
                 self.finished = True
                 self.down.close()
             return
-        if up.reused and not up.got_bytes and not self.has_body and not self.resent:
+        if up.reused and not up.got_bytes and not self.resent and \
+                (not self.has_body or self.replay is not None):
             self.resent = True
             self.tried.discard(up.backend)
             self._connect_next()
             return
-        if self._can_retry("reset") or self._can_retry("5xx"):
+        if self._can_retry("reset") or self._can_retry("5xx") or \
+                self._can_retry("gateway-error"):
             self._retry()
             return
         self.direct(503, _RESET, "UC")
@@ -523,12 +627,7 @@ class Exchange:
             up.close()
 
     def _finish(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.try_timer is not None:
-            self.try_timer.cancel()
-            self.try_timer = None
+        self._cancel_timers()
         self.resp_done = True
         if self.up is not None:
             self._release(self.up, reuse=False)
@@ -547,12 +646,16 @@ class Exchange:
             self.flags = "DC"
             self._record()
         self.finished = True
-        for timer in (self.timer, self.try_timer):
-            if timer is not None:
-                timer.cancel()
+        self._cancel_timers()
         up, self.up = self.up, None
         if up is not None:
             up.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self.timer, self.try_timer, self.backoff):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.try_timer = self.backoff = None
 
     def _outcome(self, backend: Backend, status: int) -> None:
         cluster = self.cluster
@@ -563,8 +666,18 @@ class Exchange:
     def _settle(self) -> None:
         """Give back what this exchange counted in the balancer (once)."""
         balancer = self.down.listener.plane.balancer
+        cluster = self.cluster
+        if self.queued and cluster is not None:
+            balancer.unqueue(cluster.name, self)
+            self.queued = False
+        if self.retrying and cluster is not None:
+            balancer.retry_ends(cluster.name)
+            self.retrying = False
         if self.admitted is not None:
-            balancer.leave(self.admitted.name)
+            nxt = balancer.leave(self.admitted.name)
+            if nxt is not None:  # the place goes to the first request waiting for one
+                nxt.admitted = self.admitted
+                asyncio.get_running_loop().call_soon(nxt.dequeued)
             self.admitted = None
         for b in self.picked:
             n = balancer.active.get(b, 0) - 1

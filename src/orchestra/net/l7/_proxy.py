@@ -19,6 +19,11 @@ Invariants and decisions:
   handshakes only.
 - Methods may be called from any thread or event loop; the async ones have taken effect
   when they return.
+- ``clock`` (the cluster's) times outlier detection: ejections, their length and the
+  ``interval`` sweeps that return ejected backends, so a test on a manual clock moves
+  them with ``advance``. Request timeouts, fault delays, retry back-off and connect
+  timeouts stay on the proxy loop's real time: they hold live connections, which must
+  not wait for a test to move time.
 """
 
 from __future__ import annotations
@@ -33,14 +38,18 @@ import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from orchestra.net.l7._downstream import Downstream
-from orchestra.net.l7._policy import Balancer
+from orchestra.net.l7._policy import Balancer, ClusterPolicy
 from orchestra.net.l7._stats import TrafficStats
 from orchestra.net.l7._table import Backend, Cluster, RouteTable, TlsCert
 from orchestra.net.l7._upstream import Pool, Upstream
+
+if TYPE_CHECKING:
+    from orchestra._clock import Clock, TimerHandle
 
 __all__ = ["HttpProxy", "Listener", "check_cert"]
 
@@ -82,15 +91,20 @@ class HttpProxy:
     """HTTP/1.1 reverse proxy listeners (see the module doc)."""
 
     def __init__(self, *, connect_timeout: float = 5.0, log_size: int = 1024,
-                 max_idle_per_backend: int = 64, loop: str = "auto") -> None:
+                 max_idle_per_backend: int = 64, loop: str = "auto",
+                 clock: Clock | None = None, buffer_limit: int = 1 << 20) -> None:
         if loop not in ("auto", "uvloop", "asyncio"):
             raise ValueError(f"loop: auto, uvloop or asyncio, not {loop!r}")
         self.loop_kind = loop
         self.connect_timeout = connect_timeout
+        self.buffer_limit = buffer_limit  # request bodies kept for retries and mirrors
         self.stats = TrafficStats(log_size)
         self.pool = Pool(max_idle_per_backend)
         self.live_backends: frozenset[Backend] = frozenset()
-        self.balancer = Balancer()
+        self._clock = clock
+        self.balancer = Balancer(monotonic=clock.monotonic if clock else time.monotonic,
+                                 arm_sweep=self._arm_sweep)
+        self._sweeps: dict[str, TimerHandle | asyncio.TimerHandle] = {}
         self._listeners: dict[str, Listener] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -259,18 +273,48 @@ class HttpProxy:
         those already tried and those ejected; ``key`` is the request's hash key."""
         return self.balancer.pick(cluster.name, cluster.backends, cluster.policy, tried, key)
 
-    def connect(self, ex: Any, backend: Backend) -> None:
-        task = asyncio.get_running_loop().create_task(self._connect(ex, backend))
+    def connect(self, ex: Any, backend: Backend, policy: ClusterPolicy | None = None) -> None:
+        limit = policy.connect_timeout if policy is not None and \
+            policy.connect_timeout is not None else self.connect_timeout
+        task = asyncio.get_running_loop().create_task(self._connect(ex, backend, limit))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def mirror(self, cluster: Cluster, head: bytes) -> None:
-        """Send a copy of a bodiless request to one backend of ``cluster`` and drop its
-        answer (fire and forget: the client's response never waits for it)."""
+    def _arm_sweep(self, name: str, interval: float, deadline: float | None = None) -> None:
+        """Sweep cluster ``name`` every ``interval`` of the clock while it has outliers.
+        Sweeps keep their cadence (``deadline``: the next one's time) however late the
+        thread runs them, and ones a manual clock jumped over run on the next."""
+        if name in self._sweeps or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        now = self.balancer.monotonic()
+        at = now + interval if deadline is None else deadline
+
+        def due() -> None:  # a manual clock fires it on the thread that advances it
+            if not self._closed and not loop.is_closed():
+                loop.call_soon_threadsafe(self._sweep, name, interval, at)
+
+        if self._clock is None:
+            self._sweeps[name] = loop.call_later(at - now, self._sweep, name, interval, at)
+        else:
+            self._sweeps[name] = self._clock.call_later(at - now, due)
+
+    def _sweep(self, name: str, interval: float, at: float) -> None:
+        self._sweeps.pop(name, None)
+        now = self.balancer.monotonic()
+        while self.balancer.sweep(name, at):
+            at += interval
+            if at > now:
+                self._arm_sweep(name, interval, at)
+                return
+
+    def mirror(self, cluster: Cluster, request: bytes) -> None:
+        """Send a copy of a request (head and whole body) to one backend of ``cluster``
+        and drop its answer (fire and forget: the client's response never waits)."""
         backend = self.pick(cluster, set())
         if backend is None:
             return
-        task = asyncio.get_running_loop().create_task(self._mirror(backend, head))
+        task = asyncio.get_running_loop().create_task(self._mirror(backend, request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -280,6 +324,7 @@ class HttpProxy:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(*backend)
                 writer.write(head)
+                await writer.drain()
                 await reader.read(65536)
         except (OSError, TimeoutError):
             pass
@@ -287,10 +332,10 @@ class HttpProxy:
             if writer is not None:
                 writer.close()
 
-    async def _connect(self, ex: Any, backend: Backend) -> None:
+    async def _connect(self, ex: Any, backend: Backend, limit: float) -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(limit):
                 _, up = await loop.create_connection(lambda: Upstream(self.pool, backend),
                                                      backend[0], backend[1])
         except (OSError, TimeoutError):
@@ -335,6 +380,9 @@ class HttpProxy:
                     conn.t.abort()
         self._listeners.clear()
         self.pool.drain(None)
+        for handle in self._sweeps.values():
+            handle.cancel()
+        self._sweeps.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.sleep(0)

@@ -189,21 +189,28 @@ class Mirror:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Retries of a request without a body, Envoy's way: ``attempts`` more tries, each
-    cut after ``per_try_timeout``, on the conditions of ``retry_on``: ``5xx``,
-    ``gateway-error`` (502, 503, 504), ``reset`` (the backend closed before answering),
-    ``connect-failure``, ``retriable-status-codes`` (the statuses in ``codes``). A retry
-    prefers a backend not tried yet."""
+    """Retries, Envoy's way: ``attempts`` more tries, each cut after
+    ``per_try_timeout`` (counted from the whole request sent), on the conditions of
+    ``retry_on``: ``5xx`` (and a per-try timeout), ``gateway-error`` (502, 503, 504, and
+    a per-try timeout), ``reset`` (the backend closed or timed out before answering),
+    ``connect-failure``, ``retriable-4xx`` (409), ``retriable-status-codes`` (the
+    statuses in ``codes``). A retry prefers a backend not tried yet and waits first:
+    fully jittered exponential back-off from ``backoff_base`` up to ``backoff_max``
+    (10 times the base when None). A request body is kept for retries up to the proxy's
+    buffer limit; a request whose body outgrew it is not retried."""
 
     attempts: int = 0
     per_try_timeout: float | None = None
     retry_on: tuple[str, ...] = ("connect-failure",)
     codes: tuple[int, ...] = ()
+    backoff_base: float = 0.025
+    backoff_max: float | None = None
 
     def on_status(self, status: int) -> bool:
         on = self.retry_on
         return ("5xx" in on and status >= 500) or \
             ("gateway-error" in on and status in (502, 503, 504)) or \
+            ("retriable-4xx" in on and status == 409) or \
             ("retriable-status-codes" in on and status in self.codes)
 
 
