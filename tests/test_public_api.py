@@ -9,7 +9,8 @@ import pytest
 
 import orchestra as oc
 
-PACKAGES = ["orchestra", "orchestra.objects", "orchestra.runtime", "orchestra.net"]
+PACKAGES = ["orchestra", "orchestra.objects", "orchestra.runtime", "orchestra.net",
+            "orchestra.present", "orchestra.wait", "orchestra.admission"]
 
 KINDS = [
     "Pod", "Node", "Namespace", "Service", "Endpoints", "ConfigMap", "Secret", "Event",

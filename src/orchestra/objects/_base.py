@@ -589,7 +589,7 @@ class KubeObject(Model):
 
 
 # Renders one object as a ``kubectl get`` table (HTML, or text): the presentation layer
-# (orchestra._tables) sets it, as objects cannot import upward.
+# (orchestra.present._tables) sets it, as objects cannot import upward.
 ROW_RENDERER: Callable[[KubeObject, bool], str] | None = None
 
 T = TypeVar("T", bound=KubeObject)

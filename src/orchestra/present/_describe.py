@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from orchestra.present._view import ClusterView
 
 
-class _Out:
+class Out:
     """describe's lines, with kubectl's tab-separated cells: :meth:`text` aligns them as
     kubectl's tabwriter does (see :mod:`orchestra.present._tabwriter`)."""
 
@@ -59,27 +59,27 @@ class _Out:
         return "\n".join(align(self.lines)) + "\n"
 
 
-def _map(d: Any) -> str:
+def map_text(d: Any) -> str:
     if not d:
         return "<none>"
     return "\n".join(f"{k}={v}" for k, v in sorted(d.items()))
 
 
-def _annotations(d: Any) -> str:
+def annotations_text(d: Any) -> str:
     if not d:
         return "<none>"
     return "\n".join(f"{k}: {v}" for k, v in sorted(d.items())
                      if k != "kubectl.kubernetes.io/last-applied-configuration") or "<none>"
 
 
-def _time(text: str | None) -> str:
+def time_text(text: str | None) -> str:
     if not text:
         return "<none>"
     t = _dt.datetime.fromtimestamp(parse_time(text), _dt.UTC)
     return t.strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
-def _events(cluster: ClusterView, obj: KubeObject, out: _Out) -> None:
+def events_section(cluster: ClusterView, obj: KubeObject, out: Out) -> None:
     events = cluster.events(obj)
     if not events:
         out.line("Events:\t<none>")
@@ -119,7 +119,7 @@ def _state(state: Any) -> list[tuple[str, Any]]:
     if state is None:
         return [("State", "Waiting")]
     if state.running is not None:
-        return [("State", "Running"), ("  Started", _time(state.running.started_at))]
+        return [("State", "Running"), ("  Started", time_text(state.running.started_at))]
     if state.terminated is not None:
         return [("State", "Terminated"), *_terminated(state.terminated)]
     if state.waiting is not None:
@@ -137,12 +137,12 @@ def _terminated(t: Any) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = [("  Reason", t.reason)]
     if t.message:
         out.append(("  Message", t.message))
-    return [*out, ("  Exit Code", t.exit_code), ("  Started", _time(t.started_at)),
-            ("  Finished", _time(t.finished_at))]
+    return [*out, ("  Exit Code", t.exit_code), ("  Started", time_text(t.started_at)),
+            ("  Finished", time_text(t.finished_at))]
 
 
-def _containers(out: _Out, title: str, containers: Any, statuses: Any, *,
-                template: bool = False) -> None:
+def containers_section(out: Out, title: str, containers: Any, statuses: Any, *,
+                       template: bool = False) -> None:
     """A pod's containers with their status; for a ``template`` (a workload's pod
     template, indented under it) only the spec, as kubectl prints it."""
     if not containers:
@@ -216,7 +216,7 @@ def _env_from(e: Any) -> str:
     return f"{name}\t{source}\tOptional: {str(optional).lower()}"
 
 
-def _pod(cluster: ClusterView, pod: Any, out: _Out) -> None:
+def _pod(cluster: ClusterView, pod: Any, out: Out) -> None:
     st = pod.status
     meta = pod.metadata
     ctrl = meta.controller_ref()
@@ -227,8 +227,8 @@ def _pod(cluster: ClusterView, pod: Any, out: _Out) -> None:
           if pod.spec.priority_class_name else []),
         ("Service Account", pod.spec.service_account_name or "default"),
         ("Node", f"{node}/{st.host_ip}" if node and st and st.host_ip else node or "<none>"),
-        ("Start Time", _time(st.start_time) if st else None),
-        ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
+        ("Start Time", time_text(st.start_time) if st else None),
+        ("Labels", map_text(meta.labels)), ("Annotations", annotations_text(meta.annotations)),
         ("Status", "Terminating" if meta.deletion_timestamp else (st.phase if st else
                                                                     "Pending")),
     ]
@@ -240,9 +240,10 @@ def _pod(cluster: ClusterView, pod: Any, out: _Out) -> None:
     if ctrl:  # (kubectl leaves the line out for a pod no controller owns)
         pairs.append(("Controlled By", f"{ctrl.kind}/{ctrl.name}"))
     out.kv(pairs)
-    _containers(out, "Init Containers", pod.spec.init_containers,
-                st.init_container_statuses if st else None)
-    _containers(out, "Containers", pod.spec.containers, st.container_statuses if st else None)
+    containers_section(out, "Init Containers", pod.spec.init_containers,
+                       st.init_container_statuses if st else None)
+    containers_section(out, "Containers", pod.spec.containers,
+                       st.container_statuses if st else None)
     conds = st.conditions if st else None
     if conds:
         out.line("Conditions:")  # (no dashes under a pod's, unlike other kinds')
@@ -252,27 +253,28 @@ def _pod(cluster: ClusterView, pod: Any, out: _Out) -> None:
             + (f" for {t.toleration_seconds}s" if t.toleration_seconds is not None else "")
             for t in pod.spec.tolerations or ()]
     out.kv([("QoS Class", st.qos_class if st else None),
-            ("Node-Selectors", _map(pod.spec.node_selector)),
+            ("Node-Selectors", map_text(pod.spec.node_selector)),
             ("Tolerations", "\n".join(tols) if tols else "<none>")])
-    _events(cluster, pod, out)
+    events_section(cluster, pod, out)
 
 
-def _node(cluster: ClusterView, n: Any, out: _Out) -> None:
+def _node(cluster: ClusterView, n: Any, out: Out) -> None:
     from orchestra.objects._quantity import Quantity
 
     st = n.status
     taints = [f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in n.spec.taints or ()]
-    out.kv([("Name", n.metadata.name), ("Roles", "<none>"), ("Labels", _map(n.metadata.labels)),
-            ("Annotations", _annotations(n.metadata.annotations)),
-            ("CreationTimestamp", _time(n.metadata.creation_timestamp)),
+    out.kv([("Name", n.metadata.name), ("Roles", "<none>"),
+            ("Labels", map_text(n.metadata.labels)),
+            ("Annotations", annotations_text(n.metadata.annotations)),
+            ("CreationTimestamp", time_text(n.metadata.creation_timestamp)),
             ("Taints", "\n".join(taints) if taints else "<none>"),
             ("Unschedulable", str(bool(n.spec.unschedulable)).lower())])
     if st and st.conditions:
         out.line("Conditions:")
         out.table(["Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason",
                    "Message"],
-                  [[c.type, c.status, _time(c.last_heartbeat_time),
-                    _time(c.last_transition_time), c.reason or "", c.message or ""]
+                  [[c.type, c.status, time_text(c.last_heartbeat_time),
+                    time_text(c.last_transition_time), c.reason or "", c.message or ""]
                    for c in st.conditions])
     if st and st.addresses:
         out.line("Addresses:")
@@ -332,17 +334,18 @@ def _node(cluster: ClusterView, n: Any, out: _Out) -> None:
 
     out.table(["Resource", "Requests", "Limits"],
               [[r, pct2(totals[r][0], r), pct2(totals[r][1], r)] for r in ("cpu", "memory")])
-    _events(cluster, n, out)
+    events_section(cluster, n, out)
 
 
-def _generic(cluster: ClusterView, obj: Any, out: _Out) -> None:
+def _generic(cluster: ClusterView, obj: Any, out: Out) -> None:
     import yaml
 
     meta = obj.metadata
     pairs: list[tuple[str, Any]] = [("Name", meta.name)]
     if meta.namespace:
         pairs.append(("Namespace", meta.namespace))
-    pairs += [("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations))]
+    pairs += [("Labels", map_text(meta.labels)),
+              ("Annotations", annotations_text(meta.annotations))]
     out.kv(pairs)
     d = obj.to_dict()
     for section in ("spec", "data", "subsets", "status"):  # (Secrets have their own)
@@ -350,7 +353,7 @@ def _generic(cluster: ClusterView, obj: Any, out: _Out) -> None:
             out.line(f"{section.capitalize()}:")
             for line in yaml.safe_dump(d[section], sort_keys=False).rstrip().split("\n"):
                 out.line("  " + line)
-    _events(cluster, obj, out)
+    events_section(cluster, obj, out)
 
 
 def describe(cluster: ClusterView, ref: Any, name: str | None = None, *,
@@ -378,7 +381,7 @@ def describe(cluster: ClusterView, ref: Any, name: str | None = None, *,
             if not prefixed:
                 obj = cluster.store.get(info.key, obj_name, namespace=namespace)
             return DescribeText("\n\n".join(describe(cluster, o) for o in prefixed))
-    out = _Out()
+    out = Out()
     # (imported here: both build on this module)
     from orchestra.present._describe_config import DESCRIBERS as CONFIG
     from orchestra.present._describe_kinds import DESCRIBERS

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from orchestra.objects._base import parse_time
-from orchestra.present._describe import _annotations, _events, _map, _Out
-from orchestra.present._describe_kinds import _head
+from orchestra.present._describe import Out, annotations_text, events_section, map_text
+from orchestra.present._describe_kinds import object_head
 from orchestra.present._describe_storage import DESCRIBERS as STORAGE
 from orchestra.present._describe_storage import access_modes
 from orchestra.present._kubectl import human_duration as _age
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["DESCRIBERS"]
 
 
-def config_map(cluster: ClusterView, cm: Any, out: _Out) -> None:
-    out.kv([*_head(cm), ("Labels", _map(cm.metadata.labels)),
-            ("Annotations", _annotations(cm.metadata.annotations))])
+def config_map(cluster: ClusterView, cm: Any, out: Out) -> None:
+    out.kv([*object_head(cm), ("Labels", map_text(cm.metadata.labels)),
+            ("Annotations", annotations_text(cm.metadata.annotations))])
     out.line()
     out.line("Data")
     out.line("====")
@@ -39,13 +39,13 @@ def config_map(cluster: ClusterView, cm: Any, out: _Out) -> None:
     for key in sorted(cm.binary_data or {}):
         out.line(f"{key}: {len(base64.b64decode(cm.binary_data[key]))} bytes")
     out.line()
-    _events(cluster, cm, out)
+    events_section(cluster, cm, out)
 
 
-def secret(cluster: ClusterView, s: Any, out: _Out) -> None:
+def secret(cluster: ClusterView, s: Any, out: Out) -> None:
     """Each key's size, never its value."""
-    out.kv([*_head(s), ("Labels", _map(s.metadata.labels)),
-            ("Annotations", _annotations(s.metadata.annotations))])
+    out.kv([*object_head(s), ("Labels", map_text(s.metadata.labels)),
+            ("Annotations", annotations_text(s.metadata.annotations))])
     out.line()
     out.kv([("Type", s.type or "Opaque")])
     out.line()
@@ -53,10 +53,10 @@ def secret(cluster: ClusterView, s: Any, out: _Out) -> None:
     out.line("====")
     for key in sorted(s.data or {}):
         out.line(f"{key}:\t{len(base64.b64decode(s.data[key]))} bytes")
-    _events(cluster, s, out)
+    events_section(cluster, s, out)
 
 
-def claim(cluster: ClusterView, pvc: Any, out: _Out) -> None:
+def claim(cluster: ClusterView, pvc: Any, out: Out) -> None:
     spec, st, meta = pvc.spec, pvc.status, pvc.metadata
     now = cluster.clock.now()
     bound = bool(spec.volume_name)
@@ -68,11 +68,11 @@ def claim(cluster: ClusterView, pvc: Any, out: _Out) -> None:
                           and v.persistent_volume_claim.claim_name == meta.name
                           for v in p.spec.volumes or ()))
     pairs: list[tuple[str, Any]] = [
-        *_head(pvc), ("StorageClass", spec.storage_class_name or " "),
+        *object_head(pvc), ("StorageClass", spec.storage_class_name or " "),
         ("Status", f"Terminating (lasts {_age(now - parse_time(meta.deletion_timestamp))})"
          if meta.deletion_timestamp else (st.phase if st else "Pending")),
         ("Volume", spec.volume_name or " "),
-        ("Labels", _map(meta.labels)), ("Annotations", _annotations(meta.annotations)),
+        ("Labels", map_text(meta.labels)), ("Annotations", annotations_text(meta.annotations)),
         ("Finalizers", f"[{' '.join(meta.finalizers or ())}]"),
         ("Capacity", capacity or " "),
         ("Access Modes", access_modes(modes) or " "),
@@ -80,7 +80,7 @@ def claim(cluster: ClusterView, pvc: Any, out: _Out) -> None:
         ("Used By", "\n".join(users) or "<none>"),
     ]
     out.kv(pairs)
-    _events(cluster, pvc, out)
+    events_section(cluster, pvc, out)
 
 
 def _quota_rows(cluster: ClusterView, q: Any) -> list[list[str]]:
@@ -95,18 +95,18 @@ def _quota_rows(cluster: ClusterView, q: Any) -> list[list[str]]:
     return [[r, str(used.get(r, 0)), str(hard[r])] for r in sorted(hard)]
 
 
-def resource_quota(cluster: ClusterView, q: Any, out: _Out) -> None:
-    out.kv(_head(q))
+def resource_quota(cluster: ClusterView, q: Any, out: Out) -> None:
+    out.kv(object_head(q))
     if q.spec.scopes:
         out.kv([("Scopes", ", ".join(sorted(q.spec.scopes)))])
     out.table(["Resource", "Used", "Hard"], _quota_rows(cluster, q), indent=0)
-    _events(cluster, q, out)
+    events_section(cluster, q, out)
 
 
-def namespace(cluster: ClusterView, ns: Any, out: _Out) -> None:
+def namespace(cluster: ClusterView, ns: Any, out: Out) -> None:
     name = ns.metadata.name
-    out.kv([("Name", name), ("Labels", _map(ns.metadata.labels)),
-            ("Annotations", _annotations(ns.metadata.annotations)),
+    out.kv([("Name", name), ("Labels", map_text(ns.metadata.labels)),
+            ("Annotations", annotations_text(ns.metadata.annotations)),
             ("Status", ns.status.phase if ns.status and ns.status.phase else "Active")])
     out.line()
     quotas = sorted(cluster.store.list("ResourceQuota", namespace=name),
@@ -137,16 +137,16 @@ def namespace(cluster: ClusterView, ns: Any, out: _Out) -> None:
 
 
 
-def priority_class(cluster: ClusterView, pc: Any, out: _Out) -> None:
+def priority_class(cluster: ClusterView, pc: Any, out: Out) -> None:
     out.kv([("Name", pc.metadata.name), ("Value", pc.value),
             ("GlobalDefault", "true" if pc.global_default else "false"),
             ("PreemptionPolicy", pc.preemption_policy or "PreemptLowerPriority"),
             ("Description", pc.description or ""),
-            ("Annotations", _map(pc.metadata.annotations))])
-    _events(cluster, pc, out)
+            ("Annotations", map_text(pc.metadata.annotations))])
+    events_section(cluster, pc, out)
 
 
-DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, Out], None]] = {
     "ConfigMap": config_map,
     "Secret": secret,
     "PersistentVolumeClaim": claim,

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, cast
 from orchestra.objects._base import parse_time
 from orchestra.objects._selector import Selector
 from orchestra.present._describe import (
-    _annotations,
-    _containers,
-    _events,
-    _map,
-    _Out,
-    _time,
+    Out,
+    annotations_text,
+    containers_section,
+    events_section,
+    map_text,
+    time_text,
 )
 from orchestra.present._describe_volumes import volumes
 from orchestra.present._kubectl import human_duration as _age
@@ -49,32 +49,33 @@ def _pods_status(cluster: ClusterView, obj: Any) -> str:
             f"{phases['Succeeded']} Succeeded / {phases['Failed']} Failed")
 
 
-def pod_template(out: _Out, template: Any) -> None:
+def pod_template(out: Out, template: Any) -> None:
     """The ``Pod Template:`` section: labels, containers (spec only) and volumes."""
     out.line("Pod Template:")
     meta = template.metadata
-    out.kv([("Labels", _map(meta.labels if meta else None))], indent=2)
+    out.kv([("Labels", map_text(meta.labels if meta else None))], indent=2)
     spec = template.spec
-    _containers(out, "  Init Containers", spec.init_containers, None, template=True)
-    _containers(out, "  Containers", spec.containers, None, template=True)
+    containers_section(out, "  Init Containers", spec.init_containers, None, template=True)
+    containers_section(out, "  Containers", spec.containers, None, template=True)
     volumes(out, spec.volumes, template=True)
 
 
-def _head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:
+def object_head(obj: Any, *, created: bool = False) -> list[tuple[str, Any]]:
     meta = obj.metadata
     pairs: list[tuple[str, Any]] = [("Name", meta.name), ("Namespace", meta.namespace)]
     if created:
-        pairs.append(("CreationTimestamp", _time(meta.creation_timestamp)))
+        pairs.append(("CreationTimestamp", time_text(meta.creation_timestamp)))
     return pairs
 
 
-def deployment(cluster: ClusterView, d: Any, out: _Out) -> None:
+def deployment(cluster: ClusterView, d: Any, out: Out) -> None:
     st = d.status
     want = d.spec.replicas if d.spec.replicas is not None else 1
     strategy = d.spec.strategy
     pairs: list[tuple[str, Any]] = [
-        *_head(d, created=True),
-        ("Labels", _map(d.metadata.labels)), ("Annotations", _annotations(d.metadata.annotations)),
+        *object_head(d, created=True),
+        ("Labels", map_text(d.metadata.labels)),
+        ("Annotations", annotations_text(d.metadata.annotations)),
         ("Selector", _selector(d)),
         ("Replicas", f"{want} desired | {(st.updated_replicas or 0) if st else 0} updated | "
                      f"{(st.replicas or 0) if st else 0} total | "
@@ -107,15 +108,15 @@ def deployment(cluster: ClusterView, d: Any, out: _Out) -> None:
     olds = [rs_line(r) for r in owned[:-1] if r.spec.replicas]
     out.kv([("OldReplicaSets", ", ".join(olds) if olds else "<none>"),
             ("NewReplicaSet", rs_line(new) if new else "<none>")])
-    _events(cluster, d, out)
+    events_section(cluster, d, out)
 
 
-def service(cluster: ClusterView, svc: Any, out: _Out) -> None:
+def service(cluster: ClusterView, svc: Any, out: Out) -> None:
     spec = svc.spec
     stype = spec.type or "ClusterIP"
-    pairs = [*_head(svc),
-        ("Labels", _map(svc.metadata.labels)),
-        ("Annotations", _annotations(svc.metadata.annotations)),
+    pairs = [*object_head(svc),
+        ("Labels", map_text(svc.metadata.labels)),
+        ("Annotations", annotations_text(svc.metadata.annotations)),
         ("Selector", ",".join(f"{k}={v}" for k, v in sorted((spec.selector or {}).items()))
          or "<none>"),
         ("Type", stype),
@@ -136,15 +137,15 @@ def service(cluster: ClusterView, svc: Any, out: _Out) -> None:
         pairs += [("Port", f"{name}  {sp.port}/{proto}"), ("TargetPort", f"{target}/{proto}")]
         if sp.node_port:
             pairs.append(("NodePort", f"{name}  {sp.node_port}/{proto}"))
-        pairs.append(("Endpoints", _endpoints(endpoints, sp.name)))
+        pairs.append(("Endpoints", endpoint_addresses(endpoints, sp.name)))
     pairs.append(("Session Affinity", spec.session_affinity or "None"))
     if stype in ("NodePort", "LoadBalancer"):
         pairs.append(("External Traffic Policy", spec.external_traffic_policy or "Cluster"))
     out.kv(pairs)
-    _events(cluster, svc, out)
+    events_section(cluster, svc, out)
 
 
-def _endpoints(endpoints: Any, port_name: str | None) -> str:
+def endpoint_addresses(endpoints: Any, port_name: str | None) -> str:
     """Ready ``ip:port`` of one service port, as kubectl lists them (three, then
     ``+ N more...``)."""
     if endpoints is None:
@@ -160,28 +161,28 @@ def _endpoints(endpoints: Any, port_name: str | None) -> str:
     return ",".join(found[:3]) + more
 
 
-def replicaset(cluster: ClusterView, rs: Any, out: _Out) -> None:
+def replicaset(cluster: ClusterView, rs: Any, out: Out) -> None:
     st = rs.status
-    out.kv([*_head(rs),
+    out.kv([*object_head(rs),
         ("Selector", _selector(rs)),
-        ("Labels", _map(rs.metadata.labels)),
-        ("Annotations", _annotations(rs.metadata.annotations)),
+        ("Labels", map_text(rs.metadata.labels)),
+        ("Annotations", annotations_text(rs.metadata.annotations)),
         *_owner(rs),
         ("Replicas", f"{(st.replicas or 0) if st else 0} current / "
                      f"{rs.spec.replicas if rs.spec.replicas is not None else 1} desired"),
         ("Pods Status", _pods_status(cluster, rs)),
     ])
     pod_template(out, rs.spec.template)
-    _events(cluster, rs, out)
+    events_section(cluster, rs, out)
 
 
-def statefulset(cluster: ClusterView, sts: Any, out: _Out) -> None:
+def statefulset(cluster: ClusterView, sts: Any, out: Out) -> None:
     st, spec = sts.status, sts.spec
     strategy = spec.update_strategy
-    pairs = [*_head(sts, created=True),
+    pairs = [*object_head(sts, created=True),
         ("Selector", _selector(sts)),
-        ("Labels", _map(sts.metadata.labels)),
-        ("Annotations", _annotations(sts.metadata.annotations)),
+        ("Labels", map_text(sts.metadata.labels)),
+        ("Annotations", annotations_text(sts.metadata.annotations)),
         ("Replicas", f"{spec.replicas if spec.replicas is not None else 1} desired | "
                      f"{(st.replicas or 0) if st else 0} total"),
         ("Update Strategy", (strategy.type if strategy else None) or "RollingUpdate"),
@@ -201,25 +202,25 @@ def statefulset(cluster: ClusterView, sts: Any, out: _Out) -> None:
             requests = claim.spec.resources.requests if claim.spec.resources else None
             out.kv([("Name", claim.metadata.name),
                     ("StorageClass", claim.spec.storage_class_name),
-                    ("Labels", _map(claim.metadata.labels)),
-                    ("Annotations", _annotations(claim.metadata.annotations)),
+                    ("Labels", map_text(claim.metadata.labels)),
+                    ("Annotations", annotations_text(claim.metadata.annotations)),
                     ("Capacity", (requests or {}).get("storage")),
                     ("Access Modes", ",".join(claim.spec.access_modes or ()))], indent=2)
-    _events(cluster, sts, out)
+    events_section(cluster, sts, out)
 
 
-def daemonset(cluster: ClusterView, ds: Any, out: _Out) -> None:
+def daemonset(cluster: ClusterView, ds: Any, out: Out) -> None:
     st = ds.status
     node_selector = ds.spec.template.spec.node_selector
 
     def n(field: str) -> int:
         return int(getattr(st, field, None) or 0) if st is not None else 0
 
-    out.kv([*_head(ds),
+    out.kv([*object_head(ds),
         ("Selector", _selector(ds)),
-        ("Node-Selector", _map(node_selector)),
-        ("Labels", _map(ds.metadata.labels)),
-        ("Annotations", _annotations(ds.metadata.annotations)),
+        ("Node-Selector", map_text(node_selector)),
+        ("Labels", map_text(ds.metadata.labels)),
+        ("Annotations", annotations_text(ds.metadata.annotations)),
     ])
     # (kubectl writes these five as plain "Key: N" lines, outside the column alignment)
     for title, field in (("Desired Number of Nodes Scheduled", "desired_number_scheduled"),
@@ -231,15 +232,15 @@ def daemonset(cluster: ClusterView, ds: Any, out: _Out) -> None:
         out.line(f"{title}: {n(field)}")
     out.kv([("Pods Status", _pods_status(cluster, ds))])
     pod_template(out, ds.spec.template)
-    _events(cluster, ds, out)
+    events_section(cluster, ds, out)
 
 
-def job(cluster: ClusterView, j: Any, out: _Out) -> None:
+def job(cluster: ClusterView, j: Any, out: Out) -> None:
     st, spec = j.status, j.spec
-    pairs = [*_head(j),
+    pairs = [*object_head(j),
         ("Selector", _selector(j)),
-        ("Labels", _map(j.metadata.labels)),
-        ("Annotations", _annotations(j.metadata.annotations)),
+        ("Labels", map_text(j.metadata.labels)),
+        ("Annotations", annotations_text(j.metadata.annotations)),
         *_owner(j),
         ("Parallelism", spec.parallelism if spec.parallelism is not None else 1),
         ("Completions", spec.completions if spec.completions is not None else "<unset>"),
@@ -250,9 +251,9 @@ def job(cluster: ClusterView, j: Any, out: _Out) -> None:
     if spec.ttl_seconds_after_finished is not None:
         pairs.append(("TTL Seconds After Finished", spec.ttl_seconds_after_finished))
     if st is not None and st.start_time:
-        pairs.append(("Start Time", _time(st.start_time)))
+        pairs.append(("Start Time", time_text(st.start_time)))
     if st is not None and st.completion_time:
-        pairs.append(("Completed At", _time(st.completion_time)))
+        pairs.append(("Completed At", time_text(st.completion_time)))
         if st.start_time:
             pairs.append(("Duration", _age(parse_time(st.completion_time)
                                            - parse_time(st.start_time))))
@@ -268,7 +269,7 @@ def job(cluster: ClusterView, j: Any, out: _Out) -> None:
                       _cap_indexes((st.completed_indexes if st else None) or "")))
     out.kv(pairs)
     pod_template(out, spec.template)
-    _events(cluster, j, out)
+    events_section(cluster, j, out)
 
 
 def _cap_indexes(indexes: str, soft_limit: int = 50) -> str:
@@ -279,7 +280,7 @@ def _cap_indexes(indexes: str, soft_limit: int = 50) -> str:
     return indexes if cut < 0 else indexes[: cut + 1] + "..."
 
 
-def cron_job(cluster: ClusterView, cj: Any, out: _Out) -> None:
+def cron_job(cluster: ClusterView, cj: Any, out: Out) -> None:
     spec, st = cj.spec, cj.status
     job = spec.job_template.spec
 
@@ -287,8 +288,8 @@ def cron_job(cluster: ClusterView, cj: Any, out: _Out) -> None:
         return "<unset>" if value is None else f"{value}{unit}"
 
     pairs: list[tuple[str, Any]] = [
-        *_head(cj), ("Labels", _map(cj.metadata.labels)),
-        ("Annotations", _annotations(cj.metadata.annotations)),
+        *object_head(cj), ("Labels", map_text(cj.metadata.labels)),
+        ("Annotations", annotations_text(cj.metadata.annotations)),
         ("Schedule", spec.schedule), ("Concurrency Policy", spec.concurrency_policy),
         ("Suspend", "True" if spec.suspend else "False"),
         ("Successful Job History Limit", spec.successful_jobs_history_limit),
@@ -304,9 +305,9 @@ def cron_job(cluster: ClusterView, cj: Any, out: _Out) -> None:
     pod_template(out, job.template)
     last = st.last_schedule_time if st else None
     active = [r.name for r in st.active or ()] if st else []
-    out.kv([("Last Schedule Time", _time(last) if last else "<unset>"),
+    out.kv([("Last Schedule Time", time_text(last) if last else "<unset>"),
             ("Active Jobs", ", ".join(active) or "<none>")])
-    _events(cluster, cj, out)
+    events_section(cluster, cj, out)
 
 
 def _hpa_metric(spec: Any, status: Any) -> str:
@@ -337,12 +338,12 @@ def _scaling_rules(title: str, rules: Any) -> list[str]:
     return lines
 
 
-def hpa(cluster: ClusterView, h: Any, out: _Out) -> None:
+def hpa(cluster: ClusterView, h: Any, out: Out) -> None:
     spec, st = h.spec, h.status
     ref = spec.scale_target_ref
-    out.kv([*_head(h), ("Labels", _map(h.metadata.labels)),
-            ("Annotations", _annotations(h.metadata.annotations)),
-            ("CreationTimestamp", _time(h.metadata.creation_timestamp)),
+    out.kv([*object_head(h), ("Labels", map_text(h.metadata.labels)),
+            ("Annotations", annotations_text(h.metadata.annotations)),
+            ("CreationTimestamp", time_text(h.metadata.creation_timestamp)),
             ("Reference", f"{ref.kind}/{ref.name}"), ("Metrics", "( current / target )")])
     current = (st.current_metrics if st else None) or ()
     for i, metric in enumerate(spec.metrics or ()):
@@ -360,12 +361,12 @@ def hpa(cluster: ClusterView, h: Any, out: _Out) -> None:
         out.line("Conditions:")
         out.table(["Type", "Status", "Reason", "Message"],
                   [[c.type, c.status, c.reason or "", c.message or ""] for c in st.conditions])
-    _events(cluster, h, out)
+    events_section(cluster, h, out)
 
 
-def pdb(cluster: ClusterView, b: Any, out: _Out) -> None:
+def pdb(cluster: ClusterView, b: Any, out: Out) -> None:
     spec, st = b.spec, b.status
-    pairs = _head(b)
+    pairs = object_head(b)
     if spec.min_available is not None:
         pairs.append(("Min available", spec.min_available))
     if spec.max_unavailable is not None:
@@ -377,10 +378,10 @@ def pdb(cluster: ClusterView, b: Any, out: _Out) -> None:
                          ("Current", "current_healthy"), ("Desired", "desired_healthy"),
                          ("Total", "expected_pods")):
         out.line(f"    {title}:\t{getattr(st, field) if st is not None else 0}")
-    _events(cluster, b, out)
+    events_section(cluster, b, out)
 
 
-DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, Out], None]] = {
     "Deployment": deployment,
     "Service": service,
     "ReplicaSet": replicaset,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestra.objects._base import LAST_APPLIED, parse_time
-from orchestra.present._describe import _annotations, _events, _map, _Out
+from orchestra.present._describe import Out, annotations_text, events_section, map_text
 from orchestra.present._describe_volumes import source_pairs
 from orchestra.present._kubectl import human_duration as _age
 
@@ -54,7 +54,7 @@ def _node_affinity(pv: Any) -> list[str]:
     return lines
 
 
-def persistent_volume(cluster: ClusterView, pv: Any, out: _Out) -> None:
+def persistent_volume(cluster: ClusterView, pv: Any, out: Out) -> None:
     spec, st, meta = pv.spec, pv.status, pv.metadata
     ref = spec.claim_ref
     if meta.deletion_timestamp:
@@ -62,8 +62,8 @@ def persistent_volume(cluster: ClusterView, pv: Any, out: _Out) -> None:
         status = f"Terminating (lasts {lasts})"
     else:
         status = st.phase if st else "Pending"
-    out.kv([("Name", meta.name), ("Labels", _map(meta.labels)),
-            ("Annotations", _annotations(meta.annotations)),
+    out.kv([("Name", meta.name), ("Labels", map_text(meta.labels)),
+            ("Annotations", annotations_text(meta.annotations)),
             ("Finalizers", f"[{' '.join(meta.finalizers or ())}]"),
             ("StorageClass", spec.storage_class_name or " "), ("Status", status),
             ("Claim", f"{ref.namespace}/{ref.name}" if ref is not None else " "),
@@ -84,7 +84,7 @@ def persistent_volume(cluster: ClusterView, pv: Any, out: _Out) -> None:
         pairs = source_pairs(field, getattr(spec, field))
     if pairs is not None:
         out.kv(pairs, indent=4)
-    _events(cluster, pv, out)
+    events_section(cluster, pv, out)
 
 
 def _labels(d: Any) -> str:
@@ -94,7 +94,7 @@ def _labels(d: Any) -> str:
                     if k != LAST_APPLIED) or "<none>"
 
 
-def storage_class(cluster: ClusterView, sc: Any, out: _Out) -> None:
+def storage_class(cluster: ClusterView, sc: Any, out: Out) -> None:
     out.kv([("Name", sc.metadata.name),
             ("IsDefaultClass", "Yes" if sc.is_default else "No"),
             ("Annotations", _labels(sc.metadata.annotations)),
@@ -117,10 +117,10 @@ def storage_class(cluster: ClusterView, sc: Any, out: _Out) -> None:
                 exprs = [f"{r.key} in [{', '.join(r.values)}]" if r.values else f"{r.key} in"
                          for r in term.match_label_expressions or ()]
                 out.lines.extend(_expressions(f"Term {i}", exprs, 2))
-    _events(cluster, sc, out)
+    events_section(cluster, sc, out)
 
 
-DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, Out], None]] = {
     "PersistentVolume": persistent_volume,
     "StorageClass": storage_class,
 }

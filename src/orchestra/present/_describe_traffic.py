@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestra.present._describe import _annotations, _events, _map, _Out
-from orchestra.present._describe_kinds import _endpoints
+from orchestra.present._describe import Out, annotations_text, events_section, map_text
+from orchestra.present._describe_kinds import endpoint_addresses
 
 if TYPE_CHECKING:
     from orchestra.present._view import ClusterView
@@ -29,20 +29,20 @@ def _backend(cluster: ClusterView, ns: str, backend: Any) -> str:
                                      or (port.name and sp.name == port.name)):
                 port_name = sp.name
         eps = cluster.store.get_or_none("Endpoints", ref.name, namespace=ns)
-        return f"{text} ({_endpoints(eps, port_name)})"
+        return f"{text} ({endpoint_addresses(eps, port_name)})"
     if backend.resource is not None:
         r = backend.resource
         return f"APIGroup: {r.api_group or '<none>'}, Kind: {r.kind}, Name: {r.name}"
     return ""
 
 
-def ingress(cluster: ClusterView, ing: Any, out: _Out) -> None:
+def ingress(cluster: ClusterView, ing: Any, out: Out) -> None:
     meta, spec, ns = ing.metadata, ing.spec, ing.metadata.namespace or "default"
     lb = ing.status.load_balancer if ing.status is not None else None
     address = ",".join(i.ip or i.hostname or "" for i in (lb.ingress or ())) if lb else ""
     default = _backend(cluster, ns, spec.default_backend) \
         if spec.default_backend is not None else "<default>"
-    out.kv([("Name", meta.name), ("Labels", _map(meta.labels)), ("Namespace", ns),
+    out.kv([("Name", meta.name), ("Labels", map_text(meta.labels)), ("Namespace", ns),
             ("Address", address or ""), ("Ingress Class", spec.ingress_class_name or "<none>"),
             ("Default backend", default)])
     if spec.tls:
@@ -61,24 +61,24 @@ def ingress(cluster: ClusterView, ing: Any, out: _Out) -> None:
     if not rows:
         rows.append(["*", "*", default])
     out.table(["Host", "Path", "Backends"], rows)
-    out.kv([("Annotations", _annotations(meta.annotations))])
-    _events(cluster, ing, out)
+    out.kv([("Annotations", annotations_text(meta.annotations))])
+    events_section(cluster, ing, out)
 
 
-def ingress_class(cluster: ClusterView, ic: Any, out: _Out) -> None:
+def ingress_class(cluster: ClusterView, ic: Any, out: Out) -> None:
     meta = ic.metadata
-    out.kv([("Name", meta.name), ("Labels", _map(meta.labels)),
-            ("Annotations", _annotations(meta.annotations)),
+    out.kv([("Name", meta.name), ("Labels", map_text(meta.labels)),
+            ("Annotations", annotations_text(meta.annotations)),
             ("Controller", ic.spec.controller)])
     params = ic.spec.parameters
     if params is not None:
         out.line("Parameters:")
         pairs = [("APIGroup", params.api_group)] if params.api_group else []
         out.kv([*pairs, ("Kind", params.kind), ("Name", params.name)], indent=2)
-    _events(cluster, ic, out)
+    events_section(cluster, ic, out)
 
 
-DESCRIBERS: dict[str, Callable[[ClusterView, Any, _Out], None]] = {
+DESCRIBERS: dict[str, Callable[[ClusterView, Any, Out], None]] = {
     "Ingress": ingress,
     "IngressClass": ingress_class,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestra.present._describe import _Out
+    from orchestra.present._describe import Out
 
 __all__ = ["source_pairs", "volumes"]
 
@@ -103,7 +103,7 @@ _DESCRIBERS = {
 }
 
 
-def volumes(out: _Out, vols: Any, *, template: bool = False) -> None:
+def volumes(out: Out, vols: Any, *, template: bool = False) -> None:
     """The ``Volumes:`` section of a pod, or of a workload's pod ``template`` (indented
     under ``Pod Template:``)."""
     if not vols:
