@@ -38,7 +38,11 @@ class WaitStrategy:
             raise TypeError(f"wait_for: {type(self).__name__} waits on "
                             f"{', '.join(self.kinds)}, not a {kind}")
 
-    async def check(self, cluster: WaitView, obj: Any) -> bool:
+    async def check(self, cluster: Any, obj: Any) -> bool:
+        """Whether ``obj`` (the waited-on object, as stored now) meets the strategy.
+        ``cluster`` is the ``orchestra.Cluster`` waiting (typed ``Any`` here, so that a
+        subclass may annotate it as ``oc.Cluster``; orchestra's own strategies read
+        only a :class:`~orchestra.wait.WaitView`)."""
         raise NotImplementedError
 
 
