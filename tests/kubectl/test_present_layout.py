@@ -29,13 +29,28 @@ PROBE = textwrap.dedent("""
     from orchestra.present import ClusterView, cluster_summary, describe, explain_failure
     from orchestra.wait import WaitView, wait_for
 
+    class Record:  # what a node agent knows of a container
+        name, container_id, previous_id = "web", "c1", None
+
+    class Agents:
+        agents = {"n1": types.SimpleNamespace(pods={
+            "default/web": types.SimpleNamespace(records={"web": Record()})})}
+
+    class Runtime:  # reads the container's log
+        async def logs(self, container_id, *, tail=None):
+            assert container_id == "c1"
+            return "starting\\nlistening on :8080\\n"
+
+        def log_path(self, container_id):
+            return None
+
     class View:
         # the whole of what the presentation may read: no Cluster behind it
         def __init__(self):
             self.clock = ManualClock()
             self.store = Store(clock=self.clock)
-            self.nodes = None
-            self.runtime = None
+            self.nodes = Agents()
+            self.runtime = Runtime()
 
         def events(self, obj, /):
             return [e for e in self.store.list("Event")
@@ -99,7 +114,8 @@ def test_presentation_and_wait_work_without_the_cluster_modules() -> None:
     assert "NAMESPACE   NAME   READY   STATUS    RESTARTS   NODE" in out, out
     assert "default     web    0/1     Pending   0          n1" in out, out
     # wait_for's explanation and describe's Events read the view's events
-    assert "['events:', '  Warning FailedMount: volume data not found']" in out, out
+    assert ("['events:', '  Warning FailedMount: volume data not found', "
+            "'last log lines of web/web:', '  starting', '  listening on :8080']") in out, out
     assert "Warning  FailedMount" in out, out
     # wait_for timed out on the view's clock, explained by the presentation
     assert "wait_for: timed out after 30s waiting for pod/web to be Ready" in out, out
