@@ -9,7 +9,8 @@ this connection so far), so a test sees what reached the backend.
 ``/bulk/<n>`` streams ``n`` bytes (chunked unless ``?length=1``), ``/slow/<ms>`` waits
 first, ``/status/<code>`` answers that code, ``/flaky`` answers 503 to every other
 request (the first fails), ``/counts`` tells how many requests each path got, after
-``/fail/on`` every request but ``/ready`` and ``/fail/off`` answers 500; a request
+``/fail/on`` every request but ``/ready`` and ``/fail/off`` answers 500, ``/bodies``
+tells the sha256 of each non-empty request body per path (what a mirror got); a request
 with ``Upgrade: test`` is switched to a byte echo after ``101``. Requests of every method
 read their body (Content-Length or chunked) before answering.
 """
@@ -31,6 +32,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     version_name = os.environ.get("APP_VERSION", "v1")
     counts: dict[str, int] = {}
+    bodies: dict[str, list[str]] = {}
     failing = False
 
     def log_message(self, format: str, *args: object) -> None:
@@ -94,6 +96,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         counts = Handler.counts
         counts[path] = counts.get(path, 0) + 1
+        if body:
+            Handler.bodies.setdefault(path, []).append(hashlib.sha256(body).hexdigest())
         code = int(path.split("/")[2]) if path.startswith("/status/") else 200
         if path == "/flaky" and counts[path] % 2 == 1:
             code = 503
@@ -101,8 +105,8 @@ class Handler(BaseHTTPRequestHandler):
             Handler.failing = path == "/fail/on"
         elif Handler.failing and path != "/ready":
             code = 500
-        if path == "/counts":
-            body_counts = json.dumps(counts).encode()
+        if path in ("/counts", "/bodies"):
+            body_counts = json.dumps(counts if path == "/counts" else Handler.bodies).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body_counts)))
             self.end_headers()
