@@ -27,6 +27,7 @@ import anyio
 from orchestra._errors import NotFound, OrchestraError
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._events import EventRecorder
+from orchestra.loops._hooks import MIN_GRACE
 from orchestra.loops._poddns import PodDns, hosts_file, resolv_conf
 from orchestra.loops._podenv import ConfigError
 from orchestra.loops._podstart import (
@@ -59,7 +60,6 @@ __all__ = [
 
 log = logging.getLogger("orchestra.kubelet")
 
-MIN_GRACE = 2.0  # the kubelet's minimumGracePeriodInSeconds for a sidecar's turn
 
 VOLUME_RETRY = 5.0  # seconds between looks at a pod whose volumes cannot be mounted yet
 MOUNT_TIMEOUT = 120.0  # then FailedMount says so
@@ -432,14 +432,14 @@ class NodeAgent(_ContainerStarts):
                 return
             await anyio.sleep(0.01)
 
-    async def _stop(self, pod: Pod, rec: ContainerRecord, grace: float) -> None:
+    async def _stop(self, pod: Pod, st: PodState, rec: ContainerRecord, grace: float) -> None:
         if rec.probe_scope is not None:
             rec.probe_scope.cancel()
             rec.probe_scope = None
         if rec.container_id is not None and (rec.running or rec.starting):
-            self._event(pod, "Normal", "Killing", f"Stopping container {rec.name}")
+            await self._kill(pod, st, rec.name, rec.container_id, grace,
+                             f"Stopping container {rec.name}")
             try:
-                await self.runtime.stop_container(rec.container_id, grace)
                 rec.status = await self.runtime.container_status(rec.container_id)
             except OrchestraError as exc:
                 log.debug("stopping %s: %s", rec.container_id, exc)
@@ -452,7 +452,7 @@ class NodeAgent(_ContainerStarts):
         async with anyio.create_task_group() as tg:
             for rec in st.records.values():
                 if not rec.sidecar:
-                    tg.start_soon(self._stop, pod, rec, grace)
+                    tg.start_soon(self._stop, pod, st, rec, grace)
         await self._stop_sidecars(pod, st, grace=grace, since=since)
 
     async def _stop_sidecars(self, pod: Pod, st: PodState, *, grace: float,
@@ -465,7 +465,7 @@ class NodeAgent(_ContainerStarts):
             if rec is None or not rec.sidecar:
                 continue
             left = grace - int(self.clock.monotonic() - since)
-            await self._stop(pod, rec, max(left, MIN_GRACE) if grace > 0 else 0.0)
+            await self._stop(pod, st, rec, max(left, MIN_GRACE) if grace > 0 else 0.0)
 
     async def _remove_quietly(self, cid: str) -> None:
         self._containers.pop(cid, None)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from orchestra.loops._hooks import POST_START_TIMEOUT, pre_stop, run_hook
 from orchestra.loops._podenv import ConfigError, container_env, expand_args
 from orchestra.loops._podstatus import ContainerRecord
 from orchestra.loops._probes import run_probes
@@ -259,6 +260,10 @@ class _ContainerStarts:
             self._event(pod, "Warning", "Failed", f"Error: {exc}")
             return rec.backoff  # 0: the first restart is immediate
         self._event(pod, "Normal", "Started", f"Started container {c.name}")
+        if c.lifecycle is not None and c.lifecycle.post_start is not None:
+            failed = await self._post_start(pod, st, c, rec, cid)
+            if failed is not None:
+                return failed
         rec.status = await self.runtime.container_status(cid)
         rec.waiting_reason = ""
         rec.waiting_message = None
@@ -268,6 +273,42 @@ class _ContainerStarts:
             st.exit_mono[rec.name] = self.clock.monotonic()
         self._ensure_probes(pod, st, c, rec)
         return None
+
+    async def _post_start(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord,
+                          cid: str) -> float | None:
+        """Run ``c``'s postStart hook; on failure kill the container (it restarts under
+        the back-off, showing ``PostStartHookError`` meanwhile) and return when to look
+        again."""
+        assert st.sandbox is not None
+        message = await run_hook(runtime=self.runtime, clock=self.clock, sandbox=st.sandbox,
+                                 pod=pod, container=c, container_id=cid, hook="postStart",
+                                 limit=POST_START_TIMEOUT)
+        if message is None:
+            return None
+        self._event(pod, "Warning", "FailedPostStartHook", message)
+        grace = pod.spec.termination_grace_period_seconds
+        await self._kill(pod, st, c.name, cid, float(30 if grace is None else grace),
+                         "FailedPostStartHook")
+        rec.status = await self.runtime.container_status(cid)
+        rec.waiting_reason = "PostStartHookError"
+        rec.waiting_message = message
+        st.started_mono[rec.name] = st.exit_mono[rec.name] = self.clock.monotonic()
+        return rec.backoff
+
+    async def _kill(self, pod: Pod, st: PodState, name: str, cid: str, grace: float,
+                    message: str) -> None:
+        """Stop one container as the kubelet's killContainer does: the ``Killing`` event
+        with ``message``, the preStop hook inside the grace period, then the stop signal
+        with what is left of it."""
+        self._event(pod, "Normal", "Killing", message)
+        container = next((x for x in (*(pod.spec.init_containers or ()),
+                                      *pod.spec.containers) if x.name == name), None)
+        grace, failed = await pre_stop(runtime=self.runtime, clock=self.clock,
+                                       sandbox=st.sandbox, pod=pod, container=container,
+                                       container_id=cid, grace=grace)
+        if failed is not None:
+            self._event(pod, "Warning", "FailedPreStopHook", failed)
+        await self.runtime.stop_container(cid, grace)
 
     def _ensure_probes(self, pod: Pod, st: PodState, c: Container, rec: ContainerRecord
                        ) -> None:
@@ -286,9 +327,9 @@ class _ContainerStarts:
         key = st.key
 
         async def kill(message: str) -> None:
-            self._event(pod, "Normal", "Killing", message)
-            grace = float(pod.spec.termination_grace_period_seconds or 30)
-            await self.runtime.stop_container(cid, grace)
+            grace = pod.spec.termination_grace_period_seconds
+            await self._kill(pod, st, c.name, cid, float(30 if grace is None else grace),
+                             message)
 
         def event(type_: str, reason: str, message: str) -> None:
             self._event(pod, type_, reason, message)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -208,6 +209,7 @@ async def http_probe(
     scheme: str = "HTTP",
     headers: Sequence[tuple[str, str]] = (),
     timeout_seconds: float = 1.0,
+    any_status: bool = False,
 ) -> ProbeOutcome:
     """A GET as the kubelet sends it. Status 200-299 succeeds; 400 and above fails with
     ``HTTP probe failed with statuscode: N``. Redirects to the same host (by name, any
@@ -215,7 +217,8 @@ async def http_probe(
     not followed and counts as a success with a warning (``Probe terminated redirects,
     Response body: ...``), as does any other 3xx answer. At most 10 KiB of the body is
     read. HTTPS does not verify certificates, as the kubelet. ``timeout_seconds`` bounds
-    the whole exchange, redirects included."""
+    the whole exchange, redirects included. With ``any_status`` (a lifecycle hook's
+    handler) every answer succeeds: only a failed exchange fails."""
     scheme_l = (scheme or "HTTP").lower()
     if not path.startswith("/"):
         path = "/" + path
@@ -257,6 +260,8 @@ async def http_probe(
                         body = await _read_at_most(resp, MAX_BODY)
                     finally:
                         await resp.aclose()
+                    if any_status:
+                        return ProbeOutcome(True, body.decode("utf-8", "replace"))
                     return _classify(resp.status_code, body)
         except TimeoutError:
             if reading:
@@ -376,9 +381,11 @@ async def _grpc_probe(
     return ProbeOutcome(False, f'service unhealthy (responded with "{status}")')
 
 
-async def network_probe(probe: Any, pod_ip: str) -> ProbeOutcome | None:
+async def network_probe(probe: Any, pod_ip: str, *, hook: bool = False
+                        ) -> ProbeOutcome | None:
     """Run a tcpSocket, httpGet or grpc probe against the pod IP (or the probe's
-    ``host``); None if ``probe`` is none of them (exec is the runtime's business)."""
+    ``host``); None if ``probe`` is none of them (exec is the runtime's business). A
+    ``hook``'s httpGet succeeds on any answer, as the kubelet's lifecycle handlers do."""
     timeout = probe_timeout(probe)
     http = probe_field(probe, "http_get")
     if http is not None:
@@ -397,6 +404,7 @@ async def network_probe(probe: Any, pod_ip: str) -> ProbeOutcome | None:
             scheme=probe_field(http, "scheme") or "HTTP",
             headers=headers,
             timeout_seconds=timeout,
+            any_status=hook,
         )
     tcp = probe_field(probe, "tcp_socket")
     if tcp is not None:
@@ -420,9 +428,11 @@ ExecFn = Callable[[list[str], float], Awaitable[ExecResult]]
 
 
 async def run_probe(probe: Any, pod_ip: str, exec_in_container: ExecFn, *,
-                    no_handler: str) -> ProbeOutcome:
+                    no_handler: str, hook: bool = False) -> ProbeOutcome:
     """One probe, as the kubelet runs it: ``exec`` through the runtime (success iff exit
-    0; a timeout is a failure), the network handlers against the pod's address."""
+    0; a timeout is a failure), the network handlers against the pod's address. For a
+    lifecycle ``hook``, a failed exec reads as the kubelet's hook runner words it
+    (``command 'X' exited with N: , message: "output"``) and any HTTP answer succeeds."""
     command = exec_command(probe)
     if command is not None:
         try:
@@ -432,8 +442,12 @@ async def run_probe(probe: Any, pod_ip: str, exec_in_container: ExecFn, *,
         if result.exit_code == 0:
             return ProbeOutcome(True, result.stdout)
         output = (result.stdout + result.stderr).strip()
+        if hook:
+            return ProbeOutcome(False, f"command '{' '.join(command)}' exited with "
+                                       f"{result.exit_code}: , message: "
+                                       f"{json.dumps(result.stdout + result.stderr)}")
         return ProbeOutcome(
             False, output or f'command "{" ".join(command)}" exited with {result.exit_code}'
         )
-    outcome = await network_probe(probe, pod_ip)
+    outcome = await network_probe(probe, pod_ip, hook=hook)
     return outcome if outcome is not None else ProbeOutcome(False, no_handler)

@@ -20,7 +20,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from orchestra._errors import OrchestraError
 
-ProbeKind = Literal["liveness", "readiness", "startup"]
+ProbeKind = Literal["liveness", "readiness", "startup", "postStart", "preStop"]
+"""What a probe is for: one of the three probes, or a lifecycle hook (``postStart``,
+``preStop``) whose exec or httpGet handler the runtime runs as a probe: exec fails on a
+non-zero exit, httpGet only when no answer comes (any status is an answer)."""
+
+HOOKS: frozenset[str] = frozenset({"postStart", "preStop"})
 
 
 @dataclass(frozen=True, slots=True)

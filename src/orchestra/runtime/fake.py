@@ -500,7 +500,7 @@ class FakeRuntime:
         self, sandbox: SandboxSpec, container_id: str, kind: ProbeKind, probe: Any
     ) -> ProbeOutcome:
         c = self._get(container_id)
-        if kind not in c.script.probe_fail:
+        if kind.lower() not in c.script.probe_fail:
             return ProbeOutcome(True)
         return ProbeOutcome(False, _failure_message(sandbox, probe))
 

@@ -55,6 +55,7 @@ from orchestra._errors import NotFound, OrchestraError, Timeout
 from orchestra.runtime import _logs
 from orchestra.runtime._probe import run_probe
 from orchestra.runtime._protocol import (
+    HOOKS,
     Capabilities,
     ContainerCreateError,
     ContainerEvent,
@@ -624,7 +625,7 @@ class ProcessRuntime:
         async def run(command: list[str], seconds: float) -> ExecResult:
             return await self.exec(container_id, command, timeout=seconds)
 
-        return await run_probe(probe, sandbox.pod_ip, run,
+        return await run_probe(probe, sandbox.pod_ip, run, hook=kind in HOOKS,
                                no_handler="probe has no handler (exec, httpGet, tcpSocket or grpc)")
 
     def filesystem_root(self, container_id: str) -> str:
