@@ -168,6 +168,26 @@ async def test_max_retries_caps_the_clusters_outstanding_retries(proxy: HttpProx
     assert [s for s, _, _ in got] == [503, 200] * 3  # nothing retried
 
 
+async def test_an_overloaded_answer_is_not_retried(proxy: HttpProxy) -> None:
+    served = [0]
+
+    async def overloaded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        served[0] += 1
+        writer.write(b"HTTP/1.1 503 X\r\nx-envoy-overloaded: true\r\ncontent-length: 0\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(overloaded, "127.0.0.1", 0)
+    try:
+        addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
+            route("r", server.sockets[0].getsockname()[:2],
+                  retry=Retry(attempts=2, retry_on=("5xx",), backoff_base=0.001))))
+        assert (await asyncio.to_thread(get, addr, "/"))[0] == 503
+    finally:
+        server.close()
+    assert served == [1]
+
+
 async def test_mirrors_get_the_body_unless_it_outgrew_the_buffer(proxy: HttpProxy) -> None:
     shadow = Recorder(status=lambda i: 500)
     async with shadow.running() as shadow_addr:
@@ -224,7 +244,10 @@ async def test_pending_queue_beyond_max_connections_then_overflow(proxy: HttpPro
 
         def burst(n: int) -> list[tuple[int, bytes]]:
             with ThreadPoolExecutor(n) as pool:
-                return [(s, b) for s, _, b in pool.map(lambda _: get(addr, "/"), range(n))]
+                got = list(pool.map(lambda _: get(addr, "/"), range(n)))
+            assert all(h.get("x-envoy-overloaded") == ("true" if s == 503 else None)
+                       for s, h, _ in got)
+            return [(s, b) for s, _, b in got]
 
         got = await asyncio.to_thread(burst, 9)
         assert sorted(s for s, _ in got) == [200] * 5 + [503] * 4  # 2 served + 3 queued

@@ -26,8 +26,10 @@ Invariants and decisions:
   the limit gives both up (Envoy's "retry or shadow abandoned"): the answer passes
   through unretried, no copy is mirrored, and a request caught waiting between two
   attempts answers 507.
-- Retries wait Envoy's jittered exponential back-off first; a request beyond its
-  cluster's ``max_connections`` waits in the cluster's pending queue (see ``_policy``).
+- Retries wait Envoy's jittered exponential back-off first, and never follow an answer
+  carrying ``x-envoy-overloaded``; a request beyond its cluster's ``max_connections``
+  waits in the cluster's pending queue (see ``_policy``), and one refused there answers
+  503 with ``x-envoy-overloaded: true``, as Envoy's circuit breakers do.
   These waits, timeouts and delays run on the proxy's own (real-time) loop: a request in
   flight on a live connection must not hang on a test's manual clock.
 - ``Upgrade`` requests (WebSocket) are forwarded with their upgrade headers; on ``101``
@@ -236,7 +238,7 @@ class Exchange:
         if policy is not None and policy.limited:
             verdict = plane.balancer.admit(cluster.name, policy, self)
             if verdict == "overflow":
-                self.direct(503, _OVERFLOW, "UO")
+                self.direct(503, _OVERFLOW, "UO", [(b"x-envoy-overloaded", b"true")])
                 return
             self.queued = verdict == "queued"
             if not self.queued:
@@ -446,7 +448,8 @@ class Exchange:
             self.down.write(b"HTTP/1.1 %d %b\r\n\r\n" % (status, reason))
             return
         self._outcome(up.backend, status)
-        if self._can_retry(status=status):
+        if self._can_retry(status=status) and not any(  # an overloaded backend: no retry
+                n.lower() == b"x-envoy-overloaded" for n, _ in headers):
             up.broken = True
             self._retry()
             return
