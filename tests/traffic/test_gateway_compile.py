@@ -43,13 +43,14 @@ def test_mirror_and_timeout_filters_compile_into_the_route() -> None:
         "filters": [{"type": "RequestMirror", "requestMirror": {
             "backendRef": {"name": "b", "port": 80}, "percent": 25}}],
         "timeouts": {"request": "1m30s"},
-        "retry": {"attempts": 3, "codes": [503]}}]},
+        "retry": {"attempts": 3, "codes": [503], "backoff": "100ms"}}]},
         [{"name": "http", "protocol": "HTTP", "port": 80}])
     table = out.gateways[("default", "gw")].ports[80].table()
     (route,) = table.vhost("x.example.com").routes  # type: ignore[union-attr]
     assert route.timeout == 90
     assert route.retry is not None and route.retry.attempts == 3
     assert route.retry.on_status(503) and not route.retry.on_status(500)
+    assert route.retry.backoff_base == 0.1  # the minimum wait: Envoy's base interval
     assert route.mirrors == (Mirror(route.mirrors[0].cluster, 25.0),)
     assert route.mirrors[0].cluster.backends == (("10.0.0.2", 8080),)
     assert route.destinations[0].cluster.backends == (("10.0.0.1", 8080),)
