@@ -1,6 +1,7 @@
 """Updates the API server refuses, with its messages word for word: immutable
 ConfigMaps and Secrets, controllers' selectors, a Job's template, StatefulSet spec
-fields, a Pod's spec beyond its mutable fields, a Service's clusterIP, a PVC's spec."""
+fields, a Pod's spec beyond its mutable fields, a Service's clusterIP, a PVC's spec, a
+StorageClass's provisioner, parameters and modes."""
 
 from __future__ import annotations
 
@@ -222,3 +223,25 @@ def test_a_claim_spec_is_immutable_but_for_requests_once_bound(store: Store) -> 
     assert refused(store, "pvc/c", {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}) \
         == ('PersistentVolumeClaim "c" is invalid: spec.resources.requests.storage: '
             "Forbidden: field can not be less than status.capacity")
+
+
+def test_a_storage_class_keeps_its_provisioner_parameters_and_modes(store: Store) -> None:
+    store.create({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                  "metadata": {"name": "fast"}, "provisioner": "example.com/fast",
+                  "parameters": {"type": "ssd"}, "volumeBindingMode": "WaitForFirstConsumer"})
+    ref = "storageclass/fast"
+    what = 'StorageClass.storage.k8s.io "fast" is invalid: '
+    assert refused(store, ref, {"parameters": {"type": "hdd"}}) == (
+        what + "parameters: Forbidden: updates to parameters are forbidden.")
+    assert refused(store, ref, {"parameters": None}) == (
+        what + "parameters: Forbidden: updates to parameters are forbidden.")
+    assert refused(store, ref, {"provisioner": "example.com/slow"}) == (
+        what + "provisioner: Forbidden: updates to provisioner are forbidden.")
+    assert refused(store, ref, {"reclaimPolicy": "Retain"}) == (
+        what + "reclaimPolicy: Forbidden: updates to reclaimPolicy are forbidden.")
+    assert refused(store, ref, {"volumeBindingMode": "Immediate"}) == (
+        what + 'volumeBindingMode: Invalid value: "Immediate": field is immutable')
+    # The rest may change (expansion, mount options, labels).
+    changed = store.patch(ref, {"allowVolumeExpansion": True, "mountOptions": ["ro"],
+                                "metadata": {"labels": {"tier": "1"}}})
+    assert changed.allow_volume_expansion and changed.labels == {"tier": "1"}

@@ -2,7 +2,7 @@
 (``ValidateConfigMapUpdate``, ``ValidateSecretUpdate``, ``ValidateDeploymentUpdate``,
 ``ValidateReplicaSetUpdate``, ``ValidateDaemonSetUpdate``, ``ValidateStatefulSetUpdate``,
 ``ValidateJobUpdate``, ``ValidatePodUpdate``, ``ValidateServiceUpdate``,
-``ValidatePersistentVolumeClaimUpdate``).
+``ValidatePersistentVolumeClaimUpdate``, ``ValidateStorageClassUpdate``).
 
 Checked on every update and patch before admission. Two writes the API server makes
 through subresources are writes of the store here and stay allowed: binding a pod
@@ -247,6 +247,19 @@ def _pvc_rule(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
     return errors
 
 
+def _storage_class_rule(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """``ValidateStorageClassUpdate``: parameters, provisioner and reclaimPolicy are
+    forbidden to change, volumeBindingMode is immutable."""
+    errors = [FieldError(field, f"Forbidden: updates to {field} are forbidden.")
+              for field in ("parameters", "provisioner", "reclaimPolicy")
+              if (old.get(field) or None) != (new.get(field) or None)]
+    mode = new.get("volumeBindingMode")
+    if mode != old.get("volumeBindingMode"):
+        errors.append(FieldError("volumeBindingMode", f"Invalid value: {go_value(mode)}: "
+                                                      f"{IMMUTABLE}"))
+    return errors
+
+
 _RULES: dict[str, Rule] = {
     "ConfigMap": _data_rule("data", "binaryData"),
     "Secret": _data_rule("data"),
@@ -258,12 +271,14 @@ _RULES: dict[str, Rule] = {
     "Pod": _pod_rule,
     "Service": _service_rule,
     "PersistentVolumeClaim": _pvc_rule,
+    "StorageClass": _storage_class_rule,
 }
 
 # The attributes each rule reads: an update that keeps them all is not checked.
 _FIELDS: dict[str, tuple[str, ...]] = {
     "ConfigMap": ("data", "binary_data", "immutable"),
     "Secret": ("data", "string_data", "type", "immutable"),
+    "StorageClass": ("parameters", "provisioner", "reclaim_policy", "volume_binding_mode"),
 }
 for _kind in _RULES:
     _FIELDS.setdefault(_kind, ("spec",))
