@@ -156,6 +156,20 @@ async def test_retries_resend_a_body_kept_within_the_buffer_limit(proxy: HttpPro
         assert await asyncio.to_thread(post, addr, big, chunked=True) == (200, b"200")
         assert len(rec.bodies) == 2  # streamed whole, once
     assert proxy.traffic_stats()["r"]["codes"] == {200: 3, 503: 1}
+    flags = [line.split('" ')[1].split()[:2] for line in proxy.access_log()]
+    assert flags == [["200", "-"], ["200", "-"], ["503", "-"], ["200", "-"]]
+
+
+async def test_retries_that_run_out_flag_urx(proxy: HttpProxy) -> None:
+    rec = Recorder(status=lambda i: 503)
+    async with rec.running() as backend:
+        addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
+            route("r", backend, retry=Retry(attempts=2, retry_on=("5xx",),
+                                            backoff_base=0.001))))
+        assert (await asyncio.to_thread(get, addr, "/"))[0] == 503
+    assert len(rec.bodies) == 3  # the try and two retries
+    (line,) = proxy.access_log()
+    assert line.split('" ')[1].split()[:2] == ["503", "URX"]
 
 
 async def test_max_retries_caps_the_clusters_outstanding_retries(proxy: HttpProxy) -> None:

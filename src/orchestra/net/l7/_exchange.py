@@ -355,7 +355,6 @@ class Exchange:
 
     def _retry(self) -> None:
         self.attempt += 1
-        self.flags = "URX"
         up, self.up = self.up, None
         if up is not None:
             up.close()
@@ -453,6 +452,10 @@ class Exchange:
             up.broken = True
             self._retry()
             return
+        retry = self.route.retry if self.route is not None else None
+        if retry is not None and retry.attempts and self.attempt >= retry.attempts and \
+                retry.on_status(status):
+            self.flags = "URX"  # Envoy: the answer stands because the retries ran out
         self.status = status
         self.resp_started = True
         self.upstream_ms = int((time.monotonic() - self.started) * 1000)
