@@ -31,6 +31,9 @@ _BAD_REQUEST = (b"HTTP/1.1 400 Bad Request\r\ncontent-length: 11\r\n"
                 b"content-type: text/plain\r\nconnection: close\r\n\r\nBad Request")
 
 
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
+
 class Downstream(asyncio.Protocol):
     def __init__(self, listener: Listener) -> None:
         self.listener = listener
@@ -117,7 +120,8 @@ class Downstream(asyncio.Protocol):
         if ex is None:
             return
         p = self.parser
-        ex.method = p.get_method().decode("latin-1")
+        method = p.get_method()
+        ex.method = _METHODS.get(method) or method.decode("latin-1")
         ex.version = p.get_http_version()
         ex.keep_alive = p.should_keep_alive()
         ex.upgrade = p.should_upgrade()
