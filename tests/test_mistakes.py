@@ -174,3 +174,28 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     # (line 9: where the parser found the list left open)
     assert str(info.value).startswith(f"{path}: document 0 is invalid: error converting "
                                       "YAML to JSON: yaml: line 9:")
+
+
+def test_load_refuses_what_is_not_text_or_a_path() -> None:
+    with pytest.raises(TypeError, match=r"load\(\) takes YAML or JSON text, bytes or a path, "
+                                         r"not int \(a dict or a list of them: "
+                                         r"orchestra.objects.load_dicts\)"):
+        load(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_lists_nested_past_the_limit_are_refused_not_a_recursion_error() -> None:
+    from orchestra.objects import load_dicts
+
+    nested: list[object] = [{"apiVersion": "v1", "kind": "ConfigMap",
+                             "metadata": {"name": "deep"}}]
+    for _ in range(3000):
+        nested = [nested]
+    with pytest.raises(oc.Invalid, match="nested more than 32 deep: give a flat list"):
+        load_dicts(nested)  # type: ignore[arg-type]
+    async with oc.Cluster() as cluster:
+        with pytest.raises(oc.Invalid, match="nested more than 32 deep: give a flat list"):
+            await cluster.apply(nested)
+        assert not cluster.store.list("ConfigMap", namespace="default")
+        shallow = [[[{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}]]]
+        assert [o.name for o in await cluster.apply(shallow)] == ["a"]

@@ -12,29 +12,12 @@ from typing import TYPE_CHECKING, Any
 from orchestra._errors import FieldError, Invalid, OrchestraError, hide_from_tracebacks
 from orchestra.objects._base import LAST_APPLIED as LAST_APPLIED
 from orchestra.objects._base import KubeObject
-from orchestra.objects._registry import Document, load, load_each, to_object
+from orchestra.objects._registry import MAX_LIST_NESTING, Document, load_each
 
 if TYPE_CHECKING:
     from orchestra._store import Store
 
 __tracebackhide__ = hide_from_tracebacks  # see orchestra._errors
-
-
-def as_objects(x: Any) -> list[KubeObject]:
-    """An object, a dict, a YAML/JSON text, a path, or a list of these -> objects."""
-    if isinstance(x, KubeObject):
-        return [x]
-    if isinstance(x, dict):
-        return [to_object(x)]
-    if isinstance(x, str | os.PathLike):
-        return load(x)
-    if isinstance(x, list | tuple):
-        out: list[KubeObject] = []
-        for item in x:
-            out.extend(as_objects(item))
-        return out
-    raise TypeError(f"cannot apply {type(x).__name__}: give an object, a dict, YAML/JSON "
-                    "text, a path or a list of these")
 
 
 def apply_all(store: Store, x: Any, namespace: str | None = None) -> list[KubeObject]:
@@ -73,16 +56,19 @@ def apply_all(store: Store, x: Any, namespace: str | None = None) -> list[KubeOb
     return out
 
 
-def _documents_of(x: Any) -> list[Document]:
+def _documents_of(x: Any, depth: int = 0) -> list[Document]:
     if isinstance(x, KubeObject):
         return [Document(f'object ({x.kind} "{x.name}")', x, None, False)]
     if isinstance(x, list | tuple):
+        if depth >= MAX_LIST_NESTING:
+            raise Invalid("", f"lists of objects nested more than {MAX_LIST_NESTING} deep: "
+                              "give a flat list")
         out: list[Document] = []
         for i, item in enumerate(x):
             if isinstance(item, KubeObject | dict):
                 docs = load_each([item])
             elif isinstance(item, str | bytes | os.PathLike | list | tuple):
-                docs = _documents_of(item)
+                docs = _documents_of(item, depth + 1)
             else:
                 raise TypeError(f"cannot apply {type(item).__name__}: give an object, a "
                                 "dict, YAML/JSON text, a path or a list of these")

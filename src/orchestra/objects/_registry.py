@@ -304,12 +304,19 @@ def _relabel_message(exc: Invalid, prefix: str) -> str | None:
     return f"{prefix}: {exc}"
 
 
-def _leaves(doc: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+MAX_LIST_NESTING = 32
+"""Lists of lists (of objects) are flattened this deep at most."""
+
+
+def _leaves(doc: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
     """Each object of a document (a ``*List``'s items, a list's members) with its label;
     what is not an object at all comes out as itself, for :func:`_convert` to refuse."""
-    if isinstance(doc, list):
+    if isinstance(doc, list | tuple):
+        if depth >= MAX_LIST_NESTING:
+            yield prefix, _TooDeep()
+            return
         for i, item in enumerate(doc):
-            yield from _leaves(item, f"{prefix}[{i}]")
+            yield from _leaves(item, f"{prefix}[{i}]", depth + 1)
         return
     kind = doc.get("kind") if isinstance(doc, Mapping) else None
     if isinstance(kind, str) and kind.endswith("List") and kind not in KINDS:
@@ -329,9 +336,16 @@ class _BadItems:
     """Stands for a ``*List`` whose ``items`` is not a list."""
 
 
+class _TooDeep:
+    """Stands for lists nested deeper than :data:`MAX_LIST_NESTING`."""
+
+
 def _convert(doc: Any, prefix: str) -> KubeObject:
     if isinstance(doc, _BadItems):
         raise Invalid(prefix, [FieldError("items", "Invalid value: must be a list")])
+    if isinstance(doc, _TooDeep):
+        raise Invalid(prefix, f"lists of objects nested more than {MAX_LIST_NESTING} "
+                              "deep: give a flat list")
     if not isinstance(doc, Mapping):
         raise Invalid(prefix, f"expected a Kubernetes object (a mapping), got "
                       f"{type(doc).__name__}")
@@ -430,6 +444,10 @@ def load(source: str | bytes | os.PathLike[str]) -> list[KubeObject]:
     counting empty documents); when several are invalid, one error lists each
     (``2 of 3 documents are invalid: document 0 ...; document 2 ...``).
     """
+    if not isinstance(source, str | bytes | os.PathLike):
+        raise TypeError(f"load() takes YAML or JSON text, bytes or a path, not "
+                        f"{type(source).__name__} (a dict or a list of them: "
+                        "orchestra.objects.load_dicts)")
     if not isinstance(source, bytes) and _is_kustomization(source):
         return load_dicts(kustomize.build(source))
     try:
