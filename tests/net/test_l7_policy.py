@@ -357,3 +357,31 @@ async def test_no_healthy_upstream_when_all_are_out_unless_below_panic_threshold
         await proxy.listen("t", table=table(route("two", b, policy=panic)))
         got = [await asyncio.to_thread(get, addr, "/") for _ in range(3)]
         assert [s for s, _, _ in got] == [500, 500, 500]  # all out: panic uses them all
+
+
+async def test_timeouts_and_resets_count_as_gateway_errors(proxy: HttpProxy) -> None:
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # reads nothing, answers nothing
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()
+
+    servers = [await asyncio.start_server(hang, "127.0.0.1", 0),
+               await asyncio.start_server(reset, "127.0.0.1", 0)]
+    silent, closing = (s.sockets[0].getsockname()[:2] for s in servers)
+    policy = ClusterPolicy(consecutive_gateway=2, consecutive_5xx=0, max_ejection_percent=100)
+    try:
+        with backends("v1") as (a,):
+            for bad, timeout, code in ((silent, 0.2, 504), (closing, None, 503)):
+                addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
+                    route(f"g{code}", a, bad, policy=policy, timeout=timeout)))
+                got = [(await asyncio.to_thread(get, addr, "/"))[0] for _ in range(10)]
+                assert got.count(code) == 2 and got.count(200) == 8, got  # then ejected
+    finally:
+        for w in held:
+            w.close()
+        for s in servers:
+            s.close()

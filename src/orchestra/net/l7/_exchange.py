@@ -382,11 +382,18 @@ class Exchange:
         self.try_timer = None
         if self.finished or self.resp_started:
             return
+        self._timeout_outcome()
         if self._can_retry("per-try-timeout") or self._can_retry("5xx") or \
                 self._can_retry("gateway-error") or self._can_retry("reset"):
             self._retry()
         else:
-            self._timed_out()
+            self._timed_out(counted=True)
+
+    def _timeout_outcome(self) -> None:
+        """A try timed out: to outlier detection its backend answered 504 (Envoy's
+        local-origin timeout, counted as a gateway error)."""
+        if self.backend is not None and self.backoff is None and not self.queued:
+            self._outcome(self.backend, 504)
 
     def request_body(self, body: bytes) -> None:
         self.received += len(body)
@@ -570,15 +577,18 @@ class Exchange:
             self.tried.discard(up.backend)
             self._connect_next()
             return
+        self._outcome(up.backend, 0)  # reset before an answer: as a failed connection
         if self._can_retry("reset") or self._can_retry("5xx") or \
                 self._can_retry("gateway-error"):
             self._retry()
             return
         self.direct(503, _RESET, "UC")
 
-    def _timed_out(self) -> None:
+    def _timed_out(self, *, counted: bool = False) -> None:
         if self.finished:
             return
+        if not counted and not self.resp_started:
+            self._timeout_outcome()
         up, self.up = self.up, None
         if up is not None:
             up.close()
