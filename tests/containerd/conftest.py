@@ -15,6 +15,13 @@ from orchestra._clock import ManualClock
 from orchestra.runtime.containerd import ContainerdRuntime
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Module-scoped, so that a module may share one cluster between its tests (an async
+    fixture of module scope needs the backend for as long)."""
+    return "asyncio"
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()

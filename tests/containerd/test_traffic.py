@@ -1,70 +1,49 @@
-"""Ingress and Gateway API on containerd with the bridge network: the L7 data plane runs
-in the host's namespace and reaches pods on the bridge (busybox httpd answering
-``<version> <pod>``)."""
+"""The Ingress and Gateway API suite (tests/traffic/_route_checks.py) on containerd with
+the bridge network: the versioned app in busybox containers (tests/containerd/_bookinfo.py)
+behind the built-in Ingress controller and a Gateway, whose L7 data plane runs in the
+host's namespace and reaches the pods on the bridge. One cluster serves the module; each
+test starts with no Ingress, HTTPRoute, ReferenceGrant or TLS Secret and the Gateway
+``web`` alone."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-from test_cluster import options, service, web  # type: ignore[import-not-found]
+from _bookinfo import bridge_cluster, shell_app  # type: ignore[import-not-found]
 
 import orchestra as oc
+from tests.traffic import _route_checks as checks
+from tests.traffic._route_checks import GATEWAY_REF, ready, reviews, web_gateway
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def bridge(containerd_socket: str, busybox_archive: str) -> AsyncIterator[oc.Cluster]:
-    async with oc.Cluster(runtime="containerd", network="bridge", nodes=1,
-                          runtime_options=options(containerd_socket, busybox_archive)) as c:
-        await c.apply([web("v1", replicas=1, version="v1"), service("v1"),
-                       web("v2", replicas=1, version="v2"), service("v2")])
-        for v in ("v1", "v2"):
-            await c.wait_for(f"deployment/{v}", "Available", timeout=60)
-            # Available says the pod is Ready; its address reaches Endpoints just after
-            await c.wait_for(f"endpoints/{v}", lambda e: any(
-                s.addresses for s in e.subsets or ()), timeout=30)
+@pytest.fixture(scope="module")
+async def shared(containerd_socket: str, busybox_archive: str) -> AsyncIterator[oc.Cluster]:
+    async with bridge_cluster(containerd_socket, busybox_archive,
+                              [*reviews(shell_app), web_gateway()], ready) as c:
         yield c
 
 
-async def _version(addr: tuple[str, int], host: str, **headers: str) -> str:
-    async with httpx.AsyncClient(timeout=5) as client:
-        r = await client.get(f"http://{addr[0]}:{addr[1]}/", headers={"Host": host, **headers})
-        assert r.status_code == 200, r.text
-        return r.text.split()[0]
+@pytest.fixture
+async def cluster(shared: oc.Cluster) -> oc.Cluster:
+    """The module's cluster without what earlier tests applied."""
+    for kind in ("ingress", "httproute", "referencegrant", "secret"):
+        for obj in await shared.list(kind):
+            if kind != "secret" or obj.type == "kubernetes.io/tls":
+                await shared.delete(f"{kind}/{obj.metadata.name}",
+                                    namespace=obj.metadata.namespace)
+    for gw in await shared.list("gateways.gateway.networking.k8s.io"):
+        if gw.metadata.name != "web":
+            await shared.delete(f"gateways.gateway.networking.k8s.io/{gw.metadata.name}")
+    await shared.wait_for(GATEWAY_REF, lambda g: bool(g.status and g.status.listeners) and all(
+        ls.attached_routes == 0 for ls in g.status.listeners), timeout=10)
+    return shared
 
 
-async def test_ingress_and_httproute_reach_bridge_pods(bridge: oc.Cluster) -> None:
-    await bridge.apply({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                        "metadata": {"name": "web"},
-                        "spec": {"rules": [
-                            {"host": f"{v}.example.com", "http": {"paths": [
-                                {"path": "/", "pathType": "Prefix", "backend": {"service": {
-                                    "name": v, "port": {"number": 80}}}}]}}
-                            for v in ("v1", "v2")]}})
-    await bridge.wait_for("ingress/web", lambda i: bool(i.status and i.status.load_balancer
-                                                        and i.status.load_balancer.ingress),
-                          timeout=10)
-    addr = bridge.endpoint("ingress/web", 80)
-    assert await _version(addr, "v1.example.com") == "v1"
-    assert await _version(addr, "v2.example.com") == "v2"
-
-    gw = "gateway.networking.k8s.io/v1"
-    await bridge.apply([
-        {"apiVersion": gw, "kind": "Gateway", "metadata": {"name": "gw"},
-         "spec": {"gatewayClassName": "orchestra",
-                  "listeners": [{"name": "http", "protocol": "HTTP", "port": 8088}]}},
-        {"apiVersion": gw, "kind": "HTTPRoute", "metadata": {"name": "canary"},
-         "spec": {"parentRefs": [{"name": "gw"}], "rules": [
-             {"matches": [{"headers": [{"name": "end-user", "value": "jason"}]}],
-              "backendRefs": [{"name": "v2", "port": 80}]},
-             {"backendRefs": [{"name": "v1", "port": 80}]}]}}])
-    await bridge.wait_for("gateways.gateway.networking.k8s.io/gw", lambda g: bool(
-        g.status and g.status.listeners and g.status.listeners[0].attached_routes == 1),
-        timeout=10)
-    gaddr = bridge.endpoint("gateways.gateway.networking.k8s.io/gw", 8088)
-    for _ in range(3):
-        assert await _version(gaddr, "any") == "v1"
-        assert await _version(gaddr, "any", **{"end-user": "jason"}) == "v2"
+@pytest.mark.parametrize("check", checks.INGRESS_CHECKS + checks.GATEWAY_CHECKS,
+                         ids=lambda c: c.__name__)
+async def test_routes(cluster: oc.Cluster, check: checks.Check) -> None:
+    """The suite shared with the process runtime (tests/traffic/_route_checks.py)."""
+    await check(cluster)

@@ -11,13 +11,28 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 APP = Path(__file__).resolve().parent.parent / "apps" / "versioned_http.py"
+Container = Callable[[str, int], dict[str, Any]]
+"""A pod's container spec running the versioned app: ``(version, port) -> container``."""
+
+
+def python_app(version: str, port: int) -> dict[str, Any]:
+    """The versioned app (``APP``) as a process-runtime container named ``app`` with a
+    port named ``http`` and a readiness probe on ``/ready``."""
+    return {"name": "app", "image": "python:3",
+            "command": [sys.executable, str(APP), "--version", version, "--port", str(port)],
+            "ports": [{"name": "http", "containerPort": port}],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"},
+                               "periodSeconds": 1}}
+
+
 _spec = importlib.util.spec_from_file_location("versioned_http", APP)
 assert _spec is not None and _spec.loader is not None
 app = importlib.util.module_from_spec(_spec)
@@ -64,7 +79,11 @@ def version_of(body: bytes) -> str:
 
 
 def seen(body: bytes) -> dict[str, Any]:
+    """What the versioned app saw of the request; header names lower-cased (the apps
+    that cannot lower-case them cheaply send them as they came)."""
     out: dict[str, Any] = json.loads(body)
+    if isinstance(out.get("headers"), dict):
+        out["headers"] = {k.lower(): v for k, v in out["headers"].items()}
     return out
 
 

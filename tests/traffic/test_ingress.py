@@ -5,128 +5,39 @@ events, statistics, and a route change under keep-alive load with zero failures.
 from __future__ import annotations
 
 import asyncio
-import base64
 import http.client
-import sys
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 import orchestra as oc
 from tests.behaviour._servers import eventually
-from tests.net._http import APP, get, https_get, make_cert, peer_cert, same_cert, version_of
+from tests.net._http import get, version_of
+from tests.traffic import _route_checks as checks
+from tests.traffic._route_checks import ingress, path, ready, reviews, served
 
 pytestmark = pytest.mark.anyio
-
-
-def app(version: str, name: str = "reviews") -> list[dict[str, Any]]:
-    """A Deployment running the versioned app and a Service ``<name>-<version>``."""
-    labels = {"app": name, "version": version}
-    container = {"name": "app", "image": "python:3",
-                 "command": [sys.executable, str(APP), "--version", version, "--port", "8080"],
-                 "ports": [{"name": "http", "containerPort": 8080}],
-                 "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"},
-                                    "periodSeconds": 1}}
-    return [
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": f"{name}-{version}"},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels},
-                               "spec": {"containers": [container],
-                                        "terminationGracePeriodSeconds": 1}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{name}-{version}"},
-         "spec": {"selector": labels,
-                  "ports": [{"name": "web", "port": 80, "targetPort": "http"}]}},
-    ]
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[oc.Cluster]:
     async with oc.Cluster(runtime="process", nodes=1) as c:
-        await c.apply([*app("v1"), *app("v2"), *app("v3")])
-        for v in ("v1", "v2", "v3"):
-            await c.wait_for(f"deployment/reviews-{v}", "Available", timeout=30)
-            # Available says the pod is Ready; its address reaches Endpoints just after
-            await c.wait_for(f"endpoints/reviews-{v}", lambda e: any(
-                s.addresses for s in e.subsets or ()), timeout=30)
+        await c.apply(reviews())
+        await ready(c)
         yield c
 
 
-def ingress(name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, **meta}, "spec": spec}
-
-
-def backend(service: str, port: int | str = 80) -> dict[str, Any]:
-    ref = {"number": port} if isinstance(port, int) else {"name": port}
-    return {"service": {"name": service, "port": ref}}
-
-
-def path(p: str, service: str, kind: str = "Prefix", port: int | str = 80) -> dict[str, Any]:
-    return {"path": p, "pathType": kind, "backend": backend(service, port)}
-
-
-async def served(cluster: oc.Cluster, name: str) -> tuple[str, int]:
-    ing = await cluster.wait_for(
-        f"ingress/{name}", lambda i: bool(i.status and i.status.load_balancer
-                                         and i.status.load_balancer.ingress), timeout=10)
-    assert ing.status.load_balancer.ingress[0].ip == "127.0.0.1"
-    return cluster.endpoint(f"ingress/{name}", 80)
+@pytest.mark.parametrize("check", checks.INGRESS_CHECKS, ids=lambda c: c.__name__)
+async def test_ingress(cluster: oc.Cluster, check: checks.Check) -> None:
+    """The suite shared with containerd (tests/traffic/_route_checks.py)."""
+    await check(cluster)
 
 
 async def test_the_builtin_class_is_the_default(cluster: oc.Cluster) -> None:
     cls = await cluster.get("ingressclass/orchestra")
     assert cls.spec.controller == "orchestra.dev/ingress"
     assert cls.metadata.annotations["ingressclass.kubernetes.io/is-default-class"] == "true"
-
-
-async def test_hosts_paths_and_default_backend(cluster: oc.Cluster) -> None:
-    await cluster.apply(ingress("shop", {
-        "defaultBackend": backend("reviews-v3"),
-        "rules": [
-            {"host": "shop.example.com", "http": {"paths": [
-                path("/", "reviews-v1"),
-                path("/api", "reviews-v2", port="web"),  # port by name
-                path("/api/exact", "reviews-v3", kind="Exact"),
-                path("/legacy", "reviews-v1", kind="ImplementationSpecific"),
-                path("/same", "reviews-v1"),
-                path("/same", "reviews-v3", kind="Exact")]}},
-            {"host": "*.beta.example.com", "http": {"paths": [path("/", "reviews-v2")]}},
-        ]}))
-    addr = await served(cluster, "shop")
-
-    def run() -> None:
-        def v(p: str, host: str) -> str:
-            status, _, body = get(addr, p, host=host)
-            assert status == 200, (p, host, status, body)
-            return version_of(body)
-
-        assert v("/", "shop.example.com") == "v1"
-        assert v("/api", "shop.example.com") == "v2"
-        assert v("/api/", "shop.example.com") == "v2"
-        assert v("/api/items", "shop.example.com") == "v2"
-        assert v("/apix", "shop.example.com") == "v1"  # element-wise prefix
-        assert v("/api/exact", "shop.example.com") == "v3"  # Exact over Prefix
-        assert v("/api/exact/", "shop.example.com") == "v2"
-        assert v("/legacy/x", "shop.example.com") == "v1"
-        assert v("/same", "shop.example.com") == "v3"  # equal length: Exact first
-        assert v("/same/x", "shop.example.com") == "v1"
-        assert v("/", "x.beta.example.com") == "v2"
-        assert v("/", "y.x.beta.example.com") == "v3"  # one label only: default backend
-        assert v("/", "other.example.com") == "v3"
-
-    await asyncio.to_thread(run)
-    stats = cluster.traffic_stats("ingress/shop")
-    assert stats["ingress/default/shop/shop.example.com/api"]["codes"] == {200: 4}
-    route = stats["ingress/default/shop/default-backend"]
-    assert route["requests"] == 2
-    (b,) = route["backends"].values()
-    assert b["cluster"] == "default/reviews-v3:80" and b["requests"] == 2
-    assert set(route["latency_ms"]) == {"p50", "p90", "p99"}
-    log = cluster.access_log("ingress/shop")
-    assert len(log) == 13 and '"GET /apix HTTP/1.1" 200' in "".join(log)
 
 
 async def test_no_rule_is_404_and_missing_service_is_503_with_an_event(
@@ -156,35 +67,6 @@ async def test_no_rule_is_404_and_missing_service_is_503_with_an_event(
         return status == 200 and version_of(body) == "v2"
 
     assert await eventually(lambda: now_v2())
-
-
-async def test_tls_terminates_with_the_certificate_chosen_by_sni(cluster: oc.Cluster) -> None:
-    certs = {h: make_cert(h) for h in ("a.example.com", "b.example.com")}
-    for h, (crt, key) in certs.items():
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                             "metadata": {"name": h.split(".")[0] + "-tls"},
-                             "data": {"tls.crt": base64.b64encode(crt).decode(),
-                                      "tls.key": base64.b64encode(key).decode()}})
-    await cluster.apply(ingress("secure", {
-        "tls": [{"hosts": ["a.example.com"], "secretName": "a-tls"},
-                {"hosts": ["b.example.com"], "secretName": "b-tls"},
-                {"hosts": ["c.example.com"], "secretName": "c-tls"}],
-        "rules": [{"host": "a.example.com", "http": {"paths": [path("/", "reviews-v1")]}},
-                  {"host": "b.example.com", "http": {"paths": [path("/", "reviews-v2")]}}]}))
-    await served(cluster, "secure")
-    addr = cluster.endpoint("ingress/secure", 443)
-
-    def run() -> None:
-        assert same_cert(peer_cert(addr, "a.example.com"), certs["a.example.com"][0])
-        assert same_cert(peer_cert(addr, "b.example.com"), certs["b.example.com"][0])
-        status, body = https_get(addr, "b.example.com", cafile_pem=certs["b.example.com"][0])
-        assert status == 200 and version_of(body) == "v2"
-        assert version_of(body) == "v2"
-
-    await asyncio.to_thread(run)
-    events = await eventually(lambda: [e for e in cluster.events("ingress/secure")
-                                       if e.reason == "SecretNotFound"])
-    assert events[0].message == 'secret "default/c-tls" not found'
 
 
 async def test_route_change_under_keep_alive_load_loses_no_request(

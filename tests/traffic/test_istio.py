@@ -9,125 +9,45 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import math
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import orchestra as oc
 from orchestra.objects._registry import kind_info, load
-from tests.net._http import APP, get, seen, version_of
+from tests.net._http import get, seen, version_of
+from tests.traffic import _istio_checks as checks
+from tests.traffic._istio_checks import (
+    DOCS,
+    GW_REF,
+    bookinfo,
+    dest,
+    gateway,
+    many,
+    ready,
+    samples,
+    vs,
+    within,
+)
 
 pytestmark = pytest.mark.anyio
-
-DOCS = Path(__file__).resolve().parent.parent / "manifests" / "docs"
-GW_REF = "gateways.networking.istio.io/bookinfo-gateway"
-
-
-def app(name: str, version: str) -> list[dict[str, Any]]:
-    labels = {"app": name, "version": version}
-    container = {"name": "app", "image": "python:3",
-                 "command": [sys.executable, str(APP), "--version", version, "--port", "9080"],
-                 "ports": [{"name": "http", "containerPort": 9080}],
-                 "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"},
-                                    "periodSeconds": 1}}
-    return [{"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": f"{name}-{version}"},
-             "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                      "template": {"metadata": {"labels": labels},
-                                   "spec": {"containers": [container],
-                                            "terminationGracePeriodSeconds": 1}}}}]
-
-
-def service(name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"selector": {"app": name},
-                     "ports": [{"name": "http", "port": 9080, "targetPort": "http"}]}}
 
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[oc.Cluster]:
     async with oc.Cluster(runtime="process", nodes=1) as c:
-        await c.apply([*app("productpage", "v1"), *app("reviews", "v1"),
-                       *app("reviews", "v2"), *app("reviews", "v3"), *app("ratings", "v1"),
-                       service("productpage"), service("reviews"), service("ratings")])
-        await c.apply(load(DOCS / "istio-destination-rule-all.yaml"))
-        await c.apply(load(DOCS / "istio-bookinfo-gateway.yaml"))
-        for d in ("productpage-v1", "reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1"):
-            await c.wait_for(f"deployment/{d}", "Available", timeout=30)
-        want = {"productpage": 1, "reviews": 3, "ratings": 1}
-        for svc, n in want.items():  # Available can precede the Endpoints update
-            await c.wait_for(f"endpoints/{svc}", lambda e, n=n: sum(
-                len(s.addresses or ()) for s in e.subsets or ()) == n, timeout=30)
+        await c.apply(bookinfo())
+        await c.apply(samples())
+        await ready(c)
         yield c
 
 
-def through_gateway(path: str, name: str | None = None) -> list[Any]:
-    """A docs sample made to serve at the bookinfo gateway too (``gateways``: the
-    gateway and mesh), hosts unchanged plus ``*``: the ingress reaches the same rules."""
-    out = []
-    for obj in load(DOCS / path):
-        d = obj.to_dict()
-        if d["kind"] == "VirtualService":
-            d["spec"]["gateways"] = ["bookinfo-gateway", "mesh"]
-            d["spec"]["hosts"] = [*d["spec"]["hosts"], "*"]
-            d["metadata"]["name"] = name or d["metadata"]["name"]
-        out.append(d)
-    return out
-
-
-def vs(name: str, http: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": name},
-            "spec": {"hosts": ["*"], "gateways": ["bookinfo-gateway"], "http": http}}
-
-
-def dest(host: str, subset: str | None = None, weight: int | None = None) -> dict[str, Any]:
-    d: dict[str, Any] = {"destination": {"host": host}}
-    if subset:
-        d["destination"]["subset"] = subset
-    if weight is not None:
-        d["weight"] = weight
-    return d
-
-
-async def gateway(cluster: oc.Cluster, path: str = "/", *, want: int | None = 200,
-                  headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    """The gateway's answer to ``path``, waiting (bounded) until it is ``want``."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            addr = cluster.endpoint(GW_REF, 80)
-            status, _, body = await asyncio.to_thread(get, addr, path, headers=headers)
-        except (ValueError, OSError):
-            status, body = 0, b""
-        if want is None or status == want or time.monotonic() > deadline:
-            return status, body
-        await asyncio.sleep(0.05)
-
-
-def many(addr: tuple[str, int], n: int, path: str = "/",
-         headers: dict[str, str] | None = None) -> list[tuple[int, bytes, float]]:
-    """``n`` requests on one kept-alive connection: status, body, seconds each."""
-    conn = http.client.HTTPConnection(*addr, timeout=10)
-    out = []
-    try:
-        for _ in range(n):
-            t0 = time.monotonic()
-            status, _, body = get(addr, path, headers=headers, conn=conn)
-            out.append((status, body, time.monotonic() - t0))
-    finally:
-        conn.close()
-    return out
-
-
-def within(count: int, n: int, p: float, sigmas: float = 5.0) -> bool:
-    """Whether ``count`` of ``n`` is within ``sigmas`` binomial deviations of ``n*p``."""
-    return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
+@pytest.mark.parametrize("check", checks.CHECKS, ids=lambda c: c.__name__)
+async def test_bookinfo(cluster: oc.Cluster, check: checks.Check) -> None:
+    """The suite shared with containerd (tests/traffic/_istio_checks.py)."""
+    await check(cluster)
 
 
 def test_istio_samples_load_unchanged_in_every_served_version() -> None:
@@ -190,152 +110,6 @@ async def test_both_gateway_kinds_live_side_by_side(cluster: oc.Cluster) -> None
         == "Gateway"
     with pytest.raises(oc.NotFound):
         await cluster.get(GW_REF)
-
-
-async def test_bookinfo_gateway_sample_routes_productpage(cluster: oc.Cluster) -> None:
-    status, body = await gateway(cluster, "/productpage")
-    assert status == 200 and seen(body)["path"] == "/productpage"
-    assert version_of(body) == "v1"
-    status, body = await gateway(cluster, "/static/css/app.css")
-    assert status == 200 and seen(body)["path"] == "/static/css/app.css"
-    status, _ = await gateway(cluster, "/reviews", want=404)
-    assert status == 404  # no route for it
-
-
-async def test_weighted_split_90_10_within_binomial_bounds(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(through_gateway("istio-virtual-service-reviews-90-10.yaml"))
-    status, _ = await gateway(cluster, "/", want=200)
-    assert status == 200
-    n = 2000
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), n)
-    versions = [version_of(b) for s, b, _ in got if s == 200]
-    assert len(versions) == n
-    v2 = versions.count("v2")
-    assert versions.count("v1") + v2 == n
-    assert within(v2, n, 0.10), v2
-
-
-async def test_header_match_sends_jason_to_v2(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(through_gateway("istio-virtual-service-reviews-test-v2.yaml"))
-    await gateway(cluster, "/")
-    addr = cluster.endpoint(GW_REF, 80)
-    jason = await asyncio.to_thread(many, addr, 20, "/", {"end-user": "jason"})
-    others = await asyncio.to_thread(many, addr, 20, "/", {"end-user": "mary"})
-    anon = await asyncio.to_thread(many, addr, 20, "/")
-    assert {version_of(b) for _, b, _ in jason} == {"v2"}
-    assert {version_of(b) for _, b, _ in others} == {"v1"}
-    assert {version_of(b) for _, b, _ in anon} == {"v1"}
-
-
-async def test_sample_fault_abort_and_fault_abort_at_half(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(through_gateway("istio-virtual-service-ratings-test-abort.yaml"))
-    status, body = await gateway(cluster, "/", headers={"end-user": "jason"}, want=500)
-    assert status == 500 and body == b"fault filter abort"
-    status, body = await gateway(cluster, "/", want=200)
-    assert version_of(body) == "v1"
-    await cluster.apply(vs("ratings", [{"fault": {"abort": {
-        "httpStatus": 418, "percentage": {"value": 50}}}, "route": [dest("ratings", "v1")]}]))
-    await gateway(cluster, "/", want=418)
-    n = 2000
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), n)
-    codes = [s for s, _, _ in got]
-    assert set(codes) == {200, 418}
-    assert within(codes.count(418), n, 0.5), codes.count(418)
-
-
-async def test_fixed_delay_is_measured(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(vs("delay", [{"fault": {"delay": {
-        "fixedDelay": "0.3s", "percentage": {"value": 100.0}}},
-        "route": [dest("ratings")]}]))
-    await gateway(cluster, "/")
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 3)
-    assert all(s == 200 and took >= 0.3 for s, _, took in got), got
-
-
-async def test_timeout_cuts_a_slow_backend(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(vs("slow", [{"timeout": "0.2s", "route": [dest("ratings")]}]))
-    await gateway(cluster, "/")
-    status, body = await gateway(cluster, "/slow/2000", want=None)
-    assert status == 504 and body == b"upstream request timeout"
-    status, _ = await gateway(cluster, "/slow/10", want=None)
-    assert status == 200
-
-
-async def test_retries_hide_a_backend_failing_every_other_request(
-        cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(vs("flaky", [{"match": [{"uri": {"exact": "/flaky"}}],
-                                      "retries": {"attempts": 3, "retryOn": "5xx"},
-                                      "route": [dest("ratings")]},
-                                     {"route": [dest("reviews", "v3")]}]))
-    await gateway(cluster, "/")
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 20, "/flaky")
-    assert [s for s, _, _ in got] == [200] * 20
-    addr = cluster.endpoint("service/ratings")
-    _, _, counts = await asyncio.to_thread(get, addr, "/counts")
-    assert json.loads(counts)["/flaky"] == 40  # every other try failed and was retried
-    # without retries the failures show
-    await cluster.apply(vs("flaky", [{"match": [{"uri": {"exact": "/flaky"}}],
-                                      "retries": {"attempts": 0},
-                                      "route": [dest("ratings")]},
-                                     {"route": [dest("reviews", "v3")]}]))
-    await asyncio.sleep(0.3)
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 20, "/flaky")
-    assert [s for s, _, _ in got].count(503) == 10
-
-
-async def test_mirror_copies_requests_to_a_shadow(cluster: oc.Cluster) -> None:
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(vs("mirror", [{"route": [dest("reviews", "v1")],
-                                       "mirror": {"host": "ratings"},
-                                       "mirrorPercentage": {"value": 100.0}}]))
-    await gateway(cluster, "/warmup")
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 20, "/mirrored")
-    assert {(s, version_of(b)) for s, b, _ in got} == {(200, "v1")}
-    addr = cluster.endpoint("service/ratings")
-    counts: dict[str, int] = {}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # mirrors are fire-and-forget: wait for them
-        _, _, body = await asyncio.to_thread(get, addr, "/counts")
-        counts = json.loads(body)
-        if counts.get("/mirrored", 0) >= 20:
-            break
-        await asyncio.sleep(0.05)
-    assert counts.get("/mirrored") == 20
-
-
-async def test_unknown_subset_and_gateway_are_warning_events(cluster: oc.Cluster) -> None:
-    await cluster.apply({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                         "metadata": {"name": "broken"},
-                         "spec": {"hosts": ["reviews"], "gateways": ["nowhere"],
-                                  "http": [{"route": [dest("reviews", "v9")]}]}})
-    deadline = time.monotonic() + 10
-    reasons: set[tuple[str, str]] = set()
-    while time.monotonic() < deadline:
-        reasons = {(e.type, e.message) for e in cluster.events("virtualservice/broken")}
-        if len(reasons) >= 2:
-            break
-        await asyncio.sleep(0.05)
-    assert ("Warning", 'Referenced gateway not found: "nowhere"') in reasons
-    assert ("Warning", 'Referenced host+subset in destinationrule not found: '
-            '"reviews+v9"') in reasons
-    vs_obj = await cluster.wait_for("virtualservice/broken", lambda v: bool(
-        v.status and v.status.get("validationMessages")), timeout=10)
-    assert [(m["type"]["code"], m["level"]) for m in vs_obj.status["validationMessages"]] \
-        == [("IST0101", "ERROR"), ("IST0101", "ERROR")]
-    await cluster.apply({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                         "metadata": {"name": "broken"},
-                         "spec": {"hosts": ["reviews"], "gateways": ["bookinfo-gateway"],
-                                  "http": [{"route": [dest("reviews", "v1")]}]}})
-    fixed = await cluster.wait_for("virtualservice/broken", lambda v: bool(
-        v.status and not v.status.get("validationMessages")
-        and v.status.get("observedGeneration") == "2"), timeout=10)
-    assert fixed.metadata.generation == 2
 
 
 async def through_service(cluster: oc.Cluster, svc: str, done: Any,

@@ -1,6 +1,7 @@
 """DestinationRule traffic policies on the process runtime, through the built-in ingress
-gateway and at a Service's ClusterIP: load balancers, consistent hashing, connection-pool
-overflow and outlier detection ejecting a failing pod and bringing it back."""
+gateway: load balancers, consistent hashing by source IP and cookie, connection-pool
+overflow and requests per connection. Consistent hashing by header and outlier detection
+are in the suite shared with containerd (tests/traffic/_istio_checks.py)."""
 
 from __future__ import annotations
 
@@ -11,52 +12,16 @@ import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
 import orchestra as oc
 from tests.net._http import get, seen, version_of
-from tests.traffic.test_istio import GW_REF, cluster, gateway, many, vs
+from tests.traffic._istio_checks import GW_REF, gateway, many, pod_addr, rule, to, vs
+from tests.traffic.test_istio import cluster
 
 pytestmark = pytest.mark.anyio
 __all__ = ["cluster"]  # the fixture
-
-
-def rule(host: str, policy: dict[str, Any], name: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-            "metadata": {"name": name or host},
-            "spec": {"host": host, "trafficPolicy": policy}}
-
-
-async def to(cluster: oc.Cluster, host: str, policy: dict[str, Any]) -> None:
-    """Route the gateway's ``/`` to ``host`` (every version) under ``policy``."""
-    if cluster.store.get_or_none("VirtualService", "bookinfo") is not None:
-        await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply(rule(host, policy))
-    await cluster.apply(vs("all", [{"route": [{"destination": {"host": host}}]}]))
-    await gateway(cluster, "/")
-
-
-async def pod_addr(cluster: oc.Cluster, deployment: str) -> tuple[str, int]:
-    pods = await cluster.list("pods", selector=f"app=reviews,version={deployment}")
-    return (pods[0].status.pod_ip, 9080)
-
-
-async def test_consistent_hash_by_header_keeps_each_user_on_one_backend(
-        cluster: oc.Cluster) -> None:
-    await to(cluster, "reviews", {"loadBalancer": {"consistentHash": {
-        "httpHeaderName": "x-user"}}})
-    addr = cluster.endpoint(GW_REF, 80)
-    chosen = {}
-    for user in range(12):
-        got = await asyncio.to_thread(many, addr, 10, "/", {"x-user": f"user-{user}"})
-        versions = {version_of(b) for _, b, _ in got}
-        assert len(versions) == 1, (user, versions)  # sticky
-        chosen[user] = versions.pop()
-    assert len(set(chosen.values())) >= 2  # and users spread over the backends
-    plain = await asyncio.to_thread(many, addr, 30, "/")  # no key: round robin
-    assert {version_of(b) for _, b, _ in plain} == {"v1", "v2", "v3"}
 
 
 async def test_consistent_hash_by_source_ip_and_cookie(cluster: oc.Cluster) -> None:
@@ -107,32 +72,6 @@ async def test_connection_pool_overflow_answers_503_as_envoy(cluster: oc.Cluster
     assert any(" UO " in line for line in cluster.access_log("virtualservice/all"))
     got = await asyncio.to_thread(many, addr, 5, "/")  # sequential: under the limit
     assert [s for s, _, _ in got] == [200] * 5
-
-
-async def test_outlier_detection_ejects_a_failing_pod_and_brings_it_back(
-        cluster: oc.Cluster) -> None:
-    await to(cluster, "reviews", {"outlierDetection": {
-        "consecutive5xxErrors": 3, "interval": "1s", "baseEjectionTime": "1s",
-        "maxEjectionPercent": 100}})
-    v3 = await pod_addr(cluster, "v3")
-    await asyncio.to_thread(get, v3, "/fail/on")
-    addr = cluster.endpoint(GW_REF, 80)
-    got = await asyncio.to_thread(many, addr, 30, "/")
-    codes = [s for s, _, _ in got]
-    assert codes.count(500) == 3, codes  # three in a row from v3, then it is ejected
-    last_failure = max(i for i, c in enumerate(codes) if c == 500)
-    assert {version_of(b) for _, b, _ in got[last_failure + 1:]} == {"v1", "v2"}
-    await asyncio.to_thread(get, v3, "/fail/off")
-    deadline = time.monotonic() + 10
-    versions: set[str] = set()
-    while time.monotonic() < deadline:  # after baseEjectionTime it is back
-        got = await asyncio.to_thread(many, addr, 10, "/")
-        versions = {version_of(b) for s, b, _ in got if s == 200}
-        if "v3" in versions:
-            break
-        await asyncio.sleep(0.1)
-    assert "v3" in versions
-    assert all(s == 200 for s, _, _ in got)
 
 
 async def test_max_requests_per_connection_closes_backend_connections(
