@@ -1,11 +1,14 @@
 """Pod volumes on the node: each volume becomes a host directory that runtimes mount.
 
 ConfigMap, Secret, downwardAPI and projected volumes are written the way the kubelet's
-atomic writer does: the files live in a timestamped directory, ``..data`` is a symlink
+atomic writer does: the files live in a timestamped directory
+(``..2026_12_07_12_00_00.<random>``, UTC, the kubelet's name), ``..data`` is a symlink
 to it, and each visible name is a symlink through ``..data``; an update writes a new
 directory and swaps ``..data`` with one ``rename``, so a reader never sees half an
-update. Secret volumes go on tmpfs (``/dev/shm``) where it exists, in directories only
-the owner can enter; their content is never logged.
+update. Every name of the writer's own starts with ``..`` (which no key can), and only
+``..data`` and ``..data_tmp`` start with ``..d``. Secret volumes go on tmpfs
+(``/dev/shm``) where it exists, in directories only the owner can enter; their content
+is never logged.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from orchestra.loops._podenv import (
@@ -40,7 +44,10 @@ def _write_atomic(target: str, files: Mapping[str, bytes], modes: Mapping[str, i
         current = os.path.join(target, os.readlink(data_link))
         if _same(current, files, modes):
             return False
-    new_dir = tempfile.mkdtemp(prefix="..", dir=target)
+    # The kubelet's name: ``..`` and the UTC time, then mkdtemp's random part. A bare
+    # random part could start with "d" and read as ``..data``'s family to a reader.
+    stamp = datetime.now(UTC).strftime("..%Y_%m_%d_%H_%M_%S.")
+    new_dir = tempfile.mkdtemp(prefix=stamp, dir=target)
     os.chmod(new_dir, 0o755)
     for rel, content in files.items():
         path = os.path.join(new_dir, rel)
