@@ -465,7 +465,7 @@ class Exchange:
             up.broken = True
             self._retry()
             return
-        retry = self.route.retry if self.route is not None else None
+        retry = route.retry if route is not None else None
         if retry is not None and retry.attempts and self.attempt >= retry.attempts and \
                 retry.on_status(status):
             self.flags = "URX"  # Envoy: the answer stands because the retries ran out
