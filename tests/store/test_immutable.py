@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orchestra._errors import Invalid
+from orchestra._errors import Conflict, Invalid, NotFound
 from orchestra._store import Store
 
 from ._helpers import pod
@@ -186,10 +186,29 @@ def test_a_pod_spec_changes_only_where_kubernetes_allows(store: Store) -> None:
     assert store.patch("pod/web", {"spec": {"activeDeadlineSeconds": 50}})
 
 
-def test_binding_an_unbound_pod_is_allowed_once(store: Store) -> None:
+def test_a_pod_is_bound_by_the_binding_subresource_once_never_by_an_update(
+        store: Store) -> None:
     store.create(pod("web"))
-    assert store.patch("pod/web", {"spec": {"nodeName": "n1"}}).spec.node_name == "n1"
+    assert refused(store, "pod/web", {"spec": {"nodeName": "n1"}}) == POD_MSG
+    bound = store.bind("web", "n1")
+    assert bound.spec.node_name == "n1"
+    scheduled = [c for c in bound.status.conditions if c.type == "PodScheduled"]
+    assert [(c.status, c.last_transition_time is not None) for c in scheduled] == [
+        ("True", True)]
     assert refused(store, "pod/web", {"spec": {"nodeName": "n2"}}) == POD_MSG
+    rv = store.resource_version
+    with pytest.raises(Conflict) as err:
+        store.bind("web", "n2")
+    assert str(err.value) == ('Operation cannot be fulfilled on pods/binding "web": pod web '
+                              'is already assigned to node "n1"')
+    assert store.resource_version == rv
+    store.create(pod("gone", finalizers=["x.io/keep"]))
+    store.delete("pod/gone")
+    with pytest.raises(Conflict, match='pods/binding "gone": pod gone is being deleted, '
+                                       "cannot be assigned to a host"):
+        store.bind("gone", "n1")
+    with pytest.raises(NotFound):
+        store.bind("nobody", "n1")
 
 
 def test_a_service_cluster_ip_may_not_change(store: Store) -> None:

@@ -438,11 +438,11 @@ def test_index_path_agrees_with_a_linear_scan(populated: Store, selector: Any, f
 
 def test_indexes_follow_updates_and_deletes(store: Store) -> None:
     _populate(store)
-    p = store.get("pod/p7")  # unbound: binding it is an allowed update
+    p = store.get("pod/p7")  # unbound
     d = p.to_dict()
     d["metadata"]["labels"] = {"app": "moved"}
-    d["spec"]["nodeName"] = "n9"
     store.update(d)
+    store.bind("p7", "n9")
     assert [x.name for x in store.list("pods", selector="app=moved")] == ["p7"]
     assert [x.name for x in store.list("pods", field_selector="spec.nodeName=n9")] == ["p7"]
     assert "p7" not in {x.name for x in store.list("pods", selector="app=a3")}

@@ -184,14 +184,14 @@ async def test_selector_transitions(store: Store) -> None:
 async def test_field_selector_transitions(store: Store) -> None:
     w = store.watch("pods", field_selector="spec.nodeName=n1")
     store.create(pod("a"))
-    store.patch("pod/a", {"spec": {"nodeName": "n1"}})
+    store.bind("a", "n1")
     store.create(pod("b", node="n1"))
     store.delete("pod/b", grace_period_seconds=0)
     assert drain(w) == [("ADDED", "a"), ("ADDED", "b"), ("DELETED", "b")]
     unscheduled = store.watch("pods", field_selector="spec.nodeName=")
     assert drain(unscheduled) == []
     store.create(pod("c"))
-    store.patch("pod/c", {"spec": {"nodeName": "n2"}})
+    store.bind("c", "n2")
     assert drain(unscheduled) == [("ADDED", "c"), ("DELETED", "c")]
 
 

@@ -4,9 +4,10 @@
 ``ValidateJobUpdate``, ``ValidatePodUpdate``, ``ValidateServiceUpdate``,
 ``ValidatePersistentVolumeClaimUpdate``, ``ValidateStorageClassUpdate``).
 
-Checked on every update and patch before admission. Two writes the API server makes
-through subresources are writes of the store here and stay allowed: binding a pod
-(``spec.nodeName`` set once) and binding a claim (``spec.volumeName`` set once). A Job
+Checked on every update and patch before admission. A pod is bound through
+``Store.bind`` (the ``pods/binding`` subresource), never by an update. Binding a claim
+(``spec.volumeName`` set once), a write the API server's PV controller makes, stays an
+allowed update. A Job
 gets its selector and template labels when it is created, as from the API server; one
 stored without a selector (a manualSelector Job) may still get them later.
 
@@ -181,8 +182,6 @@ def _pod_rule(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
             errors.append(FieldError("spec.schedulingGates", "Forbidden: only deletion is "
                                      f"allowed, but found new scheduling gate '{g.get('name')}'"))
     _put(now, "schedulingGates", was.get("schedulingGates"))
-    if not was.get("nodeName"):
-        _put(now, "nodeName", None)  # the binding (the scheduler's write), once
     if now != was:
         errors.append(FieldError("spec", POD_FORBIDDEN))
     return errors

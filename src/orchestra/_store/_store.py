@@ -42,6 +42,7 @@ from orchestra._errors import (
     hide_from_tracebacks,
 )
 from orchestra._store._admission import AdmissionHook
+from orchestra._store._binding import _Binding
 from orchestra._store._core import KindRef
 from orchestra._store._delete import _Deletion
 from orchestra._store._immutable import check_update
@@ -96,7 +97,7 @@ def to_field_selector(selector: FieldSelectorLike | None) -> FieldSelector | Non
     return None if out.empty else out
 
 
-class Store(_Deletion):
+class Store(_Binding, _Deletion):
     """Objects by kind, namespace and name, with indexes, admission and watches.
 
     Every method is synchronous and must be called from one thread (the event loop's);
@@ -365,7 +366,8 @@ class Store(_Deletion):
             raise _not_found(info, name)
         return self._update(table, key, old, obj)
 
-    def _update(self, table: Table, key: Key, old: KubeObject, new: KubeObject) -> KubeObject:
+    def _update(self, table: Table, key: Key, old: KubeObject, new: KubeObject, *,
+                subresource: bool = False) -> KubeObject:
         info = table.info
         meta = new.metadata
         om = old.metadata
@@ -391,7 +393,8 @@ class Store(_Deletion):
             _label_namespace(data, key[1])
             new = to_object(data)
         new = _carry_system_fields(new, old)
-        check_update(info, key[1], old, new)
+        if not subresource:  # (a subresource's write checks what it may change itself)
+            check_update(info, key[1], old, new)
         if self._hooks and self._hooked(info):
             admitted = self._admit("UPDATE", info, new, old)
             assert admitted is not None

@@ -146,23 +146,11 @@ class SchedulingLoop:
             self.unschedulable.add(key)
             return Result(requeue_after=UNSCHEDULABLE_FLUSH)
         self.unschedulable.discard(key)
-        now = format_time(self.ctx.clock.now())
-        conditions = [c.to_dict() for c in (pod.status.conditions or ())] if pod.status else []
-        conditions = [c for c in conditions if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True",
-                           "lastTransitionTime": now})
-        status = pod.status.to_dict() if pod.status is not None else {}
-        status["conditions"] = conditions
-        status.setdefault("phase", "Pending")
-        from orchestra.objects import PodStatus
-
         try:
             if volumes is not None:
                 bind_volumes(store, pod, node)
-            store.update(pod.model_copy(update={
-                "spec": pod.spec.model_copy(update={"node_name": node}),
-                "status": PodStatus.model_validate(status),
-            }))
+            store.bind(pod.metadata.name or "", node,
+                       namespace=pod.metadata.namespace or "default")
         except (Conflict, NotFound):
             self.scheduler.forget(pod)
             raise
