@@ -4,6 +4,8 @@ the deferred statistics, and both event loops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import uuid
 
@@ -141,3 +143,42 @@ async def test_both_event_loops_serve(loop: str) -> None:
 def test_unknown_loop_is_refused() -> None:
     with pytest.raises(ValueError, match="auto, uvloop or asyncio"):
         HttpProxy(loop="trio")
+
+
+async def test_response_headers_named_by_connection_are_dropped() -> None:
+    """A backend's ``Connection: keep-alive, X-Hop`` makes X-Hop hop-by-hop too."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    answer = (b"HTTP/1.1 200 OK\r\nX-Hop: 1\r\nConnection: keep-alive, X-Hop\r\n"
+              b"X-Stay: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok")
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                c, _ = srv.accept()
+                with c:
+                    buf = b""
+                    while True:
+                        data = c.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                        while b"\r\n\r\n" in buf:
+                            buf = buf.split(b"\r\n\r\n", 1)[1]
+                            c.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    proxy = HttpProxy(connect_timeout=2.0)
+    try:
+        addr = await proxy.listen("t", ("127.0.0.1", 0), table=RouteTable((VirtualHost(
+            "all", ("*",), (Route("r", destinations=(WeightedCluster(
+                Cluster("c", (srv.getsockname()[:2],))),)),)),)))
+        for _ in range(2):  # a fresh backend connection, then the pooled one
+            status, hdrs, body = await asyncio.to_thread(get, addr, "/")
+            assert (status, body) == (200, b"ok")
+            assert hdrs.get("x-stay") == "1" and hdrs.get("content-length") == "2"
+            assert "x-hop" not in hdrs and "keep-alive" not in hdrs
+    finally:
+        await proxy.close()
+        srv.close()

@@ -474,22 +474,29 @@ class Exchange:
         self.upstream_ms = int((time.monotonic() - self.started) * 1000)
         if not keep_alive:
             up.broken = True
-        lows = [n.lower() for n, _ in headers]
-        hop = HOP
-        if b"connection" in lows:
-            hop = hop | {t.strip() for low, (_, v) in zip(lows, headers, strict=True)
-                         if low == b"connection" for t in v.lower().split(b",")}
+        # (plain loops: comprehensions and zip cost several times more on this path)
         out: list[tuple[bytes, bytes]] = []
         length: bytes | None = None
         up_chunked = False
-        for low, h in zip(lows, headers, strict=True):
-            if low in hop:
+        named: set[bytes] | None = None  # the names the Connection header lists
+        for h in headers:
+            low = h[0].lower()
+            if low in HOP:
                 if low == b"transfer-encoding":
                     up_chunked = b"chunked" in h[1].lower()
+                elif low == b"connection":
+                    if named is None:
+                        named = set()
+                    for t in h[1].lower().split(b","):
+                        named.add(t.strip())
                 continue
             if low == b"content-length":
                 length = h[1]
             out.append(h)
+        if named:
+            out = [h for h in out if h[0].lower() not in named]
+            if b"content-length" in named:
+                length = None
         if route is not None and route.response_headers is not None:
             out = modify(out, route.response_headers)
         down = self.down
@@ -515,8 +522,11 @@ class Exchange:
                 out.append((b"connection", b"close"))
             elif not client_11:
                 out.append((b"connection", b"keep-alive"))
-        down.write(b"".join([b"HTTP/1.1 %d %b\r\n" % (status, reason or status_text(status)),
-                             *[b"%b: %b\r\n" % h for h in out], b"\r\n"]))
+        parts = [b"HTTP/1.1 %d %b\r\n" % (status, reason or status_text(status))]
+        for h in out:
+            parts.append(b"%b: %b\r\n" % h)
+        parts.append(b"\r\n")
+        down.write(b"".join(parts))
         if self.head_only:
             self.response_end(up)
 

@@ -28,7 +28,23 @@ def request_head(ex: Exchange, route: Route, match: Match, path: str, query: str
     """The request line and headers sent to a backend (or, ``shadow``, to a mirror)."""
     listener = ex.down.listener
     hop = _FORWARD_DROP | ex.conn_named if ex.conn_named else _FORWARD_DROP
-    out = [h for low, h in zip(ex.lows, ex.headers, strict=True) if low not in hop]
+    added = (b"x-forwarded-for: %b\r\nx-forwarded-proto: %b\r\nx-request-id: %b\r\n"
+             % (ex.xff.encode("latin-1"), listener.scheme.encode(),
+                ex.request_id.encode("latin-1")))
+    lows, headers = ex.lows, ex.headers
+    if route.rewrite is None and route.request_headers is None and not shadow and \
+            not ex.upgrade:  # the common case, in plain loops (no tuples rebuilt)
+        target = path + ("?" + query if query else "")
+        parts = [f"{ex.method} {target} HTTP/1.1\r\n".encode("latin-1")]
+        for i in range(len(headers)):
+            if lows[i] not in hop:
+                parts.append(b"%b: %b\r\n" % headers[i])
+        parts.append(added)
+        if ex.chunked:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+    out = [h for low, h in zip(lows, headers, strict=True) if low not in hop]
     out.append((b"x-forwarded-for", ex.xff.encode("latin-1")))
     out.append((b"x-forwarded-proto", listener.scheme.encode()))
     out.append((b"x-request-id", ex.request_id.encode("latin-1")))
