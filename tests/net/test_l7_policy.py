@@ -385,3 +385,13 @@ async def test_timeouts_and_resets_count_as_gateway_errors(proxy: HttpProxy) -> 
             w.close()
         for s in servers:
             s.close()
+
+
+async def test_a_clusters_data_plane_times_outlier_detection_on_the_cluster_clock() -> None:
+    clock = oc.ManualClock()
+    async with oc.Cluster(clock=clock) as cluster:
+        assert cluster.traffic is not None
+        balancer = cluster.traffic.balancer
+        before = balancer.monotonic()
+        await clock.advance(42.0)
+        assert balancer.monotonic() - before == 42.0
