@@ -104,6 +104,16 @@ def test_validate_broken_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "not valid YAML" in capsys.readouterr().out
 
 
+def test_a_missing_path_is_named_as_kubectl_names_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    for command in ("validate", "up"):
+        assert main([command, "-f", missing]) == 1
+        captured = capsys.readouterr()
+        assert captured.err == f'error: the path "{missing}" does not exist\n'
+        assert "Errno" not in captured.out + captured.err
+
+
 def test_human_duration() -> None:
     assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
                                         3 * 86400 + 3600, 20 * 86400)] == \

@@ -45,6 +45,8 @@ def _sources(paths: Sequence[str]) -> list[tuple[str, str | bytes]]:
             out.append(("<stdin>", sys.stdin.buffer.read()))
             continue
         path = Path(p)
+        if not path.exists():  # kubectl's words
+            raise FileNotFoundError(f'the path "{p}" does not exist')
         if path.is_dir() and kustomization_file(path) is not None:
             out.append((str(path), to_yaml(load(path))))
         elif path.is_dir():
@@ -431,10 +433,11 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("-f", "--filename", action="append", required=True,
                    help="a manifest file, a directory of them, or - for stdin (repeatable)")
     u.add_argument("--runtime", default="process",
-                   choices=["process", "fake", "containerd"])
+                   choices=["process", "fake", "containerd"],
+                   help="what a container is (default: process, real processes, no root)")
     u.add_argument("--network", default=None,
                    help="loopback, bridge or fake (default: the runtime's)")
-    u.add_argument("--nodes", type=int, default=1)
+    u.add_argument("--nodes", type=int, default=1, help="how many nodes (default: 1)")
     u.add_argument("--once", action="store_true",
                    help="print the table once everything is Available, then stop")
     u.add_argument("--timeout", type=float, default=None, metavar="S",
@@ -444,9 +447,12 @@ def parser() -> argparse.ArgumentParser:
     img = sub.add_parser("image", help="image helpers")
     isub = img.add_subparsers(dest="image_command", required=True)
     b = isub.add_parser("build-busybox", help="build a busybox OCI image archive")
-    b.add_argument("out", metavar="OUT.tar")
-    b.add_argument("--ref", default="busybox:latest")
-    b.add_argument("--busybox", default="/bin/busybox")
+    b.add_argument("out", metavar="OUT.tar", help="where to write the OCI image archive")
+    b.add_argument("--ref", default="busybox:latest",
+                   help="the image name it carries (default: busybox:latest)")
+    b.add_argument("--busybox", default="/bin/busybox",
+                   help="a static busybox binary to put in it (default: /bin/busybox, "
+                        "from Debian's busybox-static)")
     b.set_defaults(func=cmd_build_busybox)
     return ap
 

@@ -23,7 +23,8 @@ import pytest
 import orchestra
 
 ROOT = Path(__file__).resolve().parents[2]
-FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.M | re.S)
+# (indented too, as in a list item: the block is dedented by its fence's indent)
+FENCE = re.compile(r"^( *)```python[^\n]*\n(.*?)^\1```", re.M | re.S)
 RUNNER = textwrap.dedent("""
     import ast, asyncio, sys
     code = compile(sys.argv[1], sys.argv[2], "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
@@ -45,7 +46,10 @@ def _blocks() -> Iterator[object]:
         for match in FENCE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
             where = f"{path.relative_to(ROOT)}:{line}"
-            yield pytest.param(match.group(1), where, id=where)
+            indent = len(match.group(1))
+            code = "".join(text_line[indent:] for text_line
+                           in match.group(2).splitlines(keepends=True))
+            yield pytest.param(code, where, id=where)
     doc = orchestra.__doc__ or ""
     example = textwrap.dedent("\n".join(
         line for line in doc.splitlines() if line.startswith("    ") or not line.strip()))
