@@ -7,7 +7,11 @@ bookinfo samples as they were applied, with the app's counters reset."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from _bookinfo import bridge_cluster, shell_app  # type: ignore[import-not-found]
@@ -18,6 +22,17 @@ from tests.traffic import _istio_checks as checks
 from tests.traffic._istio_checks import PORT, bookinfo, gateway, ready, samples
 
 pytestmark = pytest.mark.anyio
+
+ROOT = str(Path(__file__).resolve().parent.parent.parent)
+# run by the host's Python inside a pod's network namespace: a Caller's batch to host:port
+BATCH = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from tests.net._http import get, version_of
+host, port, headers = json.loads(sys.argv[2])
+answers = [get((host, port), "/", headers=headers)[::2] for _ in range(30)]
+print(json.dumps([version_of(b) if s == 200 else str(s) for s, b in answers]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +63,25 @@ async def cluster(shared: oc.Cluster) -> oc.Cluster:
 async def test_bookinfo(cluster: oc.Cluster, check: checks.Check) -> None:
     """The suite shared with the process runtime (tests/traffic/_istio_checks.py)."""
     await check(cluster)
+
+
+async def from_productpage(cluster: oc.Cluster, svc: str,
+                           headers: dict[str, str] | None) -> list[str]:
+    """A :data:`checks.Caller` from inside the productpage pod's network namespace to the
+    Service's ClusterIP (what the bridge's nft table hands to the mesh's L7)."""
+    (pod,) = await cluster.list("pods", selector="app=productpage")
+    ip = (await cluster.get(f"service/{svc}")).spec.cluster_ip
+    net: Any = cluster.network
+    proc = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net={net._netns_path(pod.metadata.uid)}", sys.executable, "-c", BATCH,
+        ROOT, json.dumps([ip, PORT, headers]),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise OSError(err.decode())
+    got: list[str] = json.loads(out)
+    return got
+
+
+async def test_mesh_samples_from_a_pod_to_the_cluster_ip(cluster: oc.Cluster) -> None:
+    await checks.mesh_header_route_and_fault_samples(cluster, from_productpage)

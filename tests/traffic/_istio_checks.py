@@ -156,6 +156,38 @@ async def counts(cluster: oc.Cluster, svc: str) -> dict[str, int]:
     return out
 
 
+Caller = Callable[[oc.Cluster, str, dict[str, str] | None], Awaitable[list[str]]]
+"""Sends 30 requests for ``/`` to a Service (a connection each: L4 balances connections)
+with those headers; returns the version of each answer, or its status when not 200."""
+
+
+async def from_host(cluster: oc.Cluster, svc: str,
+                    headers: dict[str, str] | None) -> list[str]:
+    """A :data:`Caller` from the embedding process, at ``cluster.endpoint``."""
+    addr = cluster.endpoint(f"service/{svc}")
+
+    def batch() -> list[tuple[int, bytes]]:
+        return [get(addr, "/", headers=headers)[::2] for _ in range(30)]
+
+    return [version_of(b) if s == 200 else str(s) for s, b in await asyncio.to_thread(batch)]
+
+
+async def through_service(cluster: oc.Cluster, svc: str, done: Any,
+                          headers: dict[str, str] | None = None,
+                          caller: Caller = from_host) -> list[str]:
+    """What answers at the Service, polled (bounded) until ``done`` holds for the
+    answers of one :data:`Caller` batch."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            versions = await caller(cluster, svc, headers)
+        except (OSError, ValueError, http.client.HTTPException):
+            versions = []
+        if done(versions) or time.monotonic() > deadline:
+            return versions
+        await asyncio.sleep(0.05)
+
+
 # -- the checks ---------------------------------------------------------------------------
 
 async def bookinfo_gateway_sample_routes_productpage(cluster: oc.Cluster) -> None:
@@ -338,6 +370,23 @@ async def unknown_subset_and_gateway_are_warning_events(cluster: oc.Cluster) -> 
         v.status and not v.status.get("validationMessages")
         and v.status.get("observedGeneration") == "2"), timeout=10)
     assert fixed.metadata.generation == 2
+
+
+
+async def mesh_header_route_and_fault_samples(cluster: oc.Cluster,
+                                              caller: Caller = from_host) -> None:
+    """Istio's samples unchanged (no gateway: the mesh), at the Services' ClusterIPs."""
+    jason = {"end-user": "jason"}
+    await cluster.apply(load(DOCS / "istio-virtual-service-reviews-test-v2.yaml"))
+    got = await through_service(cluster, "reviews", lambda v: set(v) == {"v2"}, jason, caller)
+    assert set(got) == {"v2"}
+    got = await through_service(cluster, "reviews", lambda v: set(v) == {"v1"}, None, caller)
+    assert set(got) == {"v1"}
+    await cluster.apply(load(DOCS / "istio-virtual-service-ratings-test-abort.yaml"))
+    got = await through_service(cluster, "ratings", lambda v: set(v) == {"500"}, jason, caller)
+    assert set(got) == {"500"}
+    got = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"}, None, caller)
+    assert set(got) == {"v1"}
 
 
 Check = Callable[[oc.Cluster], Awaitable[None]]

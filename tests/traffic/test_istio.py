@@ -11,7 +11,6 @@ import http.client
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -28,6 +27,7 @@ from tests.traffic._istio_checks import (
     many,
     ready,
     samples,
+    through_service,
     vs,
     within,
 )
@@ -112,28 +112,6 @@ async def test_both_gateway_kinds_live_side_by_side(cluster: oc.Cluster) -> None
         await cluster.get(GW_REF)
 
 
-async def through_service(cluster: oc.Cluster, svc: str, done: Any,
-                          headers: dict[str, str] | None = None) -> list[str]:
-    """Versions answering at the Service's ClusterIP, polled (bounded) until ``done``
-    holds for the versions of a batch of 30 requests (a connection each: L4 balances
-    connections)."""
-    deadline = time.monotonic() + 10
-
-    def batch(addr: tuple[str, int]) -> list[tuple[int, bytes]]:
-        return [get(addr, "/", headers=headers)[::2] for _ in range(30)]
-
-    while True:
-        addr = cluster.endpoint(f"service/{svc}")
-        try:
-            got = await asyncio.to_thread(batch, addr)
-            versions = [version_of(b) if s == 200 else str(s) for s, b in got]
-        except (OSError, ValueError, http.client.HTTPException):
-            versions = []
-        if done(versions) or time.monotonic() > deadline:
-            return versions
-        await asyncio.sleep(0.05)
-
-
 async def test_mesh_routes_at_the_services_cluster_ip_and_falls_back_to_l4(
         cluster: oc.Cluster) -> None:
     before = await through_service(cluster, "reviews", lambda v: {"v1", "v2", "v3"} <= set(v))
@@ -156,18 +134,7 @@ async def test_mesh_routes_at_the_services_cluster_ip_and_falls_back_to_l4(
 
 
 async def test_mesh_header_route_and_fault_samples(cluster: oc.Cluster) -> None:
-    await cluster.apply(load(DOCS / "istio-virtual-service-reviews-test-v2.yaml"))
-    jason = await through_service(cluster, "reviews", lambda v: set(v) == {"v2"},
-                                  {"end-user": "jason"})
-    assert set(jason) == {"v2"}
-    others = await through_service(cluster, "reviews", lambda v: set(v) == {"v1"})
-    assert set(others) == {"v1"}
-    await cluster.apply(load(DOCS / "istio-virtual-service-ratings-test-abort.yaml"))
-    aborted = await through_service(cluster, "ratings", lambda v: set(v) == {"500"},
-                                    {"end-user": "jason"})
-    assert set(aborted) == {"500"}
-    fine = await through_service(cluster, "ratings", lambda v: set(v) == {"v1"})
-    assert set(fine) == {"v1"}
+    await checks.mesh_header_route_and_fault_samples(cluster)
 
 
 async def test_mesh_source_labels_route_by_the_calling_pod(cluster: oc.Cluster) -> None:
