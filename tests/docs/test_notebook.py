@@ -33,15 +33,17 @@ def test_the_example_notebook_runs_and_displays_html(tmp_path: Path,
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    for cell in nb.cells:
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert len(code) == 6 and len(nb.cells) == 12  # each code cell after its explanation
+    for cell in code:
         errors = [o for o in cell.outputs if o.get("output_type") == "error"]
         assert not errors, errors
-    cluster_html = html_of(nb.cells[1])
+    cluster_html = html_of(code[1])
     assert "<h4>Pods</h4>" in cluster_html and "<h4>Services</h4>" in cluster_html
     assert cluster_html.count("Running") == 2
-    row = html_of(nb.cells[2])
+    row = html_of(code[2])
     assert "<th style=\"text-align:left\">UP-TO-DATE</th>" in row and ">2/2<" in row
-    table = html_of(nb.cells[3])
+    table = html_of(code[3])
     assert table.count("<tr>") == 3 and ">Running<" in table
-    described = html_of(nb.cells[4])
+    described = html_of(code[4])
     assert described.startswith("<pre>Name:") and "web" in described
