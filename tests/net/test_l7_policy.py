@@ -395,3 +395,26 @@ async def test_a_clusters_data_plane_times_outlier_detection_on_the_cluster_cloc
         before = balancer.monotonic()
         await clock.advance(42.0)
         assert balancer.monotonic() - before == 42.0
+
+
+async def test_the_route_timeout_runs_from_the_whole_request_received(
+        proxy: HttpProxy) -> None:
+    with backends("v1") as (a,):
+        addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
+            route("slow-upload", a, timeout=0.3)))
+
+        def slow_upload() -> bytes:
+            with socket.create_connection(addr, timeout=10) as s:
+                s.sendall(b"POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n"
+                          b"connection: close\r\n\r\nab")
+                time.sleep(0.8)  # longer than the timeout, before the request ends
+                s.sendall(b"cd")
+                out = b""
+                while data := s.recv(65536):
+                    out += data
+                return out
+
+        answer = await asyncio.to_thread(slow_upload)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b'"body_len": 4' in answer
+        status, _, body = await asyncio.to_thread(get, addr, "/slow/800")
+        assert (status, body) == (504, b"upstream request timeout")  # a slow answer is cut

@@ -235,8 +235,8 @@ class Exchange:
                     break
         self.cluster = cluster
         plane = self.down.listener.plane
-        if route.timeout:
-            self.timer = asyncio.get_running_loop().call_later(route.timeout, self._timed_out)
+        if route.timeout and self.request_done:
+            self._arm_timeout(route.timeout)
         policy = cluster.policy
         if policy is not None and policy.limited:
             verdict = plane.balancer.admit(cluster.name, policy, self)
@@ -445,7 +445,16 @@ class Exchange:
                 self._shadow()
             if not self.queued and self.backoff is None and not self.resp_started:
                 self._arm_try()
+            route = self.route
+            if route is not None and route.timeout and not self.resp_done:
+                self._arm_timeout(route.timeout)
         self._maybe_done()
+
+    def _arm_timeout(self, seconds: float) -> None:
+        """The route's timeout runs from the whole request received (Envoy's), so a slow
+        upload is not cut; it covers queueing, tries and back-off, and the response."""
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
 
     # -- response side ----------------------------------------------------------------
 
