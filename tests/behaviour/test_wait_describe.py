@@ -53,6 +53,17 @@ async def test_timeout_of_a_crashing_process_shows_its_last_log_lines() -> None:
         assert "BackOff" in msg or "CrashLoopBackOff" in msg or "Error" in msg
 
 
+async def test_timeout_of_a_crash_looping_deployment_shows_the_exit_code() -> None:
+    async with oc.Cluster(runtime="fake", nodes=1) as cluster:
+        await cluster.apply(deployment(replicas=1, annotations={
+            "fake.orchestra.dev/exit-after": "0s", "fake.orchestra.dev/exit-code": "3"}))
+        with pytest.raises(oc.Timeout) as err:
+            await cluster.wait_for("deployment/web", "Available", timeout=1, stable_for=1)
+        msg = str(err.value)
+        assert "containers of pod web-" in msg, msg
+        assert "last terminated: exit code 3 (Error)" in msg, msg
+
+
 async def test_timeout_of_a_deployment_and_a_missing_object() -> None:
     async with oc.Cluster(runtime="fake", nodes=1) as cluster:
         with pytest.raises(oc.Timeout, match="does not exist"):

@@ -87,7 +87,9 @@ async def _log_tail_async(cluster: ClusterView, pod: Any, lines: int = 10) -> li
 
 async def explain_failure(cluster: ClusterView, kind: str, name: str, ns: str | None, obj: Any
                           ) -> list[str]:
-    """Events of the object and of its unhappy pods, and their last log lines."""
+    """Events of the object and of its unhappy pods, what each of their containers that
+    is not ready is doing and how it last ended (the exit code of a crash loop), and
+    their last log lines."""
     lines: list[str] = []
     pods: list[Any] = []
     if obj is not None:
@@ -112,6 +114,11 @@ async def explain_failure(cluster: ClusterView, kind: str, name: str, ns: str | 
         if evs and kind != "Pod":  # a pod's own events are listed above
             lines.append(f"events of pod {p.metadata.name}:")
             lines += [f"  {e.type} {e.reason}: {e.message}" for e in evs]
+        containers = _container_lines(p) if p.status is not None else []
+        if containers:
+            lines.append("containers:" if kind == "Pod" else
+                         f"containers of pod {p.metadata.name}:")
+            lines += containers
         lines += await _log_tail_async(cluster, p)
     return lines
 
