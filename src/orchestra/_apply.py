@@ -80,6 +80,11 @@ def _documents_of(x: Any, depth: int = 0) -> list[Document]:
 
 
 def _apply_one(store: Store, obj: KubeObject, namespace: str | None) -> KubeObject:
+    if getattr(obj, "status", None) is not None:
+        # A manifest saved from a cluster (`kubectl get -o yaml`) carries a status: the
+        # API server resets it on create and keeps the stored one on update (status is
+        # the controllers' to write, through its subresource), so apply ignores it.
+        obj = obj.model_copy(update={"status": None})
     info = obj.INFO
     ns = (obj.metadata.namespace or namespace or "default") if info.namespaced else None
     current = store.get_or_none(info.key, obj.metadata.name, namespace=ns) \

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from tests.behaviour._util import ready
+from tests.behaviour._util import MakeCluster, ready
 
 pytestmark = pytest.mark.anyio
 
@@ -363,3 +363,22 @@ async def test_hpa_without_its_target_says_so_and_describes_its_behavior() -> No
         ]
         assert [line.split() for line in lines if "memory on pods" in line] == [
             ["resource", "memory", "on", "pods:", "<unknown>", "/", "100Mi"]]
+
+
+async def test_apply_ignores_the_status_of_a_manifest_saved_from_a_cluster(
+        make_cluster: MakeCluster) -> None:
+    # `kubectl get -o yaml` output carries a status; the API server ignores it on create
+    # and on update, so a pod saved as Succeeded still runs, and stays Running.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "saved"},
+           "spec": {"containers": [{"name": "main", "image": "busybox:1.36",
+                                    "command": ["sleep", "3600"]}],
+                    "terminationGracePeriodSeconds": 0},
+           "status": {"phase": "Succeeded", "podIP": "10.9.9.9"}}
+    async with make_cluster(nodes=1) as cluster:
+        created = (await cluster.apply(pod))[0]
+        assert created.status is None or created.status.phase != "Succeeded"
+        await cluster.wait_for("pod/saved", "Ready", timeout=30)
+        again = (await cluster.apply(pod))[0]
+        assert again.status.phase == "Running" and again.status.pod_ip != "10.9.9.9"
+        assert '"status"' not in again.annotations[
+            "kubectl.kubernetes.io/last-applied-configuration"]
