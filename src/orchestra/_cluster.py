@@ -686,6 +686,15 @@ class Cluster:
             raise OrchestraError("the cluster is not started")
         await self.nodes.fail(name)
 
+    async def remove_node(self, name: str) -> None:
+        """Remove a node for good (a machine taken away): its kubelet stops, its
+        containers die, and its Node and Lease are deleted. Its pods stay bound to it
+        until the pod garbage collector marks them Failed and force-deletes them, once
+        the node has been gone for 40 s; their controllers then replace them."""
+        if self.nodes is None:
+            raise OrchestraError("the cluster is not started")
+        await self.nodes.remove(name)
+
 
 __all__ = ["Cluster", "NodeSpec", "to_object"]
 

@@ -15,7 +15,9 @@ labels are those Kubernetes' components export:
   ``scheduler_scheduling_attempt_duration_seconds`` (labels ``result``: scheduled or
   unschedulable, and ``profile``);
 - kubelets: ``kubelet_started_pods_total``, ``kubelet_started_containers_total``;
-- the Service proxy: ``orchestra_proxy_open_connections`` (connections open now).
+- the Service proxy: ``orchestra_proxy_open_connections`` (connections open now);
+- a controller's own counters (``Controller.counters``), such as PodGC's
+  ``pod_gc_collector_force_delete_pods_total`` (labels ``namespace``, ``reason``).
 
 Durations are real seconds (``time.perf_counter``), as client-go measures them.
 """
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["ControlPlaneMetrics"]
@@ -79,6 +81,20 @@ class _Proxy(Collector):
         yield g
 
 
+class _Counts(Collector):
+    """A controller's own counters (``orchestra.loops._engine.Counts`` by name)."""
+
+    def __init__(self, counters: dict[str, Any]) -> None:
+        self._counters = counters
+
+    def collect(self) -> Any:
+        for name, counts in self._counters.items():
+            family = CounterMetricFamily(name, counts.help, labels=list(counts.labels))
+            for values, n in sorted(counts.values.items()):
+                family.add_metric(list(values), n)
+            yield family
+
+
 class ControlPlaneMetrics:
     """A cluster's registry and the observers that feed it."""
 
@@ -127,6 +143,8 @@ class ControlPlaneMetrics:
             return
         self._attached.add(id(controller))
         name = str(controller.name)
+        if getattr(controller, "counters", None):
+            self.registry.register(_Counts(controller.counters))
         controller.queue.metrics = _Queue(self, name)
         counted = {o: self.reconciles.labels(name, o) for o in
                    ("success", "error", "requeue", "requeue_after")}

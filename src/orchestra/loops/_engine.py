@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -39,6 +40,16 @@ class Result:
 
     requeue_after: float | None = None
     requeue: bool = False
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A counter family a controller keeps of its own, which the cluster's metrics export
+    under its name: label values (in the order of ``labels``) -> count."""
+
+    help: str
+    labels: tuple[str, ...]
+    values: Counter[tuple[str, ...]] = field(default_factory=Counter)
 
 
 class TemporaryError(Exception):
@@ -89,6 +100,8 @@ class Controller:
         # metrics): ``reconciled(outcome, seconds)``, outcome as controller-runtime's
         # ``result`` label (success, error, requeue, requeue_after)
         self.metrics: Callable[[str, float], None] | None = None
+        # counters of the controller's own (Kubernetes' names), by metric name
+        self.counters: dict[str, Counts] = {}
 
     def enqueue(self, key: str) -> None:
         self.queue.add(key)

@@ -117,6 +117,7 @@ class NodeManager:
         self.runtime = runtime
         self.state_dir = state_dir
         self.agents: dict[str, NodeAgent] = {}
+        self.removed: list[NodeAgent] = []  # the agents of removed nodes, for the cleanup
         self.containers: dict[str, str] = {}  # container id -> pod key
         self.lease_interval = float(ctx.options.get("lease_interval", 10.0))
         self._spawn: Any = None
@@ -255,7 +256,7 @@ class NodeManager:
     def release_volumes(self) -> None:
         """Remove every pod's volume directories (tmpfs ones live outside the cluster's
         state directory); for the cluster's stop, after the containers are gone."""
-        for agent in self.agents.values():
+        for agent in [*self.agents.values(), *self.removed]:
             for st in list(agent.pods.values()):
                 if st.volumes is not None:
                     st.volumes.cleanup()
@@ -265,6 +266,22 @@ class NodeManager:
         if agent is None:
             raise NotFound(f'nodes "{name}" not found')
         await agent.kill()
+
+    async def remove(self, name: str) -> None:
+        """The node is gone for good: its kubelet stops and its containers die (as in
+        :meth:`fail`), then its Node and Lease are deleted, as a cloud provider's node
+        controller deletes the Node of a machine that no longer exists. Its pods stay
+        until the pod garbage collector force-deletes them, 40 s later."""
+        agent = self.agents.pop(name, None)
+        if agent is None:
+            raise NotFound(f'nodes "{name}" not found')
+        self.removed.append(agent)
+        await agent.kill()
+        for kind, namespace in (("Lease", "kube-node-lease"), ("Node", None)):
+            try:
+                self.ctx.store.delete(kind, name, namespace=namespace)
+            except NotFound:
+                pass
 
 
 class NodeLifecycle:

@@ -21,6 +21,8 @@ OPTIONS: dict[str, str] = {
     "daemonset_workers": "DaemonSets reconciled at once",
     "endpoints_workers": "Services whose Endpoints are computed at once",
     "gc_workers": "objects the garbage collector handles at once",
+    "terminated_pod_gc_threshold": "terminated pods kept before PodGC deletes the oldest "
+                                   "(kube-controller-manager's 12500; 0: never)",
     "lease_interval": "seconds between a node's heartbeats (its Lease renewals)",
     "node_monitor_period": "seconds between the node lifecycle controller's checks",
     "node_monitor_grace_period": "seconds without a heartbeat before a node is NotReady",

@@ -1,0 +1,74 @@
+"""A node removed for good (``cluster.remove_node``): its Node and Lease go, its kubelet
+stops, and its pods stay bound to it until the pod garbage collector, 40 s later, marks
+them Failed (DisruptionTarget, DeletionByPodGC) and force-deletes them; a Job then
+replaces its pod, with ``podReplacementPolicy: Failed`` too. On every runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+import orchestra as oc
+from tests.behaviour._util import MakeCluster
+from tests.behaviour.test_workloads import eventually
+
+pytestmark = pytest.mark.anyio
+
+JOB = "batch.kubernetes.io/job-name=work"
+
+
+def job(policy: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "work"},
+            "spec": {"podReplacementPolicy": policy, "backoffLimit": 3, "template": {
+                "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2,
+                         "containers": [{"name": "main", "image": "busybox:1.36",
+                                         "imagePullPolicy": "IfNotPresent",
+                                         "command": ["sleep", "3600"]}]}}}}
+
+
+def running(cluster: oc.Cluster) -> list[Any]:
+    return [p for p in cluster.store.list("Pod", selector=JOB)
+            if p.metadata.deletion_timestamp is None and p.status is not None
+            and p.status.phase == "Running"]
+
+
+@pytest.mark.parametrize("policy", ["TerminatingOrFailed", "Failed"])
+async def test_a_jobs_pod_on_a_removed_node_is_replaced(make_cluster: MakeCluster,
+                                                        policy: str) -> None:
+    clock = oc.ScaledClock(20)
+    async with make_cluster(nodes=2, clock=clock) as cluster:
+        await cluster.apply(job(policy))
+        [old] = await eventually(cluster, lambda: running(cluster), within=60)
+        gone_node = old.spec.node_name
+        seen: list[tuple[str, str, str | None]] = []
+
+        async def record() -> None:
+            async for ev in cluster.store.watch("Pod", selector=JOB):
+                p = ev.object
+                seen.append((ev.type, p.metadata.name, p.status.phase if p.status else None))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(record)
+            removed_at = clock.monotonic()
+            await cluster.remove_node(gone_node)
+            assert cluster.store.get_or_none("Node", gone_node) is None
+            [new] = await eventually(cluster, lambda: [
+                p for p in running(cluster) if p.metadata.name != old.metadata.name],
+                within=60)
+            # not before the quarantine: until then the old pod looked alive
+            assert clock.monotonic() - removed_at >= 40
+            assert new.spec.node_name != gone_node
+            await eventually(cluster, lambda: cluster.store.get_or_none(
+                "Pod", old.metadata.name) is None, within=30)
+            tg.cancel_scope.cancel()
+        failed = [i for i, e in enumerate(seen) if e[1] == old.metadata.name
+                  and e[2] == "Failed"]
+        created = [i for i, e in enumerate(seen) if e[0] == "ADDED"
+                   and e[1] == new.metadata.name]
+        assert failed and created and failed[0] < created[0]  # Failed, then replaced
+        j = await cluster.get("job/work")
+        assert j.status.failed == 1 and j.status.active == 1
+        assert not any(c.type == "Failed" and c.status == "True"
+                       for c in j.status.conditions or ())
