@@ -110,6 +110,31 @@ def test_a_module_shares_one_cluster_across_loops(tmp_path: Path) -> None:
     assert "3 passed" in run.stdout, run.stdout
 
 
+TYPO = '''
+import pytest
+
+@pytest.mark.orchestra(runtim="process")
+async def test_typo(orchestra_cluster):
+    pass
+
+@pytest.mark.orchestra("process")
+def test_positional(orchestra_sync_cluster):
+    pass
+'''
+
+
+def test_a_misspelt_marker_option_fails_the_test_in_the_markers_words(
+        tmp_path: Path) -> None:
+    run = _run(tmp_path, {"test_typo.py": TYPO}, "-p", "no:asyncio")
+    out = run.stdout
+    assert run.returncode == 1, out[-4000:] + run.stderr[-4000:]
+    assert ("@pytest.mark.orchestra() got an unexpected keyword argument 'runtim'; "
+            "did you mean 'runtime'?") in out, out
+    assert "@pytest.mark.orchestra takes keyword arguments only" in out, out
+    assert "2 errors" in out, out
+    assert "_options.py" not in out and "_cluster.py" not in out, out  # no orchestra frames
+
+
 FAILING = '''
 import pytest
 

@@ -36,6 +36,7 @@ import pytest
 from orchestra._cluster import Cluster
 from orchestra._loopthread import LoopThread
 from orchestra._sync import SyncCluster
+from orchestra.loops._options import check_options
 
 _ASYNC_FIXTURES = {"orchestra_cluster", "orchestra_module_cluster",
                    "orchestra_session_cluster"}
@@ -52,8 +53,17 @@ def _marker_options(node: pytest.Item | pytest.Collector | None) -> dict[str, An
     marker = node.get_closest_marker("orchestra") if node is not None else None
     if marker is not None:
         if marker.args:
-            raise TypeError("@pytest.mark.orchestra takes keyword arguments only "
-                            f"(runtime=..., nodes=...), not {marker.args!r}")
+            pytest.fail("@pytest.mark.orchestra takes keyword arguments only "
+                        f"(runtime=..., nodes=...), not {marker.args!r}", pytrace=False)
+        # A misspelt option fails the test at once, in the marker's words and without
+        # orchestra's frames: the mistake is on the test's own line.
+        named = [n for n, p in inspect.signature(Cluster).parameters.items()
+                 if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        try:
+            check_options({k: v for k, v in marker.kwargs.items() if k not in named},
+                          accepted=named, caller="@pytest.mark.orchestra()")
+        except TypeError as exc:
+            pytest.fail(str(exc), pytrace=False)
         options.update(marker.kwargs)
     return options
 
