@@ -251,7 +251,7 @@ async def test_retries_wait_their_back_off_between_tries(proxy: HttpProxy) -> No
 
 
 async def test_pending_queue_beyond_max_connections_then_overflow(proxy: HttpProxy) -> None:
-    rec = Recorder(delay=0.5)
+    rec = Recorder(delay=0.8)
     async with rec.running() as backend:
         addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
             route("q", backend, policy=ClusterPolicy(max_connections=2, max_pending=3))))

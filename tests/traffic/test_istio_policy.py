@@ -62,7 +62,7 @@ async def test_connection_pool_overflow_answers_503_as_envoy(cluster: oc.Cluster
 
     def burst() -> list[tuple[int, bytes]]:
         with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(lambda _: get(addr, "/slow/500")[::2], range(8)))
+            return list(pool.map(lambda _: get(addr, "/slow/1000")[::2], range(8)))
 
     got = await asyncio.to_thread(burst)
     codes = [s for s, _ in got]
