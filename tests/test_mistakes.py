@@ -45,6 +45,18 @@ def test_every_option_a_loop_reads_is_known() -> None:
     assert read <= set(OPTIONS), sorted(read - set(OPTIONS))
 
 
+def test_an_unknown_runtime_or_network_is_refused_when_the_cluster_is_made() -> None:
+    with pytest.raises(ValueError, match=r"^unknown runtime 'proces': choose fake, process "
+                       r"or containerd; did you mean 'process'\?$"):
+        oc.Cluster(runtime="proces")
+    with pytest.raises(ValueError, match=r"^unknown network 'loopbak': choose fake, "
+                       r"loopback or bridge; did you mean 'loopback'\?$"):
+        oc.SyncCluster(runtime="process", network="loopbak")
+    with pytest.raises(ValueError, match=r"^unknown runtime 'docker': choose fake, process "
+                       r"or containerd$"):
+        oc.Cluster(runtime="docker")
+
+
 def test_a_wrong_clock_is_refused() -> None:
     with pytest.raises(TypeError, match=r"clock must be an orchestra clock .* not float"):
         oc.Cluster(clock=2.0)  # type: ignore[arg-type]

@@ -435,8 +435,9 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--runtime", default="process",
                    choices=["process", "fake", "containerd"],
                    help="what a container is (default: process, real processes, no root)")
-    u.add_argument("--network", default=None,
-                   help="loopback, bridge or fake (default: the runtime's)")
+    u.add_argument("--network", default=None, choices=["loopback", "bridge", "fake"],
+                   help="default: the runtime's (fake for fake, bridge for containerd, "
+                        "loopback otherwise)")
     u.add_argument("--nodes", type=int, default=1, help="how many nodes (default: 1)")
     u.add_argument("--once", action="store_true",
                    help="print the table once everything is Available, then stop")

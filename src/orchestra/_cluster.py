@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import difflib
 import functools
 import inspect
 import logging
@@ -102,6 +103,9 @@ def _controller_setups() -> list[Callable[[Context], list[Runnable]]]:
 
 _PARAMETERS = ("runtime", "nodes", "network", "clock", "name", "scheduler", "events",
                "state_dir", "runtime_options", "network_options")
+# The backends by name (load_runtime, load_network), checked when the cluster is made
+_BACKENDS = {"runtime": ("fake", "process", "containerd"),
+             "network": ("fake", "loopback", "bridge")}
 # What endpoint() port-forwards to: a pod, or the pod kubectl picks of these
 WORKLOAD_KINDS = ("Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
                   "ReplicationController")
@@ -129,6 +133,13 @@ class Cluster:
         **options: Any,
     ) -> None:
         check_options(options, accepted=_PARAMETERS)
+        for what, value in (("runtime", runtime), ("network", network)):
+            names = _BACKENDS[what]
+            if isinstance(value, str) and value not in names:
+                close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+                raise ValueError(f"unknown {what} {value!r}: choose {', '.join(names[:-1])} "
+                                 f"or {names[-1]}" + (f"; did you mean {close[0]!r}?"
+                                                      if close else ""))
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be an orchestra clock (oc.RealClock(), "
                             f"oc.ScaledClock(speed), oc.ManualClock()), not "
