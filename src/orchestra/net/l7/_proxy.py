@@ -33,10 +33,8 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -412,21 +410,21 @@ def check_cert(cert: TlsCert) -> str | None:
 
 
 def _context(cert: TlsCert) -> ssl.SSLContext:
-    """A server context for one certificate. ssl loads keys only from files: they are
-    written to a private temporary directory and removed at once."""
+    """A server context for one certificate. ssl loads keys only from files: each is put
+    in an anonymous memory file (memfd) read through /proc, so the key never reaches a
+    disk and no directory exists for anyone to remove meanwhile."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.set_alpn_protocols(["http/1.1"])
-    tmp = tempfile.mkdtemp(prefix="orchestra-tls-")
+    fds = [os.memfd_create(name, os.MFD_CLOEXEC) for name in ("tls.crt", "tls.key")]
     try:
-        crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
-        for path, data in ((crt, cert.cert_pem), (key, cert.key_pem)):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        for fd, data in zip(fds, (cert.cert_pem, cert.key_pem), strict=True):
+            os.write(fd, data)
+        crt, key = (f"/proc/self/fd/{fd}" for fd in fds)
         try:
             ctx.load_cert_chain(crt, key)
         except (ssl.SSLError, OSError) as e:
             raise ValueError(f"cannot load the certificate and key: {e}") from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for fd in fds:
+            os.close(fd)
     return ctx
