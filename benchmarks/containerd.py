@@ -137,7 +137,7 @@ async def pod_figures(socket: str, archive: str, work: str) -> dict[str, object]
 
 
 async def main() -> dict[str, object]:
-    work = tempfile.mkdtemp(prefix="orchestra-bench-")
+    work = tempfile.mkdtemp(prefix="orch-bench-")
     cd_dir = os.path.join(work, "containerd")
     socket = subprocess.run([START, cd_dir], check=True, capture_output=True,
                             text=True).stdout.strip()

@@ -276,7 +276,7 @@ def _haproxy(backends: dict[str, tuple[str, int]]
                   f"    server backend {host}:{port}"]
         if kind == "bulk":
             lines += ["    option splice-request", "    option splice-response"]
-    with tempfile.TemporaryDirectory(prefix="orchestra-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         cfg = os.path.join(tmp, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -44,7 +44,7 @@ def require(*binaries: str) -> None:
 @pytest.fixture(scope="session")
 def containerd_socket() -> Iterator[str]:
     require("containerd", "runc", "containerd-shim-runc-v2", "unshare")
-    directory = tempfile.mkdtemp(prefix="orchestra-containerd-")
+    directory = tempfile.mkdtemp(prefix="orch-containerd-")
     try:
         out = subprocess.run([START, directory], check=True, capture_output=True, text=True,
                              timeout=60)
