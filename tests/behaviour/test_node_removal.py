@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import orchestra as oc
+from orchestra.runtime import State
 from tests.behaviour._util import MakeCluster
 from tests.behaviour.test_workloads import eventually
 
@@ -72,3 +73,39 @@ async def test_a_jobs_pod_on_a_removed_node_is_replaced(make_cluster: MakeCluste
         assert j.status.failed == 1 and j.status.active == 1
         assert not any(c.type == "Failed" and c.status == "True"
                        for c in j.status.conditions or ())
+
+
+async def test_deleting_the_node_object_of_a_live_kubelet(make_cluster: MakeCluster) -> None:
+    """Only the Node object goes (``kubectl delete node``): the kubelet keeps running its
+    pod until PodGC force-deletes it, then stops its container, as a kubelet whose pod
+    was deleted does."""
+    clock = oc.ScaledClock(20)
+    async with make_cluster(nodes=2, clock=clock) as cluster:
+        await cluster.apply({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stay"},
+            "spec": {"nodeName": "node-2", "terminationGracePeriodSeconds": 2,
+                     "containers": [{"name": "main", "image": "busybox:1.36",
+                                     "imagePullPolicy": "IfNotPresent",
+                                     "command": ["sleep", "3600"]}]}})
+        pod = await cluster.wait_for("pod/stay", "Ready", timeout=60)
+        cid = pod.status.container_statuses[0].container_id.partition("://")[2]
+        deleted_at = clock.monotonic()
+        await cluster.delete("node/node-2")
+        await eventually(cluster, lambda: cluster.store.get_or_none("Pod", "stay") is None,
+                         within=60)
+        assert clock.monotonic() - deleted_at >= 40
+        assert cluster.runtime is not None
+
+        async def stopped() -> bool:
+            try:
+                st = await cluster.runtime.container_status(cid)  # type: ignore[union-attr]
+            except oc.NotFound:
+                return True
+            return st.state is not State.RUNNING
+
+        for _ in range(600):
+            if await stopped():
+                break
+            await anyio.sleep(0.05)
+        else:
+            raise AssertionError(f"the container {cid} still runs")
