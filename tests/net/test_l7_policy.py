@@ -418,3 +418,35 @@ async def test_the_route_timeout_runs_from_the_whole_request_received(
         assert answer.startswith(b"HTTP/1.1 200 ") and b'"body_len": 4' in answer
         status, _, body = await asyncio.to_thread(get, addr, "/slow/800")
         assert (status, body) == (504, b"upstream request timeout")  # a slow answer is cut
+
+
+async def test_a_body_outgrowing_the_buffer_between_two_tries_answers_507(
+        proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("orchestra.net.l7._exchange.backoff_delay", lambda *a: 5.0)
+
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # answers before the body came
+        writer.write(b"HTTP/1.1 503 X\r\ncontent-length: 0\r\n\r\n")
+
+    server = await asyncio.start_server(early, "127.0.0.1", 0)
+    try:
+        addr = await proxy.listen("t", ("127.0.0.1", 0), table=table(
+            route("r", server.sockets[0].getsockname()[:2],
+                  retry=Retry(attempts=1, retry_on=("5xx",)))))
+
+        def upload() -> bytes:
+            with socket.create_connection(addr, timeout=10) as s:
+                s.sendall(b"POST /up HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+                          % (LIMIT + 1000) + b"a" * 1000)
+                time.sleep(0.3)  # the first try failed: the proxy waits its back-off
+                s.sendall(b"b" * LIMIT)
+                out = b""
+                while data := s.recv(65536):
+                    out += data
+                return out
+
+        answer = await asyncio.to_thread(upload)
+    finally:
+        server.close()
+    assert answer.startswith(b"HTTP/1.1 507 ")
+    assert answer.endswith(b"\r\n\r\nexceeded request buffer limit while retrying upstream")
