@@ -76,7 +76,7 @@ def _address(backend: Backend) -> str:
 def _request_id() -> str:
     """A random (version 4) UUID, as Envoy puts in ``X-Request-Id``: from the fast
     non-cryptographic generator (an id, not a secret), a fifth of ``uuid4``'s cost."""
-    h = "%032x" % (random.getrandbits(128) & _UUID_MASK | _UUID_BITS)
+    h = (random.getrandbits(128) & _UUID_MASK | _UUID_BITS).to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
