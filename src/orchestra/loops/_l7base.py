@@ -21,6 +21,15 @@ def _ref(obj: Any) -> tuple[str, str]:
     return obj.metadata.namespace or "default", obj.metadata.name
 
 
+def _status_only(obj: Any, old: Any) -> bool:
+    """Whether an update changed nothing a table is compiled from: the same generation
+    (spec), labels, annotations and deletion. Kinds without a generation always count."""
+    m, o = obj.metadata, old.metadata
+    return bool(m.generation) and m.generation == o.generation and \
+        m.labels == o.labels and m.annotations == o.annotations and \
+        m.deletion_timestamp == o.deletion_timestamp
+
+
 def age_key(obj: Any) -> tuple[str, str, str]:
     """Oldest first, then by namespace and name: the precedence the specs give ties."""
     return (obj.metadata.creation_timestamp or "", obj.metadata.namespace or "",
@@ -50,6 +59,8 @@ class TableController:
         raise NotImplementedError
 
     def _on_any(self, typ: str, obj: Any, old: Any) -> None:
+        if old is not None and typ == "MODIFIED" and _status_only(obj, old):
+            return  # (the controller's own status writes: a recompile would change nothing)
         self.controller.enqueue(self.KEY)
 
     def _on_service(self, typ: str, obj: Any, old: Any) -> None:
