@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -112,6 +113,20 @@ def test_a_missing_path_is_named_as_kubectl_names_it(
         captured = capsys.readouterr()
         assert captured.err == f'error: the path "{missing}" does not exist\n'
         assert "Errno" not in captured.out + captured.err
+
+
+def test_up_into_a_pipe_prints_a_table_only_when_more_than_the_ages_changed(
+        tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text(DEPLOYMENT)
+    r = _orchestra("up", "-f", str(tmp_path / "app.yaml"), "--runtime", "fake",
+                   "--timeout", "4")
+    assert r.returncode == 0, r.stdout + r.stderr
+    tables = ["DEPLOYMENT" + t for t in r.stdout.split("DEPLOYMENT")[1:]]
+    assert tables, r.stdout
+    assert "web-" in tables[-1] and "Running" in tables[-1], r.stdout  # the settled state
+    # (the run lasts 4 s and the ages tick every second: each table says something new)
+    ageless = [re.sub(r"\b\d+[smhd]\b", "AGE", t) for t in tables]
+    assert all(a != b for a, b in zip(ageless, ageless[1:])), r.stdout
 
 
 def test_human_duration() -> None:

@@ -229,12 +229,13 @@ def _cut(line: str, width: int) -> str:
     return line if len(line) <= width else line[:width - 3] + "..."
 
 
-def render(cluster: Cluster, width: int = 80) -> str:
+def render(cluster: Cluster, width: int = 80, *, now: float | None = None) -> str:
     """The table ``orchestra up`` shows: deployments, pods (with the reason a pod is not
     fine; ``cluster.get_table("pods")`` has their nodes), services (with ready
-    endpoints and the URL to reach them), each line at most ``width`` columns."""
+    endpoints and the URL to reach them), each line at most ``width`` columns. Ages are
+    as of ``now`` (the cluster's clock unless given)."""
     store = cluster.store
-    now = cluster.clock.now()
+    now = cluster.clock.now() if now is None else now
     out: list[str] = []
     deploys = sorted(store.list("Deployment"), key=_name)
     if deploys:
@@ -364,9 +365,13 @@ async def _up(args: argparse.Namespace, objs: list[KubeObject]) -> int:
                 if tty:
                     sys.stdout.write("\x1b[H\x1b[2J" + table + "\n")
                     sys.stdout.flush()
-                elif table != last:
-                    print(table + "\n", flush=True)
-                last = table
+                else:
+                    # into a pipe or a log, a new table only when something but the
+                    # ages changed (all ages as of time 0 compare equal)
+                    key = render(cluster, width, now=0.0)
+                    if key != last:
+                        print(table + "\n", flush=True)
+                    last = key
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2 if args.once else 1.0)
     except OrchestraError as exc:
