@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -126,7 +127,7 @@ def test_up_into_a_pipe_prints_a_table_only_when_more_than_the_ages_changed(
     assert "web-" in tables[-1] and "Running" in tables[-1], r.stdout  # the settled state
     # (the run lasts 4 s and the ages tick every second: each table says something new)
     ageless = [re.sub(r"\b\d+[smhd]\b", "AGE", t) for t in tables]
-    assert all(a != b for a, b in zip(ageless, ageless[1:])), r.stdout
+    assert all(a != b for a, b in itertools.pairwise(ageless)), r.stdout
 
 
 def test_human_duration() -> None:
