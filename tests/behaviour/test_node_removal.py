@@ -109,3 +109,25 @@ async def test_deleting_the_node_object_of_a_live_kubelet(make_cluster: MakeClus
             await anyio.sleep(0.05)
         else:
             raise AssertionError(f"the container {cid} still runs")
+
+
+async def test_a_pod_failure_policy_can_ignore_podgcs_disruption() -> None:
+    """The docs' podFailurePolicy rule ``Ignore`` on ``DisruptionTarget``: the pod PodGC
+    failed on a removed node is replaced without counting toward the backoffLimit."""
+    spec = job("Failed")
+    spec["spec"]["backoffLimit"] = 0
+    spec["spec"]["podFailurePolicy"] = {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    clock = oc.ScaledClock(20)
+    async with oc.Cluster(runtime="fake", nodes=2, clock=clock) as cluster:
+        await cluster.apply(spec)
+        [old] = await eventually(cluster, lambda: running(cluster), within=60)
+        await cluster.remove_node(old.spec.node_name)
+        [new] = await eventually(cluster, lambda: [
+            p for p in running(cluster) if p.metadata.name != old.metadata.name], within=60)
+        await eventually(cluster, lambda: cluster.store.get_or_none(
+            "Pod", old.metadata.name) is None, within=30)
+        assert new.spec.node_name != old.spec.node_name
+        j = await cluster.get("job/work")
+        assert not j.status.failed and j.status.active == 1  # backoffLimit 0, not failed
+        assert not any(c.type == "Failed" for c in j.status.conditions or ())
