@@ -303,3 +303,38 @@ def test_out_of_service_means_not_ready_and_tainted() -> None:
     assert out_of_service(node(None, OUT_OF_SERVICE))
     assert not out_of_service(node("True", OUT_OF_SERVICE))
     assert not out_of_service(node("False", "node.kubernetes.io/unreachable"))
+
+
+async def test_the_non_graceful_node_shutdown_taint_ends_pods_at_once() -> None:
+    """The docs' ``node.kubernetes.io/out-of-service=nodeshutdown:NoExecute`` on a node
+    that is down: the taint evicts its pods (no default toleration covers it), and PodGC
+    force-deletes them instead of leaving them Terminating; no 300 s wait."""
+    clock = oc.ManualClock()
+    async with oc.Cluster(runtime="fake", nodes=2, clock=clock, lease_interval=10,
+                          node_monitor_grace_period=40, node_monitor_period=5) as cluster:
+        await cluster.apply(pod("web", node="node-2"))
+        await cluster.apply(pod("held", node="node-2", finalizers=(FINALIZER,)))
+        await eventually(lambda: all((p := get(cluster, n)) is not None
+                                     and p.status.phase == "Running" for n in ("web", "held")))
+        await cluster.fail_node("node-2")
+        for _ in range(12):
+            await clock.advance(5)
+            await settle(5)
+        node = await cluster.get("node/node-2")
+        assert node.condition("Ready").status == "Unknown"
+        web = get(cluster, "web")
+        assert web is not None and web.metadata.deletion_timestamp is None  # 300 s to go
+        await cluster.patch("node/node-2", {"spec": {"taints": [
+            *[t.to_dict() for t in node.spec.taints or ()],
+            {"key": OUT_OF_SERVICE, "value": "nodeshutdown", "effect": "NoExecute"}]}})
+        for _ in range(3):
+            await clock.advance(5)
+            await settle(5)
+        await eventually(lambda: get(cluster, "web") is None)
+        assert any(e.reason == "TaintManagerEviction" for e in cluster.events())
+        held = await eventually(lambda: (p := get(cluster, "held")) is not None
+                                and p.status.phase == "Failed" and p)
+        assert held.metadata.deletion_grace_period_seconds == 0
+        c = condition(held, "DisruptionTarget")  # the taint manager's, PodGC adds none
+        assert (c.reason, c.message) == ("DeletionByTaintManager",
+                                         "Taint manager: deleting due to NoExecute taint")

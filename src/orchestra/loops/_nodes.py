@@ -6,7 +6,8 @@ changes and container events to the right agent, and renews every live node's Le
 each ``lease_interval``. The lifecycle controller, a separate loop that sees only the
 store, marks a node whose Lease is older than ``grace_period`` NotReady (Ready=Unknown,
 ``NodeStatusUnknown``), taints it ``node.kubernetes.io/unreachable`` (NoSchedule and
-NoExecute), and evicts its pods once their toleration of that taint runs out (300 s
+NoExecute), and evicts its pods (the ``DisruptionTarget`` condition
+``DeletionByTaintManager`` first) once their toleration of that taint runs out (300 s
 by default, added to every pod at admission as Kubernetes' DefaultTolerationSeconds
 does). Cordoned nodes get the ``node.kubernetes.io/unschedulable`` taint.
 """
@@ -26,6 +27,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of
 from orchestra.loops._kubelet import NodeAgent
 from orchestra.loops._poddns import PodDns
+from orchestra.loops._podutil import mark_disruption_target
 from orchestra.objects._base import format_time, parse_time
 from orchestra.runtime import ContainerEvent, Runtime
 
@@ -395,10 +397,15 @@ class NodeLifecycle:
                                         f"{pod.metadata.name}",
                                         component="taint-eviction-controller")
                 try:
+                    mark_disruption_target(self.ctx.store, pod, format_time(now),
+                                           "DeletionByTaintManager",
+                                           "Taint manager: deleting due to NoExecute taint")
                     self.ctx.store.delete("Pod", pod.metadata.name,
                                           namespace=pod.metadata.namespace)
                 except NotFound:
                     pass
+                except Conflict:  # the pod changed meanwhile: look again at once
+                    next_check = 0.0
             else:
                 wait = deadline - now
                 next_check = wait if next_check is None else min(next_check, wait)
