@@ -397,7 +397,7 @@ class NodeLifecycle:
                                         f"{pod.metadata.name}",
                                         component="taint-eviction-controller")
                 try:
-                    mark_disruption_target(self.ctx.store, pod, format_time(now),
+                    mark_disruption_target(self.ctx.store, cast("Pod", pod), format_time(now),
                                            "DeletionByTaintManager",
                                            "Taint manager: deleting due to NoExecute taint")
                     self.ctx.store.delete("Pod", pod.metadata.name,
