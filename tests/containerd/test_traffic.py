@@ -14,6 +14,7 @@ from _bookinfo import bridge_cluster, shell_app  # type: ignore[import-not-found
 
 import orchestra as oc
 from tests.traffic import _route_checks as checks
+from tests.traffic._ingress_checks import INGRESS_CHECKS
 from tests.traffic._route_checks import GATEWAY_REF, ready, reviews, web_gateway
 
 pytestmark = pytest.mark.anyio
@@ -42,8 +43,9 @@ async def cluster(shared: oc.Cluster) -> oc.Cluster:
     return shared
 
 
-@pytest.mark.parametrize("check", checks.INGRESS_CHECKS + checks.GATEWAY_CHECKS,
+@pytest.mark.parametrize("check", INGRESS_CHECKS + checks.GATEWAY_CHECKS,
                          ids=lambda c: c.__name__)
 async def test_routes(cluster: oc.Cluster, check: checks.Check) -> None:
-    """The suite shared with the process runtime (tests/traffic/_route_checks.py)."""
+    """The suite shared with the process runtime (tests/traffic/_ingress_checks.py and
+    _route_checks.py)."""
     await check(cluster)

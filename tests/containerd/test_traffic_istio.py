@@ -20,6 +20,7 @@ import orchestra as oc
 from tests.net._http import get
 from tests.traffic import _istio_checks as checks
 from tests.traffic._istio_checks import PORT, bookinfo, gateway, ready, samples
+from tests.traffic._policy_checks import POLICY_CHECKS
 
 pytestmark = pytest.mark.anyio
 
@@ -59,9 +60,10 @@ async def cluster(shared: oc.Cluster) -> oc.Cluster:
     return shared
 
 
-@pytest.mark.parametrize("check", checks.CHECKS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", checks.CHECKS + POLICY_CHECKS, ids=lambda c: c.__name__)
 async def test_bookinfo(cluster: oc.Cluster, check: checks.Check) -> None:
-    """The suite shared with the process runtime (tests/traffic/_istio_checks.py)."""
+    """The suite shared with the process runtime (tests/traffic/_istio_checks.py and
+    _policy_checks.py)."""
     await check(cluster)
 
 

@@ -1,9 +1,10 @@
 """The Ingress and Gateway API suite, shared by every runtime it runs on: the versioned
 app as ``reviews-v1``/``v2``/``v3`` (a Deployment and a Service each) behind the built-in
-Ingress controller and a Gateway ``web``; the checks route by host, path, header, query
-and method, with weights, header modifiers, redirects, rewrites, TLS with SNI, and the
-status conditions with their reasons. Each check starts from what :func:`reviews` and
-:func:`web_gateway` apply and :func:`ready` waited for."""
+Ingress controller (its checks in :mod:`tests.traffic._ingress_checks`) and a Gateway
+``web``, whose checks, here, route by path, header, query and method, with weights,
+header modifiers, redirects, rewrites and TLS, and read the status conditions with their
+reasons. Each check starts from what :func:`reviews` and :func:`web_gateway` apply and
+:func:`ready` waited for."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from tests.behaviour._servers import eventually
 from tests.net._http import (
     Container,
     get,
@@ -71,105 +71,6 @@ async def ready(cluster: oc.Cluster) -> None:
         # Available says the pod is Ready; its address reaches Endpoints just after
         await cluster.wait_for(f"endpoints/reviews-{v}", lambda e: any(
             s.addresses for s in e.subsets or ()), timeout=30)
-
-
-# -- Ingress ------------------------------------------------------------------------------
-
-def ingress(name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, **meta}, "spec": spec}
-
-
-def backend(service: str, port: int | str = 80) -> dict[str, Any]:
-    ref = {"number": port} if isinstance(port, int) else {"name": port}
-    return {"service": {"name": service, "port": ref}}
-
-
-def path(p: str, service: str, kind: str = "Prefix", port: int | str = 80) -> dict[str, Any]:
-    return {"path": p, "pathType": kind, "backend": backend(service, port)}
-
-
-async def served(cluster: oc.Cluster, name: str) -> tuple[str, int]:
-    ing = await cluster.wait_for(
-        f"ingress/{name}", lambda i: bool(i.status and i.status.load_balancer
-                                         and i.status.load_balancer.ingress), timeout=10)
-    assert ing.status.load_balancer.ingress[0].ip == "127.0.0.1"
-    return cluster.endpoint(f"ingress/{name}", 80)
-
-
-async def hosts_paths_and_default_backend(cluster: oc.Cluster) -> None:
-    await cluster.apply(ingress("shop", {
-        "defaultBackend": backend("reviews-v3"),
-        "rules": [
-            {"host": "shop.example.com", "http": {"paths": [
-                path("/", "reviews-v1"),
-                path("/api", "reviews-v2", port="web"),  # port by name
-                path("/api/exact", "reviews-v3", kind="Exact"),
-                path("/legacy", "reviews-v1", kind="ImplementationSpecific"),
-                path("/same", "reviews-v1"),
-                path("/same", "reviews-v3", kind="Exact")]}},
-            {"host": "*.beta.example.com", "http": {"paths": [path("/", "reviews-v2")]}},
-        ]}))
-    addr = await served(cluster, "shop")
-
-    def run() -> None:
-        def v(p: str, host: str) -> str:
-            status, _, body = get(addr, p, host=host)
-            assert status == 200, (p, host, status, body)
-            return version_of(body)
-
-        assert v("/", "shop.example.com") == "v1"
-        assert v("/api", "shop.example.com") == "v2"
-        assert v("/api/", "shop.example.com") == "v2"
-        assert v("/api/items", "shop.example.com") == "v2"
-        assert v("/apix", "shop.example.com") == "v1"  # element-wise prefix
-        assert v("/api/exact", "shop.example.com") == "v3"  # Exact over Prefix
-        assert v("/api/exact/", "shop.example.com") == "v2"
-        assert v("/legacy/x", "shop.example.com") == "v1"
-        assert v("/same", "shop.example.com") == "v3"  # equal length: Exact first
-        assert v("/same/x", "shop.example.com") == "v1"
-        assert v("/", "x.beta.example.com") == "v2"
-        assert v("/", "y.x.beta.example.com") == "v3"  # one label only: default backend
-        assert v("/", "other.example.com") == "v3"
-
-    await asyncio.to_thread(run)
-    stats = cluster.traffic_stats("ingress/shop")
-    assert stats["ingress/default/shop/shop.example.com/api"]["codes"] == {200: 4}
-    route = stats["ingress/default/shop/default-backend"]
-    assert route["requests"] == 2
-    (b,) = route["backends"].values()
-    assert b["cluster"] == "default/reviews-v3:80" and b["requests"] == 2
-    assert set(route["latency_ms"]) == {"p50", "p90", "p99"}
-    log = cluster.access_log("ingress/shop")
-    assert len(log) == 13 and '"GET /apix HTTP/1.1" 200' in "".join(log)
-
-
-async def tls_terminates_with_the_certificate_chosen_by_sni(cluster: oc.Cluster) -> None:
-    certs = {h: make_cert(h) for h in ("a.example.com", "b.example.com")}
-    for h, (crt, key) in certs.items():
-        await cluster.apply({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-                             "metadata": {"name": h.split(".")[0] + "-tls"},
-                             "data": {"tls.crt": base64.b64encode(crt).decode(),
-                                      "tls.key": base64.b64encode(key).decode()}})
-    await cluster.apply(ingress("secure", {
-        "tls": [{"hosts": ["a.example.com"], "secretName": "a-tls"},
-                {"hosts": ["b.example.com"], "secretName": "b-tls"},
-                {"hosts": ["c.example.com"], "secretName": "c-tls"}],
-        "rules": [{"host": "a.example.com", "http": {"paths": [path("/", "reviews-v1")]}},
-                  {"host": "b.example.com", "http": {"paths": [path("/", "reviews-v2")]}}]}))
-    await served(cluster, "secure")
-    addr = cluster.endpoint("ingress/secure", 443)
-
-    def run() -> None:
-        assert same_cert(peer_cert(addr, "a.example.com"), certs["a.example.com"][0])
-        assert same_cert(peer_cert(addr, "b.example.com"), certs["b.example.com"][0])
-        status, body = https_get(addr, "b.example.com", cafile_pem=certs["b.example.com"][0])
-        assert status == 200 and version_of(body) == "v2"
-
-    await asyncio.to_thread(run)
-    events = await eventually(lambda: [e for e in cluster.events("ingress/secure")
-                                       if e.reason == "SecretNotFound"])
-    assert events[0].message == 'secret "default/c-tls" not found'
 
 
 # -- Gateway API --------------------------------------------------------------------------
@@ -390,11 +291,9 @@ async def https_listener_terminates_tls_from_a_secret(cluster: oc.Cluster) -> No
 
 
 Check = Callable[[oc.Cluster], Awaitable[None]]
-INGRESS_CHECKS: tuple[Check, ...] = (
-    hosts_paths_and_default_backend, tls_terminates_with_the_certificate_chosen_by_sni)
 GATEWAY_CHECKS: tuple[Check, ...] = (
     class_and_gateway_status, matches_filters_and_weights,
     route_conditions_and_reference_grants, https_listener_terminates_tls_from_a_secret)
-"""The checks of the suite, for tests parametrized over them (ids: their names); the
-Gateway's need :func:`web_gateway` applied."""
+"""The Gateway API checks, for tests parametrized over them (ids: their names); they need
+:func:`web_gateway` applied."""
 

@@ -1,7 +1,6 @@
 """DestinationRule traffic policies on the process runtime, through the built-in ingress
-gateway: load balancers, consistent hashing by source IP and cookie, connection-pool
-overflow and requests per connection. Consistent hashing by header and outlier detection
-are in the suite shared with containerd (tests/traffic/_istio_checks.py)."""
+gateway: the checks shared with containerd (tests/traffic/_policy_checks.py), and bodies
+carried through retries and mirrors."""
 
 from __future__ import annotations
 
@@ -11,86 +10,23 @@ import http.client
 import json
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import orchestra as oc
-from tests.net._http import get, seen, version_of
-from tests.traffic._istio_checks import GW_REF, gateway, many, pod_addr, rule, to, vs
+from tests.net._http import get, seen
+from tests.traffic._istio_checks import GW_REF, Check, gateway, pod_addr, vs
+from tests.traffic._policy_checks import POLICY_CHECKS
 from tests.traffic.test_istio import cluster
 
 pytestmark = pytest.mark.anyio
 __all__ = ["cluster"]  # the fixture
 
 
-async def test_consistent_hash_by_source_ip_and_cookie(cluster: oc.Cluster) -> None:
-    await to(cluster, "reviews", {"loadBalancer": {"consistentHash": {"useSourceIp": True}}})
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 30, "/")
-    assert len({version_of(b) for _, b, _ in got}) == 1
-    await cluster.apply(rule("reviews", {"loadBalancer": {"consistentHash": {
-        "httpCookie": {"name": "session", "ttl": "0s"}}}}))
-    deadline = time.monotonic() + 10
-    spread: set[str] = set()
-    while time.monotonic() < deadline:
-        spread = set()
-        for user in range(8):
-            got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 6, "/",
-                                          {"cookie": f"a=1; session=s{user}"})
-            versions = {version_of(b) for _, b, _ in got}
-            if len(versions) != 1:
-                break
-            spread |= versions
-        else:
-            break
-        await asyncio.sleep(0.05)
-    assert len(spread) >= 2
-
-
-async def test_random_and_least_request_spread_over_every_backend(
-        cluster: oc.Cluster) -> None:
-    for simple in ("RANDOM", "LEAST_REQUEST", "ROUND_ROBIN"):
-        await to(cluster, "reviews", {"loadBalancer": {"simple": simple}})
-        got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 60, "/")
-        assert {version_of(b) for _, b, _ in got} == {"v1", "v2", "v3"}, simple
-
-
-async def test_connection_pool_overflow_answers_503_as_envoy(cluster: oc.Cluster) -> None:
-    await to(cluster, "ratings", {"connectionPool": {"tcp": {"maxConnections": 1},
-                                                     "http": {"http1MaxPendingRequests": 1}}})
-    addr = cluster.endpoint(GW_REF, 80)
-
-    def burst() -> list[tuple[int, bytes]]:
-        with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(lambda _: get(addr, "/slow/1000")[::2], range(8)))
-
-    got = await asyncio.to_thread(burst)
-    codes = [s for s, _ in got]
-    # one request at the backend, one in the pending queue (served after it), six refused
-    assert codes.count(200) == 2 and codes.count(503) == 6, codes
-    assert {b for s, b in got if s == 503} == {
-        b"upstream connect error or disconnect/reset before headers. reset reason: overflow"}
-    assert any(" UO " in line for line in cluster.access_log("virtualservice/all"))
-    got = await asyncio.to_thread(many, addr, 5, "/")  # sequential: under the limit
-    assert [s for s, _, _ in got] == [200] * 5
-
-
-async def test_max_requests_per_connection_closes_backend_connections(
-        cluster: oc.Cluster) -> None:
-    await to(cluster, "ratings", {"loadBalancer": {"simple": "ROUND_ROBIN"}})
-    got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 10, "/")
-    assert max(seen(b)["conn_requests"] for _, b, _ in got) > 1  # pooled and reused
-    await cluster.apply(rule("ratings", {"connectionPool": {"http": {
-        "maxRequestsPerConnection": 1}}}))
-    deadline = time.monotonic() + 10
-    counts: set[int] = set()
-    while time.monotonic() < deadline:
-        got = await asyncio.to_thread(many, cluster.endpoint(GW_REF, 80), 10, "/")
-        counts = {seen(b)["conn_requests"] for _, b, _ in got[1:]}
-        if counts == {1}:
-            break
-        await asyncio.sleep(0.05)
-    assert counts == {1}  # a new backend connection for each request
+@pytest.mark.parametrize("check", POLICY_CHECKS, ids=lambda c: c.__name__)
+async def test_policy(cluster: oc.Cluster, check: Check) -> None:
+    """The suite shared with containerd (tests/traffic/_policy_checks.py)."""
+    await check(cluster)
 
 
 async def test_retries_and_mirrors_carry_the_request_body(cluster: oc.Cluster) -> None:
