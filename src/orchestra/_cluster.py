@@ -525,6 +525,13 @@ class Cluster:
         if svc.kind in ("Ingress", "Gateway"):
             return traffic_endpoint(self.traffic, svc, port)
         assert self.network is not None
+        if self.network.name == "fake":
+            # Its ClusterIPs route nowhere: a connection there would hang, not fail.
+            raise ValueError(
+                f"endpoint needs a network with a data plane (loopback or bridge); the "
+                f"fake network has none, so nothing answers at service/"
+                f"{svc.metadata.name}'s ClusterIP {svc.spec.cluster_ip}: use "
+                f"runtime=\"process\" (or network=\"loopback\") for real traffic")
         return self.network.endpoint(svc, port)
 
     def _port_forward(self, ref: Any, port: int | str | None, namespace: str

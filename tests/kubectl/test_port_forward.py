@@ -46,3 +46,10 @@ async def test_the_fake_network_refuses_a_port_forward() -> None:
         await cluster.wait_for("pod/fw-1", "Ready", timeout=10)
         with pytest.raises(ValueError, match="data plane"):
             cluster.endpoint("pod/fw-1", 8080)
+        # nor does it give a Service's ClusterIP as if this process could reach it
+        await cluster.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                             "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})
+        with pytest.raises(ValueError, match=r"the fake network has none, so nothing answers "
+                           r"at service/s's ClusterIP 10\.96\.\d+\.\d+: use "
+                           r"runtime=\"process\""):
+            cluster.endpoint("service/s", 80)
