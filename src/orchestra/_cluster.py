@@ -527,10 +527,11 @@ class Cluster:
         assert self.network is not None
         if self.network.name == "fake":
             # Its ClusterIPs route nowhere: a connection there would hang, not fail.
+            spec: Any = getattr(svc, "spec", None)
             raise ValueError(
                 f"endpoint needs a network with a data plane (loopback or bridge); the "
                 f"fake network has none, so nothing answers at service/"
-                f"{svc.metadata.name}'s ClusterIP {svc.spec.cluster_ip}: use "
+                f"{svc.metadata.name}'s ClusterIP {spec and spec.cluster_ip}: use "
                 f"runtime=\"process\" (or network=\"loopback\") for real traffic")
         return self.network.endpoint(svc, port)
 
