@@ -45,11 +45,14 @@ async def shared(containerd_socket: str, busybox_archive: str) -> AsyncIterator[
 
 @pytest.fixture
 async def cluster(shared: oc.Cluster) -> oc.Cluster:
-    """The module's cluster with only the samples' VirtualService and DestinationRules
-    (what a test applied is deleted) and every pod's counters and failure switch reset."""
-    for kind in ("virtualservice", "destinationrule"):
+    """The module's cluster with only the samples' objects (the VirtualServices,
+    DestinationRules, ServiceEntries, Istio Gateways and TLS Secrets a test applied are
+    deleted) and every pod's counters and failure switch reset."""
+    for kind in ("virtualservice", "destinationrule", "serviceentry",
+                 "gateways.networking.istio.io", "secret"):
         for obj in await shared.list(kind):
-            await shared.delete(f"{kind}/{obj.metadata.name}")
+            if kind != "secret" or obj.type == "kubernetes.io/tls":
+                await shared.delete(f"{kind}/{obj.metadata.name}")
     await shared.apply(samples())
     for pod in await shared.list("pods"):
         status, _, _ = await asyncio.to_thread(get, (pod.status.pod_ip, PORT), "/reset")

@@ -9,6 +9,7 @@ statistical bounds where the behaviour is random. Each check starts from what
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import math
@@ -17,9 +18,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import orchestra as oc
 from orchestra.objects._registry import load
-from tests.net._http import Container, get, python_app, seen, version_of
+from tests.net._http import Container, get, https_get, make_cert, python_app, seen, version_of
 
 DOCS = Path(__file__).resolve().parent.parent / "manifests" / "docs"
 GW_REF = "gateways.networking.istio.io/bookinfo-gateway"
@@ -347,11 +350,71 @@ async def mesh_header_route_and_fault_samples(cluster: oc.Cluster,
     assert set(got) == {"v1"}
 
 
+
+async def https_server_terminates_tls_with_the_credential_secret(cluster: oc.Cluster) -> None:
+    cert, key = make_cert("httpbin.example.com")
+    await cluster.apply([
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+         "metadata": {"name": "httpbin-credential"},
+         "data": {"tls.crt": base64.b64encode(cert).decode(),
+                  "tls.key": base64.b64encode(key).decode()}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+         "metadata": {"name": "mygateway"},
+         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+              "tls": {"mode": "SIMPLE", "credentialName": "httpbin-credential"},
+              "hosts": ["httpbin.example.com"]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "httpbin"},
+         "spec": {"hosts": ["httpbin.example.com"], "gateways": ["mygateway"],
+                  "http": [{"match": [{"uri": {"prefix": "/status"}}],
+                            "route": [dest("ratings")]}]}}])
+    deadline = time.monotonic() + 10
+    status, body = 0, b""
+    while time.monotonic() < deadline:
+        try:
+            addr = cluster.endpoint("gateways.networking.istio.io/mygateway", 443)
+            status, body = await asyncio.to_thread(https_get, addr, "httpbin.example.com",
+                                                   "/status/418", cert)
+            if status == 418:
+                break
+        except (ValueError, OSError):
+            pass
+        await asyncio.sleep(0.05)
+    assert status == 418 and version_of(body) == "v1"  # verified against the Secret's cert
+    other = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+             "metadata": {"name": "elsewhere"},
+             "spec": {"selector": {"istio": "egressgateway"}, "servers": [
+                 {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                  "hosts": ["*"]}]}}
+    await cluster.apply(other)
+    with pytest.raises(ValueError, match="selects no gateway of this cluster"):
+        cluster.endpoint("gateways.networking.istio.io/elsewhere", 80)
+
+
+async def service_entry_static_endpoints_are_a_destination(cluster: oc.Cluster) -> None:
+    (pod,) = await cluster.list("pods", selector="app=ratings")
+    await cluster.delete("virtualservice/bookinfo")
+    await cluster.apply([
+        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+         "metadata": {"name": "legacy"},
+         "spec": {"hosts": ["legacy.example.internal"], "location": "MESH_INTERNAL",
+                  "resolution": "STATIC",
+                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                  "endpoints": [{"address": pod.status.pod_ip, "ports": {"http": 9080}}]}},
+        vs("legacy", [{"route": [{"destination": {"host": "legacy.example.internal",
+                                                  "port": {"number": 80}}}]}])])
+    status, body = await gateway(cluster, "/legacy")
+    assert status == 200 and version_of(body) == "v1" and seen(body)["path"] == "/legacy"
+    assert not [e for e in cluster.events("virtualservice/legacy") if e.type == "Warning"]
+
 Check = Callable[[oc.Cluster], Awaitable[None]]
 CHECKS: tuple[Check, ...] = (
     bookinfo_gateway_sample_routes_productpage, weighted_split_90_10,
     header_match_sends_jason_to_v2, fault_abort_sample_and_at_half, fixed_delay_is_measured,
     timeout_cuts_a_slow_backend, retries_hide_a_backend_failing_every_other_request,
-    mirror_copies_requests_to_a_shadow, unknown_subset_and_gateway_are_warning_events)
+    mirror_copies_requests_to_a_shadow, unknown_subset_and_gateway_are_warning_events,
+    https_server_terminates_tls_with_the_credential_secret,
+    service_entry_static_endpoints_are_a_destination)
 """Every check of the suite, for a test parametrized over them (ids: their names)."""
 

@@ -9,21 +9,19 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import time
 from collections.abc import AsyncIterator
 
 import pytest
 
 import orchestra as oc
 from orchestra.objects._registry import kind_info, load
-from tests.net._http import get, seen, version_of
+from tests.net._http import get, version_of
 from tests.traffic import _istio_checks as checks
 from tests.traffic._istio_checks import (
     DOCS,
     GW_REF,
     bookinfo,
     dest,
-    gateway,
     many,
     ready,
     samples,
@@ -182,52 +180,6 @@ async def test_mesh_tcp_routes_by_port_split_connections_by_weight(
     assert set(back) == {"v1"}  # ratings itself again, at L4
 
 
-async def test_https_server_terminates_tls_with_the_credential_secret(
-        cluster: oc.Cluster) -> None:
-    import base64
-
-    from tests.net._http import https_get, make_cert
-
-    cert, key = make_cert("httpbin.example.com")
-    await cluster.apply([
-        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-         "metadata": {"name": "httpbin-credential"},
-         "data": {"tls.crt": base64.b64encode(cert).decode(),
-                  "tls.key": base64.b64encode(key).decode()}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-         "metadata": {"name": "mygateway"},
-         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
-             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
-              "tls": {"mode": "SIMPLE", "credentialName": "httpbin-credential"},
-              "hosts": ["httpbin.example.com"]}]}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-         "metadata": {"name": "httpbin"},
-         "spec": {"hosts": ["httpbin.example.com"], "gateways": ["mygateway"],
-                  "http": [{"match": [{"uri": {"prefix": "/status"}}],
-                            "route": [dest("ratings")]}]}}])
-    deadline = time.monotonic() + 10
-    status, body = 0, b""
-    while time.monotonic() < deadline:
-        try:
-            addr = cluster.endpoint("gateways.networking.istio.io/mygateway", 443)
-            status, body = await asyncio.to_thread(https_get, addr, "httpbin.example.com",
-                                                   "/status/418", cert)
-            if status == 418:
-                break
-        except (ValueError, OSError):
-            pass
-        await asyncio.sleep(0.05)
-    assert status == 418 and version_of(body) == "v1"  # verified against the Secret's cert
-    other = {"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
-             "metadata": {"name": "elsewhere"},
-             "spec": {"selector": {"istio": "egressgateway"}, "servers": [
-                 {"port": {"number": 80, "name": "http", "protocol": "HTTP"},
-                  "hosts": ["*"]}]}}
-    await cluster.apply(other)
-    with pytest.raises(ValueError, match="selects no gateway of this cluster"):
-        cluster.endpoint("gateways.networking.istio.io/elsewhere", 80)
-
-
 async def test_get_prints_istios_printer_columns(cluster: oc.Cluster) -> None:
     await cluster.apply(load(DOCS / "istio-virtual-service-reviews-90-10.yaml"))
     vss = await cluster.get_table("virtualservices", "default")
@@ -258,20 +210,3 @@ async def test_deleting_a_namespace_deletes_its_istio_objects() -> None:
                 await c.get(ref, namespace="shop")
         kept = await c.get("gateways.gateway.networking.k8s.io/bookinfo-gateway")
         assert kept.spec.gateway_class_name == "orchestra"
-
-
-async def test_service_entry_static_endpoints_are_a_destination(cluster: oc.Cluster) -> None:
-    (pod,) = await cluster.list("pods", selector="app=ratings")
-    await cluster.delete("virtualservice/bookinfo")
-    await cluster.apply([
-        {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
-         "metadata": {"name": "legacy"},
-         "spec": {"hosts": ["legacy.example.internal"], "location": "MESH_INTERNAL",
-                  "resolution": "STATIC",
-                  "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                  "endpoints": [{"address": pod.status.pod_ip, "ports": {"http": 9080}}]}},
-        vs("legacy", [{"route": [{"destination": {"host": "legacy.example.internal",
-                                                  "port": {"number": 80}}}]}])])
-    status, body = await gateway(cluster, "/legacy")
-    assert status == 200 and version_of(body) == "v1" and seen(body)["path"] == "/legacy"
-    assert not [e for e in cluster.events("virtualservice/legacy") if e.type == "Warning"]
