@@ -390,3 +390,31 @@ async def test_udp_without_backends_drops_and_a_refused_flow_picks_again(
             client.close()
         finally:
             await proxy.close()
+
+
+async def test_a_removed_listeners_address_is_free_when_remove_returns(
+        net: LoopbackBlock) -> None:
+    # The proxy thread closes sockets after each batch of events; remove() must not
+    # return before the listener's is closed, or binding its address (the L7 listener
+    # taking a ClusterIP over) fails with EADDRINUSE. A busy thread (a GIL-hungry
+    # neighbour) widens the window; the loop is bounded.
+    proxy = ServiceProxy(clock=ManualClock())
+    listen = (addr(net, 100), PORT)
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(2000))
+
+    neighbour = threading.Thread(target=busy, daemon=True)
+    neighbour.start()
+    try:
+        for _ in range(200):
+            await proxy.set_backends(listen, [(addr(net, 2), PORT)])
+            await proxy.remove(listen)
+            with contextlib.closing(socket.socket()) as s:
+                s.bind(listen)
+    finally:
+        stop.set()
+        neighbour.join()
+        await proxy.close()

@@ -11,7 +11,8 @@ Invariants:
   bookkeeping (``spliced``, ``threads``) is guarded by ``threads_lock``.
 - Sockets that a handler ends go to ``doomed`` and are closed after the batch of events,
   so a file descriptor number is never reused while events for its old socket may still
-  be in hand.
+  be in hand. Commands from other threads are answered after that, so what a command
+  closed is closed when its caller hears back.
 - Connect deadlines are all ``connect_timeout`` long, so they queue in order (a deque,
   not a heap).
 """
@@ -73,6 +74,9 @@ class _Engine:
         self.handlers: dict[int, Callable[[int], None]] = {}
         self.conns: set[_Conn] = set()
         self.doomed: list[socket.socket] = []
+        # Commands' outcomes, given to their futures after the batch (doomed sockets
+        # closed): a caller told a listener is closed can bind its address at once.
+        self.replies: list[tuple[concurrent.futures.Future[Any], bool, Any]] = []
         self.connect_deadlines: deque[tuple[float, _Conn, socket.socket]] = deque()
         self.commands: deque[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = \
             deque()
@@ -152,11 +156,9 @@ class _Engine:
         while self.commands:
             fn, fut = self.commands.popleft()
             try:
-                result = fn()
+                self.replies.append((fut, True, fn()))
             except BaseException as e:
-                fut.set_exception(e)
-            else:
-                fut.set_result(result)
+                self.replies.append((fut, False, e))
 
     def _run(self) -> None:
         poll = self.ep.poll
@@ -183,8 +185,11 @@ class _Engine:
                     self._expire_connects()
                 if doomed:
                     self._close_doomed()
+                if self.replies:
+                    self._reply()
         finally:
             self._close_doomed()
+            self._reply()
             # Commands that raced with the stop fail instead of waiting forever.
             while self.commands:
                 _, fut = self.commands.popleft()
@@ -202,6 +207,14 @@ class _Engine:
             _, conn, b = deadlines.popleft()
             if conn.state == _CONNECTING_STATE and conn.backend is b:
                 conn.connect_failed(b)
+
+    def _reply(self) -> None:
+        for fut, ok, value in self.replies:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+        self.replies.clear()
 
     def _close_doomed(self) -> None:
         for s in self.doomed:
