@@ -256,6 +256,7 @@ def test_up_once_explains_why_it_gave_up(tmp_path: Path) -> None:
     assert "CreateContainerConfigError" in lines[at]
     # the REASON, on a line of its own when the row has no room for it in 80 columns
     assert lines[at + 1] == '    reason: configmap "app-code" not found'
+    assert lines[0].endswith("1 node; at most 3s until all is Available")
     assert "not everything became Available within 3s" in r.stderr
     assert "deployment/app is not Available" in r.stderr
     assert 'Warning Failed: Error: configmap "app-code" not found' in r.stderr

@@ -342,8 +342,10 @@ async def _up(args: argparse.Namespace, objs: list[KubeObject]) -> int:
     code = 0
     try:
         await cluster.start()
+        until = (f"at most {args.timeout:g}s until all is Available"
+                 if args.once else "Ctrl-C to stop")
         print(f"cluster {cluster.name}: runtime {args.runtime}, {args.nodes} node"
-              f"{'s' if args.nodes != 1 else ''}; Ctrl-C to stop", flush=True)
+              f"{'s' if args.nodes != 1 else ''}; {until}", flush=True)
         await cluster.apply(objs)
         deadline = loop.time() + args.timeout if args.timeout else None
         last = ""
