@@ -130,6 +130,17 @@ def test_up_into_a_pipe_prints_a_table_only_when_more_than_the_ages_changed(
     assert all(a != b for a, b in itertools.pairwise(ageless)), r.stdout
 
 
+def test_no_objects_is_an_error_as_kubectl_says_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    for path in (tmp_path / "empty.yaml", tmp_path):
+        assert main(["validate", "-f", str(path)]) == 1
+        assert capsys.readouterr().err == "error: no objects passed to validate\n"
+        assert main(["up", "-f", str(path), "--runtime", "fake", "--once"]) == 1
+        assert capsys.readouterr().err == "error: no objects passed to apply\n"
+
+
 def test_human_duration() -> None:
     assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
                                         3 * 86400 + 3600, 20 * 86400)] == \

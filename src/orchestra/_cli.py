@@ -95,6 +95,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if bad:
         print(f"{bad} invalid document{'s' if bad != 1 else ''}; {valid} objects valid")
         return 1
+    if not valid:  # an empty file, or a directory without manifests: a wrong path?
+        print("error: no objects passed to validate", file=sys.stderr)
+        return 1
     print(f"{valid} objects valid")
     return 0
 
@@ -396,6 +399,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not objs:  # kubectl's words
+        print("error: no objects passed to apply", file=sys.stderr)
         return 1
     if args.once and not args.timeout:
         args.timeout = 120.0
