@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import re
 import socket
 import threading
 import uuid
+from typing import Any
 
 import pytest
 
@@ -85,11 +88,11 @@ def test_request_ids_are_version_4_uuids() -> None:
         assert str(u) == rid and u.version == 4 and u.variant == uuid.RFC_4122
 
 
-def _rec(route: str, code: int) -> AccessRecord:
-    return AccessRecord(start=0.0, method="GET", path="/", protocol="HTTP/1.1", code=code,
-                        flags="-", received=0, sent=2, duration_ms=0, upstream_ms=0,
-                        forwarded_for="", user_agent="", request_id="r", authority="h",
-                        upstream="127.0.0.1:1", route=route, cluster="c")
+def _rec(route: str, code: int) -> tuple[Any, ...]:
+    return dataclasses.astuple(AccessRecord(
+        start=0.0, method="GET", path="/", protocol="HTTP/1.1", code=code, flags="-",
+        received=0, sent=2, duration_ms=0, upstream_ms=0, forwarded_for="", user_agent="",
+        request_id="r", authority="h", upstream="127.0.0.1:1", route=route, cluster="c"))
 
 
 def test_deferred_statistics_count_every_record_while_read_from_another_thread() -> None:
@@ -134,6 +137,13 @@ async def test_both_event_loops_serve(loop: str) -> None:
             assert [(s, version_of(body)) for s, _, body in got] == [
                 (200, "v1"), (200, "v2"), (200, "v1")]
             assert proxy.traffic_stats()["one"]["requests"] == 2
+            # the access record's fields land where Envoy's format puts them
+            log = proxy.access_log("one")
+            assert len(log) == 2
+            assert re.fullmatch(
+                r'\[20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "GET /one HTTP/1\.1" 200 - 0 '
+                r'\d+ \d+ \d+ "127\.0\.0\.1" "-" "[0-9a-f-]{36}" '
+                rf'"{addr[0]}:{addr[1]}" "{a[0]}:{a[1]}"', log[0]), log[0]
         assert proxy._loop is not None
         assert ("uvloop" in type(proxy._loop).__module__) == (loop == "uvloop")
     finally:

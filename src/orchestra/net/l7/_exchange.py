@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING
 
 from orchestra.net.l7._headers import HOP, modify, redirect_location, request_head, status_text
 from orchestra.net.l7._policy import backoff_delay, hash_key
-from orchestra.net.l7._stats import AccessRecord
 from orchestra.net.l7._table import Backend, Cluster, Match, Route
 from orchestra.net.l7._upstream import Upstream
 
@@ -735,7 +734,7 @@ class Exchange:
         now = time.monotonic()
         cluster = self.cluster.name if self.cluster is not None else ""
         upstream = _address(self.backend) if self.backend else ""
-        rec = AccessRecord(  # (positional: cheaper than 17 keywords; the fields' order)
+        rec = (  # AccessRecord's fields, in its order
             self.wall, self.method, self.path,
             _PROTOCOLS.get(self.version) or f"HTTP/{self.version}", self.status, self.flags,
             self.received, self.sent, int((now - self.started) * 1000), self.upstream_ms,

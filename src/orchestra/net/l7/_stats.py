@@ -50,8 +50,9 @@ _FOLD_AT = 256
 
 @dataclass(slots=True)
 class AccessRecord:
-    """What one request did, rendered by :meth:`line` like Envoy's default access log
-    (not frozen: a frozen dataclass' ``__init__`` costs a setattr call per field)."""
+    """What one request did, rendered by :meth:`line` like Envoy's default access log.
+    The data plane records a plain tuple of these fields, in this order; the record is
+    made when the log is read."""
 
     start: float  # wall time
     method: str
@@ -82,17 +83,24 @@ class AccessRecord:
                 f'"{self.upstream or "-"}"')
 
 
+_FIELDS = tuple(AccessRecord.__dataclass_fields__)
+_CODE, _UPSTREAM, _ROUTE, _CLUSTER = (_FIELDS.index(f) for f in ("code", "upstream", "route",
+                                                                    "cluster"))
+
+
 class TrafficStats:
     def __init__(self, log_size: int = 1024) -> None:
         self._lock = threading.Lock()
         self._routes: dict[str, _Counter] = {}
         self._backends: dict[tuple[str, str, str], _Counter] = {}
-        self._log: deque[AccessRecord] = deque(maxlen=log_size)
-        self._pending: deque[tuple[AccessRecord, float]] = deque()
+        self._log: deque[tuple[Any, ...]] = deque(maxlen=log_size)
+        self._pending: deque[tuple[tuple[Any, ...], float]] = deque()
 
-    def record(self, rec: AccessRecord, seconds: float) -> None:
+    def record(self, fields: tuple[Any, ...], seconds: float) -> None:
+        """Count a request: ``fields`` are an :class:`AccessRecord`'s, in its order (the
+        record itself is built only when the log is read)."""
         pending = self._pending
-        pending.append((rec, seconds))
+        pending.append((fields, seconds))
         if len(pending) >= _FOLD_AT:
             with self._lock:
                 self._fold()
@@ -102,16 +110,17 @@ class TrafficStats:
         pending, routes, backends, log = self._pending, self._routes, self._backends, self._log
         while pending:
             rec, seconds = pending.popleft()
-            c = routes.get(rec.route)
+            route, code = rec[_ROUTE], rec[_CODE]
+            c = routes.get(route)
             if c is None:
-                c = routes[rec.route] = _Counter()
-            c.add(rec.code, seconds)
-            if rec.upstream:
-                k = (rec.route, rec.cluster, rec.upstream)
+                c = routes[route] = _Counter()
+            c.add(code, seconds)
+            if rec[_UPSTREAM]:
+                k = (route, rec[_CLUSTER], rec[_UPSTREAM])
                 b = backends.get(k)
                 if b is None:
                     b = backends[k] = _Counter()
-                b.add(rec.code, seconds)
+                b.add(code, seconds)
             log.append(rec)
 
     def snapshot(self, prefix: str = "") -> dict[str, Any]:
@@ -132,5 +141,5 @@ class TrafficStats:
     def access_log(self, prefix: str = "") -> list[str]:
         with self._lock:
             self._fold()
-            records = [r for r in self._log if r.route.startswith(prefix)]
-        return [r.line() for r in records]
+            records = [r for r in self._log if r[_ROUTE].startswith(prefix)]
+        return [AccessRecord(*r).line() for r in records]
