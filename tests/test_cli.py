@@ -141,6 +141,20 @@ def test_no_objects_is_an_error_as_kubectl_says_it(
         assert capsys.readouterr().err == "error: no objects passed to apply\n"
 
 
+def test_a_kustomization_that_cannot_be_built_is_reported_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app.yaml").write_text(DEPLOYMENT)
+    kust = tmp_path / "k"
+    kust.mkdir()
+    (kust / "kustomization.yaml").write_text("resourcez:\n- ../app.yaml\n")
+    assert main(["validate", "-f", str(kust), "-f", str(tmp_path / "app.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert f"{kust}: kustomization {kust / 'kustomization.yaml'} is invalid: resourcez: " \
+        "Unsupported value: orchestra reads only " in out, out
+    assert out.splitlines()[0].endswith('; did you mean "resources"?'), out
+    assert out.strip().endswith("1 invalid document; 2 objects valid"), out
+
+
 def test_human_duration() -> None:
     assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
                                         3 * 86400 + 3600, 20 * 86400)] == \

@@ -83,15 +83,20 @@ def _validate_text(label: str, text: str | bytes, out: TextIO) -> tuple[int, int
 
 def cmd_validate(args: argparse.Namespace) -> int:
     valid = bad = 0
-    try:
-        sources = _sources(args.filename)
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for label, text in sources:
-        v, b = _validate_text(label, text, sys.stdout)
-        valid += v
-        bad += b
+    for filename in args.filename:
+        try:
+            sources = _sources([filename])
+        except OSError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except Invalid as exc:  # a kustomization that cannot be built
+            print(f"{filename}: {exc}", file=sys.stdout)
+            bad += 1
+            continue
+        for label, text in sources:
+            v, b = _validate_text(label, text, sys.stdout)
+            valid += v
+            bad += b
     if bad:
         print(f"{bad} invalid document{'s' if bad != 1 else ''}; {valid} objects valid")
         return 1

@@ -14,6 +14,7 @@ refused rather than ignored: a silently dropped patch would deploy something els
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import json
 import os
@@ -212,8 +213,10 @@ def build(directory: str | os.PathLike[str], _seen: frozenset[Path] = frozenset(
         raise _fail(where, "", "Invalid value: a kustomization is a mapping")
     unknown = sorted(set(k) - SUPPORTED)
     if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), sorted(SUPPORTED), n=1)
         raise _fail(where, unknown[0], f"Unsupported value: orchestra reads only "
-                    f"{', '.join(sorted(SUPPORTED - {'apiVersion', 'kind'}))}")
+                    f"{', '.join(sorted(SUPPORTED - {'apiVersion', 'kind'}))}"
+                    + (f'; did you mean "{close[0]}"?' if close else ""))
     docs: list[dict[str, Any]] = []
     for i, res in enumerate(k.get("resources") or []):
         path = base / str(res)
