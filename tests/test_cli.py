@@ -155,6 +155,17 @@ def test_a_kustomization_that_cannot_be_built_is_reported_not_a_traceback(
     assert out.strip().endswith("1 invalid document; 2 objects valid"), out
 
 
+def test_build_busybox_without_busybox_says_what_to_install(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "busybox")
+    assert main(["image", "build-busybox", str(tmp_path / "out.tar"),
+                 "--busybox", missing]) == 1
+    assert capsys.readouterr().err == (
+        f"error: no busybox program at {missing}: install Debian's busybox-static "
+        "(apt-get install busybox-static), or name one with --busybox PATH\n")
+    assert not (tmp_path / "out.tar").exists()
+
+
 def test_human_duration() -> None:
     assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
                                         3 * 86400 + 3600, 20 * 86400)] == \

@@ -416,6 +416,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_build_busybox(args: argparse.Namespace) -> int:
     from orchestra.runtime.containerd._images import build_busybox_archive
 
+    if not os.access(args.busybox, os.X_OK):
+        print(f"error: no busybox program at {args.busybox}: install Debian's "
+              "busybox-static (apt-get install busybox-static), or name one with "
+              "--busybox PATH", file=sys.stderr)
+        return 1
     built = build_busybox_archive(args.out, args.ref, args.busybox)
     print(f"{args.out}: {built.name} {built.manifest_digest}")
     return 0
@@ -440,7 +445,7 @@ def parser() -> argparse.ArgumentParser:
         prog="orchestra",
         description="Kubernetes' container orchestration as a library inside your process.")
     ap.add_argument("--version", action="version", version=f"orchestra {_version()}")
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{validate,up,image}")
 
     v = sub.add_parser("validate", help="check manifests; print errors with field paths")
     v.add_argument("-f", "--filename", action="append", required=True,
@@ -464,7 +469,8 @@ def parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_up)
 
     img = sub.add_parser("image", help="image helpers")
-    isub = img.add_subparsers(dest="image_command", required=True)
+    isub = img.add_subparsers(dest="image_command", required=True,
+                              metavar="{build-busybox}")
     b = isub.add_parser("build-busybox", help="build a busybox OCI image archive")
     b.add_argument("out", metavar="OUT.tar", help="where to write the OCI image archive")
     b.add_argument("--ref", default="busybox:latest",
