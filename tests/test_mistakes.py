@@ -76,6 +76,17 @@ async def test_using_a_cluster_that_is_not_running_says_how_to_start_it() -> Non
         await cluster.get("pod/x")
 
 
+def test_a_sync_cluster_that_is_not_running_says_how_to_start_one() -> None:
+    cluster = oc.SyncCluster()
+    try:
+        with pytest.raises(RuntimeError, match=r"is not started: get\(\) needs a running "
+                           r"cluster; .*\('with oc\.SyncCluster\(...\) as cluster:' or "
+                           r"'cluster\.start\(\)' for a SyncCluster\)"):
+            cluster.get("pod/x")
+    finally:
+        cluster.close()
+
+
 @pytest.mark.anyio
 async def test_wait_for_refuses_a_condition_the_kind_never_has() -> None:
     async with oc.Cluster() as cluster:
@@ -85,6 +96,9 @@ async def test_wait_for_refuses_a_condition_the_kind_never_has() -> None:
         with pytest.raises(ValueError, match=r'ConfigMap has no condition "Ready"; it has '
                            r"no status conditions"):
             await cluster.wait_for("cm/x", "Ready", timeout=1)
+        with pytest.raises(ValueError, match=r'Pod has no condition "Redy"; did you mean '
+                           r'"Ready"\? its conditions are PodScheduled, '):
+            await cluster.wait_for("pod/x", "Redy", timeout=1)
         await cluster.apply({"apiVersion": "v1", "kind": "ConfigMap",
                              "metadata": {"name": "x"}})
         await cluster.delete("cm/x")

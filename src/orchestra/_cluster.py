@@ -341,7 +341,9 @@ class Cluster:
                 else "is not started"
             raise RuntimeError(
                 f"cluster {self.name} {state}: {method}() needs a running cluster; use "
-                f"'async with oc.Cluster(...) as cluster:' or 'await cluster.start()'")
+                f"'async with oc.Cluster(...) as cluster:' or 'await cluster.start()' "
+                f"('with oc.SyncCluster(...) as cluster:' or 'cluster.start()' for a "
+                f"SyncCluster)")
 
     def __repr__(self) -> str:
         rt = self.runtime.name if self.runtime else self._runtime_arg

@@ -10,6 +10,7 @@ controller has seen the current generation and every replica is updated and avai
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,9 @@ def check_condition(kind: str, condition: object) -> None:
         return
     has = (f"its conditions are {', '.join(known)}" if known
            else "it has no status conditions")
-    raise ValueError(f'wait_for: {kind} has no condition "{condition}"; {has} '
+    close = difflib.get_close_matches(condition, [*known, "Deleted"], n=1)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    raise ValueError(f'wait_for: {kind} has no condition "{condition}"; {hint}{has} '
                      '("Deleted" and a callable work for every kind)')
 
 
