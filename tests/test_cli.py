@@ -166,6 +166,14 @@ def test_build_busybox_without_busybox_says_what_to_install(
     assert not (tmp_path / "out.tar").exists()
 
 
+def test_python_dash_m_orchestra_is_the_command() -> None:
+    r = subprocess.run([sys.executable, "-m", "orchestra", "--version"], capture_output=True,
+                       text=True, timeout=60, check=False,
+                       env={**os.environ, "PYTHONPATH": str(Path(orchestra.__file__).parents[1])})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"orchestra {orchestra.__version__}\n"
+
+
 def test_human_duration() -> None:
     assert [human_duration(s) for s in (5, 119, 125, 600, 3 * 3600 + 60, 30 * 3600,
                                         3 * 86400 + 3600, 20 * 86400)] == \
