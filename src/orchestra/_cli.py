@@ -447,12 +447,21 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"orchestra {_version()}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="{validate,up,image}")
 
-    v = sub.add_parser("validate", help="check manifests; print errors with field paths")
+    v = sub.add_parser(
+        "validate", help="check manifests; print errors with field paths",
+        description="Check manifests as the API server would, without a cluster: every "
+                    "error of every document, with its field path. Exit 1 if any is "
+                    "invalid.",
+        epilog="example: orchestra validate -f examples/app -f examples/web.yaml")
     v.add_argument("-f", "--filename", action="append", required=True,
                    help="a manifest file, a directory of them, or - for stdin (repeatable)")
     v.set_defaults(func=cmd_validate)
 
-    u = sub.add_parser("up", help="run a cluster in the foreground with the manifests applied")
+    u = sub.add_parser(
+        "up", help="run a cluster in the foreground with the manifests applied",
+        description="Start a cluster, apply the manifests and show its workloads, pods "
+                    "and services until Ctrl-C, which tears it all down.",
+        epilog="example: orchestra up -f examples/app  (then open the frontend's URL)")
     u.add_argument("-f", "--filename", action="append", required=True,
                    help="a manifest file, a directory of them, or - for stdin (repeatable)")
     u.add_argument("--runtime", default="process",
