@@ -6,7 +6,7 @@ runtime's gRPC channels all live there. ``SyncCluster`` and the pytest fixtures 
 their cluster on a ``LoopThread``, so the cluster works the same whatever runs the
 caller: no loop (scripts), anyio, pytest-asyncio, or a module-wide fixture shared by
 tests that each get a fresh loop. The Cluster's public methods hop onto their home loop
-when called from elsewhere (see ``_cluster._guard_methods``).
+when called from elsewhere (see ``_cluster._cluster._guard_methods``).
 """
 
 from __future__ import annotations
