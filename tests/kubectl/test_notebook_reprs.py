@@ -68,6 +68,7 @@ async def test_cluster_object_and_describe_reprs() -> None:
         row = deploy._repr_html_()
         assert "<th style=\"text-align:left\">UP-TO-DATE</th>" in row and "2/2" in row
         assert pretty(deploy).splitlines()[1].split()[:3] == ["default", "web", "2/2"]
+        assert str(deploy) == pretty(deploy)  # print() shows what IPython shows
         described = cluster.describe("deployment/web")
         assert isinstance(described, str)
         assert described._repr_html_().startswith("<pre>Name:")  # type: ignore[attr-defined]

@@ -579,6 +579,11 @@ class KubeObject(Model):
         ns = f"{self.metadata.namespace}/" if self.metadata.namespace else ""
         return f"<{self.kind} {ns}{self.metadata.name} rv={self.metadata.resource_version}>"
 
+    def __str__(self) -> str:
+        """``print(obj)``: its ``kubectl get`` row with the header, as IPython shows it
+        (pydantic's own str, every field with its None, was a wall of text)."""
+        return ROW_RENDERER(self, False) if ROW_RENDERER is not None else repr(self)
+
     def _repr_html_(self) -> str | None:
         """In a notebook: the object's ``kubectl get`` row (with its header)."""
         return ROW_RENDERER(self, True) if ROW_RENDERER is not None else None
