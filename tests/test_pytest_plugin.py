@@ -168,5 +168,9 @@ def test_a_failure_report_shows_what_is_wrong_and_hides_orchestras_frames(
     assert "... and 1 healthy pod" in out, out
     assert "crash/main:" in out and "exit code 3 (Error)" in out, out  # the last ending
     assert "dying now" in out, out  # its log lines
+    # the recent warnings, objects named as kubectl get events names them
+    assert "\nrecent warnings:\n" in out, out
+    assert "\n  pod/crash: BackOff: Back-off restarting failed container main in pod " \
+        "crash_default(" in out, out
     # orchestra's own frames are hidden: the traceback ends in the test's line
     assert "src/orchestra/wait/" not in out and "orchestra/_cluster/" not in out, out

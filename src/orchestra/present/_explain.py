@@ -202,8 +202,9 @@ def cluster_summary(cluster: ClusterView) -> str:
                 if e.type == "Warning"][-15:]
     if warnings:
         lines.append("recent warnings:")
-        lines += [f"  {e.involved_object.kind}/{e.involved_object.name}: {e.reason}: "
-                  f"{e.message}" for e in warnings]
+        # the object as kubectl get events' OBJECT column names it: pod/NAME
+        lines += [f"  {(e.involved_object.kind or '').lower()}/{e.involved_object.name}: "
+                  f"{e.reason}: {e.message}" for e in warnings]
     # the unhealthy pods' logs; when all are healthy the test failed on its own terms,
     # and the first pods' logs may still tell why
     for pod in (unhealthy or all_pods)[:10 if unhealthy else 3]:
