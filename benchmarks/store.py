@@ -33,7 +33,8 @@ import orchestra.objects
 import orchestra.objects._core
 import orchestra.objects._pod  # noqa: F401
 from orchestra._store import Store
-from orchestra.objects._base import FrozenDict, KubeObject
+from orchestra.objects._base import KubeObject
+from orchestra.objects._model import FrozenDict
 
 _now = time.process_time
 

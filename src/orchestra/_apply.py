@@ -10,8 +10,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from orchestra._errors import FieldError, Invalid, OrchestraError, hide_from_tracebacks
-from orchestra.objects._base import LAST_APPLIED as LAST_APPLIED
 from orchestra.objects._base import KubeObject
+from orchestra.objects._meta import LAST_APPLIED as LAST_APPLIED
 from orchestra.objects._registry import MAX_LIST_NESTING, Document, load_each
 
 if TYPE_CHECKING:

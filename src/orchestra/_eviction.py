@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from orchestra._errors import Forbidden, OrchestraError, TooManyRequests
 from orchestra.loops._disruption import condition
 from orchestra.loops._podutil import is_ready, mark_disruption_target
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:

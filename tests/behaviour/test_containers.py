@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import orchestra as oc
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from tests.behaviour._util import MakeCluster
 
 pytestmark = pytest.mark.anyio

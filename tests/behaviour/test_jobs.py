@@ -304,7 +304,7 @@ async def test_backoff_limit_counts_failed_pods() -> None:
 
 
 def oc_time(stamp: str | None) -> float:
-    from orchestra.objects._base import parse_time
+    from orchestra.objects._scalars import parse_time
 
     return parse_time(stamp or "")
 

@@ -12,7 +12,7 @@ import pytest
 
 import orchestra as oc
 from orchestra._cli import _pod_row, pod_status
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from tests.behaviour._util import MakeCluster, offline
 
 pytestmark = pytest.mark.anyio

@@ -17,7 +17,7 @@ from orchestra.loops._context import Context
 from orchestra.loops._engine import Informers
 from orchestra.loops._podgc import PodGC, out_of_service
 from orchestra.objects import Node, Pod
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 pytestmark = pytest.mark.anyio
 

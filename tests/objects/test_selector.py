@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestra._errors import Invalid
-from orchestra.objects._base import LabelSelector
+from orchestra.objects._meta import LabelSelector
 from orchestra.objects._selector import FieldSelector, Requirement, Selector
 
 

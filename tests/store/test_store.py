@@ -11,9 +11,10 @@ from orchestra._clock import ManualClock
 from orchestra._errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
 from orchestra._store import Store
 from orchestra.objects._apps import Deployment
-from orchestra.objects._base import KubeObject, format_time
+from orchestra.objects._base import KubeObject
 from orchestra.objects._core import ConfigMap, Namespace, Service
 from orchestra.objects._pod import Pod
+from orchestra.objects._scalars import format_time
 
 from ._helpers import configmap, pod
 

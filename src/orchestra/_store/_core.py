@@ -14,8 +14,9 @@ from orchestra._store._admission import AdmissionHook, Operation
 from orchestra._store._index import Key, Table
 from orchestra._store._meta import replace
 from orchestra._store._watch import WatchEvent, _Change
-from orchestra.objects._base import KindInfo, KubeObject, format_time
+from orchestra.objects._base import KindInfo, KubeObject
 from orchestra.objects._registry import kind_info, parse_ref, to_object
+from orchestra.objects._scalars import format_time
 
 KindRef = str | type[KubeObject] | KubeObject | KindInfo
 

@@ -10,8 +10,9 @@ from orchestra._errors import Forbidden
 from orchestra._store._core import KindRef, _StoreCore
 from orchestra._store._index import Key, Table
 from orchestra._store._rules import _finalizers_for, _not_found, _spec_finalizers
-from orchestra.objects._base import KindInfo, KubeObject, format_time
+from orchestra.objects._base import KindInfo, KubeObject
 from orchestra.objects._registry import to_object
+from orchestra.objects._scalars import format_time
 
 IMMORTAL_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 """Namespaces the API server never deletes."""

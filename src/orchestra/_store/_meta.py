@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from orchestra.objects._base import Model
+from orchestra.objects._model import Model
 
 M = TypeVar("M", bound=Model)
 

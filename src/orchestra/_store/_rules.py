@@ -12,8 +12,9 @@ from typing import Any
 
 from orchestra._errors import AlreadyExists, Conflict, FieldError, Invalid, NotFound
 from orchestra._store._meta import replace
-from orchestra.objects._base import FrozenDict, KindInfo, KubeObject
+from orchestra.objects._base import KindInfo, KubeObject
 from orchestra.objects._messages import unsupported
+from orchestra.objects._model import FrozenDict
 
 _getrandbits = random.getrandbits
 

@@ -2,7 +2,7 @@
 
 Invariants:
 
-- Stored objects are immutable snapshots (see ``orchestra.objects._base``): reads hand
+- Stored objects are immutable snapshots (see ``orchestra.objects._model``): reads hand
   them out without copying, and no code path mutates one. A write replaces the stored
   object with a new one (built with cheap field replacement, or validated anew when the
   input came from a user as a dict or a thawed model).
@@ -61,9 +61,10 @@ from orchestra._store._rules import (
     _what,
 )
 from orchestra._store._watch import Watch, WatchEvent, _Change
-from orchestra.objects._base import KindInfo, KubeObject, LabelSelector
+from orchestra.objects._base import KindInfo, KubeObject
 from orchestra.objects._decode import DecodeError, plain
 from orchestra.objects._messages import invalid, truncate
+from orchestra.objects._meta import LabelSelector
 from orchestra.objects._registry import kind_info, to_object
 from orchestra.objects._selector import FieldSelector, Selector
 

@@ -26,7 +26,7 @@ from typing import Any
 from orchestra._errors import AlreadyExists, NotFound, OrchestraError
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
-from orchestra.objects._base import format_time, parse_time
+from orchestra.objects._scalars import format_time, parse_time
 
 log = logging.getLogger("orchestra.cronjob")
 

@@ -44,7 +44,7 @@ from orchestra.loops._podutil import is_available, is_ready
 from orchestra.loops._replicaset import claim_pods
 from orchestra.loops._statefulset import HASH_KEY, REVISION_LABEL, ensure_revision, truncate_history
 from orchestra.objects._apps import resolve_int_or_percent
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from orchestra.objects._selector import Selector
 
 log = logging.getLogger("orchestra.daemonset")

@@ -20,7 +20,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._replicaset import claim_pods as claim_children
 from orchestra.objects._apps import resolve_int_or_percent
-from orchestra.objects._base import format_time, parse_time
+from orchestra.objects._scalars import format_time, parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:

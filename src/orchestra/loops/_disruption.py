@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._podutil import is_ready
-from orchestra.objects._base import KINDS, format_time, parse_time
+from orchestra.objects._base import KINDS
+from orchestra.objects._scalars import format_time, parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:

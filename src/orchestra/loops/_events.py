@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from orchestra._clock import Clock
 from orchestra._errors import OrchestraError
 from orchestra._store._meta import replace
-from orchestra.objects._base import KubeObject, format_time
+from orchestra.objects._base import KubeObject
+from orchestra.objects._scalars import format_time
 
 if TYPE_CHECKING:
     from orchestra._store import Store

@@ -23,7 +23,7 @@ from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Result
 from orchestra.loops._gateway_compile import CONTROLLER_NAME, GROUP, Cond, compile_gateways
 from orchestra.loops._l7base import TableController, age_key
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 
 if TYPE_CHECKING:
     from orchestra.net.l7 import HttpProxy

@@ -38,8 +38,8 @@ from orchestra._errors import Conflict, NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._podutil import is_ready
-from orchestra.objects._base import format_time
 from orchestra.objects._quantity import Quantity
+from orchestra.objects._scalars import format_time
 from orchestra.objects._selector import Selector
 
 log = logging.getLogger("orchestra.hpa")

@@ -33,8 +33,8 @@ from orchestra.loops import _jobpolicy as jp
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Expectations, Result, key_of, split_key
 from orchestra.loops._podutil import is_ready
-from orchestra.objects._base import format_time, parse_time
 from orchestra.objects._batch import CONTROLLER_UID_LABEL, JOB_NAME_LABEL, format_indexes
+from orchestra.objects._scalars import format_time, parse_time
 
 if TYPE_CHECKING:
     from orchestra.objects import Job, Pod

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestra.loops._podutil import is_ready
-from orchestra.objects._base import parse_time
 from orchestra.objects._batch import (
     CONTROLLER_UID_LABEL,
     JOB_COMPLETION_INDEX_ANNOTATION,
@@ -27,6 +26,7 @@ from orchestra.objects._batch import (
     LEGACY_JOB_NAME_LABEL,
     parse_indexes,
 )
+from orchestra.objects._scalars import parse_time
 
 if TYPE_CHECKING:
     from orchestra.objects import Job, Pod

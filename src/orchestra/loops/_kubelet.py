@@ -39,7 +39,7 @@ from orchestra.loops._podstart import (
 from orchestra.loops._podstatus import ContainerRecord, is_sidecar
 from orchestra.loops._statuswriter import apply_probe_defaults, qos_class, write_status
 from orchestra.loops._volumes import PodVolumes
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 from orchestra.runtime import Runtime, SandboxSpec, State
 
 if TYPE_CHECKING:

@@ -27,7 +27,8 @@ from typing import Any
 from orchestra._errors import Conflict, NotFound, OrchestraError
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result
-from orchestra.objects._base import KINDS, KubeObject, format_time
+from orchestra.objects._base import KINDS, KubeObject
+from orchestra.objects._scalars import format_time
 
 FINALIZER = "kubernetes"
 

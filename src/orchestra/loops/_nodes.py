@@ -28,7 +28,7 @@ from orchestra.loops._engine import Controller, Result, key_of
 from orchestra.loops._kubelet import NodeAgent
 from orchestra.loops._poddns import PodDns
 from orchestra.loops._podutil import mark_disruption_target
-from orchestra.objects._base import format_time, parse_time
+from orchestra.objects._scalars import format_time, parse_time
 from orchestra.runtime import ContainerEvent, Runtime
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 from orchestra._errors import NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Counts, Result, key_of, split_key
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 
 if TYPE_CHECKING:
     from orchestra.objects import Node, Pod, PodCondition

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 from orchestra.runtime import ContainerStatus, State
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 if TYPE_CHECKING:
     from orchestra.objects import Pod, PodTemplateSpec
@@ -75,7 +75,7 @@ def pod_from_template(template: PodTemplateSpec, *, namespace: str | None,
 
 
 def _frozen(d: dict[str, str]) -> Any:
-    from orchestra.objects._base import FrozenDict
+    from orchestra.objects._model import FrozenDict
 
     return FrozenDict(d) if d else None
 

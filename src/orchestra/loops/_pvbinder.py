@@ -40,7 +40,7 @@ from orchestra.loops._pvmatch import (
     find_best,
     mismatch,
 )
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 
 COMPONENT = "persistentvolume-controller"
 

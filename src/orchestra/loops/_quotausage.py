@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from orchestra.objects._base import KINDS, KindInfo, parse_time
+from orchestra.objects._base import KINDS, KindInfo
 from orchestra.objects._quantity import Quantity
+from orchestra.objects._scalars import parse_time
 
 if TYPE_CHECKING:
     from orchestra._store import Store

@@ -29,7 +29,8 @@ from orchestra.loops._podutil import (
     pod_from_template,
     ready_condition,
 )
-from orchestra.objects._base import OwnerReference, format_time, parse_time
+from orchestra.objects._meta import OwnerReference
+from orchestra.objects._scalars import format_time, parse_time
 from orchestra.objects._selector import Selector
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import Any, cast
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
 from orchestra.loops._quotausage import namespace_usage
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 # kinds whose changes are followed as they happen; anything else a quota counts
 # (count/<resource>) is recounted on the periodic resync

@@ -30,7 +30,7 @@ from orchestra.loops._volumebinding import (
     volume_facts,
     watch_volumes,
 )
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 from orchestra.objects._selector import Selector
 from orchestra.scheduler import (
     Budget,

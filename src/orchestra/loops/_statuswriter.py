@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestra._errors import NotFound
 from orchestra.loops._podstatus import ContainerRecord, compute_phase, container_status_dict
-from orchestra.objects._base import format_time
+from orchestra.objects._scalars import format_time
 
 if TYPE_CHECKING:
     from orchestra._clock import Clock

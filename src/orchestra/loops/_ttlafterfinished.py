@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 from orchestra._errors import NotFound
 from orchestra.loops._context import Context, Runnable
 from orchestra.loops._engine import Controller, Result, key_of, split_key
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 if TYPE_CHECKING:
     from orchestra.objects import Job

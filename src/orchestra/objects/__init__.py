@@ -59,20 +59,7 @@ from orchestra.objects._autoscaling import (
     ResourceMetricStatus,
 )
 from orchestra.objects._autoscaling_v1 import hpa_to_v1
-from orchestra.objects._base import (
-    KINDS,
-    FrozenDict,
-    KindInfo,
-    KubeObject,
-    LabelSelector,
-    LabelSelectorRequirement,
-    ListMeta,
-    Model,
-    ObjectMeta,
-    OwnerReference,
-    format_time,
-    parse_time,
-)
+from orchestra.objects._base import KINDS, KindInfo, KubeObject
 from orchestra.objects._batch import (
     CronJob,
     CronJobSpec,
@@ -152,6 +139,14 @@ from orchestra.objects._core import (
 from orchestra.objects._files import config_map_from_files, secret_from_files
 from orchestra.objects._gateway import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
 from orchestra.objects._istio import DestinationRule, IstioGateway, ServiceEntry, VirtualService
+from orchestra.objects._meta import (
+    LabelSelector,
+    LabelSelectorRequirement,
+    ListMeta,
+    ObjectMeta,
+    OwnerReference,
+)
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._netpol import (
     IPBlock,
     NetworkPolicy,
@@ -309,6 +304,7 @@ from orchestra.objects._replication import (
     ReplicationControllerSpec,
     ReplicationControllerStatus,
 )
+from orchestra.objects._scalars import format_time, parse_time
 from orchestra.objects._scheduling import PriorityClass
 from orchestra.objects._selector import FieldSelector, Requirement, Selector
 from orchestra.objects._storage import (

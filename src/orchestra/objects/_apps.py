@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from orchestra.objects._base import FrozenDict, LabelSelector, Time, json_object, register
+from orchestra.objects._base import register
 
 # The shared helpers stay importable from here (_policy, _autoscaling and
 # _networking import them from _apps).
@@ -52,7 +52,10 @@ from orchestra.objects._checks import selector_matches as selector_matches
 from orchestra.objects._checks import template_errors as template_errors
 from orchestra.objects._checks import unsupported as unsupported
 from orchestra.objects._core import PersistentVolumeClaim
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import FrozenDict, json_object
 from orchestra.objects._pod import Container, PodSpec, PodTemplateSpec, check_unique_names
+from orchestra.objects._scalars import Time
 from orchestra.objects._strategies import (
     DaemonSetUpdateStrategy,
     DeploymentStrategy,

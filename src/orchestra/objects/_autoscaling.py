@@ -28,14 +28,11 @@ from orchestra.objects._apps import (
     unsupported,
 )
 from orchestra.objects._autoscaling_v1 import V1, hpa_v1_to_v2
-from orchestra.objects._base import (
-    LabelSelector,
-    Model,
-    QuantityValue,
-    Time,
-    register,
-)
+from orchestra.objects._base import register
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import Model
 from orchestra.objects._quantity import Quantity
+from orchestra.objects._scalars import QuantityValue, Time
 
 DEFAULT_CPU_UTILIZATION = 80
 MAX_STABILIZATION_WINDOW_SECONDS = 3600

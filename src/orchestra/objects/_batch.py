@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._base import LabelSelector, ObjectMeta, Time, register
+from orchestra.objects._base import register
 from orchestra.objects._checks import (
     Checked,
     CheckedKind,
@@ -49,8 +49,10 @@ from orchestra.objects._cron import (
     time_zone_error,
 )
 from orchestra.objects._field_errors import describe_kind
+from orchestra.objects._meta import LabelSelector, ObjectMeta
 from orchestra.objects._names import dns1123_subdomain_error
 from orchestra.objects._pod import PodTemplateSpec
+from orchestra.objects._scalars import Time
 
 MAX_INT32 = 2**31 - 1
 

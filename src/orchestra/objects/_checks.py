@@ -17,13 +17,16 @@ from typing import Any, Self, get_args
 
 from pydantic import model_validator
 
-from orchestra.objects._base import KubeObject, LabelSelector, Model, Time
+from orchestra.objects._base import KubeObject
 from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import go_value as go_value
 from orchestra.objects._messages import invalid as invalid
 from orchestra.objects._messages import unsupported as unsupported
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import Model
 from orchestra.objects._names import label_key_error, label_value_error
 from orchestra.objects._pod_spec import PodTemplateSpec
+from orchestra.objects._scalars import Time
 from orchestra.objects._selector import Selector
 
 Loc = tuple[str | int, ...]

@@ -10,8 +10,8 @@ import binascii
 import re
 from typing import Any
 
-from orchestra.objects._base import FrozenDict
 from orchestra.objects._field_errors import fail
+from orchestra.objects._model import FrozenDict
 
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 

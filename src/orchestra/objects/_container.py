@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from orchestra.objects._base import IntOrString, Model
 from orchestra.objects._core_shared import (
     ObjectFieldSelector,
     Opaque,
@@ -22,8 +21,10 @@ from orchestra.objects._core_shared import (
 )
 from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import port_number_error, unsupported
+from orchestra.objects._model import Model
 from orchestra.objects._names import dns1123_label_error
 from orchestra.objects._quantity import Quantity
+from orchestra.objects._scalars import IntOrString
 
 # ---------------------------------------------------------------------------
 # Environment

@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestra.objects._base import KubeObject, Model, Time, register
+from orchestra.objects._base import KubeObject, register
+from orchestra.objects._model import Model
+from orchestra.objects._scalars import Time
 
 
 class LeaseSpec(Model):

@@ -25,9 +25,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from orchestra.objects._base import FrozenDict, KubeObject, Model, Time, register
+from orchestra.objects._base import KubeObject, register
 from orchestra.objects._config_data import _check_base64, _check_keys
 from orchestra.objects._core_shared import ObjectReference, SecretReference
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._names import dns1035_label_error, dns1123_label_error
 from orchestra.objects._node_types import (
     AttachedVolume,
@@ -54,6 +55,7 @@ from orchestra.objects._node_types import (
 # Through _pod, as before the split: Pod is registered first, then the kinds below (KINDS
 # keeps registration order, which the namespace controller deletes in).
 from orchestra.objects._pod import PersistentVolumeClaimSpec, ResourceList, fail
+from orchestra.objects._scalars import Time
 from orchestra.objects._service_types import (
     ClientIPConfig,
     EndpointAddress,

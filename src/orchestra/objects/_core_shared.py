@@ -2,7 +2,8 @@
 names, object references and field selectors.
 
 Pods, their parts and the other core/v1 kinds all build on these. This module imports
-nothing of orchestra but ``_base`` and ``_field_errors``, so every core module may use it.
+nothing of orchestra but ``_model``, ``_scalars`` and ``_field_errors``, so every core
+module may use it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from orchestra.objects._base import FrozenDict, Model, QuantityValue, json_object
 from orchestra.objects._field_errors import fail
+from orchestra.objects._model import FrozenDict, Model, json_object
+from orchestra.objects._scalars import QuantityValue
 
 
 def check_unique_names(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 if TYPE_CHECKING:
     from orchestra.objects._batch import CronJob

@@ -14,8 +14,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestra.objects._base import FrozenDict, KubeObject, LabelSelector, Model, register
+from orchestra.objects._base import KubeObject, register
 from orchestra.objects._checks import ConditionBase
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import FrozenDict, Model
 
 _V1 = Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]
 GROUP = "gateway.networking.k8s.io"

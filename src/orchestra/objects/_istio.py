@@ -18,8 +18,9 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from orchestra.objects._apps import FrozenJSON
-from orchestra.objects._base import FrozenDict, Model, register
+from orchestra.objects._base import register
 from orchestra.objects._checks import CheckedKind, ErrorList, unsupported
+from orchestra.objects._model import FrozenDict, Model
 
 GROUP = "networking.istio.io"
 _VERSIONS = Literal["networking.istio.io/v1", "networking.istio.io/v1beta1",

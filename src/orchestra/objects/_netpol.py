@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from orchestra.objects._base import IntOrString, LabelSelector, register
+from orchestra.objects._base import register
 from orchestra.objects._checks import (
     Checked,
     CheckedKind,
@@ -22,7 +22,9 @@ from orchestra.objects._checks import (
     label_selector_errors,
 )
 from orchestra.objects._messages import invalid, port_number_error, unsupported
+from orchestra.objects._meta import LabelSelector
 from orchestra.objects._networking import port_name_errors
+from orchestra.objects._scalars import IntOrString
 
 __all__ = ["IPBlock", "NetworkPolicy", "NetworkPolicyEgressRule",
            "NetworkPolicyIngressRule", "NetworkPolicyPeer", "NetworkPolicyPort",

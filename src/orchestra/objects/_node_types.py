@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from orchestra.objects._base import Model, Time
 from orchestra.objects._core_shared import Opaque, ResourceList
+from orchestra.objects._model import Model
+from orchestra.objects._scalars import Time
 
 # ---------------------------------------------------------------------------
 # Node

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from orchestra.objects._base import FrozenDict, KubeObject, register
+from orchestra.objects._base import KubeObject, register
 from orchestra.objects._container import (
     AppArmorProfile,
     Capabilities,
@@ -77,6 +77,7 @@ from orchestra.objects._core_shared import (
     check_unique_names,
 )
 from orchestra.objects._field_errors import fail
+from orchestra.objects._model import FrozenDict
 from orchestra.objects._pod_spec import (
     Affinity,
     HostAlias,

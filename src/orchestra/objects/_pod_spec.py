@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from orchestra.objects._base import FrozenDict, LabelSelector, Model, ObjectMeta, check_labels
 from orchestra.objects._container import (
     Container,
     EphemeralContainer,
@@ -28,6 +27,8 @@ from orchestra.objects._core_shared import (
 )
 from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import unsupported
+from orchestra.objects._meta import LabelSelector, ObjectMeta, check_labels
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._volume import Volume
 
 # ---------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from orchestra.objects._base import Model, Time
 from orchestra.objects._container import ResourceRequirements
 from orchestra.objects._core_shared import Opaque, ResourceList
+from orchestra.objects._model import Model
+from orchestra.objects._scalars import Time
 
 
 class PodCondition(Model):

@@ -21,13 +21,10 @@ from orchestra.objects._apps import (
     positive_int_or_percent,
     unsupported,
 )
-from orchestra.objects._base import (
-    FrozenDict,
-    IntOrString,
-    LabelSelector,
-    Time,
-    register,
-)
+from orchestra.objects._base import register
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import FrozenDict
+from orchestra.objects._scalars import IntOrString, Time
 
 _EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")
 

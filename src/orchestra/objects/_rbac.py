@@ -15,9 +15,10 @@ from typing import Literal
 from pydantic import Field
 
 from orchestra.objects._apps import Checked, CheckedKind, ErrorList, label_selector_errors
-from orchestra.objects._base import LabelSelector, register
+from orchestra.objects._base import register
 from orchestra.objects._core_shared import LocalObjectReference, ObjectReference
 from orchestra.objects._messages import unsupported
+from orchestra.objects._meta import LabelSelector
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 

@@ -19,7 +19,9 @@ from orchestra.objects._apps import (
     nonnegative,
     template_errors,
 )
-from orchestra.objects._base import FrozenDict, LabelSelector, register
+from orchestra.objects._base import register
+from orchestra.objects._meta import LabelSelector
+from orchestra.objects._model import FrozenDict
 from orchestra.objects._pod import PodTemplateSpec
 
 

@@ -23,9 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._base import LabelSelector
 from orchestra.objects._field_selector import FieldSelector as FieldSelector
 from orchestra.objects._label_grammar import _ParseError, _Parser
+from orchestra.objects._meta import LabelSelector
 from orchestra.objects._requirement import (
     _EXISTS,
     _IN,

@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestra.objects._base import FrozenDict, IntOrString, Model, Time
 from orchestra.objects._core_shared import ObjectReference, check_unique_names
 from orchestra.objects._field_errors import fail
 from orchestra.objects._messages import port_number_error, unsupported
+from orchestra.objects._model import FrozenDict, Model
+from orchestra.objects._scalars import IntOrString, Time
 
 # ---------------------------------------------------------------------------
 # Service

@@ -12,8 +12,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestra.objects._base import FrozenDict, Model, register
+from orchestra.objects._base import register
 from orchestra.objects._checks import CheckedKind, ErrorList, invalid, unsupported
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._names import label_key_error
 
 DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"

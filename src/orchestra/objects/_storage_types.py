@@ -12,14 +12,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from orchestra.objects._base import FrozenDict, Model, Time
 from orchestra.objects._core_shared import (
     ObjectReference,
     Opaque,
     ResourceList,
     SecretReference,
 )
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._pod_spec import NodeSelector
+from orchestra.objects._scalars import Time
 from orchestra.objects._volume import (
     AWSElasticBlockStoreVolumeSource,
     GCEPersistentDiskVolumeSource,

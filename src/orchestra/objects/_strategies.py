@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import model_validator
 
-from orchestra.objects._base import IntOrString, Model
 from orchestra.objects._checks import (
     Checked,
     ErrorList,
@@ -25,6 +24,8 @@ from orchestra.objects._checks import (
     positive_int_or_percent,
     unsupported,
 )
+from orchestra.objects._model import Model
+from orchestra.objects._scalars import IntOrString
 
 
 def _default_rolling_update(data: Any, rolling_update: dict[str, Any] | None) -> Any:

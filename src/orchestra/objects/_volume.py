@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from orchestra.objects._base import FrozenDict, LabelSelector, Model, ObjectMeta, QuantityValue
 from orchestra.objects._core_shared import (
     LocalObjectReference,
     ObjectFieldSelector,
@@ -21,7 +20,10 @@ from orchestra.objects._core_shared import (
     TypedObjectReference,
 )
 from orchestra.objects._messages import invalid
+from orchestra.objects._meta import LabelSelector, ObjectMeta
+from orchestra.objects._model import FrozenDict, Model
 from orchestra.objects._names import dns1123_label_error
+from orchestra.objects._scalars import QuantityValue
 
 DEFAULT_MODE = 0o644  # 420: what Kubernetes defaults every projected file mode to
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as _dt
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra.objects._base import KubeObject, parse_time
+from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref
+from orchestra.objects._scalars import parse_time
 from orchestra.present._describe_volumes import volumes
 from orchestra.present._kubectl import (
     human_duration as _age,  # kubectl describe ages: HumanDuration

@@ -8,7 +8,7 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from orchestra.present._describe import Out, annotations_text, events_section, map_text
 from orchestra.present._describe_kinds import object_head
 from orchestra.present._describe_storage import DESCRIBERS as STORAGE

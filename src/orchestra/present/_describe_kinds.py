@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from orchestra.objects._selector import Selector
 from orchestra.present._describe import (
     Out,

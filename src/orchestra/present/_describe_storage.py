@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestra.objects._base import LAST_APPLIED, parse_time
+from orchestra.objects._meta import LAST_APPLIED
+from orchestra.objects._scalars import parse_time
 from orchestra.present._describe import Out, annotations_text, events_section, map_text
 from orchestra.present._describe_volumes import source_pairs
 from orchestra.present._kubectl import human_duration as _age

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 
 __all__ = ["age", "human_duration", "pod_status", "sidecar_names"]
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from orchestra._errors import NotFound
 from orchestra.objects import Selector
-from orchestra.objects._base import KubeObject, parse_time
+from orchestra.objects._base import KubeObject
 from orchestra.objects._registry import parse_ref
+from orchestra.objects._scalars import parse_time
 
 __all__ = ["pick_pod", "workload_pods"]
 

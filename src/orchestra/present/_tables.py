@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestra.objects import _base
-from orchestra.objects._base import parse_time
+from orchestra.objects._scalars import parse_time
 from orchestra.present._kubectl import age as _age
 from orchestra.present._kubectl import human_duration, pod_status, sidecar_names
 from orchestra.present._tabwriter import align

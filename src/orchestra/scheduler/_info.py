@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from orchestra.objects._quantity import cpu_milli, to_bytes
 
 if TYPE_CHECKING:
-    from orchestra.objects._base import LabelSelector
+    from orchestra.objects._meta import LabelSelector
 
 # Kubernetes' defaults for a container without requests, used only for scoring
 # (``pkg/scheduler/util`` DefaultMilliCPURequest / DefaultMemoryRequest).
