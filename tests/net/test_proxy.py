@@ -418,3 +418,23 @@ async def test_a_removed_listeners_address_is_free_when_remove_returns(
         stop.set()
         neighbour.join()
         await proxy.close()
+
+
+async def test_a_cancelled_command_does_not_stop_the_proxy_thread(
+        net: LoopbackBlock) -> None:
+    # A caller that gives up (its task cancelled while waiting for remove()) cancels the
+    # command's future; the answer then has nowhere to go, and the thread carries on.
+    proxy = ServiceProxy(clock=ManualClock())
+    listen = (addr(net, 100), PORT)
+    try:
+        await proxy.set_backends(listen, [(addr(net, 2), PORT)])
+        engine = proxy._engine
+        assert engine is not None
+        fut = engine.call(lambda: time.sleep(0.05))
+        assert fut.cancel()
+        await asyncio.sleep(0.2)
+        assert engine.thread.is_alive()
+        await proxy.remove(listen)  # still answered
+        assert proxy.bound_address(listen) is None
+    finally:
+        await proxy.close()

@@ -210,10 +210,12 @@ class _Engine:
 
     def _reply(self) -> None:
         for fut, ok, value in self.replies:
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            # (a caller that gave up, e.g. a cancelled task, cancelled its future)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
         self.replies.clear()
 
     def _close_doomed(self) -> None:
