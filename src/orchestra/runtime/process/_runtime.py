@@ -31,27 +31,27 @@ Nothing leaks, however the host ends: children get ``PR_SET_PDEATHSIG=SIGKILL``;
 process (``_reaper.py``) holds a pipe from the host, knows every live process group and
 kills them and removes ``state_dir`` when the pipe closes without ``quit``; an ``atexit``
 handler does the same on a normal interpreter exit; ``close()`` does it in order.
+
+Starting processes (and exec) is ``_spawn``'s; what is kept of a sandbox and a container,
+and a container's root directory, ``_containers``'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import logging
 import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from orchestra._clock import Clock, TimerHandle
-from orchestra._errors import NotFound, OrchestraError, Timeout
+from orchestra._clock import Clock
+from orchestra._errors import NotFound, OrchestraError
 from orchestra.runtime import _logs
 from orchestra.runtime._probe import run_probe
 from orchestra.runtime._protocol import (
@@ -71,156 +71,21 @@ from orchestra.runtime._protocol import (
     SandboxSpec,
     State,
 )
-from orchestra.runtime.process._etc import mount_etc_preexec, probe
-from orchestra.runtime.process._proc import group_usage, kill_group, pdeathsig_preexec
+from orchestra.runtime.process._containers import Container, Sandbox, make_root, makedirs
+from orchestra.runtime.process._etc import probe
+from orchestra.runtime.process._proc import group_usage, kill_group
+from orchestra.runtime.process._spawn import (
+    ProcessProtocol,
+    Reaper,
+    exec_in,
+    exit_code,
+    resolve,
+    spawn,
+)
 
 _log = logging.getLogger(__name__)
 _PASSTHROUGH = ("PATH", "HOME", "LANG")
 _REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reaper.py")
-
-
-@dataclass(slots=True, eq=False)
-class _Sandbox:
-    id: str
-    spec: SandboxSpec
-    dir: str
-    log_dir: str
-    containers: dict[str, _Container] = field(default_factory=dict)
-
-
-@dataclass(slots=True, eq=False)
-class _Container:
-    id: str
-    sandbox: _Sandbox
-    spec: ContainerSpec
-    argv: list[str]
-    env: dict[str, str]
-    root: str
-    log_path: str
-    state: State = State.CREATED
-    pid: int | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    message: str | None = None
-    reason: str | None = None  # set for a failed start (StartError)
-    cwd: str | None = None
-    kill_timer: TimerHandle | None = None
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
-    removed: bool = False
-    real_start: float = 0.0
-    last_cpu: tuple[float, float] | None = None  # (real monotonic, cpu seconds)
-
-
-class _Reaper:
-    """The host's end of the reaper's pipe."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-
-    def _send(self, line: str) -> None:
-        stdin = self.proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            stdin.write(line.encode() + b"\n")
-
-    def add(self, pgid: int) -> None:
-        self._send(f"add {pgid}")
-
-    def remove(self, pgid: int) -> None:
-        self._send(f"del {pgid}")
-
-    async def stop(self) -> None:
-        self._send("quit")
-        stdin = self.proc.stdin
-        if stdin is not None:
-            with contextlib.suppress(OSError):
-                await stdin.drain()
-            stdin.close()
-        try:
-            async with asyncio.timeout(5):
-                await self.proc.wait()
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-def _exit_code(returncode: int) -> int:
-    return returncode if returncode >= 0 else 128 - returncode
-
-
-class _Sink(Protocol):
-    def __call__(self, stream: str, data: bytes) -> None: ...
-
-
-class _ProcessProtocol(asyncio.SubprocessProtocol):
-    """Output to ``sink`` as it arrives; ``exited`` resolves with the return code as soon
-    as the main process ends, even while a descendant still holds its pipes (which
-    ``Process.wait()`` would wait for); ``closed`` once every pipe is closed."""
-
-    def __init__(self, sink: _Sink) -> None:
-        loop = asyncio.get_running_loop()
-        self.sink = sink
-        self.exited: asyncio.Future[int] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self.transport: asyncio.SubprocessTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.SubprocessTransport)
-        self.transport = transport
-
-    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
-        self.sink(
-            "stdout" if fd == 1 else "stderr",
-            bytes(data, "utf-8") if isinstance(data, str) else data,
-        )
-
-    def process_exited(self) -> None:
-        assert self.transport is not None
-        code = self.transport.get_returncode()
-        if not self.exited.done():
-            self.exited.set_result(code if code is not None else 0)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    async def finish(self, pgid: int) -> int:
-        """Wait for the main process, kill the rest of its group (as the kernel does to a
-        container's PID namespace), let the pipes drain, close the transport."""
-        try:
-            return await self.exited
-        finally:
-            kill_group(pgid, signal.SIGKILL)
-            try:
-                async with asyncio.timeout(2):
-                    await asyncio.shield(self.closed)
-            except TimeoutError:
-                pass
-            if self.transport is not None:
-                self.transport.close()
-
-
-async def _spawn(
-    argv: list[str], sink: _Sink, *, etc: tuple[str | None, str | None] | None = None,
-    **kwargs: Any
-) -> tuple[asyncio.SubprocessTransport, _ProcessProtocol]:
-    """Start ``argv`` in a new session (its own process group) with the parent-death
-    signal set, forking from the event-loop thread (see ``pdeathsig_preexec``); with
-    ``etc`` (resolv.conf, hosts), in a mount namespace where those are ``/etc``'s."""
-    loop = asyncio.get_running_loop()
-    preexec = pdeathsig_preexec()
-    if etc is not None:
-        preexec = mount_etc_preexec(preexec, *etc)
-    return await loop.subprocess_exec(
-        lambda: _ProcessProtocol(sink),
-        *argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=preexec,
-        **kwargs,
-    )
 
 
 class ProcessRuntime:
@@ -243,10 +108,10 @@ class ProcessRuntime:
         self.state_dir = os.path.abspath(state_dir)
         self.close_grace = close_grace
         self._listener: Listener | None = None
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._containers: dict[str, Container] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._reaper: _Reaper | None = None
+        self._reaper: Reaper | None = None
         self._started = False
         self._as_root = os.geteuid() == 0
         # None: pods get their own /etc/resolv.conf and /etc/hosts; else why not
@@ -269,7 +134,7 @@ class ProcessRuntime:
             cwd="/",
             start_new_session=True,
         )  # fmt: skip
-        self._reaper = _Reaper(proc)
+        self._reaper = Reaper(proc)
         self.private_etc_unsupported = await asyncio.to_thread(probe, self.state_dir)
         self._started = True
         atexit.register(self._atexit)
@@ -324,8 +189,8 @@ class ProcessRuntime:
         sid = secrets.token_hex(32)
         sdir = os.path.join(self.state_dir, "pods", f"{spec.namespace}_{spec.name}_{spec.uid}")
         log_dir = spec.log_dir or os.path.join(sdir, "logs")
-        await asyncio.to_thread(_makedirs, sdir, log_dir)
-        self._sandboxes[sid] = _Sandbox(sid, spec, sdir, log_dir)
+        await asyncio.to_thread(makedirs, sdir, log_dir)
+        self._sandboxes[sid] = Sandbox(sid, spec, sdir, log_dir)
         return sid
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
@@ -351,13 +216,13 @@ class ProcessRuntime:
 
     # ------------------------------------------------------------------ containers
 
-    def _get(self, container_id: str) -> _Container:
+    def _get(self, container_id: str) -> Container:
         c = self._containers.get(container_id)
         if c is None:
             raise NotFound(f'container "{container_id}" not found')
         return c
 
-    def _find(self, container_id: str) -> _Container:
+    def _find(self, container_id: str) -> Container:
         """Also finds removed containers whose sandbox still exists (for their logs)."""
         c = self._containers.get(container_id)
         if c is not None:
@@ -385,17 +250,17 @@ class ProcessRuntime:
                 env[key] = os.environ[key]
         env.setdefault("ORCHESTRA_ROOT", root)
         try:
-            await asyncio.to_thread(_make_root, root, spec)
+            await asyncio.to_thread(make_root, root, spec)
         except OSError as exc:
             raise ContainerCreateError(f"failed to prepare mounts: {exc}") from None
         cid = secrets.token_hex(32)
         log_path = os.path.join(sandbox.log_dir, spec.name, f"{spec.attempt}.log")
-        c = _Container(cid, sandbox, spec, argv, env, root, log_path)
+        c = Container(cid, sandbox, spec, argv, env, root, log_path)
         sandbox.containers[cid] = c
         self._containers[cid] = c
         return cid
 
-    def _etc(self, sandbox: _Sandbox) -> tuple[str | None, str | None] | None:
+    def _etc(self, sandbox: Sandbox) -> tuple[str | None, str | None] | None:
         """The pod's own resolv.conf and hosts, where this machine lets a process have
         them (see ``_etc``)."""
         spec = sandbox.spec
@@ -404,7 +269,7 @@ class ProcessRuntime:
             return None
         return spec.resolv_conf, spec.hosts_file
 
-    def _cwd(self, c: _Container) -> str:
+    def _cwd(self, c: Container) -> str:
         wd = c.spec.working_dir
         if not wd:
             return c.root
@@ -423,7 +288,7 @@ class ProcessRuntime:
             raise ContainerCreateError(f"container {container_id} is not in created state")
         try:
             cwd = self._cwd(c)
-            executable = _resolve(c.argv[0], c.env, cwd)
+            executable = resolve(c.argv[0], c.env, cwd)
         except ContainerCreateError as exc:
             self._start_failed(c, str(exc))
             raise
@@ -435,7 +300,7 @@ class ProcessRuntime:
             if c.spec.run_as_group is not None:
                 kwargs["group"] = c.spec.run_as_group
         try:
-            transport, protocol = await _spawn(
+            transport, protocol = await spawn(
                 c.argv, writer.write, executable=executable, cwd=cwd, env=c.env,
                 etc=self._etc(c.sandbox), **kwargs
             )
@@ -460,7 +325,7 @@ class ProcessRuntime:
         task.add_done_callback(self._task_done)
         self._notify(c)
 
-    def _start_failed(self, c: _Container, message: str) -> None:
+    def _start_failed(self, c: Container, message: str) -> None:
         """A container whose process could not be started ends as containerd ends a
         task that failed to start: exited with 128, reason ``StartError``."""
         c.state = State.EXITED
@@ -477,7 +342,7 @@ class ProcessRuntime:
             _log.error("process runtime: supervisor failed", exc_info=task.exception())
 
     async def _supervise(
-        self, c: _Container, protocol: _ProcessProtocol, writer: _logs.CriLogWriter
+        self, c: Container, protocol: ProcessProtocol, writer: _logs.CriLogWriter
     ) -> None:
         """Wait for the main process to exit, then end the container and report it."""
         assert c.pid is not None
@@ -490,13 +355,13 @@ class ProcessRuntime:
             if c.kill_timer is not None:
                 c.kill_timer.cancel()
                 c.kill_timer = None
-        c.exit_code = _exit_code(returncode)
+        c.exit_code = exit_code(returncode)
         c.finished_at = self.clock.now()
         c.state = State.EXITED
         c.exited.set()
         self._notify(c)
 
-    def _notify(self, c: _Container) -> None:
+    def _notify(self, c: Container) -> None:
         if self._listener is None or c.removed:
             return
         try:
@@ -535,7 +400,7 @@ class ProcessRuntime:
         self._containers.pop(container_id, None)
         c.removed = True
 
-    def _status(self, c: _Container) -> ContainerStatus:
+    def _status(self, c: Container) -> ContainerStatus:
         reason = c.reason
         if reason is None and c.exit_code is not None:
             reason = "Completed" if c.exit_code == 0 else "Error"
@@ -589,35 +454,8 @@ class ProcessRuntime:
             raise OrchestraError(f"container {container_id} is not running")
         if not argv:
             raise OrchestraError("exec: no command given")
-        cwd = c.cwd or c.root
-        try:
-            executable = _resolve(argv[0], c.env, cwd)
-        except ContainerCreateError as exc:
-            code = 126 if "permission denied" in str(exc) else 127
-            return ExecResult(exit_code=code, stdout="", stderr=str(exc) + "\n")
-        out: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
-        transport, protocol = await _spawn(
-            argv, lambda stream, data: out[stream].append(data),
-            executable=executable, cwd=cwd, env=c.env, etc=self._etc(c.sandbox),
-        )  # fmt: skip
-        pid = transport.get_pid()
-        if self._reaper is not None:
-            self._reaper.add(pid)
-        try:
-            async with asyncio.timeout(timeout):
-                returncode = await asyncio.shield(protocol.exited)
-        except TimeoutError:
-            raise Timeout(f'command "{" ".join(argv)}" timed out') from None
-        finally:
-            kill_group(pid, signal.SIGKILL)
-            await protocol.finish(pid)
-            if self._reaper is not None:
-                self._reaper.remove(pid)
-        return ExecResult(
-            exit_code=_exit_code(returncode),
-            stdout=b"".join(out["stdout"]).decode("utf-8", "replace"),
-            stderr=b"".join(out["stderr"]).decode("utf-8", "replace"),
-        )
+        return await exec_in(c, argv, timeout=timeout, etc=self._etc(c.sandbox),
+                             reaper=self._reaper)
 
     async def probe(
         self, sandbox: SandboxSpec, container_id: str, kind: ProbeKind, probe: Any
@@ -645,43 +483,3 @@ class ProcessRuntime:
         elapsed = real - last_real
         rate = max(0.0, usage.cpu_seconds - last_cpu) / elapsed if elapsed > 0 else 0.0
         return ContainerStats(cpu_milli=rate * 1000.0, memory_bytes=usage.rss_bytes, timestamp=now)
-
-
-def _makedirs(*paths: str) -> None:
-    for p in paths:
-        os.makedirs(p, exist_ok=True)
-
-
-def _make_root(root: str, spec: ContainerSpec) -> None:
-    """The container's root dir with a symlink per mount at its container path."""
-    os.makedirs(root, exist_ok=True)
-    for m in spec.mounts:
-        target = m.host_path
-        if m.sub_path:
-            target = os.path.join(target, m.sub_path)
-            if not os.path.exists(target):
-                os.makedirs(target, exist_ok=True)
-        link = os.path.join(root, m.container_path.lstrip("/"))
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if os.path.islink(link):
-            os.unlink(link)
-        os.symlink(target, link)
-
-
-def _resolve(program: str, env: dict[str, str], cwd: str) -> str:
-    """The executable for ``program`` as runc finds it, or a runc-worded error."""
-    if "/" in program:
-        path = program if os.path.isabs(program) else os.path.join(cwd, program)
-        if not os.path.exists(path):
-            raise ContainerCreateError(
-                f'exec: "{program}": stat {program}: no such file or directory'
-            )
-        if os.path.isdir(path) or not os.access(path, os.X_OK):
-            raise ContainerCreateError(f'exec: "{program}": permission denied')
-        return path
-    found = shutil.which(program, path=env.get("PATH", os.defpath))
-    if found is None:
-        raise ContainerCreateError(f'exec: "{program}": executable file not found in $PATH')
-    if not os.path.isabs(found):
-        found = os.path.join(cwd, found)
-    return found
