@@ -25,7 +25,7 @@ from orchestra.net.l7 import (
     VirtualHost,
     WeightedCluster,
 )
-from orchestra.net.l7._exchange import _request_id
+from orchestra.net.l7._request import _request_id
 from orchestra.net.l7._stats import AccessRecord, TrafficStats
 from orchestra.net.l7._table import select_route
 

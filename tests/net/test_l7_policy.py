@@ -422,7 +422,7 @@ async def test_the_route_timeout_runs_from_the_whole_request_received(
 
 async def test_a_body_outgrowing_the_buffer_between_two_tries_answers_507(
         proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("orchestra.net.l7._exchange.backoff_delay", lambda *a: 5.0)
+    monkeypatch.setattr("orchestra.net.l7._tries.backoff_delay", lambda *a: 5.0)
 
     async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")  # answers before the body came

@@ -24,6 +24,7 @@ from orchestra.net.l7._exchange import Exchange
 
 if TYPE_CHECKING:
     from orchestra.net.l7._proxy import Listener
+    from orchestra.net.l7._state import ExchangeState
 
 __all__ = ["Downstream"]
 
@@ -168,7 +169,7 @@ class Downstream(asyncio.Protocol):
         if out and self.t is not None and not self.closing:
             self.t.write(out[0] if len(out) == 1 else b"".join(out))
 
-    def exchange_done(self, ex: Exchange) -> None:
+    def exchange_done(self, ex: ExchangeState) -> None:
         """``ex`` answered and its request read: close, or go on with the next one."""
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from orchestra.net.l7._table import HeaderMods, Match, Redirect, Route
 
 if TYPE_CHECKING:
-    from orchestra.net.l7._exchange import Exchange
+    from orchestra.net.l7._state import ExchangeState
 
 __all__ = ["HOP", "modify", "redirect_location", "replace_prefix", "request_head", "status_text"]
 
@@ -23,7 +23,7 @@ REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
-def request_head(ex: Exchange, route: Route, match: Match, path: str, query: str, *,
+def request_head(ex: ExchangeState, route: Route, match: Match, path: str, query: str, *,
                  shadow: bool = False) -> bytes:
     """The request line and headers sent to a backend (or, ``shadow``, to a mirror)."""
     listener = ex.down.listener

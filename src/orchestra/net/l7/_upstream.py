@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 if TYPE_CHECKING:
-    from orchestra.net.l7._exchange import Exchange
+    from orchestra.net.l7._state import ExchangeState
     from orchestra.net.l7._table import Backend
 
 __all__ = ["Pool", "Upstream"]
@@ -28,7 +28,7 @@ class Upstream(asyncio.Protocol):
         self.pool = pool
         self.backend = backend
         self.t: asyncio.Transport | None = None
-        self.ex: Exchange | None = None
+        self.ex: ExchangeState | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.headers: list[tuple[bytes, bytes]] = []
         self.reason = b""
