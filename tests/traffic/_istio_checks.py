@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import http.client
 import json
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -304,6 +306,43 @@ async def mirror_copies_requests_to_a_shadow(cluster: oc.Cluster) -> None:
     assert shadow.get("/mirrored") == 20
 
 
+async def retries_and_mirrors_carry_the_request_body(cluster: oc.Cluster) -> None:
+    await cluster.delete("virtualservice/bookinfo")
+    await cluster.apply(vs("flaky", [{"match": [{"uri": {"exact": "/flaky"}}],
+                                      "retries": {"attempts": 3, "retryOn": "5xx"},
+                                      "route": [{"destination": {"host": "ratings"}}],
+                                      "mirror": {"host": "reviews", "subset": "v3"}},
+                                     {"route": [{"destination": {"host": "productpage"}}]}]))
+    await gateway(cluster, "/")
+    addr = cluster.endpoint(GW_REF, 80)
+    bodies = [random.randbytes(50_000) for _ in range(10)]
+
+    def posts() -> list[tuple[int, bytes]]:
+        conn = http.client.HTTPConnection(*addr, timeout=10)
+        try:
+            return [get(addr, "/flaky", method="POST", body=b, conn=conn)[::2] for b in bodies]
+        finally:
+            conn.close()
+
+    got = await asyncio.to_thread(posts)
+    shas = [hashlib.sha256(b).hexdigest() for b in bodies]
+    assert [s for s, _ in got] == [200] * 10  # every other try failed and was retried
+    assert [seen(b)["sha"] for _, b in got] == shas  # with the whole body each time
+    counts = json.loads((await asyncio.to_thread(
+        get, cluster.endpoint("service/ratings"), "/counts"))[2])
+    assert counts["/flaky"] == 20
+    v3 = await pod_addr(cluster, "v3")
+    mirrored: list[str] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # mirrors are fire-and-forget: wait for them
+        mirrored = json.loads((await asyncio.to_thread(get, v3, "/bodies"))[2]).get(
+            "/flaky", [])
+        if len(mirrored) >= 10:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(mirrored) == sorted(shas)  # one copy each, body and all
+
+
 async def unknown_subset_and_gateway_are_warning_events(cluster: oc.Cluster) -> None:
     await cluster.apply({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                          "metadata": {"name": "broken"},
@@ -413,7 +452,8 @@ CHECKS: tuple[Check, ...] = (
     bookinfo_gateway_sample_routes_productpage, weighted_split_90_10,
     header_match_sends_jason_to_v2, fault_abort_sample_and_at_half, fixed_delay_is_measured,
     timeout_cuts_a_slow_backend, retries_hide_a_backend_failing_every_other_request,
-    mirror_copies_requests_to_a_shadow, unknown_subset_and_gateway_are_warning_events,
+    mirror_copies_requests_to_a_shadow, retries_and_mirrors_carry_the_request_body,
+    unknown_subset_and_gateway_are_warning_events,
     https_server_terminates_tls_with_the_credential_secret,
     service_entry_static_endpoints_are_a_destination)
 """Every check of the suite, for a test parametrized over them (ids: their names)."""

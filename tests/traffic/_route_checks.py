@@ -2,15 +2,19 @@
 app as ``reviews-v1``/``v2``/``v3`` (a Deployment and a Service each) behind the built-in
 Ingress controller (its checks in :mod:`tests.traffic._ingress_checks`) and a Gateway
 ``web``, whose checks, here, route by path, header, query and method, with weights,
-header modifiers, redirects, rewrites and TLS, and read the status conditions with their
-reasons. Each check starts from what :func:`reviews` and :func:`web_gateway` apply and
-:func:`ready` waited for."""
+header modifiers, redirects, rewrites, request mirrors (bodies and all) and TLS, and read
+the status conditions with their reasons. Each check starts from what :func:`reviews` and
+:func:`web_gateway` apply and :func:`ready` waited for."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import http.client
+import json
+import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -290,10 +294,41 @@ async def https_listener_terminates_tls_from_a_secret(cluster: oc.Cluster) -> No
         cluster.endpoint("gateways.gateway.networking.k8s.io/tls", 8444)
 
 
+async def request_mirror_copies_requests_with_their_body(cluster: oc.Cluster) -> None:
+    await cluster.apply(route("mirror", [{
+        "backendRefs": [ref("reviews-v1")],
+        "filters": [{"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": "reviews-v2", "port": 80}}}]}]))
+    addr = cluster.endpoint(GATEWAY_REF, 80)
+    bodies = [random.randbytes(30_000) for _ in range(5)]
+
+    def posts() -> list[tuple[int, bytes]]:
+        deadline = time.monotonic() + 10
+        while get(addr, "/warmup")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [get(addr, "/copied", method="POST", body=b)[::2] for b in bodies]
+
+    got = await asyncio.to_thread(posts)
+    shas = [hashlib.sha256(b).hexdigest() for b in bodies]
+    assert [(s, version_of(b), seen(b)["sha"]) for s, b in got] == [
+        (200, "v1", sha) for sha in shas]  # the answer is the route's own
+    shadow = cluster.endpoint("service/reviews-v2", 80)
+    mirrored: list[str] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # mirrors are fire-and-forget: wait for them
+        mirrored = json.loads((await asyncio.to_thread(get, shadow, "/bodies"))[2]).get(
+            "/copied", [])
+        if len(mirrored) >= 5:
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(mirrored) == sorted(shas)
+
+
 Check = Callable[[oc.Cluster], Awaitable[None]]
 GATEWAY_CHECKS: tuple[Check, ...] = (
     class_and_gateway_status, matches_filters_and_weights,
-    route_conditions_and_reference_grants, https_listener_terminates_tls_from_a_secret)
+    route_conditions_and_reference_grants, https_listener_terminates_tls_from_a_secret,
+    request_mirror_copies_requests_with_their_body)
 """The Gateway API checks, for tests parametrized over them (ids: their names); they need
 :func:`web_gateway` applied."""
 
