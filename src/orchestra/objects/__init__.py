@@ -18,6 +18,7 @@ from orchestra.objects import (  # noqa: F401
     _core,
     _gateway,
     _istio,
+    _istio_destinations,
     _netpol,
     _networking,
     _pod,

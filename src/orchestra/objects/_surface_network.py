@@ -7,12 +7,8 @@ from orchestra.objects._gateway import (
     HTTPRoute,
     ReferenceGrant,
 )
-from orchestra.objects._istio import (
-    DestinationRule,
-    IstioGateway,
-    ServiceEntry,
-    VirtualService,
-)
+from orchestra.objects._istio import VirtualService
+from orchestra.objects._istio_destinations import DestinationRule, IstioGateway, ServiceEntry
 from orchestra.objects._netpol import (
     IPBlock,
     NetworkPolicy,
