@@ -56,6 +56,18 @@ def pod(name: str, *, node: str | None = None, finalizers: tuple[str, ...] = (),
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": body}
 
 
+async def fail_node(cluster: oc.Cluster, clock: oc.ManualClock, name: str) -> Any:
+    """Stop ``name``'s kubelet and let 60 s pass: the node lifecycle controller marks it
+    Ready=Unknown (grace period 40 s, checked every 5 s); returns the Node."""
+    await cluster.fail_node(name)
+    for _ in range(12):
+        await clock.advance(5)
+        await settle(5)
+    node = await cluster.get(f"node/{name}")
+    assert node.condition("Ready").status == "Unknown"
+    return node
+
+
 def get(cluster: oc.Cluster, name: str) -> Pod | None:
     return cluster.store.get_or_none("Pod", name)  # type: ignore[return-value]
 
@@ -272,12 +284,7 @@ async def test_terminating_pods_on_an_out_of_service_node_are_force_deleted() ->
         await cluster.apply(pod("kept", node="node-2", tolerations=forever))
         await eventually(lambda: all((p := get(cluster, n)) is not None
                                      and p.status.phase == "Running" for n in ("stuck", "kept")))
-        await cluster.fail_node("node-2")
-        for _ in range(12):
-            await clock.advance(5)
-            await settle(5)
-        node = await cluster.get("node/node-2")
-        assert node.condition("Ready").status == "Unknown"
+        node = await fail_node(cluster, clock, "node-2")
         await cluster.delete("pod/stuck")
         await clock.advance(60)  # far past its grace period: no kubelet confirms it
         await settle()
@@ -316,12 +323,7 @@ async def test_the_non_graceful_node_shutdown_taint_ends_pods_at_once() -> None:
         await cluster.apply(pod("held", node="node-2", finalizers=(FINALIZER,)))
         await eventually(lambda: all((p := get(cluster, n)) is not None
                                      and p.status.phase == "Running" for n in ("web", "held")))
-        await cluster.fail_node("node-2")
-        for _ in range(12):
-            await clock.advance(5)
-            await settle(5)
-        node = await cluster.get("node/node-2")
-        assert node.condition("Ready").status == "Unknown"
+        node = await fail_node(cluster, clock, "node-2")
         web = get(cluster, "web")
         assert web is not None and web.metadata.deletion_timestamp is None  # 300 s to go
         await cluster.patch("node/node-2", {"spec": {"taints": [
