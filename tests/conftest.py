@@ -19,7 +19,8 @@ BLOCK_LIMIT = float(os.environ.get("ORCHESTRA_TEST_BLOCK_LIMIT", "5.0"))
 # the host's shared pieces (the session's containerd and registry, bridges, network
 # namespaces, nftables tables) run on one worker, one after another, as they would
 # without xdist; the rest, which wait far more than they compute, share both workers.
-_HOST_BOUND = ("tests/containerd/", "tests/net/test_bridge", "tests/netpol/test_nft")
+_HOST_BOUND = ("tests/containerd/", "tests/net/test_bridge", "tests/netpol/test_nft",
+               "tests/docs/")  # (the docs' examples include a containerd + bridge cluster)
 
 
 def _host_bound(nodeid: str) -> bool:
