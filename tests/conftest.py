@@ -15,22 +15,24 @@ pytest_plugins = ["tests._containerd_env"]  # the session containerd, registry, 
 
 BLOCK_LIMIT = float(os.environ.get("ORCHESTRA_TEST_BLOCK_LIMIT", "5.0"))
 
-# Under pytest-xdist (scripts/test runs ``-n 2 --dist loadgroup``), the tests that use
-# the host's shared pieces (the session's containerd and registry, bridges, network
-# namespaces, nftables tables) run on one worker, one after another, as they would
-# without xdist; the rest, which wait far more than they compute, share both workers.
+# scripts/test runs two pytest processes at once: the tests marked ``host`` here, which
+# use the host's shared pieces (the session's containerd and registry, bridges, network
+# namespaces, nftables tables; the docs' examples include a containerd + bridge
+# cluster), one after another as always, and every other test beside them. The suite
+# mostly waits (containers starting, grace periods, probes), so the two overlap well.
 _HOST_BOUND = ("tests/containerd/", "tests/net/test_bridge", "tests/netpol/test_nft",
-               "tests/docs/")  # (the docs' examples include a containerd + bridge cluster)
+               "tests/docs/")
 
 
 def _host_bound(nodeid: str) -> bool:
     return nodeid.startswith(_HOST_BOUND) or "[containerd" in nodeid or "containerd]" in nodeid
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _host_bound(item.nodeid):
-            item.add_marker(pytest.mark.xdist_group("host"))
+            item.add_marker(pytest.mark.host)
 
 
 @pytest.fixture
