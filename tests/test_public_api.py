@@ -91,3 +91,22 @@ def test_objects_helpers() -> None:
     assert "load" in objects.__all__ and "Selector" in objects.__all__
     assert objects.Selector.parse("app=web,tier in (fe,be),!canary").matches(
         {"app": "web", "tier": "fe"})
+
+
+def test_the_order_of_kinds_is_deliberate() -> None:
+    # KINDS is filled as the kind modules are imported (orchestra/objects/__init__.py
+    # imports them in this order): it orders the notebook's tables and the namespace and
+    # quota walks, and decides which of two same-named kinds a plain name means (Istio's
+    # Gateway is "Gateway.networking.istio.io"). A change here must be meant.
+    from orchestra.objects._base import KINDS
+
+    assert list(KINDS) == [
+        "Pod", "Node", "Namespace", "Service", "Endpoints", "ConfigMap", "Secret", "Event",
+        "PersistentVolume", "PersistentVolumeClaim", "ResourceQuota", "LimitRange",
+        "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "ControllerRevision",
+        "HorizontalPodAutoscaler", "Job", "CronJob", "Lease", "GatewayClass", "Gateway",
+        "HTTPRoute", "ReferenceGrant", "VirtualService", "DestinationRule",
+        "Gateway.networking.istio.io", "ServiceEntry", "Ingress", "IngressClass",
+        "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount", "Role", "ClusterRole",
+        "RoleBinding", "ClusterRoleBinding", "ReplicationController", "PriorityClass",
+        "StorageClass"]

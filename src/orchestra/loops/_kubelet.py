@@ -34,7 +34,7 @@ from orchestra.loops._podstart import (
     BACKOFF_RESET,
     INITIAL_BACKOFF,
     MAX_BACKOFF,
-    _ContainerStarts,
+    ContainerStarts,
 )
 from orchestra.loops._podstatus import ContainerRecord, is_sidecar
 from orchestra.loops._podstop import PodTermination
@@ -90,7 +90,7 @@ class PodState:
     written: tuple[dict[str, Any], Any] | None = None
 
 
-class NodeAgent(_ContainerStarts, PodTermination):
+class NodeAgent(ContainerStarts, PodTermination):
     """One node's kubelet. Owns nothing in the store but its pods' status and its Node's
     status; its pods' runtime state lives in ``pods``."""
 

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from orchestra.loops._kubelet import PodState
     from orchestra.objects import Container, Pod
 
+__all__ = ["BACKOFF_RESET", "INITIAL_BACKOFF", "MAX_BACKOFF", "ContainerStarts"]
+
 MAX_BACKOFF = 300.0
 INITIAL_BACKOFF = 10.0
 BACKOFF_RESET = 600.0  # a container that ran this long starts its backoff afresh
@@ -68,7 +70,7 @@ def _fmt_duration(seconds: float) -> str:
     return f"{m}m{s}s" if s else f"{m}m0s"
 
 
-class _ContainerStarts:
+class ContainerStarts:
     """The part of :class:`~orchestra.loops._kubelet.NodeAgent` that starts containers;
     the attributes are set by its ``__init__``."""
 
