@@ -11,6 +11,7 @@ from orchestra._errors import Conflict
 from orchestra._store._core import _StoreCore
 from orchestra._store._rules import _not_found
 from orchestra.objects._base import KINDS
+from orchestra.objects._pod_status import PodStatus
 
 if TYPE_CHECKING:
     from orchestra._store._index import Key, Table
@@ -54,12 +55,5 @@ class _Binding(_StoreCore):
         status.setdefault("phase", "Pending")
         new = old.model_copy(update={
             "spec": old.spec.model_copy(update={"node_name": node}),
-            "status": type(old.status).model_validate(status) if old.status is not None
-            else _pod_status(status)})
+            "status": PodStatus.model_validate(status)})
         return self._update(table, key, old, new, subresource=True)
-
-
-def _pod_status(status: dict[str, Any]) -> Any:
-    from orchestra.objects import PodStatus
-
-    return PodStatus.model_validate(status)

@@ -16,20 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from orchestra.net._protocol import HOSTS_HEADER
+
 __all__ = ["HOSTS_HEADER", "PodDns", "host_resolv", "hosts_file", "resolv_conf"]
 
 MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
-
-HOSTS_HEADER = (
-    "# Kubernetes-managed hosts file.\n"
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "fe00::0\tip6-mcastprefix\n"
-    "fe00::1\tip6-allnodes\n"
-    "fe00::2\tip6-allrouters\n"
-)
 
 
 @dataclass(frozen=True, slots=True)

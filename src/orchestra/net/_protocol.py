@@ -17,6 +17,19 @@ if TYPE_CHECKING:
     from orchestra._clock import Clock
 
 
+
+HOSTS_HEADER = (
+    "# Kubernetes-managed hosts file.\n"
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "fe00::0\tip6-mcastprefix\n"
+    "fe00::1\tip6-allnodes\n"
+    "fe00::2\tip6-allrouters\n"
+)
+"""The kubelet's hosts file starts so (the pod's own line follows)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PodNetwork:
     ip: str

@@ -52,7 +52,7 @@ from orchestra.net._bridge_policy import PolicyTable
 from orchestra.net._bridge_services import _BridgeServices
 from orchestra.net._bridge_state import Claim, load_json, remove_file, remove_tree
 from orchestra.net._ipam import IPAllocator, LoopbackBlock, claim_loopback_block
-from orchestra.net._protocol import PodNetwork
+from orchestra.net._protocol import HOSTS_HEADER, PodNetwork
 from orchestra.net.loopback import NODE_PORT_RANGE, LoopbackNetwork
 
 if TYPE_CHECKING:
@@ -64,16 +64,6 @@ log = logging.getLogger("orchestra.net.bridge")
 
 NETNS_DIR = "/run/netns"
 DEFAULT_BLOCKS = range(88, 128)  # default pod/service CIDRs: 10.X.0.0/17 + 10.X.128.0/17
-
-HOSTS_HEADER = (
-    "# Kubernetes-managed hosts file.\n"
-    "127.0.0.1\tlocalhost\n"
-    "::1\tlocalhost ip6-localhost ip6-loopback\n"
-    "fe00::0\tip6-localnet\n"
-    "fe00::0\tip6-mcastprefix\n"
-    "fe00::1\tip6-allnodes\n"
-    "fe00::2\tip6-allrouters\n"
-)
 
 
 def names_for(cluster_name: str) -> dict[str, str]:

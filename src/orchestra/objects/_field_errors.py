@@ -5,7 +5,6 @@ every failed path."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable
 from types import UnionType
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Union, get_args, get
 from pydantic import BaseModel, ValidationError
 
 from orchestra._errors import FieldError, Invalid
-from orchestra.objects._messages import go_value, truncate, unsupported
+from orchestra.objects._messages import did_you_mean, go_value, truncate, unsupported
 
 if TYPE_CHECKING:
     from orchestra.objects._base import KubeObject
@@ -83,12 +82,7 @@ def _suggestion(loc: tuple[int | str, ...], model: Any) -> str:
     owner = _bare(_walk(loc[:-1], model)[1])
     if not (isinstance(owner, type) and issubclass(owner, BaseModel)):
         return ""
-    names = [f.alias or n for n, f in owner.model_fields.items()]
-    folded = {n.lower(): n for n in names}
-    unknown = loc[-1]
-    close = ([folded[unknown.lower()]] if unknown.lower() in folded
-             else difflib.get_close_matches(unknown, names, n=1, cutoff=0.75))
-    return f'; did you mean "{close[0]}"?' if close else ""
+    return did_you_mean(loc[-1], (f.alias or n for n, f in owner.model_fields.items()))
 
 
 def _bare(tp: Any) -> Any:

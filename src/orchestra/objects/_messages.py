@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -82,3 +83,13 @@ def port_number_error(port: int) -> str | None:
 def unsupported(value: Any, supported: Iterable[str]) -> str:
     values = ", ".join(json.dumps(s, ensure_ascii=False) for s in supported)
     return f"Unsupported value: {go_value(value)}: supported values: {values}"
+
+
+def did_you_mean(word: str, names: Iterable[str]) -> str:
+    """``; did you mean "image"?`` when one of ``names`` is ``word`` but for case, or
+    close to it; else ""."""
+    choices = list(names)
+    folded = {n.lower(): n for n in choices}
+    close = ([folded[word.lower()]] if word.lower() in folded
+             else difflib.get_close_matches(word, choices, n=1, cutoff=0.75))
+    return f'; did you mean "{close[0]}"?' if close else ""

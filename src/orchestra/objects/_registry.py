@@ -13,7 +13,6 @@ Invariants:
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,7 +25,7 @@ from orchestra._errors import FieldError, Invalid, NotFound
 from orchestra.objects import _kustomize as kustomize
 from orchestra.objects._base import KINDS, KindInfo, KubeObject
 from orchestra.objects._decode import DecodeError, decode_text, json_document, yaml_documents
-from orchestra.objects._messages import invalid, truncate
+from orchestra.objects._messages import did_you_mean, invalid, truncate
 from orchestra.objects._names import dns1123_label_error
 
 # libyaml is several times faster for large manifests.
@@ -182,11 +181,7 @@ def to_object(x: Mapping[str, Any] | KubeObject) -> KubeObject:
 
 def _kind_hint(kind: str) -> str:
     """``; did you mean "Deployment"?`` for a kind close to one orchestra has."""
-    names = sorted({info.kind for info in KINDS.values()})
-    folded = {n.lower(): n for n in names}
-    close = ([folded[kind.lower()]] if kind.lower() in folded
-             else difflib.get_close_matches(kind, names, n=1, cutoff=0.75))
-    return f'; did you mean "{close[0]}"?' if close else ""
+    return did_you_mean(kind, sorted({info.kind for info in KINDS.values()}))
 
 
 def check_names(obj: KubeObject) -> None:
