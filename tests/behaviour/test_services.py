@@ -5,7 +5,7 @@ variables, and the EADDRINUSE hint for servers that bind 0.0.0.0."""
 from __future__ import annotations
 
 import asyncio
-import random
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -171,7 +171,11 @@ async def test_service_environment_variables(proc: oc.Cluster) -> None:
 
 async def test_binding_the_wildcard_address_collides_and_the_event_says_bind_pod_ip(
         proc: oc.Cluster) -> None:
-    port = str(random.randrange(40000, 50000))
+    # a port free on every address now (a random one could be another test's, in the
+    # suite's other process, and then both replicas would fail to bind)
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        port = str(s.getsockname()[1])
     d = web(replicas=2)
     c = d["spec"]["template"]["spec"]["containers"][0]
     c["env"] += [{"name": "BIND", "value": "0.0.0.0"}, {"name": "PORT", "value": port}]
